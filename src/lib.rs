@@ -1,0 +1,3 @@
+//! pushjet-bridge: webhooks in, Pushjet push notifications out.
+
+pub mod pushjet;
