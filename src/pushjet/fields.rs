@@ -16,6 +16,9 @@ pub enum FieldError {
     /// A message over the protocol's byte limit.
     #[error("the message is {0} bytes long; Pushjet takes at most 65535 bytes")]
     MessageTooLong(usize),
+    /// A link that is not an absolute http(s) URL of at most 65,535 bytes.
+    #[error("a link must be an absolute http:// or https:// URL of at most 65535 bytes")]
+    Link,
 }
 
 /// How urgent a message is, 1 (least) to 5 (most); the wire calls it `level`.
@@ -158,6 +161,38 @@ impl<'de> Deserialize<'de> for MessageText {
     }
 }
 
+/// A message link: an absolute `http://` or `https://` URL of at most 65,535 bytes, kept as
+/// written (white space around it trimmed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Link(String);
+
+impl Link {
+    /// Parses a link; empty text is not a link (use `Option<Link>`).
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let trimmed = raw.trim();
+        let absolute_http = url::Url::parse(trimmed)
+            .map(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .unwrap_or(false);
+        if absolute_http && trimmed.len() <= MESSAGE_MAX_BYTES {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(FieldError::Link)
+        }
+    }
+
+    /// The link text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Link {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +238,18 @@ mod tests {
             MessageText::new("a".repeat(65_536)),
             Err(FieldError::MessageTooLong(65_536))
         );
+    }
+
+    #[test]
+    fn link_must_be_absolute_http_or_https() {
+        assert_eq!(
+            Link::parse(" https://github.com/o/r/compare/a...b ").map(|l| l.as_str().to_owned()),
+            Ok("https://github.com/o/r/compare/a...b".to_owned())
+        );
+        assert!(Link::parse("http://127.0.0.1:9093/#/alerts").is_ok());
+        assert_eq!(Link::parse("/relative/path"), Err(FieldError::Link));
+        assert_eq!(Link::parse("javascript:alert(1)"), Err(FieldError::Link));
+        assert_eq!(Link::parse("ftp://example.com/file"), Err(FieldError::Link));
+        assert_eq!(Link::parse(""), Err(FieldError::Link));
     }
 }
