@@ -1,3 +1,8 @@
 //! pushjet-bridge: webhooks in, Pushjet push notifications out.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod pushjet;
+pub mod pushjet_server;
+pub mod telemetry;

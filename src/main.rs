@@ -1,1 +1,52 @@
-fn main() {}
+//! The `pushjet-bridge` binary: parses the command line and runs the chosen command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pushjet_bridge::app::Application;
+use pushjet_bridge::cli::{Cli, Command, client};
+use pushjet_bridge::config::Settings;
+use pushjet_bridge::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+        Command::Client(args) => {
+            let outcome = actix_rt::System::new().block_on(client::run(args));
+            match outcome {
+                Ok(value) => {
+                    println!("{value:#}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let outcome = actix_rt::System::new().block_on(async {
+        let application = Application::build(settings).await?;
+        application.run_until_stopped().await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

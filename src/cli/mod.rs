@@ -1,0 +1,23 @@
+//! The command line: `serve` (the default) and the Pushjet client commands.
+
+pub mod client;
+
+use clap::{Parser, Subcommand};
+
+/// Turns webhooks into Pushjet push notifications.
+#[derive(Debug, Parser)]
+#[command(name = "pushjet-bridge", version, about)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (settings from the environment).
+    Serve,
+    /// Talk to a Pushjet API: services, devices, subscriptions, messages.
+    Client(client::ClientArgs),
+}

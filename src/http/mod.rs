@@ -1,0 +1,3 @@
+//! The HTTP layer: thin handlers that turn requests into domain calls and results into answers.
+
+pub mod health;

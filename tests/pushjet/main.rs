@@ -1,0 +1,11 @@
+//! The Pushjet protocol from both ends: the Rust client against the embedded server, the raw
+//! protocol answers, what the client puts on the wire, restarts, and the real Python client.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod client;
+mod protocol;
+mod python;
+mod restart;
+mod wire;
