@@ -1,11 +1,16 @@
 //! Reading request parameters the way the real server does: the identity parameters (`secret`,
 //! `service`, `uuid`) from the form body first and then from the query string, every content field
-//! from the form body only. Only form bodies count; any other body (JSON, plain text) is read, held
-//! to the size limit and then ignored, so its fields are "missing".
+//! from the form body only. Form bodies are `application/x-www-form-urlencoded` or
+//! `multipart/form-data` (where, as in the real server, parts with a file name are files, not
+//! fields); any other body (JSON, plain text) is read, held to the size limit and then ignored, so
+//! its fields are "missing".
 
+use actix_multipart::Multipart;
 use actix_web::dev::Payload;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use actix_web::{FromRequest, HttpRequest};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 
@@ -73,6 +78,8 @@ fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 enum BodyKind {
     /// `application/x-www-form-urlencoded`.
     UrlEncoded,
+    /// `multipart/form-data`.
+    Multipart,
     /// Anything else: not a form, so no fields.
     Ignored,
 }
@@ -87,6 +94,7 @@ impl BodyKind {
             .map(|essence| essence.trim().to_ascii_lowercase());
         match essence.as_deref() {
             Some("application/x-www-form-urlencoded") => Self::UrlEncoded,
+            Some("multipart/form-data") => Self::Multipart,
             _ => Self::Ignored,
         }
     }
@@ -101,6 +109,7 @@ impl FromRequest for Params {
             ProtocolError::Malformed("the query string is not UTF-8 text"),
         );
         let kind = BodyKind::of(request);
+        let headers = request.headers().clone();
         let declared_length = request
             .headers()
             .get(CONTENT_LENGTH)
@@ -118,6 +127,7 @@ impl FromRequest for Params {
             let form = match kind {
                 BodyKind::UrlEncoded => parse_urlencoded(&body)
                     .ok_or(ProtocolError::Malformed("the form body is not UTF-8 text"))?,
+                BodyKind::Multipart => parse_multipart(&headers, Bytes::from(body)).await?,
                 BodyKind::Ignored => Vec::new(),
             };
             Ok(Params { form, query })
@@ -137,6 +147,36 @@ async fn read_body(mut payload: Payload, limit: usize) -> Result<Vec<u8>, Protoc
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads the fields of a `multipart/form-data` body, skipping file parts (those with a file name).
+async fn parse_multipart(
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Vec<(String, String)>, ProtocolError> {
+    const MALFORMED: ProtocolError =
+        ProtocolError::Malformed("the multipart form body is malformed");
+    let mut parts = Multipart::new(
+        headers,
+        futures_util::stream::once(async move { Ok::<_, PayloadError>(body) }),
+    );
+    let mut form = Vec::new();
+    while let Some(part) = parts.next().await {
+        let mut part = part.map_err(|_| MALFORMED)?;
+        let mut value = Vec::new();
+        while let Some(chunk) = part.next().await {
+            value.extend_from_slice(&chunk.map_err(|_| MALFORMED)?);
+        }
+        let disposition = part.content_disposition();
+        let is_file = disposition.is_some_and(|disposition| disposition.get_filename().is_some());
+        if let (Some(name), false) = (disposition.and_then(|d| d.get_name()), is_file) {
+            let value = String::from_utf8(value).map_err(|_| {
+                ProtocolError::Malformed("the multipart form body is not UTF-8 text")
+            })?;
+            form.push((name.to_owned(), value));
+        }
+    }
+    Ok(form)
 }
 
 /// Decodes `application/x-www-form-urlencoded` data: pairs split on `&`, name and value on the

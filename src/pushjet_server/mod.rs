@@ -29,6 +29,11 @@
 //! | `/pushjet/` | `GET` → 302 to `http://docs.pushjet.io` |
 //! | `/pushjet/version` | `GET` → this crate's version |
 //!
+//! Parameters come as `application/x-www-form-urlencoded` or `multipart/form-data` bodies (on
+//! every method, `DELETE` and `PATCH` included); `secret`, `service` and `uuid` may also be in the
+//! query string (a non-empty body value wins), every other field only counts in the body. Any other
+//! body (JSON included) is ignored, so its fields are missing.
+//!
 //! Anything else under `/pushjet` is a 404 HTML page (`/gcm` included, as on a server without a
 //! Google key); a known path with another method is a 405 HTML page with an `Allow` header.
 //!

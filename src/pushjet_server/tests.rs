@@ -1010,3 +1010,126 @@ async fn gcm_is_404_as_on_a_server_without_a_google_key() {
         assert_eq!(reply.content_type, HTML);
     }
 }
+
+// ---- multipart/form-data -------------------------------------------------------------------
+
+const BOUNDARY: &str = "pushjet-test-boundary";
+
+/// A `multipart/form-data` request; each part is (name, file name, value).
+fn multipart(uri: &str, parts: &[(&str, Option<&str>, &[u8])]) -> TestRequest {
+    let mut body = Vec::new();
+    for (name, file_name, value) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let file = file_name.map_or(String::new(), |file| format!("; filename=\"{file}\""));
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    TestRequest::post()
+        .uri(uri)
+        .insert_header((
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        ))
+        .set_payload(body)
+}
+
+#[actix_web::test]
+async fn multipart_form_fields_count_like_urlencoded_ones() {
+    let harness = Harness::new();
+    let (secret, _) = harness.subscribed_service().await;
+    let reply = harness
+        .call(multipart(
+            "/pushjet/message",
+            &[
+                ("secret", None, secret.as_bytes()),
+                ("message", None, "multi 🚀".as_bytes()),
+                ("title", None, b" T "),
+                ("level", None, b"2"),
+            ],
+        ))
+        .await;
+    assert_status_ok(&reply);
+    let messages = harness.messages(DEVICE).await;
+    assert_eq!(messages[0]["message"], "multi 🚀");
+    assert_eq!(messages[0]["title"], "T");
+    assert_eq!(messages[0]["level"], 2);
+}
+
+#[actix_web::test]
+async fn multipart_parts_with_a_file_name_are_files_not_fields() {
+    let harness = Harness::new();
+    let reply = harness
+        .call(multipart(
+            "/pushjet/service",
+            &[("name", Some("name.txt"), b"Bridge test")],
+        ))
+        .await;
+    assert_error(&reply, 400, 7, "Missing argument name");
+}
+
+#[actix_web::test]
+async fn a_large_multipart_message_is_read_whole() {
+    let harness = Harness::new();
+    let (secret, _) = harness.subscribed_service().await;
+    let text = "a".repeat(200_000);
+    let reply = harness
+        .call(multipart(
+            "/pushjet/message",
+            &[
+                ("secret", None, secret.as_bytes()),
+                ("message", None, text.as_bytes()),
+            ],
+        ))
+        .await;
+    assert_error(
+        &reply,
+        400,
+        7,
+        "Argument message is 200000 bytes long; at most 65535 bytes are allowed",
+    );
+}
+
+#[actix_web::test]
+async fn a_malformed_multipart_body_is_400_id_7() {
+    let harness = Harness::new();
+    for content_type in [
+        "multipart/form-data",
+        "multipart/form-data; boundary=pushjet-test-boundary",
+    ] {
+        let reply = harness
+            .call(
+                TestRequest::post()
+                    .uri("/pushjet/service")
+                    .insert_header((CONTENT_TYPE, content_type))
+                    .set_payload("this is not multipart"),
+            )
+            .await;
+        assert_error(
+            &reply,
+            400,
+            7,
+            "Malformed request: the multipart form body is malformed",
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_multipart_value_that_is_not_utf8_is_400_id_7() {
+    let harness = Harness::new();
+    let reply = harness
+        .call(multipart(
+            "/pushjet/service",
+            &[("name", None, b"\xff\xfe")],
+        ))
+        .await;
+    assert_error(
+        &reply,
+        400,
+        7,
+        "Malformed request: the multipart form body is not UTF-8 text",
+    );
+}
