@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::error::{ProtocolError, TEXT_HTML, html_page};
-use super::fields::{Icon, Link, ServiceName};
+use super::fields::{Icon, Link, ServiceName, TooLong};
 use super::form::Params;
 use super::store::{NewMessage, Store, StoreError};
 use crate::pushjet::wire::{
@@ -133,7 +133,7 @@ pub(crate) async fn send_message(store: web::Data<Store>, params: Params) -> Ans
 
 fn message_text(raw: &str) -> Result<MessageText, ProtocolError> {
     MessageText::new(raw).map_err(|error| match error {
-        FieldError::MessageTooLong(length) => super::fields::TooLong {
+        FieldError::MessageTooLong(length) => TooLong {
             field: "message",
             length,
             limit: MESSAGE_MAX_BYTES,

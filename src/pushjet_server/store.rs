@@ -1,7 +1,8 @@
 //! Persistence of the embedded Pushjet server in one redb file, `<data_dir>/pushjet.redb`.
 //!
 //! Every method is blocking disk I/O: call it inside `actix_web::web::block` (or another blocking
-//! context), never directly on an async worker. Every change is one write transaction, committed
+//! context), never directly on an async worker; at start-up, before the server runs, a direct call
+//! is fine. Every change is one write transaction, committed
 //! before the method returns. Keys are compared exactly (case-sensitive), like the real server on
 //! SQLite.
 //!
@@ -311,7 +312,7 @@ impl Store {
         message: &NewMessage,
     ) -> Result<SendOutcome, StoreError> {
         let txn = self.db.begin_write()?;
-        let id = {
+        {
             let services = txn.open_table(SERVICES)?;
             let service =
                 load_service(&services, secret.expose())?.ok_or(StoreError::ServiceNotFound)?;
@@ -335,11 +336,14 @@ impl Store {
                 .insert(id, encode(&record)?.as_slice())?;
             txn.open_table(SERVICE_MESSAGES)?.insert((public, id), ())?;
             clean_up(&txn, public)?;
-            tracing::debug!(service = %service.public, id, subscribers = subscribers.len(), "stored Pushjet message");
-            id
-        };
+            tracing::debug!(
+                service = %service.public,
+                id,
+                subscribers = subscribers.len(),
+                "stored Pushjet message"
+            );
+        }
         txn.commit()?;
-        tracing::trace!(id, "committed Pushjet message");
         Ok(SendOutcome::Stored)
     }
 
