@@ -3,6 +3,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod pushjet;
 pub mod pushjet_server;
 pub mod telemetry;

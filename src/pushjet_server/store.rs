@@ -1,0 +1,840 @@
+//! Persistence of the embedded Pushjet server in one redb file, `<data_dir>/pushjet.redb`.
+//!
+//! Every method is blocking disk I/O: call it inside `actix_web::web::block` (or another blocking
+//! context), never directly on an async worker; at start-up, before the server runs, a direct call
+//! is fine. Every change is one write transaction, committed
+//! before the method returns. Keys are compared exactly (case-sensitive), like the real server on
+//! SQLite.
+//!
+//! Tables (values are serde_json records):
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `services` | secret | name, icon, public key, creation time |
+//! | `service_secrets` | public key | secret |
+//! | `subscriptions` | (device uuid, public key) | order, subscribed at, checked at, last read message id |
+//! | `subscribers` | (public key, device uuid) | — (index of the above by service) |
+//! | `messages` | message id (global, increasing) | service public key, text, title, link, level, time |
+//! | `service_messages` | (public key, message id) | — (index of the above by service) |
+//! | `meta` | name | the last message id and the last subscription number handed out |
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::fields::{Icon, Link, ServiceName};
+use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
+use crate::pushjet::{DeviceUuid, Importance, MessageText, PublicKey, SecretKey, Title};
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "pushjet.redb";
+
+const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+const SERVICE_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("service_secrets");
+const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("subscriptions");
+const SUBSCRIBERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("subscribers");
+const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+const SERVICE_MESSAGES: TableDefinition<(&str, u64), ()> = TableDefinition::new("service_messages");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const LAST_MESSAGE_ID: &str = "last_message_id";
+const LAST_SUBSCRIPTION_NUMBER: &str = "last_subscription_number";
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create the Pushjet data directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The database file could not be opened (in use by another process, unreadable, …).
+    #[error("cannot open the Pushjet database {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        source: redb::DatabaseError,
+    },
+    /// A read or write of the database failed.
+    #[error("the Pushjet database failed: {0}")]
+    Database(#[from] redb::Error),
+    /// A stored record could not be encoded or decoded.
+    #[error("a Pushjet database record is unreadable: {0}")]
+    Record(#[from] serde_json::Error),
+    /// The operating system's random number generator failed, so no secret could be made.
+    #[error("cannot generate a service secret: {0}")]
+    Randomness(getrandom::Error),
+    /// No service has that key.
+    #[error("no service has that key")]
+    ServiceNotFound,
+    /// The device is already subscribed to that service.
+    #[error("the device is already subscribed to that service")]
+    AlreadySubscribed,
+    /// The device is not subscribed to that service.
+    #[error("the device is not subscribed to that service")]
+    NotSubscribed,
+}
+
+impl From<redb::TransactionError> for StoreError {
+    fn from(error: redb::TransactionError) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<redb::TableError> for StoreError {
+    fn from(error: redb::TableError) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(error: redb::StorageError) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+impl From<redb::CommitError> for StoreError {
+    fn from(error: redb::CommitError) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+/// A message ready to be stored: every field already parsed and within its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The text (non-empty, at most 65,535 bytes).
+    pub text: MessageText,
+    /// The title (stripped, at most 255 characters, may be empty).
+    pub title: Title,
+    /// The link (stripped, may be empty).
+    pub link: Link,
+    /// The level, 1 to 5.
+    pub level: Importance,
+}
+
+/// What became of a sent message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Stored for the service's current subscribers.
+    Stored,
+    /// The service has no subscribers, so nothing was stored (the real server does the same).
+    NoSubscribers,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ServiceRecord {
+    public: PublicKey,
+    name: String,
+    icon: String,
+    created: i64,
+}
+
+impl ServiceRecord {
+    fn public_view(&self) -> ServiceView {
+        ServiceView {
+            created: self.created,
+            icon: self.icon.clone(),
+            name: self.name.clone(),
+            public: self.public.clone(),
+            secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SubscriptionRecord {
+    /// Position among all subscriptions ever made, so lists come out in subscription order.
+    order: u64,
+    timestamp: i64,
+    timestamp_checked: i64,
+    last_read: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MessageRecord {
+    service: PublicKey,
+    message: String,
+    title: String,
+    link: String,
+    level: Importance,
+    timestamp: i64,
+}
+
+/// The embedded server's storage. Safe to share between threads (behind an `Arc`); redb runs one
+/// write transaction at a time and lets reads proceed alongside it.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens `<data_dir>/pushjet.redb`, creating the directory (mode 0700 on Unix) and the file
+    /// if needed.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        create_private_dir(data_dir).map_err(|source| StoreError::CreateDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE_NAME);
+        let db = Database::create(&path).map_err(|source| StoreError::Open { path, source })?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(SERVICES)?;
+            txn.open_table(SERVICE_SECRETS)?;
+            txn.open_table(SUBSCRIPTIONS)?;
+            txn.open_table(SUBSCRIBERS)?;
+            txn.open_table(MESSAGES)?;
+            txn.open_table(SERVICE_MESSAGES)?;
+            txn.open_table(META)?;
+        }
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    /// Creates a service with a fresh secret and returns its owner view (with `secret`).
+    pub fn create_service(
+        &self,
+        name: &ServiceName,
+        icon: &Icon,
+    ) -> Result<ServiceView, StoreError> {
+        let secret = SecretKey::generate().map_err(StoreError::Randomness)?;
+        let record = ServiceRecord {
+            public: secret.public_key(),
+            name: name.as_str().to_owned(),
+            icon: icon.as_str().to_owned(),
+            created: now(),
+        };
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(SERVICES)?
+                .insert(secret.expose(), encode(&record)?.as_slice())?;
+            txn.open_table(SERVICE_SECRETS)?
+                .insert(record.public.as_str(), secret.expose())?;
+        }
+        txn.commit()?;
+        tracing::info!(service = %record.public, "created Pushjet service");
+        Ok(ServiceView {
+            secret: Some(secret),
+            ..record.public_view()
+        })
+    }
+
+    /// The service with this secret (public view: no `secret` field), if any.
+    pub fn service_by_secret(&self, secret: &SecretKey) -> Result<Option<ServiceView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let services = txn.open_table(SERVICES)?;
+        Ok(load_service(&services, secret.expose())?.map(|record| record.public_view()))
+    }
+
+    /// The service with this public key (public view), if any.
+    pub fn service_by_public(&self, public: &PublicKey) -> Result<Option<ServiceView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let secrets = txn.open_table(SERVICE_SECRETS)?;
+        let services = txn.open_table(SERVICES)?;
+        Ok(
+            load_service_by_public(&secrets, &services, public.as_str())?
+                .map(|record| record.public_view()),
+        )
+    }
+
+    /// How many devices are subscribed to the service with this public key.
+    pub fn subscriber_count(&self, public: &PublicKey) -> Result<usize, StoreError> {
+        let txn = self.db.begin_read()?;
+        let subscribers = txn.open_table(SUBSCRIBERS)?;
+        Ok(subscribers_of(&subscribers, public.as_str())?.len())
+    }
+
+    /// Changes the name and/or the icon (`None` leaves a field as it is).
+    pub fn update_service(
+        &self,
+        secret: &SecretKey,
+        name: Option<&ServiceName>,
+        icon: Option<&Icon>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut services = txn.open_table(SERVICES)?;
+            let mut record =
+                load_service(&services, secret.expose())?.ok_or(StoreError::ServiceNotFound)?;
+            if let Some(name) = name {
+                record.name = name.as_str().to_owned();
+            }
+            if let Some(icon) = icon {
+                record.icon = icon.as_str().to_owned();
+            }
+            services.insert(secret.expose(), encode(&record)?.as_slice())?;
+            tracing::info!(service = %record.public, "updated Pushjet service");
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Deletes the service with all its subscriptions and stored messages.
+    pub fn delete_service(&self, secret: &SecretKey) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut services = txn.open_table(SERVICES)?;
+            let record =
+                load_service(&services, secret.expose())?.ok_or(StoreError::ServiceNotFound)?;
+            let public = record.public.as_str();
+            let mut subscribers = txn.open_table(SUBSCRIBERS)?;
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+            let devices = subscribers_of(&subscribers, public)?;
+            for device in &devices {
+                subscriptions.remove((device.as_str(), public))?;
+                subscribers.remove((public, device.as_str()))?;
+            }
+            delete_messages_up_to(&txn, public, u64::MAX)?;
+            txn.open_table(SERVICE_SECRETS)?.remove(public)?;
+            services.remove(secret.expose())?;
+            tracing::info!(
+                service = %record.public,
+                subscriptions = devices.len(),
+                "deleted Pushjet service"
+            );
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Stores a message for the service's current subscribers, then deletes the service's
+    /// messages that every subscriber has read. Stores nothing when nobody is subscribed.
+    pub fn send_message(
+        &self,
+        secret: &SecretKey,
+        message: &NewMessage,
+    ) -> Result<SendOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let services = txn.open_table(SERVICES)?;
+            let service =
+                load_service(&services, secret.expose())?.ok_or(StoreError::ServiceNotFound)?;
+            let public = service.public.as_str();
+            let subscribers = subscribers_of(&txn.open_table(SUBSCRIBERS)?, public)?;
+            if subscribers.is_empty() {
+                return Ok(SendOutcome::NoSubscribers);
+            }
+            let mut meta = txn.open_table(META)?;
+            let id = read_counter(&meta, LAST_MESSAGE_ID)?.saturating_add(1);
+            meta.insert(LAST_MESSAGE_ID, id)?;
+            let record = MessageRecord {
+                service: service.public.clone(),
+                message: message.text.as_str().to_owned(),
+                title: message.title.as_str().to_owned(),
+                link: message.link.as_str().to_owned(),
+                level: message.level,
+                timestamp: now(),
+            };
+            txn.open_table(MESSAGES)?
+                .insert(id, encode(&record)?.as_slice())?;
+            txn.open_table(SERVICE_MESSAGES)?.insert((public, id), ())?;
+            clean_up(&txn, public)?;
+            tracing::debug!(
+                service = %service.public,
+                id,
+                subscribers = subscribers.len(),
+                "stored Pushjet message"
+            );
+        }
+        txn.commit()?;
+        Ok(SendOutcome::Stored)
+    }
+
+    /// Returns the device's unread messages, grouped by subscription in subscription order and
+    /// oldest first within each, and marks them read (a second call returns none of them).
+    pub fn fetch_messages(&self, device: &DeviceUuid) -> Result<Vec<MessageView>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let messages = {
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+            let mine = subscriptions_of(&subscriptions, device.as_str())?;
+            if mine.is_empty() {
+                return Ok(Vec::new());
+            }
+            let services_read: Vec<String> =
+                mine.iter().map(|(public, _)| public.clone()).collect();
+            let secrets = txn.open_table(SERVICE_SECRETS)?;
+            let services = txn.open_table(SERVICES)?;
+            let index = txn.open_table(SERVICE_MESSAGES)?;
+            let stored = txn.open_table(MESSAGES)?;
+            let mut messages = Vec::new();
+            let mut newest = 0;
+            for (public, subscription) in &mine {
+                let Some(service) = load_service_by_public(&secrets, &services, public)? else {
+                    continue;
+                };
+                let view = service.public_view();
+                let after = subscription.last_read.saturating_add(1);
+                for entry in index.range((public.as_str(), after)..=(public.as_str(), u64::MAX))? {
+                    let (key, _) = entry?;
+                    let id = key.value().1;
+                    let Some(record) = stored.get(id)? else {
+                        continue;
+                    };
+                    let record: MessageRecord = decode(record.value())?;
+                    newest = newest.max(id);
+                    messages.push(MessageView {
+                        level: record.level,
+                        link: record.link,
+                        message: record.message,
+                        service: view.clone(),
+                        timestamp: record.timestamp,
+                        title: record.title,
+                    });
+                }
+            }
+            drop((secrets, services, index, stored));
+            let checked = now();
+            for (public, mut subscription) in mine {
+                subscription.timestamp_checked = checked;
+                subscription.last_read = subscription.last_read.max(newest);
+                subscriptions.insert(
+                    (device.as_str(), public.as_str()),
+                    encode(&subscription)?.as_slice(),
+                )?;
+            }
+            drop(subscriptions);
+            for public in &services_read {
+                clean_up(&txn, public)?;
+            }
+            messages
+        };
+        txn.commit()?;
+        Ok(messages)
+    }
+
+    /// Marks every message read for all the device's subscriptions.
+    pub fn mark_all_read(&self, device: &DeviceUuid) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+            let mine = subscriptions_of(&subscriptions, device.as_str())?;
+            if mine.is_empty() {
+                return Ok(());
+            }
+            let services_read: Vec<String> =
+                mine.iter().map(|(public, _)| public.clone()).collect();
+            let newest = read_counter(&txn.open_table(META)?, LAST_MESSAGE_ID)?;
+            let checked = now();
+            for (public, mut subscription) in mine {
+                subscription.timestamp_checked = checked;
+                subscription.last_read = newest;
+                subscriptions.insert(
+                    (device.as_str(), public.as_str()),
+                    encode(&subscription)?.as_slice(),
+                )?;
+            }
+            drop(subscriptions);
+            for public in &services_read {
+                clean_up(&txn, public)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Subscribes the device to the service; the subscription starts after the newest message, so
+    /// older messages are never delivered to it. Returns the service (public view).
+    pub fn subscribe(
+        &self,
+        device: &DeviceUuid,
+        public: &PublicKey,
+    ) -> Result<ServiceView, StoreError> {
+        let txn = self.db.begin_write()?;
+        let service = {
+            let secrets = txn.open_table(SERVICE_SECRETS)?;
+            let services = txn.open_table(SERVICES)?;
+            let service = load_service_by_public(&secrets, &services, public.as_str())?
+                .ok_or(StoreError::ServiceNotFound)?;
+            let key = (device.as_str(), public.as_str());
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+            if subscriptions.get(key)?.is_some() {
+                return Err(StoreError::AlreadySubscribed);
+            }
+            let mut meta = txn.open_table(META)?;
+            let order = read_counter(&meta, LAST_SUBSCRIPTION_NUMBER)?.saturating_add(1);
+            meta.insert(LAST_SUBSCRIPTION_NUMBER, order)?;
+            let subscribed = now();
+            let record = SubscriptionRecord {
+                order,
+                timestamp: subscribed,
+                timestamp_checked: subscribed,
+                last_read: read_counter(&meta, LAST_MESSAGE_ID)?,
+            };
+            subscriptions.insert(key, encode(&record)?.as_slice())?;
+            txn.open_table(SUBSCRIBERS)?
+                .insert((public.as_str(), device.as_str()), ())?;
+            tracing::info!(service = %public, device = %device, "subscribed device");
+            service
+        };
+        txn.commit()?;
+        Ok(service.public_view())
+    }
+
+    /// The device's subscriptions in the order they were made (empty for unknown devices).
+    pub fn subscriptions(&self, device: &DeviceUuid) -> Result<Vec<SubscriptionView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+        let secrets = txn.open_table(SERVICE_SECRETS)?;
+        let services = txn.open_table(SERVICES)?;
+        let mut views = Vec::new();
+        for (public, subscription) in subscriptions_of(&subscriptions, device.as_str())? {
+            if let Some(service) = load_service_by_public(&secrets, &services, &public)? {
+                views.push(SubscriptionView {
+                    service: service.public_view(),
+                    timestamp: subscription.timestamp,
+                    timestamp_checked: subscription.timestamp_checked,
+                    uuid: device.clone(),
+                });
+            }
+        }
+        Ok(views)
+    }
+
+    /// Removes the device's subscription to the service.
+    pub fn unsubscribe(&self, device: &DeviceUuid, public: &PublicKey) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let secrets = txn.open_table(SERVICE_SECRETS)?;
+            let services = txn.open_table(SERVICES)?;
+            if load_service_by_public(&secrets, &services, public.as_str())?.is_none() {
+                return Err(StoreError::ServiceNotFound);
+            }
+            drop((secrets, services));
+            let removed = txn
+                .open_table(SUBSCRIPTIONS)?
+                .remove((device.as_str(), public.as_str()))?
+                .is_some();
+            if !removed {
+                return Err(StoreError::NotSubscribed);
+            }
+            txn.open_table(SUBSCRIBERS)?
+                .remove((public.as_str(), device.as_str()))?;
+            clean_up(&txn, public.as_str())?;
+            tracing::info!(service = %public, device = %device, "unsubscribed device");
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// Creates the directory and its parents; on Unix a newly created directory is private (0700),
+/// because the database holds the services' secrets.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+    Ok(serde_json::to_vec(record)?)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn read_counter(
+    meta: &impl ReadableTable<&'static str, u64>,
+    name: &str,
+) -> Result<u64, StoreError> {
+    Ok(meta.get(name)?.map_or(0, |value| value.value()))
+}
+
+fn load_service(
+    services: &impl ReadableTable<&'static str, &'static [u8]>,
+    secret: &str,
+) -> Result<Option<ServiceRecord>, StoreError> {
+    services
+        .get(secret)?
+        .map(|value| decode(value.value()))
+        .transpose()
+}
+
+fn load_service_by_public(
+    secrets: &impl ReadableTable<&'static str, &'static str>,
+    services: &impl ReadableTable<&'static str, &'static [u8]>,
+    public: &str,
+) -> Result<Option<ServiceRecord>, StoreError> {
+    match secrets.get(public)? {
+        Some(secret) => load_service(services, secret.value()),
+        None => Ok(None),
+    }
+}
+
+/// The devices subscribed to a service.
+fn subscribers_of(
+    subscribers: &impl ReadableTable<(&'static str, &'static str), ()>,
+    public: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut devices = Vec::new();
+    for entry in subscribers.range((public, "")..)? {
+        let (key, _) = entry?;
+        let (service, device) = key.value();
+        if service != public {
+            break;
+        }
+        devices.push(device.to_owned());
+    }
+    Ok(devices)
+}
+
+/// A device's subscriptions as (public key, record), in subscription order.
+fn subscriptions_of(
+    subscriptions: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    device: &str,
+) -> Result<Vec<(String, SubscriptionRecord)>, StoreError> {
+    let mut found = Vec::new();
+    for entry in subscriptions.range((device, "")..)? {
+        let (key, value) = entry?;
+        let (owner, public) = key.value();
+        if owner != device {
+            break;
+        }
+        found.push((
+            public.to_owned(),
+            decode::<SubscriptionRecord>(value.value())?,
+        ));
+    }
+    found.sort_by_key(|(_, record)| record.order);
+    Ok(found)
+}
+
+/// Deletes the service's messages that every subscriber has read (all of them when nobody is
+/// subscribed any more: a later subscriber starts after the newest message and never sees them).
+fn clean_up(txn: &WriteTransaction, public: &str) -> Result<(), StoreError> {
+    let devices = subscribers_of(&txn.open_table(SUBSCRIBERS)?, public)?;
+    let subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+    let mut everyone_read = u64::MAX;
+    for device in &devices {
+        if let Some(value) = subscriptions.get((device.as_str(), public))? {
+            let record: SubscriptionRecord = decode(value.value())?;
+            everyone_read = everyone_read.min(record.last_read);
+        }
+    }
+    drop(subscriptions);
+    delete_messages_up_to(txn, public, everyone_read)
+}
+
+/// Deletes the service's messages with ids up to and including `last`.
+fn delete_messages_up_to(
+    txn: &WriteTransaction,
+    public: &str,
+    last: u64,
+) -> Result<(), StoreError> {
+    let mut index = txn.open_table(SERVICE_MESSAGES)?;
+    let mut ids = Vec::new();
+    for entry in index.range((public, 0)..=(public, last))? {
+        let (key, _) = entry?;
+        ids.push(key.value().1);
+    }
+    let mut messages = txn.open_table(MESSAGES)?;
+    for id in ids {
+        index.remove((public, id))?;
+        messages.remove(id)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempfile::TempDir;
+
+    const DEVICE: &str = "01234567-89ab-cdef-0123-456789abcdef";
+    const OTHER_DEVICE: &str = "fedcba98-7654-3210-fedc-ba9876543210";
+
+    fn open() -> (TempDir, Store) {
+        let dir = TempDir::new().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn device(raw: &str) -> DeviceUuid {
+        DeviceUuid::parse(raw).unwrap()
+    }
+
+    fn service(store: &Store) -> (SecretKey, PublicKey) {
+        let view = store
+            .create_service(&ServiceName::new("Test").unwrap(), &Icon::default())
+            .unwrap();
+        (view.secret.unwrap(), view.public)
+    }
+
+    fn message(text: &str) -> NewMessage {
+        NewMessage {
+            text: MessageText::new(text).unwrap(),
+            title: Title::default(),
+            link: Link::default(),
+            level: Importance::DEFAULT,
+        }
+    }
+
+    /// Rows in the message table and in its per-service index.
+    fn stored_messages(store: &Store) -> (u64, u64) {
+        use redb::ReadableTableMetadata;
+        let txn = store.db.begin_read().unwrap();
+        (
+            txn.open_table(MESSAGES).unwrap().len().unwrap(),
+            txn.open_table(SERVICE_MESSAGES).unwrap().len().unwrap(),
+        )
+    }
+
+    #[test]
+    fn open_creates_missing_directories_and_the_database_file() {
+        let dir = TempDir::new().unwrap();
+        let nested = dir.path().join("a").join("b");
+        Store::open(&nested).unwrap();
+        assert!(nested.join(DATABASE_FILE_NAME).is_file());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_created_data_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join("data");
+        Store::open(&data).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_fails_cleanly() {
+        let (dir, _store) = open();
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Open { .. })
+        ));
+    }
+
+    #[test]
+    fn create_service_gives_the_owner_view_and_lookups_give_the_public_view() {
+        let (_dir, store) = open();
+        let created = store
+            .create_service(
+                &ServiceName::new(" Demo ").unwrap(),
+                &Icon::new("http://i/x.png").unwrap(),
+            )
+            .unwrap();
+        let secret = created.secret.clone().unwrap();
+        assert_eq!(created.public, secret.public_key());
+        assert_eq!(created.name, "Demo");
+        let by_secret = store.service_by_secret(&secret).unwrap().unwrap();
+        assert_eq!(by_secret.secret, None);
+        assert_eq!(by_secret.public, created.public);
+        let by_public = store.service_by_public(&created.public).unwrap().unwrap();
+        assert_eq!(by_public, by_secret);
+        let stranger = SecretKey::generate().unwrap();
+        assert_eq!(store.service_by_secret(&stranger).unwrap(), None);
+    }
+
+    #[test]
+    fn sending_without_subscribers_stores_nothing() {
+        let (_dir, store) = open();
+        let (secret, _) = service(&store);
+        let outcome = store.send_message(&secret, &message("lost")).unwrap();
+        assert_eq!(outcome, SendOutcome::NoSubscribers);
+        assert_eq!(stored_messages(&store), (0, 0));
+    }
+
+    #[test]
+    fn messages_everyone_has_read_are_deleted_by_the_next_send() {
+        let (_dir, store) = open();
+        let (secret, public) = service(&store);
+        store.subscribe(&device(DEVICE), &public).unwrap();
+        store.subscribe(&device(OTHER_DEVICE), &public).unwrap();
+        store.send_message(&secret, &message("one")).unwrap();
+        store.fetch_messages(&device(DEVICE)).unwrap();
+        assert_eq!(stored_messages(&store), (1, 1));
+        store.fetch_messages(&device(OTHER_DEVICE)).unwrap();
+        store.send_message(&secret, &message("two")).unwrap();
+        assert_eq!(stored_messages(&store), (1, 1));
+        assert_eq!(
+            store.fetch_messages(&device(DEVICE)).unwrap()[0].message,
+            "two"
+        );
+    }
+
+    #[test]
+    fn deleting_a_service_deletes_its_stored_messages() {
+        let (_dir, store) = open();
+        let (secret, public) = service(&store);
+        store.subscribe(&device(DEVICE), &public).unwrap();
+        store.send_message(&secret, &message("unread")).unwrap();
+        store.delete_service(&secret).unwrap();
+        assert_eq!(stored_messages(&store), (0, 0));
+        assert!(matches!(
+            store.delete_service(&secret),
+            Err(StoreError::ServiceNotFound)
+        ));
+    }
+
+    #[test]
+    fn the_last_unsubscribe_deletes_the_services_messages() {
+        let (_dir, store) = open();
+        let (secret, public) = service(&store);
+        store.subscribe(&device(DEVICE), &public).unwrap();
+        store.send_message(&secret, &message("unread")).unwrap();
+        store.unsubscribe(&device(DEVICE), &public).unwrap();
+        assert_eq!(stored_messages(&store), (0, 0));
+        assert_eq!(store.subscriber_count(&public).unwrap(), 0);
+    }
+
+    #[test]
+    fn message_ids_keep_increasing_across_a_restart() {
+        let dir = TempDir::new().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (secret, public) = service(&store);
+        store.subscribe(&device(DEVICE), &public).unwrap();
+        store.send_message(&secret, &message("old")).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        store.subscribe(&device(OTHER_DEVICE), &public).unwrap();
+        store.send_message(&secret, &message("new")).unwrap();
+        let late = store.fetch_messages(&device(OTHER_DEVICE)).unwrap();
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].message, "new");
+        assert_eq!(store.fetch_messages(&device(DEVICE)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn concurrent_sends_from_many_threads_are_all_stored() {
+        let (_dir, store) = open();
+        let (secret, public) = service(&store);
+        store.subscribe(&device(DEVICE), &public).unwrap();
+        let store = std::sync::Arc::new(store);
+        let workers: Vec<_> = (0..4)
+            .map(|worker| {
+                let store = store.clone();
+                let secret = secret.clone();
+                std::thread::spawn(move || {
+                    for round in 0..5 {
+                        let text = format!("{worker}-{round}");
+                        store.send_message(&secret, &message(&text)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(store.fetch_messages(&device(DEVICE)).unwrap().len(), 20);
+    }
+}
