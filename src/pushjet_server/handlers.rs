@@ -140,7 +140,7 @@ fn message_text(raw: &str) -> Result<MessageText, ProtocolError> {
             unit: "bytes",
         }
         .into(),
-        FieldError::EmptyMessage | FieldError::Importance => {
+        FieldError::EmptyMessage | FieldError::Importance | FieldError::Link => {
             ProtocolError::MissingArgument("message")
         }
     })
