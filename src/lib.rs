@@ -1,4 +1,5 @@
 //! pushjet-bridge: webhooks in, Pushjet push notifications out.
 
 pub mod pushjet;
+pub mod sources;
 pub mod verify;
