@@ -1,6 +1,6 @@
 //! Inbound authentication: is this request from the sender a route trusts?
 //!
-//! A route may configure any of three methods, each a [`Verifier`]:
+//! A route may configure any of three methods, each a variant of a private `Verifier` enum:
 //!
 //! - **webhook secrets** (a comma-separated list, so a secret can be rotated without downtime):
 //!   the request must carry a signature or token made with one of them, in any of the headers the

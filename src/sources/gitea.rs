@@ -29,7 +29,10 @@ pub(super) fn decode(
 ) -> Result<Decoded, DecodeError> {
     let mut event = None;
     for name in EVENT_HEADERS {
-        event = event.or(header_text(headers, name)?);
+        event = header_text(headers, name)?;
+        if event.is_some() {
+            break;
+        }
     }
     let event = event.ok_or(DecodeError::MissingEventHeader {
         sender: SourceKind::Gitea,

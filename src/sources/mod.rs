@@ -1,7 +1,7 @@
 //! Who sent this webhook and what does it say: recognising the sender, naming its event, finding
 //! its delivery id, and splitting its payload into one template context per notification.
 //!
-//! [`decode`] reads the body by its content type ([`body`]), picks the sender (from the route's
+//! [`decode`] reads the body by its content type (JSON, form or plain text), picks the sender (from the route's
 //! [`SourceSetting`], or from headers and payload), and hands over to that sender's module.
 //!
 //! # The template context contract
@@ -18,7 +18,8 @@
 //! - **alertmanager, grafana**: see *Alerts* below.
 //! - **generic**: `title`, `message`, `link`, `importance` (strings, empty when not given),
 //!   `summary` (readable `key: value` lines of the other fields) and `payload` (the body as sent);
-//!   event `message`.
+//!   event `message`. `bridge.importance` is the sender's importance when it is `1`..`5` or one of
+//!   ntfy's words (`min`, `low`, `default`, `high`, `max`/`urgent`), else the route's default.
 //!
 //! ## Alerts
 //!
