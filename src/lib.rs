@@ -6,4 +6,6 @@ pub mod config;
 pub mod http;
 pub mod pushjet;
 pub mod pushjet_server;
+pub mod sources;
 pub mod telemetry;
+pub mod verify;

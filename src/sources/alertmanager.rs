@@ -1,0 +1,271 @@
+//! Prometheus Alertmanager's webhook receiver: a version-4 group payload with an `alerts` array.
+//! It names no event and no delivery id in headers; the group's state is the event, and a digest
+//! of it stands in for the delivery id (see [`super::Decoded::delivery_id`]).
+
+use serde_json::Value;
+
+use super::body::Body;
+use super::{DecodeError, Decoded, SourceKind, SourceOptions, alerts};
+
+/// True for Alertmanager's payload: `"version": "4"` and an `alerts` array.
+pub(super) fn recognises(payload: &Value) -> bool {
+    payload.get("version").and_then(Value::as_str) == Some("4")
+        && payload.get("alerts").is_some_and(Value::is_array)
+}
+
+/// Decodes an Alertmanager group into its notifications.
+pub(super) fn decode(body: Body, options: &SourceOptions) -> Result<Decoded, DecodeError> {
+    match body {
+        Body::Json(Value::Object(group)) => {
+            alerts::decode_group(SourceKind::Alertmanager, group, options)
+        }
+        _ => Err(DecodeError::UnexpectedPayload {
+            sender: SourceKind::Alertmanager,
+            expected: "a JSON object with an alerts array",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decode as decode_request;
+    use super::super::test_support::{fixture, fixture_names, json_headers};
+    use super::super::{AlertGrouping, ResolvedPolicy};
+    use super::*;
+    use crate::pushjet::Importance;
+    use serde_json::json;
+
+    const MIXED: &str = "captured-mixed-firing-resolved.json";
+
+    fn options(grouping: AlertGrouping, resolved: ResolvedPolicy) -> SourceOptions {
+        let mut options = SourceOptions::new("am");
+        options.grouping = grouping;
+        options.resolved = resolved;
+        options
+    }
+
+    fn deliver(body: &[u8], options: &SourceOptions) -> Decoded {
+        decode_request(&json_headers(), "", body, options).expect("decodes")
+    }
+
+    fn instances(alerts: &Value) -> Vec<&str> {
+        alerts
+            .as_array()
+            .map(|alerts| {
+                alerts
+                    .iter()
+                    .filter_map(|alert| alert["labels"]["instance"].as_str())
+                    .map(|instance| instance.split('.').next().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn importance(context: &Value) -> &str {
+        context["bridge"]["importance"].as_str().unwrap_or_default()
+    }
+
+    #[test]
+    fn group_mode_gives_one_notification_with_the_split() {
+        let decoded = deliver(
+            &fixture("alertmanager", MIXED),
+            &options(AlertGrouping::Group, ResolvedPolicy::Send),
+        );
+        assert_eq!(decoded.source, SourceKind::Alertmanager);
+        assert_eq!(decoded.event, "firing");
+        assert_eq!(decoded.contexts.len(), 1);
+        let context = &decoded.contexts[0];
+        assert_eq!(instances(&context["alerts"]), ["api-1", "api-2", "api-3"]);
+        assert_eq!(instances(&context["bridge"]["firing"]), ["api-1", "api-2"]);
+        assert_eq!(instances(&context["bridge"]["resolved"]), ["api-3"]);
+        assert_eq!(context["bridge"]["event"], json!("firing"));
+        assert_eq!(context["bridge"]["more"], json!(0));
+        assert_eq!(importance(context), "5");
+        assert_eq!(
+            context["groupKey"],
+            json!("{}:{alertname=\"HighRequestLatency\"}")
+        );
+        assert_eq!(context["status"], json!("firing"));
+    }
+
+    #[test]
+    fn alert_mode_gives_one_notification_per_alert() {
+        let decoded = deliver(
+            &fixture("alertmanager", MIXED),
+            &options(AlertGrouping::Alert, ResolvedPolicy::Send),
+        );
+        let summary: Vec<(Vec<&str>, &str, &str)> = decoded
+            .contexts
+            .iter()
+            .map(|context| {
+                (
+                    instances(&context["alerts"]),
+                    context["bridge"]["event"].as_str().unwrap_or_default(),
+                    importance(context),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (vec!["api-1"], "firing", "5"),
+                (vec!["api-2"], "firing", "4"),
+                (vec!["api-3"], "resolved", "1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn status_mode_gives_firing_then_resolved() {
+        let decoded = deliver(
+            &fixture("alertmanager", MIXED),
+            &options(AlertGrouping::Status, ResolvedPolicy::Send),
+        );
+        assert_eq!(decoded.contexts.len(), 2);
+        let (firing, resolved) = (&decoded.contexts[0], &decoded.contexts[1]);
+        assert_eq!(instances(&firing["alerts"]), ["api-1", "api-2"]);
+        assert_eq!(instances(&firing["bridge"]["firing"]), ["api-1", "api-2"]);
+        assert_eq!(firing["bridge"]["resolved"], json!([]));
+        assert_eq!(importance(firing), "5");
+        assert_eq!(instances(&resolved["alerts"]), ["api-3"]);
+        assert_eq!(resolved["bridge"]["event"], json!("resolved"));
+        assert_eq!(importance(resolved), "1");
+    }
+
+    #[test]
+    fn suppress_drops_resolved_only_notifications_and_keeps_mixed_ones() {
+        let body = fixture("alertmanager", MIXED);
+        let by_status = deliver(
+            &body,
+            &options(AlertGrouping::Status, ResolvedPolicy::Suppress),
+        );
+        assert_eq!(by_status.contexts.len(), 1);
+        assert_eq!(by_status.contexts[0]["bridge"]["event"], json!("firing"));
+        let by_group = deliver(
+            &body,
+            &options(AlertGrouping::Group, ResolvedPolicy::Suppress),
+        );
+        assert_eq!(
+            instances(&by_group.contexts[0]["bridge"]["resolved"]),
+            ["api-3"]
+        );
+        let resolved = fixture("alertmanager", "captured-resolved-multi.json");
+        let dropped = deliver(
+            &resolved,
+            &options(AlertGrouping::Group, ResolvedPolicy::Suppress),
+        );
+        assert_eq!(dropped.event, "resolved");
+        assert!(dropped.contexts.is_empty());
+    }
+
+    #[test]
+    fn resolved_policy_importance_applies_to_resolved_notifications() {
+        let resolved = fixture("alertmanager", "captured-resolved-multi.json");
+        let policy = ResolvedPolicy::Importance(Importance::new(2).expect("valid"));
+        let decoded = deliver(&resolved, &options(AlertGrouping::Group, policy));
+        assert_eq!(importance(&decoded.contexts[0]), "2");
+    }
+
+    #[test]
+    fn pushjet_importance_label_or_annotation_overrides_severity() {
+        let text = String::from_utf8(fixture("alertmanager", MIXED)).expect("UTF-8");
+        let mut group: Value = serde_json::from_str(&text).expect("JSON");
+        group["alerts"][0]["labels"]["pushjet_importance"] = json!("2");
+        group["alerts"][1]["annotations"]["pushjet_importance"] = json!("3");
+        let body = group.to_string();
+        let by_alert = deliver(
+            body.as_bytes(),
+            &options(AlertGrouping::Alert, ResolvedPolicy::Send),
+        );
+        assert_eq!(importance(&by_alert.contexts[0]), "2");
+        assert_eq!(importance(&by_alert.contexts[1]), "3");
+        let by_group = deliver(
+            body.as_bytes(),
+            &options(AlertGrouping::Group, ResolvedPolicy::Send),
+        );
+        assert_eq!(importance(&by_group.contexts[0]), "3");
+    }
+
+    #[test]
+    fn invalid_override_falls_back_to_severity() {
+        let text = String::from_utf8(fixture("alertmanager", MIXED)).expect("UTF-8");
+        let mut group: Value = serde_json::from_str(&text).expect("JSON");
+        group["alerts"][0]["labels"]["pushjet_importance"] = json!("urgent");
+        let body = group.to_string();
+        let decoded = deliver(
+            body.as_bytes(),
+            &options(AlertGrouping::Alert, ResolvedPolicy::Send),
+        );
+        assert_eq!(importance(&decoded.contexts[0]), "5");
+    }
+
+    #[test]
+    fn alerts_without_a_mapped_severity_get_the_route_default() {
+        let mut options = options(AlertGrouping::Group, ResolvedPolicy::Send);
+        options.default_importance = Importance::new(4).expect("valid");
+        let body = fixture("alertmanager", "captured-firing-minimal-nogroup.json");
+        let decoded = deliver(&body, &options);
+        assert_eq!(importance(&decoded.contexts[0]), "4");
+    }
+
+    #[test]
+    fn multi_severity_group_takes_the_highest() {
+        let body = fixture("alertmanager", "captured-firing-multi-severity.json");
+        let decoded = deliver(&body, &options(AlertGrouping::Group, ResolvedPolicy::Send));
+        assert_eq!(importance(&decoded.contexts[0]), "5");
+        let by_alert = deliver(&body, &options(AlertGrouping::Alert, ResolvedPolicy::Send));
+        let levels: Vec<&str> = by_alert.contexts.iter().map(importance).collect();
+        assert_eq!(levels, ["5", "4", "2"]);
+    }
+
+    #[test]
+    fn truncated_alerts_are_reported_as_more() {
+        let body = fixture("alertmanager", "captured-firing-truncated-bearer.json");
+        let decoded = deliver(&body, &options(AlertGrouping::Group, ResolvedPolicy::Send));
+        assert_eq!(decoded.contexts[0]["bridge"]["more"], json!(2));
+    }
+
+    #[test]
+    fn every_fixture_decodes_into_notifications() {
+        for file in fixture_names("alertmanager") {
+            let decoded = deliver(
+                &fixture("alertmanager", &file),
+                &options(AlertGrouping::Group, ResolvedPolicy::Send),
+            );
+            assert_eq!(decoded.contexts.len(), 1, "{file}");
+            assert_eq!(decoded.delivery_id.as_ref().map(String::len), Some(64));
+        }
+    }
+
+    #[test]
+    fn identical_bodies_share_a_dedup_key() {
+        let body = fixture("alertmanager", "captured-firing-multi-severity.json");
+        let options = options(AlertGrouping::Group, ResolvedPolicy::Send);
+        let first = deliver(&body, &options).dedup_key();
+        let reformatted: Value = serde_json::from_slice(&body).expect("JSON");
+        let pretty = serde_json::to_vec_pretty(&reformatted).expect("serialises");
+        let second = deliver(&pretty, &options).dedup_key();
+        assert!(
+            first
+                .as_deref()
+                .is_some_and(|key| key.starts_with("alertmanager:"))
+        );
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn dedup_key_changes_when_an_alert_resolves() {
+        let options = options(AlertGrouping::Group, ResolvedPolicy::Send);
+        let keys: Vec<Option<String>> = [
+            "captured-firing-multi-severity.json",
+            MIXED,
+            "captured-resolved-multi.json",
+        ]
+        .into_iter()
+        .map(|file| deliver(&fixture("alertmanager", file), &options).dedup_key())
+        .collect();
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[1], keys[2]);
+        assert_ne!(keys[0], keys[2]);
+    }
+}

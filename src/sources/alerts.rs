@@ -1,0 +1,157 @@
+//! Alert groups (Alertmanager's payload, and Grafana's unified alerting payload that copies it):
+//! splitting a group into notifications, their importance, and the group's digest. The rules are
+//! in the documentation of [`super`].
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::pushjet::Importance;
+
+use super::{AlertGrouping, DecodeError, Decoded, SourceKind, SourceOptions, bridge};
+
+/// The label or annotation that sets an alert's importance directly.
+const IMPORTANCE_OVERRIDE: &str = "pushjet_importance";
+
+/// True when an alert fires: any status but `resolved`.
+fn is_firing(alert: &Value) -> bool {
+    alert.get("status").and_then(Value::as_str) != Some("resolved")
+}
+
+/// An alert's label or annotation as text (Alertmanager sends strings; numbers are accepted).
+fn alert_field(alert: &Value, section: &str, name: &str) -> Option<String> {
+    match alert.get(section)?.get(name)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// An alert's own importance: its `pushjet_importance` label, then annotation, when it is 1..5;
+/// else its `severity` label through the mapping; else none.
+fn alert_importance(alert: &Value, options: &SourceOptions) -> Option<Importance> {
+    ["labels", "annotations"]
+        .into_iter()
+        .filter_map(|section| alert_field(alert, section, IMPORTANCE_OVERRIDE))
+        .find_map(|text| Importance::parse(&text).ok())
+        .or_else(|| {
+            alert_field(alert, "labels", "severity")
+                .and_then(|severity| options.severity.get(&severity))
+        })
+}
+
+/// The importance of a notification holding `alerts`; `None` when it must not be sent.
+fn notification_importance(alerts: &[&Value], options: &SourceOptions) -> Option<Importance> {
+    let firing: Vec<&Value> = alerts.iter().copied().filter(|a| is_firing(a)).collect();
+    if firing.is_empty() {
+        return options.resolved.importance();
+    }
+    let highest = firing
+        .iter()
+        .filter_map(|alert| alert_importance(alert, options))
+        .max();
+    Some(highest.unwrap_or(options.default_importance))
+}
+
+/// The alerts of each notification, by the grouping mode.
+fn batches(alerts: &[Value], grouping: AlertGrouping) -> Vec<Vec<&Value>> {
+    let all: Vec<&Value> = alerts.iter().collect();
+    let batches = match grouping {
+        AlertGrouping::Group => vec![all],
+        AlertGrouping::Alert => all.into_iter().map(|alert| vec![alert]).collect(),
+        AlertGrouping::Status => {
+            let (firing, resolved) = all.into_iter().partition(|alert| is_firing(alert));
+            vec![firing, resolved]
+        }
+    };
+    batches
+        .into_iter()
+        .filter(|batch| !batch.is_empty())
+        .collect()
+}
+
+/// A digest of the group's state: group key, status, and each alert's fingerprint, status,
+/// `startsAt` and `endsAt`, in a fixed order, so that the same state always gives the same text.
+fn group_digest(group: &Map<String, Value>, alerts: &[Value]) -> String {
+    let mut entries: Vec<String> = alerts
+        .iter()
+        .map(|alert| {
+            json!([
+                alert.get("fingerprint"),
+                alert.get("status"),
+                alert.get("startsAt"),
+                alert.get("endsAt"),
+            ])
+            .to_string()
+        })
+        .collect();
+    entries.sort();
+    let material = json!([group.get("groupKey"), group.get("status"), entries]);
+    hex::encode(Sha256::digest(material.to_string().as_bytes()))
+}
+
+/// The notification's context: the group's fields, its own `alerts`, and `bridge`.
+fn context(
+    group: &Map<String, Value>,
+    batch: &[&Value],
+    importance: Importance,
+    source: SourceKind,
+    options: &SourceOptions,
+) -> Value {
+    let (firing, resolved): (Vec<Value>, Vec<Value>) = batch
+        .iter()
+        .map(|alert| (*alert).clone())
+        .partition(is_firing);
+    let event = if firing.is_empty() {
+        "resolved"
+    } else {
+        "firing"
+    };
+    let more = group
+        .get("truncatedAlerts")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let mut bridge = bridge(options, source, event, None, importance);
+    bridge.insert("firing".into(), Value::Array(firing));
+    bridge.insert("resolved".into(), Value::Array(resolved));
+    bridge.insert("more".into(), more.into());
+    let mut context = group.clone();
+    context.insert(
+        "alerts".into(),
+        Value::Array(batch.iter().map(|alert| (*alert).clone()).collect()),
+    );
+    context.insert("bridge".into(), Value::Object(bridge));
+    Value::Object(context)
+}
+
+/// Decodes an alert group payload into its notifications.
+pub(super) fn decode_group(
+    source: SourceKind,
+    mut group: Map<String, Value>,
+    options: &SourceOptions,
+) -> Result<Decoded, DecodeError> {
+    let Some(Value::Array(alerts)) = group.remove("alerts") else {
+        return Err(DecodeError::UnexpectedPayload {
+            sender: source,
+            expected: "a JSON object with an alerts array",
+        });
+    };
+    let event = if alerts.iter().any(is_firing) {
+        "firing"
+    } else {
+        "resolved"
+    };
+    let contexts = batches(&alerts, options.grouping)
+        .into_iter()
+        .filter_map(|batch| {
+            let importance = notification_importance(&batch, options)?;
+            Some(context(&group, &batch, importance, source, options))
+        })
+        .collect();
+    Ok(Decoded {
+        source,
+        event: event.to_owned(),
+        action: None,
+        delivery_id: Some(group_digest(&group, &alerts)),
+        contexts,
+    })
+}

@@ -1,0 +1,42 @@
+//! Helpers shared by the sources' tests: fixtures and header maps.
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// The shared fixtures folder.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+
+/// The bytes of one fixture.
+pub(super) fn fixture(dir: &str, file: &str) -> Vec<u8> {
+    let path = format!("{FIXTURES}/{dir}/{file}");
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+/// The names of a fixture folder's `.json` files, sorted.
+pub(super) fn fixture_names(dir: &str) -> Vec<String> {
+    let path = format!("{FIXTURES}/{dir}");
+    let mut names: Vec<String> = std::fs::read_dir(&path)
+        .unwrap_or_else(|error| panic!("{path}: {error}"))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no fixtures in {path}");
+    names
+}
+
+/// A header map from name/value pairs.
+pub(super) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
+            HeaderValue::from_str(value).expect("test header value"),
+        );
+    }
+    map
+}
+
+/// Just `Content-Type: application/json`.
+pub(super) fn json_headers() -> HeaderMap {
+    headers(&[("Content-Type", "application/json")])
+}

@@ -1,0 +1,700 @@
+//! Inbound authentication: is this request from the sender a route trusts?
+//!
+//! A route may configure any of three methods, each a variant of a private `Verifier` enum:
+//!
+//! - **webhook secrets** (a comma-separated list, so a secret can be rotated without downtime):
+//!   the request must carry a signature or token made with one of them, in any of the headers the
+//!   forges use: GitHub's `X-Hub-Signature-256: sha256=<hex>`, Gitea's `X-Gitea-Signature: <hex>`
+//!   and Forgejo's `X-Forgejo-Signature: <hex>` (each an HMAC-SHA256 of the raw body, exactly as
+//!   received), or GitLab's `X-Gitlab-Token: <secret>` (the secret itself). GitHub's legacy
+//!   HMAC-SHA1 `X-Hub-Signature` is not accepted: GitHub always sends the SHA-256 header next to it.
+//! - **token**: `Authorization: Bearer <token>` or `?token=<token>` in the query string.
+//! - **basic auth**: `Authorization: Basic base64(user:password)`.
+//!
+//! When several methods are configured, **every** configured method must pass: adding a method to
+//! a route can only make it stricter, never open it. (One `Authorization` header cannot carry both
+//! a bearer token and basic credentials, so a route with both sends its token as `?token=`.) A
+//! route with no method configured accepts every request.
+//!
+//! Every comparison with a secret runs in constant time, and no error or `Debug` output of this
+//! module contains a secret.
+
+use std::fmt;
+
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// GitHub's signature header: `sha256=` and the hex HMAC-SHA256 of the body.
+const GITHUB_SIGNATURE: &str = "x-hub-signature-256";
+/// Gitea's signature header: the bare hex HMAC-SHA256 of the body.
+const GITEA_SIGNATURE: &str = "x-gitea-signature";
+/// Forgejo's signature header, the same format as Gitea's.
+const FORGEJO_SIGNATURE: &str = "x-forgejo-signature";
+/// GitLab's header, which carries the secret itself.
+const GITLAB_TOKEN: &str = "x-gitlab-token";
+/// The prefix of GitHub's signature value.
+const GITHUB_PREFIX: &str = "sha256=";
+/// The length in bytes of an HMAC-SHA256 tag.
+const TAG_LEN: usize = 32;
+
+/// Why a route's authentication settings cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthConfigError {
+    /// The webhook secret list holds no secret (only commas and white space).
+    #[error(
+        "the webhook secret list is set but holds no secret; give one or more, separated by commas"
+    )]
+    NoWebhookSecret,
+    /// The token is set but empty.
+    #[error("the token is set but empty")]
+    EmptyToken,
+    /// Basic auth is not of the form `user:password` with a non-empty user.
+    #[error("basic auth must be given as user:password, with a non-empty user")]
+    BasicAuthFormat,
+}
+
+/// Why a request was not authenticated. The variants tell the logs which check failed; none of
+/// them carries a secret or a credential the request sent. The HTTP layer answers 401 for all of
+/// them without saying which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Webhook secrets are configured, but the request has no signature or GitLab token header.
+    #[error(
+        "the request carries no X-Hub-Signature-256, X-Gitea-Signature, X-Forgejo-Signature or X-Gitlab-Token header"
+    )]
+    MissingSignature,
+    /// A signature header is present but not of the form its sender uses.
+    #[error("the {0} header is not a well-formed signature")]
+    MalformedSignature(&'static str),
+    /// A well-formed signature or GitLab token is present but matches no configured secret.
+    #[error("the webhook signature matches none of the configured secrets")]
+    SignatureMismatch,
+    /// A token is configured, but the request has neither a bearer token nor `?token=`.
+    #[error("the request carries no bearer token and no token query parameter")]
+    MissingToken,
+    /// The bearer token or `?token=` does not match the configured token.
+    #[error("the token does not match")]
+    TokenMismatch,
+    /// Basic auth is configured, but the request has no `Authorization: Basic` header.
+    #[error("the request carries no basic auth credentials")]
+    MissingBasicAuth,
+    /// The `Authorization: Basic` value is not valid base64.
+    #[error("the basic auth credentials are not valid base64")]
+    MalformedBasicAuth,
+    /// The basic auth credentials do not match.
+    #[error("the basic auth credentials do not match")]
+    BasicAuthMismatch,
+}
+
+/// A configured secret. Its `Debug` never shows it.
+#[derive(Clone)]
+struct Secret(Box<[u8]>);
+
+impl Secret {
+    fn new(raw: &str) -> Self {
+        Self(raw.as_bytes().into())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Compares in constant time, whatever the lengths: both sides are hashed first, so neither
+    /// the content nor the length of the secret shows in the time taken.
+    fn matches(&self, candidate: &[u8]) -> bool {
+        Sha256::digest(self.bytes())
+            .as_slice()
+            .ct_eq(Sha256::digest(candidate).as_slice())
+            .into()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One method of authentication.
+#[derive(Debug, Clone)]
+enum Verifier {
+    /// Signed with (or, for GitLab, carrying) one of these secrets.
+    WebhookSecrets(Vec<Secret>),
+    /// A bearer token or `?token=`.
+    Token(Secret),
+    /// Basic auth; the secret is `user:password`.
+    BasicAuth(Secret),
+}
+
+impl Verifier {
+    fn verify(&self, headers: &HeaderMap, query: &str, body: &[u8]) -> Result<(), AuthError> {
+        match self {
+            Self::WebhookSecrets(secrets) => verify_signature(secrets, headers, body),
+            Self::Token(token) => verify_token(token, headers, query),
+            Self::BasicAuth(credentials) => verify_basic(credentials, headers),
+        }
+    }
+}
+
+/// The authentication a route requires; see the module documentation for the rules.
+#[derive(Debug, Clone, Default)]
+pub struct InboundAuth {
+    verifiers: Vec<Verifier>,
+}
+
+impl InboundAuth {
+    /// Builds a route's authentication from its settings, each optional:
+    /// `webhook_secrets` is a comma-separated list (white space around each secret is dropped),
+    /// `token` a bearer token (used as given), `basic_auth` is `user:password` (split at the
+    /// first colon, so the password may contain colons).
+    pub fn new(
+        webhook_secrets: Option<&str>,
+        token: Option<&str>,
+        basic_auth: Option<&str>,
+    ) -> Result<Self, AuthConfigError> {
+        let mut verifiers = Vec::new();
+        if let Some(list) = webhook_secrets {
+            let secrets: Vec<Secret> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|secret| !secret.is_empty())
+                .map(Secret::new)
+                .collect();
+            if secrets.is_empty() {
+                return Err(AuthConfigError::NoWebhookSecret);
+            }
+            verifiers.push(Verifier::WebhookSecrets(secrets));
+        }
+        if let Some(token) = token {
+            if token.is_empty() {
+                return Err(AuthConfigError::EmptyToken);
+            }
+            verifiers.push(Verifier::Token(Secret::new(token)));
+        }
+        if let Some(credentials) = basic_auth {
+            match credentials.split_once(':') {
+                Some((user, _)) if !user.is_empty() => {
+                    verifiers.push(Verifier::BasicAuth(Secret::new(credentials)));
+                }
+                _ => return Err(AuthConfigError::BasicAuthFormat),
+            }
+        }
+        Ok(Self { verifiers })
+    }
+
+    /// True when no method is configured, so every request is accepted.
+    pub fn is_open(&self) -> bool {
+        self.verifiers.is_empty()
+    }
+
+    /// Checks a request: `query` is the raw query string (without `?`), `body` the raw body bytes
+    /// exactly as received. Every configured method must pass; the first that fails is returned.
+    pub fn verify(&self, headers: &HeaderMap, query: &str, body: &[u8]) -> Result<(), AuthError> {
+        self.verifiers
+            .iter()
+            .try_for_each(|verifier| verifier.verify(headers, query, body))
+    }
+}
+
+/// The HMAC-SHA256 of `body` under `secret`.
+fn hmac_sha256(secret: &Secret, body: &[u8]) -> Option<[u8; TAG_LEN]> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.bytes()).ok()?;
+    mac.update(body);
+    mac.finalize().into_bytes().as_slice().try_into().ok()
+}
+
+/// Decodes a hex HMAC-SHA256 tag (64 hex digits, either case).
+fn parse_tag(hex_text: &str) -> Option<[u8; TAG_LEN]> {
+    if hex_text.len() != 2 * TAG_LEN {
+        return None;
+    }
+    let mut tag = [0u8; TAG_LEN];
+    hex::decode_to_slice(hex_text, &mut tag).ok()?;
+    Some(tag)
+}
+
+/// What one signature header offers.
+enum Presented {
+    /// An HMAC-SHA256 tag of the body.
+    Tag([u8; TAG_LEN]),
+    /// GitLab's token, to compare with the secret itself.
+    Token(Vec<u8>),
+}
+
+/// Reads one signature header's value the way its sender writes it.
+fn read_signature(name: &str, value: &str) -> Option<Presented> {
+    match name {
+        GITHUB_SIGNATURE => value
+            .strip_prefix(GITHUB_PREFIX)
+            .and_then(parse_tag)
+            .map(Presented::Tag),
+        GITLAB_TOKEN => Some(Presented::Token(value.as_bytes().to_vec())),
+        _ => parse_tag(value).map(Presented::Tag),
+    }
+}
+
+fn verify_signature(secrets: &[Secret], headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
+    let mut presented = Vec::new();
+    let mut malformed = None;
+    for name in [
+        GITHUB_SIGNATURE,
+        GITEA_SIGNATURE,
+        FORGEJO_SIGNATURE,
+        GITLAB_TOKEN,
+    ] {
+        for value in headers.get_all(name) {
+            let offer = value
+                .to_str()
+                .ok()
+                .and_then(|text| read_signature(name, text.trim()));
+            match offer {
+                Some(offer) => presented.push(offer),
+                None => malformed = malformed.or(Some(name)),
+            }
+        }
+    }
+    if presented.is_empty() {
+        return Err(malformed.map_or(AuthError::MissingSignature, AuthError::MalformedSignature));
+    }
+    let tags: Vec<[u8; TAG_LEN]> = if presented.iter().any(|p| matches!(p, Presented::Tag(_))) {
+        secrets
+            .iter()
+            .filter_map(|secret| hmac_sha256(secret, body))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let accepted = presented.iter().any(|offer| match offer {
+        Presented::Tag(tag) => tags.iter().any(|expected| bool::from(expected.ct_eq(tag))),
+        Presented::Token(token) => secrets.iter().any(|secret| secret.matches(token)),
+    });
+    if accepted {
+        Ok(())
+    } else {
+        Err(AuthError::SignatureMismatch)
+    }
+}
+
+/// The credentials of every `Authorization` header using `scheme` (case-insensitive).
+fn authorization_credentials<'a>(
+    headers: &'a HeaderMap,
+    scheme: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(AUTHORIZATION)
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(move |value| {
+            let (given, credentials) = value.trim().split_once(' ')?;
+            given
+                .eq_ignore_ascii_case(scheme)
+                .then_some(credentials.trim())
+        })
+}
+
+fn verify_token(token: &Secret, headers: &HeaderMap, query: &str) -> Result<(), AuthError> {
+    let from_query = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "token")
+        .map(|(_, value)| value.into_owned());
+    let candidates: Vec<String> = authorization_credentials(headers, "bearer")
+        .map(str::to_owned)
+        .chain(from_query)
+        .collect();
+    if candidates.is_empty() {
+        Err(AuthError::MissingToken)
+    } else if candidates
+        .iter()
+        .any(|candidate| token.matches(candidate.as_bytes()))
+    {
+        Ok(())
+    } else {
+        Err(AuthError::TokenMismatch)
+    }
+}
+
+fn verify_basic(credentials: &Secret, headers: &HeaderMap) -> Result<(), AuthError> {
+    let mut found = false;
+    let mut malformed = false;
+    for encoded in authorization_credentials(headers, "basic") {
+        found = true;
+        match BASE64.decode(encoded) {
+            Ok(decoded) if credentials.matches(&decoded) => return Ok(()),
+            Ok(_) => {}
+            Err(_) => malformed = true,
+        }
+    }
+    Err(match (found, malformed) {
+        (false, _) => AuthError::MissingBasicAuth,
+        (true, true) => AuthError::MalformedBasicAuth,
+        (true, false) => AuthError::BasicAuthMismatch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use serde_json::Value;
+
+    const VECTORS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/signature/vectors.json"
+    );
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
+                HeaderValue::from_str(value).expect("test header value"),
+            );
+        }
+        map
+    }
+
+    fn secrets(list: &str) -> InboundAuth {
+        InboundAuth::new(Some(list), None, None).expect("valid secret list")
+    }
+
+    fn vectors(kind: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(VECTORS).expect("vectors.json is readable");
+        let all: Value = serde_json::from_str(&text).expect("vectors.json is JSON");
+        all[kind].as_array().expect("a list of vectors").clone()
+    }
+
+    fn field<'a>(vector: &'a Value, name: &str) -> &'a str {
+        vector[name].as_str().expect("a string field")
+    }
+
+    #[test]
+    fn every_valid_sha256_vector_is_accepted_as_github_gitea_and_forgejo() {
+        let mut checked = 0;
+        for vector in vectors("valid") {
+            let Some(signature) = vector["x_hub_signature_256"].as_str() else {
+                continue;
+            };
+            let payload = field(&vector, "payload").as_bytes();
+            assert_eq!(hex::encode(payload), field(&vector, "payload_utf8_hex"));
+            let auth = secrets(field(&vector, "secret"));
+            let bare = signature.trim_start_matches("sha256=");
+            for (name, value) in [
+                ("X-Hub-Signature-256", signature),
+                ("X-Gitea-Signature", bare),
+                ("X-Forgejo-Signature", bare),
+            ] {
+                assert_eq!(
+                    auth.verify(&headers(&[(name, value)]), "", payload),
+                    Ok(()),
+                    "vector {} in {name}",
+                    vector["id"]
+                );
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 5);
+    }
+
+    #[test]
+    fn valid_sha1_only_vectors_are_rejected_because_legacy_signatures_are_not_accepted() {
+        let mut checked = 0;
+        for vector in vectors("valid") {
+            let Some(signature) = vector["x_hub_signature"].as_str() else {
+                continue;
+            };
+            let auth = secrets(field(&vector, "secret"));
+            let request = headers(&[("X-Hub-Signature", signature)]);
+            let payload = field(&vector, "payload").as_bytes();
+            assert_eq!(
+                auth.verify(&request, "", payload),
+                Err(AuthError::MissingSignature)
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 3);
+    }
+
+    #[test]
+    fn every_invalid_vector_is_rejected() {
+        let invalid = vectors("invalid");
+        assert_eq!(invalid.len(), 3);
+        for vector in invalid {
+            assert_eq!(field(&vector, "expect"), "reject");
+            let auth = secrets(field(&vector, "secret"));
+            let request =
+                headers(&[("X-Hub-Signature-256", field(&vector, "x_hub_signature_256"))]);
+            let result = auth.verify(&request, "", field(&vector, "payload").as_bytes());
+            assert!(result.is_err(), "vector {} was accepted", vector["id"]);
+        }
+    }
+
+    const DOCS_SIGNATURE: &str =
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+
+    #[test]
+    fn second_secret_of_a_rotation_list_is_accepted() {
+        let auth = secrets("old-secret , It's a Secret to Everybody");
+        let request = headers(&[("X-Hub-Signature-256", DOCS_SIGNATURE)]);
+        assert_eq!(auth.verify(&request, "", b"Hello, World!"), Ok(()));
+    }
+
+    #[test]
+    fn a_signature_over_other_bytes_is_a_mismatch() {
+        let auth = secrets("It's a Secret to Everybody");
+        let request = headers(&[("X-Hub-Signature-256", DOCS_SIGNATURE)]);
+        assert_eq!(
+            auth.verify(&request, "", b"Hello, World!\n"),
+            Err(AuthError::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn missing_signature_is_rejected() {
+        let auth = secrets("s");
+        assert_eq!(
+            auth.verify(&HeaderMap::new(), "", b"{}"),
+            Err(AuthError::MissingSignature)
+        );
+    }
+
+    #[test]
+    fn garbled_signature_headers_are_rejected_without_panic() {
+        let auth = secrets("It's a Secret to Everybody");
+        let bare = DOCS_SIGNATURE.trim_start_matches("sha256=");
+        let cases = [
+            ("X-Hub-Signature-256", format!("sha256={}", "zz".repeat(32))),
+            ("X-Hub-Signature-256", format!("sha1={bare}")),
+            ("X-Hub-Signature-256", bare.to_owned()),
+            ("X-Hub-Signature-256", format!("sha256={}", &bare[..62])),
+            ("X-Hub-Signature-256", format!("sha256={bare}00")),
+            ("X-Hub-Signature-256", "sha256=".to_owned()),
+            ("X-Gitea-Signature", DOCS_SIGNATURE.to_owned()),
+            ("X-Gitea-Signature", format!("{}é", &bare[..63])),
+            ("X-Forgejo-Signature", String::new()),
+        ];
+        for (name, value) in cases {
+            let mut request = HeaderMap::new();
+            request.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
+                HeaderValue::from_bytes(value.as_bytes()).expect("test header bytes"),
+            );
+            assert_eq!(
+                auth.verify(&request, "", b"Hello, World!"),
+                Err(AuthError::MalformedSignature(
+                    if name == "X-Hub-Signature-256" {
+                        GITHUB_SIGNATURE
+                    } else if name == "X-Gitea-Signature" {
+                        GITEA_SIGNATURE
+                    } else {
+                        FORGEJO_SIGNATURE
+                    }
+                )),
+                "{name}: {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_ascii_header_bytes_are_rejected_without_panic() {
+        let auth = secrets("s");
+        let mut request = HeaderMap::new();
+        request.insert(
+            HeaderName::from_static(GITHUB_SIGNATURE),
+            HeaderValue::from_bytes(b"sha256=\xff\xfe").expect("opaque header bytes"),
+        );
+        assert_eq!(
+            auth.verify(&request, "", b"{}"),
+            Err(AuthError::MalformedSignature(GITHUB_SIGNATURE))
+        );
+    }
+
+    #[test]
+    fn uppercase_hex_signature_is_accepted() {
+        let auth = secrets("It's a Secret to Everybody");
+        let upper = format!("sha256={}", DOCS_SIGNATURE[7..].to_uppercase());
+        let request = headers(&[("X-Hub-Signature-256", &upper)]);
+        assert_eq!(auth.verify(&request, "", b"Hello, World!"), Ok(()));
+    }
+
+    #[test]
+    fn one_valid_header_among_gitea_headers_is_enough() {
+        let auth = secrets("It's a Secret to Everybody");
+        let request = headers(&[
+            ("X-Hub-Signature", "sha1="),
+            ("X-Hub-Signature-256", "sha256="),
+            ("X-Gitea-Signature", &DOCS_SIGNATURE[7..]),
+        ]);
+        assert_eq!(auth.verify(&request, "", b"Hello, World!"), Ok(()));
+    }
+
+    #[test]
+    fn github_form_delivery_is_verified_over_the_raw_body() {
+        let raw = b"payload=%7B%22zen%22%3A%22Keep+it+logically+awesome.%22%7D";
+        let secret = Secret::new("form-secret");
+        let tag = hmac_sha256(&secret, raw).expect("an HMAC");
+        let signature = format!("sha256={}", hex::encode(tag));
+        let request = headers(&[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Hub-Signature-256", &signature),
+        ]);
+        let auth = secrets("form-secret");
+        assert_eq!(auth.verify(&request, "", raw), Ok(()));
+        let decoded_json = br#"{"zen":"Keep it logically awesome."}"#;
+        assert_eq!(
+            auth.verify(&request, "", decoded_json),
+            Err(AuthError::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn gitlab_token_equal_to_any_secret_is_accepted() {
+        let auth = secrets("first,second");
+        let request = headers(&[("X-Gitlab-Token", "second")]);
+        assert_eq!(auth.verify(&request, "", b"{}"), Ok(()));
+    }
+
+    #[test]
+    fn wrong_gitlab_token_is_rejected() {
+        let auth = secrets("first,second");
+        for wrong in ["secon", "second2", "", "SECOND"] {
+            let request = headers(&[("X-Gitlab-Token", wrong)]);
+            assert_eq!(
+                auth.verify(&request, "", b"{}"),
+                Err(AuthError::SignatureMismatch),
+                "{wrong:?}"
+            );
+        }
+    }
+
+    fn token(value: &str) -> InboundAuth {
+        InboundAuth::new(None, Some(value), None).expect("valid token")
+    }
+
+    #[test]
+    fn bearer_token_is_accepted() {
+        let request = headers(&[("Authorization", "Bearer s3cr3t-test-token")]);
+        assert_eq!(token("s3cr3t-test-token").verify(&request, "", b""), Ok(()));
+        let lower = headers(&[("Authorization", "bearer s3cr3t-test-token")]);
+        assert_eq!(token("s3cr3t-test-token").verify(&lower, "", b""), Ok(()));
+    }
+
+    #[test]
+    fn wrong_or_missing_bearer_token_is_rejected() {
+        let auth = token("s3cr3t-test-token");
+        let wrong = headers(&[("Authorization", "Bearer s3cr3t-test-tokem")]);
+        assert_eq!(auth.verify(&wrong, "", b""), Err(AuthError::TokenMismatch));
+        let other_scheme = headers(&[("Authorization", "Token s3cr3t-test-token")]);
+        assert_eq!(
+            auth.verify(&other_scheme, "", b""),
+            Err(AuthError::MissingToken)
+        );
+        assert_eq!(
+            auth.verify(&HeaderMap::new(), "", b""),
+            Err(AuthError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn query_token_is_url_decoded_and_accepted() {
+        let auth = token("a b&c=d");
+        assert_eq!(
+            auth.verify(&HeaderMap::new(), "title=x&token=a+b%26c%3Dd", b""),
+            Ok(())
+        );
+        assert_eq!(
+            auth.verify(&HeaderMap::new(), "token=a+b", b""),
+            Err(AuthError::TokenMismatch)
+        );
+    }
+
+    fn basic(credentials: &str) -> String {
+        format!("Basic {}", BASE64.encode(credentials))
+    }
+
+    #[test]
+    fn basic_auth_is_accepted() {
+        let auth = InboundAuth::new(None, None, Some("alert:pass:word")).expect("valid basic");
+        let request = headers(&[("Authorization", &basic("alert:pass:word"))]);
+        assert_eq!(auth.verify(&request, "", b""), Ok(()));
+    }
+
+    #[test]
+    fn wrong_missing_or_garbled_basic_auth_is_rejected() {
+        let auth = InboundAuth::new(None, None, Some("alert:password")).expect("valid basic");
+        let wrong = headers(&[("Authorization", &basic("alert:passwort"))]);
+        assert_eq!(
+            auth.verify(&wrong, "", b""),
+            Err(AuthError::BasicAuthMismatch)
+        );
+        let garbled = headers(&[("Authorization", "Basic %%%not-base64")]);
+        assert_eq!(
+            auth.verify(&garbled, "", b""),
+            Err(AuthError::MalformedBasicAuth)
+        );
+        assert_eq!(
+            auth.verify(&HeaderMap::new(), "", b""),
+            Err(AuthError::MissingBasicAuth)
+        );
+    }
+
+    #[test]
+    fn all_configured_methods_must_pass() {
+        let auth = InboundAuth::new(Some("hook"), Some("tok"), None).expect("valid settings");
+        let only_token = headers(&[("Authorization", "Bearer tok")]);
+        assert_eq!(
+            auth.verify(&only_token, "", b""),
+            Err(AuthError::MissingSignature)
+        );
+        let both = headers(&[("Authorization", "Bearer tok"), ("X-Gitlab-Token", "hook")]);
+        assert_eq!(auth.verify(&both, "", b""), Ok(()));
+    }
+
+    #[test]
+    fn no_configured_method_accepts_everything() {
+        let auth = InboundAuth::new(None, None, None).expect("empty settings");
+        assert!(auth.is_open());
+        assert_eq!(auth.verify(&HeaderMap::new(), "", b"anything"), Ok(()));
+    }
+
+    #[test]
+    fn unusable_settings_are_refused() {
+        assert_eq!(
+            InboundAuth::new(Some(" , ,"), None, None).err(),
+            Some(AuthConfigError::NoWebhookSecret)
+        );
+        assert_eq!(
+            InboundAuth::new(None, Some(""), None).err(),
+            Some(AuthConfigError::EmptyToken)
+        );
+        for bad in ["nocolon", ":password"] {
+            assert_eq!(
+                InboundAuth::new(None, None, Some(bad)).err(),
+                Some(AuthConfigError::BasicAuthFormat)
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let auth = InboundAuth::new(
+            Some("hunter2-one,hunter2-two"),
+            Some("tok-hunter2"),
+            Some("user-hunter2:pw-hunter2"),
+        )
+        .expect("valid settings");
+        let shown = format!("{auth:?} {auth:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn errors_show_no_credential() {
+        let auth = token("tok-hunter2");
+        let request = headers(&[("Authorization", "Bearer sent-hunter3")]);
+        let error = auth.verify(&request, "", b"").expect_err("wrong token");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+    }
+}
