@@ -6,7 +6,19 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use url::Url;
 
-use crate::pushjet::Api;
+use crate::pushjet::{Api, Importance, MESSAGE_MAX_BYTES, SecretKey};
+use crate::routes::{EventFilter, Route, RouteName, Routes};
+use crate::sources::{
+    AlertGrouping, ResolvedPolicy, SeverityImportance, SourceOptions, SourceSetting,
+};
+use crate::verify::InboundAuth;
+
+/// The default largest accepted webhook body, 5 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// The default largest message sent, 4,096 bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4096;
+/// The smallest message limit that still leaves room for text and the cut marker.
+const MIN_MAX_MESSAGE_BYTES: usize = 64;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -33,6 +45,14 @@ pub struct Settings {
     pub api_url: Option<Url>,
     /// Log format (`PUSHJET_BRIDGE_LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// User templates that override built-ins (`PUSHJET_BRIDGE_TEMPLATES_DIR`).
+    pub templates_dir: Option<PathBuf>,
+    /// Largest accepted webhook body (`PUSHJET_BRIDGE_MAX_BODY_BYTES`, default 5 MiB).
+    pub max_body_bytes: usize,
+    /// Largest message sent; longer ones are cut (`PUSHJET_BRIDGE_MAX_MESSAGE_BYTES`, default 4096).
+    pub max_message_bytes: usize,
+    /// The configured routes (`PUSHJET_BRIDGE_ROUTES` and `PUSHJET_BRIDGE_ROUTE_<NAME>_*`).
+    pub routes: Routes,
 }
 
 /// Why the settings could not be read; lists every problem at once.
@@ -46,6 +66,29 @@ struct GlobalVars {
     data_dir: Option<PathBuf>,
     embedded_pushjet: Option<String>,
     log_format: Option<String>,
+    templates_dir: Option<PathBuf>,
+    max_body_bytes: Option<String>,
+    max_message_bytes: Option<String>,
+    routes: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RouteVars {
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    source: Option<String>,
+    template: Option<String>,
+    webhook_secret: Option<String>,
+    webhook_secret_file: Option<PathBuf>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    basic_auth: Option<String>,
+    basic_auth_file: Option<PathBuf>,
+    importance: Option<String>,
+    events: Option<String>,
+    alert_grouping: Option<String>,
+    resolved: Option<String>,
+    severity_importance: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -60,31 +103,56 @@ impl Settings {
     }
 
     /// Reads the settings from the given variables (the environment, or a test's own list).
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let mut problems = Vec::new();
         let global: GlobalVars = envy::prefixed("PUSHJET_BRIDGE_")
             .from_iter(vars.clone())
             .map_err(|error| ConfigError(vec![error.to_string()]))?;
         let pushjet: PushjetVars = envy::prefixed("PUSHJET_")
-            .from_iter(vars)
+            .from_iter(vars.clone())
             .map_err(|error| ConfigError(vec![error.to_string()]))?;
 
-        let listen = parse_or(&mut problems, global.listen.as_deref(), "0.0.0.0:8080", |raw| {
-            raw.parse::<SocketAddr>()
-                .map_err(|_| format!("PUSHJET_BRIDGE_LISTEN: `{raw}` is not an address such as 0.0.0.0:8080"))
-        });
-        let embedded_pushjet = parse_or(&mut problems, global.embedded_pushjet.as_deref(), "true", |raw| {
-            parse_bool(raw).ok_or_else(|| format!("PUSHJET_BRIDGE_EMBEDDED_PUSHJET: `{raw}` is not true or false"))
-        });
-        let log_format = parse_or(&mut problems, global.log_format.as_deref(), "human", |raw| {
-            match raw.trim().to_ascii_lowercase().as_str() {
+        let listen = parse_or(
+            &mut problems,
+            global.listen.as_deref(),
+            "0.0.0.0:8080",
+            |raw| {
+                raw.parse::<SocketAddr>().map_err(|_| {
+                    format!("PUSHJET_BRIDGE_LISTEN: `{raw}` is not an address such as 0.0.0.0:8080")
+                })
+            },
+        );
+        let embedded_pushjet = parse_or(
+            &mut problems,
+            global.embedded_pushjet.as_deref(),
+            "true",
+            |raw| {
+                parse_bool(raw).ok_or_else(|| {
+                    format!("PUSHJET_BRIDGE_EMBEDDED_PUSHJET: `{raw}` is not true or false")
+                })
+            },
+        );
+        let log_format = parse_or(
+            &mut problems,
+            global.log_format.as_deref(),
+            "human",
+            |raw| match raw.trim().to_ascii_lowercase().as_str() {
                 "human" => Ok(LogFormat::Human),
                 "json" => Ok(LogFormat::Json),
-                _ => Err(format!("PUSHJET_BRIDGE_LOG_FORMAT: `{raw}` is not human or json")),
-            }
-        });
-        let api_url = match pushjet.api_url.as_deref().map(str::trim).filter(|raw| !raw.is_empty()) {
+                _ => Err(format!(
+                    "PUSHJET_BRIDGE_LOG_FORMAT: `{raw}` is not human or json"
+                )),
+            },
+        );
+        let api_url = match pushjet
+            .api_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|raw| !raw.is_empty())
+        {
             None => None,
             Some(raw) => match Api::new(raw) {
                 Ok(api) => Some(api.base_url().clone()),
@@ -101,16 +169,243 @@ impl Settings {
                     .to_owned(),
             );
         }
-        match (listen, embedded_pushjet, log_format) {
-            (Some(listen), Some(embedded_pushjet), Some(log_format)) if problems.is_empty() => Ok(Self {
+        let max_body_bytes = parse_or(
+            &mut problems,
+            global.max_body_bytes.as_deref(),
+            "5242880",
+            |raw| {
+                raw.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|bytes| *bytes > 0)
+                .ok_or_else(|| format!("PUSHJET_BRIDGE_MAX_BODY_BYTES: `{raw}` is not a positive number of bytes"))
+            },
+        );
+        let max_message_bytes = parse_or(
+            &mut problems,
+            global.max_message_bytes.as_deref(),
+            "4096",
+            |raw| {
+                raw.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|bytes| (MIN_MAX_MESSAGE_BYTES..=MESSAGE_MAX_BYTES).contains(bytes))
+                .ok_or_else(|| {
+                    format!(
+                        "PUSHJET_BRIDGE_MAX_MESSAGE_BYTES: `{raw}` is not a number of bytes from {MIN_MAX_MESSAGE_BYTES} to {MESSAGE_MAX_BYTES}"
+                    )
+                })
+            },
+        );
+        let routes = read_routes(
+            &mut problems,
+            global.routes.as_deref().unwrap_or_default(),
+            &vars,
+        );
+        match (
+            listen,
+            embedded_pushjet,
+            log_format,
+            max_body_bytes,
+            max_message_bytes,
+        ) {
+            (
+                Some(listen),
+                Some(embedded_pushjet),
+                Some(log_format),
+                Some(max_body_bytes),
+                Some(max_message_bytes),
+            ) if problems.is_empty() => Ok(Self {
                 listen,
                 data_dir: global.data_dir.unwrap_or_else(|| PathBuf::from("data")),
                 embedded_pushjet,
                 api_url,
                 log_format,
+                templates_dir: global
+                    .templates_dir
+                    .filter(|dir| !dir.as_os_str().is_empty()),
+                max_body_bytes,
+                max_message_bytes,
+                routes,
             }),
             _ => Err(ConfigError(problems)),
         }
+    }
+}
+
+/// Reads every route named in `PUSHJET_BRIDGE_ROUTES`, recording each problem.
+fn read_routes(problems: &mut Vec<String>, names: &str, vars: &[(String, String)]) -> Routes {
+    let mut routes = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for raw in names
+        .split(',')
+        .map(str::trim)
+        .filter(|raw| !raw.is_empty())
+    {
+        match RouteName::parse(raw) {
+            Ok(name) if !seen.insert(name.clone()) => {
+                problems.push(format!(
+                    "PUSHJET_BRIDGE_ROUTES: route `{name}` is named twice"
+                ));
+            }
+            Ok(name) => match read_route(name, vars) {
+                Ok(route) => routes.push(route),
+                Err(route_problems) => problems.extend(route_problems),
+            },
+            Err(error) => problems.push(format!("PUSHJET_BRIDGE_ROUTES: {error}")),
+        }
+    }
+    Routes::new(routes)
+}
+
+/// Reads one route's variables, or every problem with them.
+fn read_route(name: RouteName, vars: &[(String, String)]) -> Result<Route, Vec<String>> {
+    let prefix = name.env_prefix();
+    let route_vars: RouteVars = envy::prefixed(prefix.clone())
+        .from_iter(vars.to_vec())
+        .map_err(|error| vec![format!("{prefix}*: {error}")])?;
+    let mut problems = Vec::new();
+
+    let secret = match value_or_file(&prefix, "SECRET", route_vars.secret, route_vars.secret_file) {
+        Ok(Some(raw)) => SecretKey::parse(raw.trim())
+            .map_err(|error| problems.push(format!("{prefix}SECRET: {error}")))
+            .ok(),
+        Ok(None) => {
+            problems.push(format!(
+                "{prefix}SECRET (or {prefix}SECRET_FILE) is required: the route's Pushjet service secret key"
+            ));
+            None
+        }
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    };
+    let mut optional_secret = |key: &str, value: Option<String>, file: Option<PathBuf>| {
+        value_or_file(&prefix, key, value, file).unwrap_or_else(|problem| {
+            problems.push(problem);
+            None
+        })
+    };
+    let webhook_secret = optional_secret(
+        "WEBHOOK_SECRET",
+        route_vars.webhook_secret,
+        route_vars.webhook_secret_file,
+    );
+    let token = optional_secret("TOKEN", route_vars.token, route_vars.token_file);
+    let basic_auth = optional_secret(
+        "BASIC_AUTH",
+        route_vars.basic_auth,
+        route_vars.basic_auth_file,
+    );
+    let auth = InboundAuth::new(
+        webhook_secret.as_deref().map(str::trim),
+        token.as_deref().map(str::trim),
+        basic_auth.as_deref().map(str::trim),
+    )
+    .map_err(|error| problems.push(format!("{prefix}*: authentication: {error}")))
+    .ok();
+
+    let mut source = SourceOptions::new(name.as_str());
+    let mut problem_at = |key: &str, raw: &str, error: String| {
+        problems.push(format!("{prefix}{key}: `{raw}`: {error}"))
+    };
+    if let Some(value) = route_setting(
+        route_vars.source,
+        "SOURCE",
+        &mut problem_at,
+        str::parse::<SourceSetting>,
+    ) {
+        source.setting = value;
+    }
+    if let Some(value) = route_setting(
+        route_vars.importance,
+        "IMPORTANCE",
+        &mut problem_at,
+        Importance::parse,
+    ) {
+        source.default_importance = value;
+    }
+    if let Some(value) = route_setting(
+        route_vars.alert_grouping,
+        "ALERT_GROUPING",
+        &mut problem_at,
+        str::parse::<AlertGrouping>,
+    ) {
+        source.grouping = value;
+    }
+    if let Some(value) = route_setting(
+        route_vars.resolved,
+        "RESOLVED",
+        &mut problem_at,
+        str::parse::<ResolvedPolicy>,
+    ) {
+        source.resolved = value;
+    }
+    if let Some(value) = route_setting(
+        route_vars.severity_importance,
+        "SEVERITY_IMPORTANCE",
+        &mut problem_at,
+        str::parse::<SeverityImportance>,
+    ) {
+        source.severity = value;
+    }
+    let template = route_vars
+        .template
+        .map(|raw| raw.trim().to_owned())
+        .filter(|raw| !raw.is_empty());
+    let events = route_vars.events.as_deref().map(EventFilter::parse);
+
+    match (secret, auth) {
+        (Some(secret), Some(auth)) if problems.is_empty() => Ok(Route {
+            name,
+            secret,
+            auth,
+            source,
+            template,
+            events,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// Parses one optional route setting (blank counts as unset), reporting a bad value by its key.
+fn route_setting<T, E: std::fmt::Display>(
+    raw: Option<String>,
+    key: &str,
+    problem_at: &mut impl FnMut(&str, &str, String),
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Option<T> {
+    let raw = raw?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    parse(raw)
+        .map_err(|error| problem_at(key, raw, error.to_string()))
+        .ok()
+}
+
+/// A setting given directly (`KEY`) or in a file (`KEY_FILE`, trailing line break dropped); both
+/// is a problem. The problem text never contains the value.
+fn value_or_file(
+    prefix: &str,
+    key: &str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(format!("{key} and {key}_FILE are both set; keep one")),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
+            .map_err(|error| {
+                format!(
+                    "{key}_FILE: cannot read {} ({prefix}{key}_FILE): {error}",
+                    path.display()
+                )
+            }),
+        (None, None) => Ok(None),
     }
 }
 
@@ -144,7 +439,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -171,13 +469,101 @@ mod tests {
 
     #[test]
     fn api_url_gets_a_trailing_slash() {
-        let settings = Settings::from_vars(vars(&[("PUSHJET_API_URL", "http://pushjet.local/api")])).unwrap();
-        assert_eq!(settings.api_url.unwrap().as_str(), "http://pushjet.local/api/");
+        let settings =
+            Settings::from_vars(vars(&[("PUSHJET_API_URL", "http://pushjet.local/api")])).unwrap();
+        assert_eq!(
+            settings.api_url.unwrap().as_str(),
+            "http://pushjet.local/api/"
+        );
     }
 
     #[test]
     fn embedded_off_needs_an_api_url() {
-        let error = Settings::from_vars(vars(&[("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false")])).unwrap_err();
+        let error =
+            Settings::from_vars(vars(&[("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false")])).unwrap_err();
         assert!(error.to_string().contains("PUSHJET_API_URL"));
+    }
+
+    const SECRET: &str = "3ad3ed6d089e9ff87f6a4c7247ca5940";
+
+    #[test]
+    fn a_route_reads_every_setting_and_secrets_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+        let settings = Settings::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_ROUTES", "gh-prod, alerts"),
+            (
+                "PUSHJET_BRIDGE_ROUTE_GH_PROD_SECRET_FILE",
+                secret_file.to_str().unwrap(),
+            ),
+            ("PUSHJET_BRIDGE_ROUTE_GH_PROD_SOURCE", "github"),
+            ("PUSHJET_BRIDGE_ROUTE_GH_PROD_WEBHOOK_SECRET", "old,new"),
+            (
+                "PUSHJET_BRIDGE_ROUTE_GH_PROD_EVENTS",
+                "push,pull_request.opened",
+            ),
+            ("PUSHJET_BRIDGE_ROUTE_GH_PROD_TEMPLATE", "github/push"),
+            ("PUSHJET_BRIDGE_ROUTE_ALERTS_SECRET", SECRET),
+            ("PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN", "t0ken"),
+            ("PUSHJET_BRIDGE_ROUTE_ALERTS_IMPORTANCE", "4"),
+            ("PUSHJET_BRIDGE_ROUTE_ALERTS_ALERT_GROUPING", "alert"),
+            ("PUSHJET_BRIDGE_ROUTE_ALERTS_RESOLVED", "suppress"),
+            (
+                "PUSHJET_BRIDGE_ROUTE_ALERTS_SEVERITY_IMPORTANCE",
+                "critical=5,warning=3",
+            ),
+            ("PUSHJET_BRIDGE_MAX_MESSAGE_BYTES", "1000"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.max_message_bytes, 1000);
+        let github = settings.routes.get("gh-prod").unwrap();
+        assert_eq!(github.secret.expose(), SECRET);
+        assert_eq!(
+            github.source.setting,
+            SourceSetting::Fixed(crate::sources::SourceKind::Github)
+        );
+        assert_eq!(github.template.as_deref(), Some("github/push"));
+        assert!(github.sends("pull_request", Some("opened")));
+        assert!(!github.sends("pull_request", Some("closed")));
+        assert!(!github.auth.is_open());
+        let alerts = settings.routes.get("alerts").unwrap();
+        assert_eq!(alerts.source.default_importance.get(), 4);
+        assert_eq!(alerts.source.grouping, AlertGrouping::Alert);
+        assert_eq!(alerts.source.resolved, ResolvedPolicy::Suppress);
+        assert!(!alerts.sends("ping", None));
+    }
+
+    #[test]
+    fn every_route_problem_is_reported_and_no_secret_is_shown() {
+        let error = Settings::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_ROUTES", "a,b,Bad!,a"),
+            ("PUSHJET_BRIDGE_ROUTE_A_SECRET", "not-a-valid-secret-value"),
+            ("PUSHJET_BRIDGE_ROUTE_A_SOURCE", "jira"),
+            ("PUSHJET_BRIDGE_ROUTE_A_IMPORTANCE", "7"),
+            ("PUSHJET_BRIDGE_ROUTE_B_SECRET", SECRET),
+            ("PUSHJET_BRIDGE_ROUTE_B_SECRET_FILE", "/nonexistent"),
+            ("PUSHJET_BRIDGE_ROUTE_B_BASIC_AUTH", "no-colon-here"),
+        ]))
+        .unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.0.len(), 7, "{text}");
+        assert!(text.contains("PUSHJET_BRIDGE_ROUTE_A_SOURCE"), "{text}");
+        assert!(text.contains("PUSHJET_BRIDGE_ROUTE_A_IMPORTANCE"), "{text}");
+        assert!(text.contains("named twice"), "{text}");
+        assert!(!text.contains("not-a-valid-secret-value"), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(!text.contains("no-colon-here"), "{text}");
+    }
+
+    #[test]
+    fn a_route_without_a_secret_is_refused() {
+        let error = Settings::from_vars(vars(&[("PUSHJET_BRIDGE_ROUTES", "plain")])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("PUSHJET_BRIDGE_ROUTE_PLAIN_SECRET"),
+            "{error}"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod pushjet;
 pub mod pushjet_server;
+pub mod routes;
 pub mod sources;
 pub mod telemetry;
 pub mod verify;
