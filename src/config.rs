@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use url::Url;
 
-use crate::pushjet::{Api, Importance, MESSAGE_MAX_BYTES, SecretKey};
+use crate::pushjet::{ApiUrl, Importance, MESSAGE_MAX_BYTES, SecretKey};
 use crate::routes::{EventFilter, Route, RouteName, Routes};
 use crate::sources::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceOptions, SourceSetting,
@@ -42,7 +41,7 @@ pub struct Settings {
     /// (`PUSHJET_BRIDGE_EMBEDDED_PUSHJET`, default true).
     pub embedded_pushjet: bool,
     /// The Pushjet API to deliver to (`PUSHJET_API_URL`); `None` means the embedded one.
-    pub api_url: Option<Url>,
+    pub api_url: Option<ApiUrl>,
     /// Log format (`PUSHJET_BRIDGE_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// User templates that override built-ins (`PUSHJET_BRIDGE_TEMPLATES_DIR`).
@@ -154,8 +153,8 @@ impl Settings {
             .filter(|raw| !raw.is_empty())
         {
             None => None,
-            Some(raw) => match Api::new(raw) {
-                Ok(api) => Some(api.base_url().clone()),
+            Some(raw) => match ApiUrl::parse(raw) {
+                Ok(url) => Some(url),
                 Err(error) => {
                     problems.push(format!("PUSHJET_API_URL: {error}"));
                     None

@@ -34,6 +34,28 @@ pub enum ApiUrlError {
     Unsupported,
 }
 
+/// A Pushjet API base URL: plain http(s), no query, fragment or credentials, path ending in `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUrl(Url);
+
+impl ApiUrl {
+    /// Parses an API URL, with or without a path and trailing slash.
+    pub fn parse(raw: &str) -> Result<Self, ApiUrlError> {
+        normalise_base(raw).map(Self)
+    }
+
+    /// The URL, always ending in `/`.
+    pub fn as_url(&self) -> &Url {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ApiUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
 /// A Pushjet API endpoint with its HTTP client; cheap to clone (the connection pool is shared).
 /// Must be used on an actix (or current-thread Tokio) runtime.
 #[derive(Clone)]
@@ -60,7 +82,12 @@ impl Api {
 
     /// An API at `base_url` whose requests give up after `timeout`.
     pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, ApiUrlError> {
-        let base = normalise_base(base_url)?;
+        Ok(Self::at(ApiUrl::parse(base_url)?, timeout))
+    }
+
+    /// An API at an already parsed URL whose requests give up after `timeout`.
+    pub fn at(url: ApiUrl, timeout: Duration) -> Self {
+        let base = url.0;
         install_crypto_provider();
         let client = awc::Client::builder()
             .timeout(timeout)
@@ -69,11 +96,11 @@ impl Api {
                 concat!("pushjet-bridge/", env!("CARGO_PKG_VERSION")),
             ))
             .finish();
-        Ok(Self {
+        Self {
             base,
             client,
             timeout,
-        })
+        }
     }
 
     /// The base URL, always ending in `/`.

@@ -19,7 +19,7 @@ mod message;
 mod service;
 pub mod wire;
 
-pub use api::{Api, ApiUrlError, DEFAULT_API_URL, DEFAULT_TIMEOUT};
+pub use api::{Api, ApiUrl, ApiUrlError, DEFAULT_API_URL, DEFAULT_TIMEOUT};
 pub use device::{Device, Subscription};
 pub use error::{Error, RequestError};
 pub use fields::{
