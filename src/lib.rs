@@ -1,3 +1,4 @@
 //! pushjet-bridge: webhooks in, Pushjet push notifications out.
 
 pub mod pushjet;
+pub mod render;
