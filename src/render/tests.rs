@@ -269,3 +269,30 @@ fn generic_template_falls_back_to_summary_route_and_route_importance() {
     assert_eq!(fields.link, "");
     assert_eq!(fields.importance, "3");
 }
+
+#[test]
+fn readme_worked_example_overrides_github_push() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/README.md"));
+    let example = readme
+        .split("## Worked example")
+        .nth(1)
+        .and_then(|section| section.split("```toml\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("the README has a worked example");
+    let dir = user_dir(&[("github/push.toml", example)]);
+    let context = json!({
+        "ref": "refs/heads/main", "forced": false, "compare": "https://github.com/o/api/compare/a...b",
+        "repository": {"name": "api", "default_branch": "main"},
+        "head_commit": {"id": "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "message": "Fix login redirect\n\nDetails", "author": {"name": "Mona"}},
+        "commits": [{}, {}, {}],
+        "bridge": {"route": "gh", "source": "github", "event": "push", "importance": "3"}
+    });
+
+    let fields = load(dir.path())
+        .render("github/push", &context)
+        .expect("renders");
+
+    assert_eq!(fields.title, "api ← main: Fix login redirect (+2 more)");
+    assert_eq!(fields.message, "6113728 by Mona");
+    assert_eq!(fields.importance, "3");
+}
