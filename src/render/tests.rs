@@ -23,6 +23,12 @@ fn load(dir: &Path) -> Renderer {
 }
 
 #[test]
+fn renderer_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Renderer>();
+}
+
+#[test]
 fn built_in_templates_load_without_a_user_folder() {
     let renderer = Renderer::load(None).expect("built-ins load");
     assert!(renderer.contains("github/push"));

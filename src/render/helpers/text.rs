@@ -152,9 +152,12 @@ pub(super) fn short_host(args: &[&Value]) -> Result<Value, String> {
     Ok(Value::String(short.to_owned()))
 }
 
-/// `{{json value}}`: the value as compact JSON.
+/// `{{json value}}`: the value as compact JSON; null and missing render empty, like everywhere.
 pub(super) fn json(args: &[&Value]) -> Result<Value, String> {
-    Ok(Value::String(arg(args, 0).to_string()))
+    Ok(Value::String(match arg(args, 0) {
+        Value::Null => String::new(),
+        value => value.to_string(),
+    }))
 }
 
 #[cfg(test)]
@@ -312,6 +315,6 @@ mod tests {
     fn json_renders_compact_json() {
         let data = json!({"v": {"a": [1, "x"], "b": null}});
         assert_eq!(ok("{{json v}}", &data), r#"{"a":[1,"x"],"b":null}"#);
-        assert_eq!(ok("{{json missing}}", &data), "null");
+        assert_eq!(ok("[{{json missing}}]", &data), "[]");
     }
 }
