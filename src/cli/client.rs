@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::pushjet::{
-    Api, DEFAULT_API_URL, DeviceUuid, Error as PushjetError, Importance, Link, MessageText, NewMessage,
-    PublicKey, SecretKey, Service, Title,
+    Api, DEFAULT_API_URL, DeviceUuid, Error as PushjetError, Importance, Link, MessageText,
+    NewMessage, PublicKey, SecretKey, Service, Title,
 };
 
 /// `client` and its options.
@@ -62,7 +62,12 @@ pub enum ServiceCommand {
     /// Show a service, by secret or public key.
     Show {
         /// The secret key.
-        #[arg(long, env = "PUSHJET_SECRET", hide_env_values = true, conflicts_with = "public")]
+        #[arg(
+            long,
+            env = "PUSHJET_SECRET",
+            hide_env_values = true,
+            conflicts_with = "public"
+        )]
         secret: Option<SecretKey>,
         /// The public key.
         #[arg(long)]
@@ -144,7 +149,8 @@ fn parse_importance(raw: &str) -> Result<Importance, String> {
 
 /// Runs one client command and returns what to print.
 pub async fn run(args: ClientArgs) -> Result<Value, ClientCommandError> {
-    let api = Api::new(&args.api).map_err(|error| ClientCommandError::Argument(error.to_string()))?;
+    let api =
+        Api::new(&args.api).map_err(|error| ClientCommandError::Argument(error.to_string()))?;
     match args.command {
         ClientCommand::Service(command) => run_service(&api, command).await,
         ClientCommand::Send {
@@ -154,11 +160,16 @@ pub async fn run(args: ClientArgs) -> Result<Value, ClientCommandError> {
             link,
             importance,
         } => {
-            let argument = |error: crate::pushjet::FieldError| ClientCommandError::Argument(error.to_string());
+            let argument =
+                |error: crate::pushjet::FieldError| ClientCommandError::Argument(error.to_string());
             let message = NewMessage {
                 message: MessageText::new(message).map_err(argument)?,
                 title: Title::new(title.as_deref().unwrap_or_default()),
-                link: link.as_deref().map(Link::parse).transpose().map_err(argument)?,
+                link: link
+                    .as_deref()
+                    .map(Link::parse)
+                    .transpose()
+                    .map_err(argument)?,
                 importance: importance.unwrap_or_default(),
             };
             api.send(&secret, &message).await?;
@@ -188,7 +199,9 @@ async fn run_service(api: &Api, command: ServiceCommand) -> Result<Value, Client
         }
         ServiceCommand::Edit { secret, name, icon } => {
             if name.is_none() && icon.is_none() {
-                return Err(ClientCommandError::Argument("give --name and/or --icon to change".to_owned()));
+                return Err(ClientCommandError::Argument(
+                    "give --name and/or --icon to change".to_owned(),
+                ));
             }
             let mut service = api.service_by_secret(secret).await?;
             service.edit(name.as_deref(), icon.as_deref()).await?;

@@ -59,15 +59,27 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_in(data_dir: &Path, extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![
         ("PUSHJET_BRIDGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("PUSHJET_BRIDGE_DATA_DIR".to_owned(), data_dir.display().to_string()),
+        (
+            "PUSHJET_BRIDGE_DATA_DIR".to_owned(),
+            data_dir.display().to_string(),
+        ),
     ];
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let settings = Settings::from_vars(vars).expect("valid test settings");
-    let application = Application::build(settings).await.expect("the service starts");
+    let application = Application::build(settings)
+        .await
+        .expect("the service starts");
     let port = application.port();
     let handle = application.handle();
     let task = actix_rt::spawn(async move {
-        application.run_until_stopped().await.expect("the service runs");
+        application
+            .run_until_stopped()
+            .await
+            .expect("the service runs");
     });
     TestApp {
         port,

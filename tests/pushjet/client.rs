@@ -1,6 +1,8 @@
 //! The Rust client against the embedded server, call by call.
 
-use pushjet_bridge::pushjet::{DeviceUuid, Error, Importance, Link, MessageText, NewMessage, Title};
+use pushjet_bridge::pushjet::{
+    DeviceUuid, Error, Importance, Link, MessageText, NewMessage, Title,
+};
 
 use crate::common::spawn_app;
 
@@ -15,11 +17,20 @@ fn message(text: &str) -> NewMessage {
 #[actix_web::test]
 async fn created_service_has_keys_icon_and_creation_time() {
     let app = spawn_app().await;
-    let service = app.pushjet().create_service("Bridge test", Some("http://example.com/i.png")).await.unwrap();
-    let secret = service.secret_key().expect("a created service holds its secret");
+    let service = app
+        .pushjet()
+        .create_service("Bridge test", Some("http://example.com/i.png"))
+        .await
+        .unwrap();
+    let secret = service
+        .secret_key()
+        .expect("a created service holds its secret");
     assert_eq!(service.public_key(), &secret.public_key());
     assert_eq!(service.info().name, "Bridge test");
-    assert_eq!(service.info().icon.as_deref(), Some("http://example.com/i.png"));
+    assert_eq!(
+        service.info().icon.as_deref(),
+        Some("http://example.com/i.png")
+    );
     assert!(service.info().created > 1_700_000_000);
 }
 
@@ -28,10 +39,16 @@ async fn service_opens_by_secret_read_write_and_by_public_key_read_only() {
     let app = spawn_app().await;
     let api = app.pushjet();
     let created = api.create_service("Open me", None).await.unwrap();
-    let by_secret = api.service_by_secret(created.secret_key().unwrap().clone()).await.unwrap();
+    let by_secret = api
+        .service_by_secret(created.secret_key().unwrap().clone())
+        .await
+        .unwrap();
     assert_eq!(by_secret.info(), created.info());
     assert_eq!(by_secret.info().icon, None);
-    let by_public = api.service_by_public_key(created.public_key()).await.unwrap();
+    let by_public = api
+        .service_by_public_key(created.public_key())
+        .await
+        .unwrap();
     assert_eq!(by_public.info(), created.info());
     assert!(by_public.secret_key().is_none());
 }
@@ -41,10 +58,22 @@ async fn read_only_service_refuses_send_edit_delete_without_a_request() {
     let app = spawn_app().await;
     let api = app.pushjet();
     let created = api.create_service("Read only", None).await.unwrap();
-    let mut read_only = api.service_by_public_key(created.public_key()).await.unwrap();
-    assert!(matches!(read_only.send(&message("hi")).await, Err(Error::Access("send"))));
-    assert!(matches!(read_only.edit(Some("x"), None).await, Err(Error::Access("edit"))));
-    assert!(matches!(read_only.delete().await, Err(Error::Access("delete"))));
+    let mut read_only = api
+        .service_by_public_key(created.public_key())
+        .await
+        .unwrap();
+    assert!(matches!(
+        read_only.send(&message("hi")).await,
+        Err(Error::Access("send"))
+    ));
+    assert!(matches!(
+        read_only.edit(Some("x"), None).await,
+        Err(Error::Access("edit"))
+    ));
+    assert!(matches!(
+        read_only.delete().await,
+        Err(Error::Access("delete"))
+    ));
 }
 
 #[actix_web::test]
@@ -69,7 +98,10 @@ async fn sent_message_reaches_a_subscribed_device_with_every_field() {
     let received = &messages[0];
     assert_eq!(received.message, "Deployed 🚀 v1.2");
     assert_eq!(received.title.as_deref(), Some("deploy done"));
-    assert_eq!(received.link.as_deref(), Some("https://example.com/deploys/12"));
+    assert_eq!(
+        received.link.as_deref(),
+        Some("https://example.com/deploys/12")
+    );
     assert_eq!(received.importance.get(), 5);
     assert_eq!(received.service.public_key, *service.public_key());
     assert!(received.time_sent > 1_700_000_000);
@@ -84,7 +116,13 @@ async fn reading_messages_is_destructive() {
     device.subscribe(service.public_key()).await.unwrap();
     service.send(&message("first")).await.unwrap();
     service.send(&message("second")).await.unwrap();
-    let texts: Vec<String> = device.messages().await.unwrap().into_iter().map(|m| m.message).collect();
+    let texts: Vec<String> = device
+        .messages()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
     assert_eq!(texts, ["first", "second"]);
     assert!(device.messages().await.unwrap().is_empty());
 }
@@ -112,7 +150,13 @@ async fn a_new_subscription_starts_after_the_newest_message() {
     let late = api.device(uuid(5));
     late.subscribe(&service).await.unwrap();
     service.send(&message("after")).await.unwrap();
-    let late_texts: Vec<String> = late.messages().await.unwrap().into_iter().map(|m| m.message).collect();
+    let late_texts: Vec<String> = late
+        .messages()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
     assert_eq!(late_texts, ["after"]);
     assert_eq!(early.messages().await.unwrap().len(), 2);
 }
@@ -149,9 +193,15 @@ async fn double_subscribe_and_double_unsubscribe_are_subscription_errors() {
     let service = api.create_service("Twice", None).await.unwrap();
     let device = api.device(uuid(8));
     device.subscribe(&service).await.unwrap();
-    assert!(matches!(device.subscribe(&service).await, Err(Error::Subscription { id: 4, .. })));
+    assert!(matches!(
+        device.subscribe(&service).await,
+        Err(Error::Subscription { id: 4, .. })
+    ));
     device.unsubscribe(&service).await.unwrap();
-    assert!(matches!(device.unsubscribe(&service).await, Err(Error::Subscription { id: 11, .. })));
+    assert!(matches!(
+        device.unsubscribe(&service).await,
+        Err(Error::Subscription { id: 11, .. })
+    ));
     assert!(device.subscriptions().await.unwrap().is_empty());
 }
 
@@ -159,11 +209,17 @@ async fn double_subscribe_and_double_unsubscribe_are_subscription_errors() {
 async fn edit_changes_name_and_clears_icon_and_refresh_reads_it_back() {
     let app = spawn_app().await;
     let api = app.pushjet();
-    let mut service = api.create_service("Old", Some("http://example.com/old.png")).await.unwrap();
+    let mut service = api
+        .create_service("Old", Some("http://example.com/old.png"))
+        .await
+        .unwrap();
     service.edit(Some("New name"), Some("")).await.unwrap();
     assert_eq!(service.info().name, "New name");
     assert_eq!(service.info().icon, None);
-    let mut other = api.service_by_public_key(service.public_key()).await.unwrap();
+    let mut other = api
+        .service_by_public_key(service.public_key())
+        .await
+        .unwrap();
     other.refresh().await.unwrap();
     assert_eq!(other.info().name, "New name");
     assert_eq!(other.info().icon, None);
@@ -179,13 +235,29 @@ async fn deleting_a_service_cascades_and_makes_it_nonexistent() {
     service.send(&message("unread")).await.unwrap();
     service.delete().await.unwrap();
 
-    assert!(matches!(service.refresh().await, Err(Error::Nonexistent { id: 6, .. })));
-    assert!(matches!(service.send(&message("x")).await, Err(Error::Nonexistent { id: 6, .. })));
-    assert!(matches!(service.delete().await, Err(Error::Nonexistent { id: 6, .. })));
-    assert!(matches!(service.edit(Some("x"), None).await, Err(Error::Nonexistent { id: 6, .. })));
-    assert!(matches!(device.subscribe(&service).await, Err(Error::Nonexistent { id: 6, .. })));
     assert!(matches!(
-        api.service_by_secret(service.secret_key().unwrap().clone()).await,
+        service.refresh().await,
+        Err(Error::Nonexistent { id: 6, .. })
+    ));
+    assert!(matches!(
+        service.send(&message("x")).await,
+        Err(Error::Nonexistent { id: 6, .. })
+    ));
+    assert!(matches!(
+        service.delete().await,
+        Err(Error::Nonexistent { id: 6, .. })
+    ));
+    assert!(matches!(
+        service.edit(Some("x"), None).await,
+        Err(Error::Nonexistent { id: 6, .. })
+    ));
+    assert!(matches!(
+        device.subscribe(&service).await,
+        Err(Error::Nonexistent { id: 6, .. })
+    ));
+    assert!(matches!(
+        api.service_by_secret(service.secret_key().unwrap().clone())
+            .await,
         Err(Error::Nonexistent { .. })
     ));
     assert!(device.subscriptions().await.unwrap().is_empty());
@@ -196,9 +268,17 @@ async fn deleting_a_service_cascades_and_makes_it_nonexistent() {
 async fn unknown_public_key_is_nonexistent() {
     let app = spawn_app().await;
     let api = app.pushjet();
-    let stranger = pushjet_bridge::pushjet::SecretKey::generate().unwrap().public_key();
-    assert!(matches!(api.service_by_public_key(&stranger).await, Err(Error::Nonexistent { id: 6, .. })));
-    assert!(matches!(api.device(uuid(1)).subscribe(&stranger).await, Err(Error::Nonexistent { .. })));
+    let stranger = pushjet_bridge::pushjet::SecretKey::generate()
+        .unwrap()
+        .public_key();
+    assert!(matches!(
+        api.service_by_public_key(&stranger).await,
+        Err(Error::Nonexistent { id: 6, .. })
+    ));
+    assert!(matches!(
+        api.device(uuid(1)).subscribe(&stranger).await,
+        Err(Error::Nonexistent { .. })
+    ));
 }
 
 #[actix_web::test]
@@ -217,5 +297,8 @@ async fn a_wrong_api_path_is_reported_as_not_the_protocol() {
     let app = spawn_app().await;
     let api = pushjet_bridge::pushjet::Api::new(&app.url("/not-pushjet/")).unwrap();
     let error = api.create_service("x", None).await.unwrap_err();
-    assert!(matches!(error, Error::Server { status: 404, .. }), "{error:?}");
+    assert!(
+        matches!(error, Error::Server { status: 404, .. }),
+        "{error:?}"
+    );
 }

@@ -12,7 +12,10 @@ async fn services_subscriptions_and_unread_messages_survive_a_restart() {
     let secret = service.secret_key().unwrap().clone();
     let uuid = DeviceUuid::parse("12345678-1234-4234-8234-123456789abc").unwrap();
     api.device(uuid.clone()).subscribe(&service).await.unwrap();
-    service.send(&NewMessage::text(MessageText::new("kept").unwrap())).await.unwrap();
+    service
+        .send(&NewMessage::text(MessageText::new("kept").unwrap()))
+        .await
+        .unwrap();
     let data_dir = app.data_dir.clone();
     let temp = app.stop().await;
 
@@ -22,7 +25,13 @@ async fn services_subscriptions_and_unread_messages_survive_a_restart() {
     assert_eq!(reopened.info().name, "Durable");
     let device = api.device(uuid);
     assert_eq!(device.subscriptions().await.unwrap().len(), 1);
-    let texts: Vec<String> = device.messages().await.unwrap().into_iter().map(|m| m.message).collect();
+    let texts: Vec<String> = device
+        .messages()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
     assert_eq!(texts, ["kept"]);
     again.stop().await;
     drop(temp);

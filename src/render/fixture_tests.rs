@@ -1,0 +1,393 @@
+//! Renders every real payload in `../shared/fixtures` through the built-in templates, checks the
+//! invariants every notification must keep, and snapshots how each one reads.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use super::{RenderedFields, Renderer};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+
+/// One notification to render: which template chain to use and its context.
+struct Case {
+    label: String,
+    source: &'static str,
+    event: String,
+    action: Option<String>,
+    context: Value,
+}
+
+/// The fixture files of one source, sorted.
+fn fixture_files(source: &str) -> Vec<PathBuf> {
+    let dir = Path::new(FIXTURES).join(source);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The template context the bridge builds, following `templates/README.md` (test-only copy).
+fn with_bridge(payload: Value, bridge: Value) -> Value {
+    let mut context = match payload {
+        Value::Object(fields) => fields,
+        other => Map::from_iter([("payload".to_owned(), other)]),
+    };
+    context.insert("bridge".to_owned(), bridge);
+    Value::Object(context)
+}
+
+fn bridge(source: &str, event: &str, action: Option<&str>, importance: &str) -> Value {
+    json!({"route": "test", "source": source, "event": event, "action": action, "importance": importance})
+}
+
+/// GitHub and Gitea: event from the file name (the header's value), action from the body.
+fn forge_case(source: &'static str, stem: &str, payload: Value) -> Case {
+    let event = stem.split('.').next().unwrap_or(stem).to_owned();
+    let action = payload["action"].as_str().map(str::to_owned);
+    let bridge = bridge(source, &event, action.as_deref(), "3");
+    Case {
+        label: format!("{source}/{stem}"),
+        source,
+        event,
+        action,
+        context: with_bridge(payload, bridge),
+    }
+}
+
+/// GitLab: event from `object_kind` (`build` is `job`), action from `object_attributes.action`.
+fn gitlab_case(stem: &str, payload: Value) -> Case {
+    let event = match payload["object_kind"].as_str() {
+        Some("build") => "job".to_owned(),
+        Some(kind) => kind.to_owned(),
+        None => "unknown".to_owned(),
+    };
+    let action = payload["object_attributes"]["action"]
+        .as_str()
+        .map(str::to_owned);
+    let bridge = bridge("gitlab", &event, action.as_deref(), "3");
+    Case {
+        label: format!("gitlab/{stem}"),
+        source: "gitlab",
+        event,
+        action,
+        context: with_bridge(payload, bridge),
+    }
+}
+
+/// Alertmanager and Grafana: one notification per group, importance from the severities.
+fn alert_case(source: &'static str, stem: &str, payload: Value) -> Case {
+    let alerts = payload["alerts"].as_array().cloned().unwrap_or_default();
+    let with_status = |status: &str| -> Vec<Value> {
+        alerts
+            .iter()
+            .filter(|alert| alert["status"] == status)
+            .cloned()
+            .collect()
+    };
+    let (firing, resolved) = (with_status("firing"), with_status("resolved"));
+    let status = match payload["status"].as_str() {
+        Some(status) => status.to_owned(),
+        None if payload["state"] == "ok" => "resolved".to_owned(),
+        None => "firing".to_owned(),
+    };
+    let importance = if status == "resolved" {
+        1
+    } else {
+        firing
+            .iter()
+            .map(|alert| match alert["labels"]["severity"].as_str() {
+                Some("critical") => 5,
+                Some("warning" | "error") => 4,
+                Some("info") => 2,
+                _ => 3,
+            })
+            .max()
+            .unwrap_or(3)
+    };
+    let mut bridge = bridge(source, &status, None, &importance.to_string());
+    bridge["firing"] = Value::Array(firing);
+    bridge["resolved"] = Value::Array(resolved);
+    bridge["more"] = payload["truncatedAlerts"].clone();
+    if bridge["more"].is_null() {
+        bridge["more"] = json!(0);
+    }
+    Case {
+        label: format!("{source}/{stem}"),
+        source,
+        event: status,
+        action: None,
+        context: with_bridge(payload, bridge),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for source in ["github", "gitea", "gitlab", "alertmanager", "grafana"] {
+        for path in fixture_files(source) {
+            let stem = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .expect("UTF-8 name")
+                .to_owned();
+            let text = fs::read_to_string(&path).expect("readable fixture");
+            let payload: Value = serde_json::from_str(&text).expect("JSON fixture");
+            cases.push(match source {
+                "github" => forge_case("github", &stem, payload),
+                "gitea" => forge_case("gitea", &stem, payload),
+                "gitlab" => gitlab_case(&stem, payload),
+                "alertmanager" => alert_case("alertmanager", &stem, payload),
+                _ => alert_case("grafana", &stem, payload),
+            });
+        }
+    }
+    cases
+}
+
+/// What is wrong with a rendered notification, if anything.
+fn violations(fields: &RenderedFields) -> Vec<String> {
+    let mut found = Vec::new();
+    let all = [
+        &fields.title,
+        &fields.message,
+        &fields.link,
+        &fields.importance,
+    ];
+    for text in all {
+        for bad in [
+            "&amp;",
+            "&lt;",
+            "&gt;",
+            "&quot;",
+            "&#",
+            "null",
+            "undefined",
+            "[object",
+        ] {
+            if text.contains(bad) {
+                found.push(format!("contains {bad:?}: {text:?}"));
+            }
+        }
+    }
+    if fields.title.is_empty() {
+        found.push("empty title".to_owned());
+    }
+    if fields.title.chars().count() > 255 {
+        found.push("title over 255 characters".to_owned());
+    }
+    if fields.message.trim().is_empty() {
+        found.push("empty message".to_owned());
+    }
+    let link_ok = fields.link.is_empty()
+        || fields.link.starts_with("https://")
+        || fields.link.starts_with("http://");
+    if !link_ok {
+        found.push(format!("link is not absolute http(s): {:?}", fields.link));
+    }
+    if !matches!(fields.importance.parse::<u8>(), Ok(1..=5)) {
+        found.push(format!("importance not 1..=5: {:?}", fields.importance));
+    }
+    found
+}
+
+fn render_case(renderer: &Renderer, case: &Case) -> (String, RenderedFields) {
+    let name = renderer
+        .lookup(case.source, &case.event, case.action.as_deref(), None)
+        .unwrap_or_else(|| panic!("{}: no template", case.label));
+    let fields = renderer
+        .render(name, &case.context)
+        .unwrap_or_else(|error| panic!("{}: {error}", case.label));
+    (name.to_owned(), fields)
+}
+
+#[test]
+fn every_fixture_renders_a_notification_that_keeps_the_invariants() {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    let cases = cases();
+    assert!(cases.len() > 60, "fixtures not found under {FIXTURES}");
+
+    let mut failures = Vec::new();
+    for case in &cases {
+        let (name, fields) = render_case(&renderer, case);
+        for violation in violations(&fields) {
+            failures.push(format!("{} ({name}): {violation}", case.label));
+        }
+    }
+
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fixture_reads_as_its_snapshot() {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    for case in cases() {
+        let (name, fields) = render_case(&renderer, &case);
+        let shown = format!(
+            "template:   {name}\ntitle:      {}\nimportance: {}\nlink:       {}\nmessage:\n{}\n",
+            fields.title, fields.importance, fields.link, fields.message
+        );
+        let snapshot = case.label.replace('/', "__");
+        insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(snapshot, shown);
+        });
+    }
+}
+
+/// The case built from one fixture file, e.g. `fixture("github", "push.json")`.
+fn fixture(source: &'static str, file: &str) -> Case {
+    let path = Path::new(FIXTURES).join(source).join(file);
+    let text = fs::read_to_string(&path).expect("readable fixture");
+    let payload: Value = serde_json::from_str(&text).expect("JSON fixture");
+    let stem = file.trim_end_matches(".json");
+    match source {
+        "github" | "gitea" => forge_case(source, stem, payload),
+        "gitlab" => gitlab_case(stem, payload),
+        _ => alert_case(source, stem, payload),
+    }
+}
+
+fn render_fields(case: &Case) -> RenderedFields {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    render_case(&renderer, case).1
+}
+
+#[test]
+fn github_push_lists_five_commits_and_counts_the_rest() {
+    let mut case = fixture("github", "push.real-2019.json");
+    let commit = case.context["commits"][0].clone();
+    case.context["commits"] = Value::Array(vec![commit; 7]);
+
+    let fields = render_fields(&case);
+
+    assert_eq!(
+        fields.title,
+        "ailisp/gcbapp-buildconfig-example: 7 commits to ailisp-patch-1"
+    );
+    assert_eq!(fields.message.lines().count(), 6, "{}", fields.message);
+    assert!(
+        fields.message.ends_with("\n… and 2 more"),
+        "{}",
+        fields.message
+    );
+}
+
+#[test]
+fn github_force_push_to_default_branch_says_so_and_is_importance_4() {
+    let mut case = fixture("github", "push.real-2019.json");
+    case.context["forced"] = json!(true);
+    case.context["ref"] = json!("refs/heads/master");
+
+    let fields = render_fields(&case);
+
+    assert_eq!(
+        fields.title,
+        "ailisp/gcbapp-buildconfig-example: force-pushed master"
+    );
+    assert!(
+        fields
+            .message
+            .starts_with("History rewritten by ailisp: 605521c → e238171")
+    );
+    assert_eq!(fields.importance, "4");
+}
+
+#[test]
+fn github_check_suite_failure_is_5_on_default_branch_and_4_elsewhere() {
+    let mut case = fixture("github", "check_suite.completed.json");
+    case.context["check_suite"]["conclusion"] = json!("failure");
+
+    let elsewhere = render_fields(&case);
+    case.context["check_suite"]["head_branch"] = json!("master");
+    let on_default = render_fields(&case);
+
+    assert!(
+        elsewhere.title.starts_with("FAILED: "),
+        "{}",
+        elsewhere.title
+    );
+    assert_eq!(
+        (
+            elsewhere.importance.as_str(),
+            on_default.importance.as_str()
+        ),
+        ("4", "5")
+    );
+}
+
+#[test]
+fn github_workflow_run_failure_on_default_branch_is_5() {
+    let mut case = fixture("github", "workflow_run.completed.json");
+    case.context["workflow_run"]["conclusion"] = json!("failure");
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "FAILED: test on octo-repo (master)");
+    assert!(
+        fields.message.starts_with("Run #163 failed after"),
+        "{}",
+        fields.message
+    );
+    assert_eq!(fields.importance, "5");
+}
+
+#[test]
+fn github_review_request_uses_its_own_template_and_is_4() {
+    let mut case = fixture("github", "pull_request.opened.json");
+    case.action = Some("review_requested".to_owned());
+    case.context["action"] = json!("review_requested");
+    case.context["requested_reviewer"] = json!({"login": "octocat"});
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields
+            .title
+            .starts_with("Review requested: Codertocat/Hello-World#2")
+    );
+    assert!(
+        fields
+            .message
+            .starts_with("Codertocat asks octocat to review")
+    );
+    assert_eq!(fields.importance, "4");
+}
+
+#[test]
+fn github_event_without_a_template_names_event_action_and_sender() {
+    let mut case = fixture("github", "star.created.json");
+    case.event = "member".to_owned();
+    case.action = Some("added".to_owned());
+    case.context["bridge"]["event"] = json!("member");
+    case.context["bridge"]["action"] = json!("added");
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "Codertocat/Hello-World: member added");
+    assert_eq!(fields.message, "by Codertocat");
+    assert_eq!(fields.importance, "3");
+}
+
+#[test]
+fn alert_split_per_status_reads_resolved_for_the_resolved_part() {
+    let mut case = fixture("alertmanager", "captured-mixed-firing-resolved.json");
+    let resolved = case.context["bridge"]["resolved"].clone();
+    case.event = "resolved".to_owned();
+    case.context["alerts"] = resolved;
+    case.context["bridge"]["event"] = json!("resolved");
+    case.context["bridge"]["firing"] = json!([]);
+    case.context["bridge"]["importance"] = json!("1");
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "RESOLVED: HighRequestLatency on api-3");
+    assert!(
+        fields.message.starts_with("Resolved after 11s (info)"),
+        "{}",
+        fields.message
+    );
+    assert_eq!(fields.importance, "1");
+}
