@@ -471,7 +471,7 @@ mod tests {
         let settings =
             Settings::from_vars(vars(&[("PUSHJET_API_URL", "http://pushjet.local/api")])).unwrap();
         assert_eq!(
-            settings.api_url.unwrap().as_str(),
+            settings.api_url.unwrap().to_string(),
             "http://pushjet.local/api/"
         );
     }
