@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pushjet_bridge::app::Application;
-use pushjet_bridge::cli::{Cli, Command, client};
+use pushjet_bridge::cli::{Cli, Command, client, healthcheck};
 use pushjet_bridge::config::Settings;
 use pushjet_bridge::telemetry;
 
@@ -21,6 +21,18 @@ fn main() -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Healthcheck(args) => {
+            match actix_rt::System::new().block_on(healthcheck::run(args)) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("unhealthy: {error}");
                     ExitCode::FAILURE
                 }
             }

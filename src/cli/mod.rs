@@ -1,6 +1,7 @@
 //! The command line: `serve` (the default) and the Pushjet client commands.
 
 pub mod client;
+pub mod healthcheck;
 
 use clap::{Parser, Subcommand};
 
@@ -20,4 +21,6 @@ pub enum Command {
     Serve,
     /// Talk to a Pushjet API: services, devices, subscriptions, messages.
     Client(client::ClientArgs),
+    /// Exit 0 when the running service answers 200 on /healthz, 1 otherwise.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
