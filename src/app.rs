@@ -1,15 +1,19 @@
 //! Builds the actix application and server from [`Settings`]; owns start-up and shutdown.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
+use crate::demo::{self, DemoError};
 use crate::http;
+use crate::pipeline::Bridge;
+use crate::pushjet::{Api, ApiUrl, DEFAULT_TIMEOUT};
 use crate::pushjet_server::{self, Store, StoreError};
+use crate::render::{LoadError, Renderer};
 
 /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -25,9 +29,18 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
+    /// The templates do not load.
+    #[error(transparent)]
+    Templates(#[from] LoadError),
+    /// The configuration refers to something that does not exist.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The embedded Pushjet API's store could not be opened.
     #[error("cannot open the embedded Pushjet store: {0}")]
     Store(#[from] StoreError),
+    /// The demo route could not be set up.
+    #[error("cannot set up the demo route: {0}")]
+    Demo(#[from] DemoError),
     /// The server stopped with an I/O error.
     #[error("the server failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -40,26 +53,57 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the stores and binds the listener (port 0 picks a free port).
+    /// Loads templates, opens the stores and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let listener = TcpListener::bind(settings.listen).map_err(|source| AppError::Bind {
             address: settings.listen.to_string(),
             source,
         })?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let base_url = local_base_url(local);
+        let renderer = Renderer::load(settings.templates_dir.as_deref())?;
+        check_route_templates(&settings, &renderer)?;
+
         let store = if settings.embedded_pushjet {
             let data_dir = settings.data_dir.clone();
-            let store = web::block(move || Store::open(&data_dir))
-                .await
-                .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))??;
-            Some(Arc::new(store))
+            Some(Arc::new(blocking(move || Store::open(&data_dir)).await??))
         } else {
             None
         };
+        let mut routes = settings.routes.clone();
+        match &store {
+            Some(store) if routes.is_empty() => {
+                let (store, data_dir) = (store.clone(), settings.data_dir.clone());
+                let demo = blocking(move || demo::ensure(&store, &data_dir)).await??;
+                announce_demo(&base_url, &demo);
+                routes.insert(demo.route);
+            }
+            None if routes.is_empty() => {
+                tracing::warn!("no routes configured: set PUSHJET_BRIDGE_ROUTES (see the README)");
+            }
+            _ => {}
+        }
+        let api_url = match &settings.api_url {
+            Some(url) => url.clone(),
+            None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
+                .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
+        };
+        let bridge = web::Data::new(Bridge {
+            routes,
+            renderer,
+            max_body_bytes: settings.max_body_bytes,
+            max_message_bytes: settings.max_message_bytes,
+        });
+
         let server = HttpServer::new(move || {
             let store = store.clone();
+            let api = Api::at(api_url.clone(), DEFAULT_TIMEOUT);
             App::new()
+                .app_data(bridge.clone())
+                .app_data(web::Data::new(api))
                 .route("/healthz", web::get().to(http::health::healthz))
+                .route("/hooks/{route}", web::post().to(http::hooks::receive))
+                .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {
                     if let Some(store) = store {
                         config.service(pushjet_server::scope(store));
@@ -69,8 +113,11 @@ impl Application {
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)?
         .run();
-        tracing::info!(port, "listening");
-        Ok(Self { port, server })
+        tracing::info!(address = %local, "listening");
+        Ok(Self {
+            port: local.port(),
+            server,
+        })
     }
 
     /// The bound port.
@@ -88,4 +135,58 @@ impl Application {
         self.server.await?;
         Ok(())
     }
+}
+
+/// Runs blocking start-up work (opening databases) off the async thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    web::block(work)
+        .await
+        .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))
+}
+
+/// Every route's `TEMPLATE` must name a template that exists.
+fn check_route_templates(settings: &Settings, renderer: &Renderer) -> Result<(), ConfigError> {
+    let problems: Vec<String> = settings
+        .routes
+        .iter()
+        .filter_map(|route| {
+            let template = route.template.as_deref()?;
+            (!renderer.contains(template)).then(|| {
+                format!(
+                    "{}TEMPLATE: no template named `{template}` (built-in or in PUSHJET_BRIDGE_TEMPLATES_DIR)",
+                    route.name.env_prefix()
+                )
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems))
+    }
+}
+
+/// How this process reaches itself: the bound address, with a wildcard turned into loopback.
+fn local_base_url(local: SocketAddr) -> String {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, local.port()))
+}
+
+/// Tells a new user how to use the demo route.
+fn announce_demo(base_url: &str, demo: &demo::Demo) {
+    tracing::info!(
+        "no routes configured, so route `demo` is ready on the embedded Pushjet API.\n  \
+         send:      curl -d 'Hello from pushjet-bridge' {base_url}/hooks/demo\n  \
+         read:      cargo run --release -- client --api {base_url}/pushjet/ device messages --uuid {device}\n  \
+         subscribe: another device with public key {public}\n  \
+         configure: your own routes with PUSHJET_BRIDGE_ROUTES (see the README)",
+        device = demo.device,
+        public = demo.public_key,
+    );
 }

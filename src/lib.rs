@@ -3,8 +3,10 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod notification;
+pub mod pipeline;
 pub mod pushjet;
 pub mod pushjet_server;
 pub mod render;

@@ -1,3 +1,6 @@
-//! The HTTP layer: thin handlers that turn requests into domain calls and results into answers.
+//! The HTTP layer: thin handlers that turn requests into domain calls and results into answers;
+//! errors become answers in one place ([`error`]).
 
+pub mod error;
 pub mod health;
+pub mod hooks;

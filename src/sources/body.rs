@@ -3,7 +3,8 @@
 //! - `application/json` and any `application/*+json`: JSON; a UTF-8 byte order mark is skipped.
 //! - `application/x-www-form-urlencoded`: a `payload` field holds JSON (GitHub's and Gitea's form
 //!   deliveries, Slack-style senders); without one, the fields are a flat object of strings (the
-//!   last value of a repeated field wins, as in JSON).
+//!   last value of a repeated field wins, as in JSON). A form body without any `=` is text:
+//!   that is what `curl -d 'Disk full'` sends.
 //! - `text/plain`: the whole body is text.
 //! - no `Content-Type`: JSON if the body parses as JSON, text otherwise.
 //!
@@ -82,6 +83,9 @@ pub(crate) fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Body, Dec
 }
 
 fn decode_form(text: &str) -> Result<Body, DecodeError> {
+    if !text.contains('=') {
+        return Ok(Body::Text(text.to_owned()));
+    }
     let mut fields = Map::new();
     for (key, value) in url::form_urlencoded::parse(text.as_bytes()) {
         if key == "payload" {
@@ -141,6 +145,15 @@ mod tests {
         let raw = b"payload=%7B%22zen%22%3A%22Design+for+failure.%22%7D";
         let body = decode_body(&typed("application/x-www-form-urlencoded"), raw);
         assert_eq!(body, Ok(Body::Json(json!({"zen": "Design for failure."}))));
+    }
+
+    #[test]
+    fn a_form_body_without_fields_is_text_as_curl_d_sends_it() {
+        let body = decode_body(
+            &typed("application/x-www-form-urlencoded"),
+            b"Disk 91% full on db-1",
+        );
+        assert_eq!(body, Ok(Body::Text("Disk 91% full on db-1".to_owned())));
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Every error a webhook or preview request can meet, mapped to an HTTP answer in one place. Each
+//! body is `{"error": "<a sentence the sender can act on>"}`; none names a secret.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::pipeline::PipelineError;
+use crate::pushjet::Error as PushjetError;
+use crate::sources::DecodeError;
+
+/// Why a webhook was not (fully) handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// No route of that name.
+    #[error("no route named `{0}`; the configured routes are listed in PUSHJET_BRIDGE_ROUTES")]
+    UnknownRoute(String),
+    /// Authentication failed. The answer never says which check failed.
+    #[error("authentication failed")]
+    Unauthorized,
+    /// The body is larger than the limit.
+    #[error("the body is larger than {limit} bytes (PUSHJET_BRIDGE_MAX_BODY_BYTES)")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read from the connection.
+    #[error("the body could not be read: {0}")]
+    Incomplete(String),
+    /// The body's content type is not one the bridge reads.
+    #[error("{0}")]
+    UnsupportedMediaType(DecodeError),
+    /// The body is malformed.
+    #[error("{0}")]
+    Malformed(DecodeError),
+    /// Pushjet failed or could not be reached; trying again later may work.
+    #[error("Pushjet did not take the notification: {0}")]
+    Upstream(PushjetError),
+    /// Pushjet refused the route's service or secret: a configuration error.
+    #[error(
+        "Pushjet refused route `{route}`: {error}; check PUSHJET_BRIDGE_ROUTE_*_SECRET for this route"
+    )]
+    UpstreamRefused {
+        /// The route.
+        route: String,
+        /// What Pushjet said.
+        error: PushjetError,
+    },
+}
+
+impl From<PipelineError> for HookError {
+    fn from(error: PipelineError) -> Self {
+        match error {
+            PipelineError::Unauthorized(_) => Self::Unauthorized,
+            PipelineError::Decode(error @ DecodeError::UnsupportedContentType(_)) => {
+                Self::UnsupportedMediaType(error)
+            }
+            PipelineError::Decode(error) => Self::Malformed(error),
+        }
+    }
+}
+
+impl ResponseError for HookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::UnknownRoute(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Incomplete(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamRefused { .. } => StatusCode::FAILED_DEPENDENCY,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unauthorized = self {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(json!({ "error": self.to_string() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_status() {
+        let cases = [
+            (HookError::UnknownRoute("x".into()), 404),
+            (HookError::Unauthorized, 401),
+            (HookError::TooLarge { limit: 1 }, 413),
+            (
+                HookError::UnsupportedMediaType(DecodeError::UnsupportedContentType(
+                    "image/png".into(),
+                )),
+                415,
+            ),
+            (
+                HookError::Malformed(DecodeError::MalformedJson {
+                    line: 1,
+                    column: 2,
+                    detail: "x".into(),
+                }),
+                400,
+            ),
+            (
+                HookError::Upstream(PushjetError::RateLimited { retry_after: None }),
+                502,
+            ),
+            (
+                HookError::UpstreamRefused {
+                    route: "r".into(),
+                    error: PushjetError::Nonexistent {
+                        id: 6,
+                        message: "Service not found".into(),
+                    },
+                },
+                424,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error}");
+        }
+    }
+
+    #[test]
+    fn unauthorized_never_says_which_check_failed() {
+        let error: HookError =
+            PipelineError::Unauthorized(crate::verify::AuthError::TokenMismatch).into();
+        assert_eq!(error.to_string(), "authentication failed");
+    }
+}

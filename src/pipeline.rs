@@ -1,0 +1,248 @@
+//! One webhook's straight line, without HTTP and without sending: authenticate, decode, filter by
+//! event, pick a template, render, and assemble notifications Pushjet will take unchanged.
+
+use actix_web::http::header::HeaderMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::notification::{Assembled, assemble};
+use crate::pushjet::{Importance, NewMessage, Title};
+use crate::render::{RenderedFields, Renderer};
+use crate::routes::{Route, Routes};
+use crate::sources::{self, DecodeError, Decoded, SourceOptions};
+use crate::verify::AuthError;
+
+/// The configuration in force for webhooks: routes, templates and limits. Built once at start-up
+/// (and again, whole, on reload) and shared read-only.
+#[derive(Debug)]
+pub struct Bridge {
+    /// The routes by name.
+    pub routes: Routes,
+    /// The compiled templates.
+    pub renderer: Renderer,
+    /// Largest accepted webhook body in bytes.
+    pub max_body_bytes: usize,
+    /// Largest message sent in bytes; longer ones are cut with a marker.
+    pub max_message_bytes: usize,
+}
+
+/// A webhook request as the pipeline sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    /// The body exactly as received.
+    pub body: &'a [u8],
+}
+
+/// Why a webhook was refused before anything was rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Authentication failed (the reason is for logs only).
+    #[error("authentication failed: {0}")]
+    Unauthorized(#[from] AuthError),
+    /// The body could not be read as the sender's payload.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// What a webhook turned into.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prepared {
+    /// The sender (`github`, `alertmanager`, ...).
+    pub source: &'static str,
+    /// The event.
+    pub event: String,
+    /// The event's action, if any.
+    pub action: Option<String>,
+    /// The sender's delivery id, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    /// The key that identifies this delivery for deduplication.
+    #[serde(skip)]
+    pub dedup_key: Option<String>,
+    /// Why nothing is sent, when the route's event filter says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<String>,
+    /// One entry per notification the payload produced.
+    pub notifications: Vec<PreparedNotification>,
+}
+
+impl Prepared {
+    /// The notifications to send, in order.
+    pub fn to_send(&self) -> impl Iterator<Item = &NewMessage> {
+        self.notifications
+            .iter()
+            .filter_map(|prepared| match &prepared.assembled {
+                Assembled::Send { notification, .. } => Some(notification),
+                Assembled::Skip => None,
+            })
+    }
+}
+
+/// One rendered notification, or a skip, with the template that made it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreparedNotification {
+    /// The template used.
+    pub template: String,
+    /// What it produced.
+    #[serde(flatten)]
+    pub assembled: Assembled,
+    /// When the template failed: the error; the notification is then the fallback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_error: Option<String>,
+}
+
+/// How notifications are rendered for one route (or for `render` on the command line).
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions<'a> {
+    /// The route's name, for the fallback title.
+    pub route: &'a str,
+    /// A template that replaces the sender's built-in choice.
+    pub template: Option<&'a str>,
+    /// Importance when the template gives none or an invalid one.
+    pub default_importance: Importance,
+    /// Largest message in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Bridge {
+    /// Runs a webhook through the line: authenticate against `route`, decode, filter, render.
+    pub fn prepare(&self, route: &Route, inbound: Inbound<'_>) -> Result<Prepared, PipelineError> {
+        route
+            .auth
+            .verify(inbound.headers, inbound.query, inbound.body)?;
+        let decoded = sources::decode(inbound.headers, inbound.query, inbound.body, &route.source)?;
+        let filtered = (!route.sends(&decoded.event, decoded.action.as_deref()))
+            .then(|| filter_reason(route, &decoded));
+        let notifications = if filtered.is_some() {
+            Vec::new()
+        } else {
+            render_all(
+                &self.renderer,
+                &decoded,
+                &RenderOptions {
+                    route: route.name.as_str(),
+                    template: route.template.as_deref(),
+                    default_importance: route.source.default_importance,
+                    max_message_bytes: self.max_message_bytes,
+                },
+            )
+        };
+        Ok(Prepared {
+            source: decoded.source.as_str(),
+            dedup_key: decoded.dedup_key(),
+            event: decoded.event,
+            action: decoded.action,
+            delivery_id: decoded.delivery_id,
+            filtered,
+            notifications,
+        })
+    }
+}
+
+/// Decodes a payload for `render` on the command line: no route, no authentication.
+pub fn decode_for_preview(
+    inbound: Inbound<'_>,
+    options: &SourceOptions,
+) -> Result<Decoded, DecodeError> {
+    sources::decode(inbound.headers, inbound.query, inbound.body, options)
+}
+
+fn filter_reason(route: &Route, decoded: &Decoded) -> String {
+    let name = match &decoded.action {
+        Some(action) => format!("{}.{action}", decoded.event),
+        None => decoded.event.clone(),
+    };
+    if route.events.is_none() && decoded.event == "ping" {
+        format!(
+            "ping received; nothing sent (add ping to {}EVENTS to be notified)",
+            route.name.env_prefix()
+        )
+    } else {
+        format!(
+            "event {name} is not in {}EVENTS; nothing sent",
+            route.name.env_prefix()
+        )
+    }
+}
+
+/// Renders every context of a decoded webhook. A template that fails never drops the webhook: its
+/// notification becomes a fallback that names the error.
+pub fn render_all(
+    renderer: &Renderer,
+    decoded: &Decoded,
+    options: &RenderOptions<'_>,
+) -> Vec<PreparedNotification> {
+    let source = decoded.source.as_str();
+    decoded
+        .contexts
+        .iter()
+        .map(|context| {
+            let event = context_str(context, "event").unwrap_or(&decoded.event);
+            let action = context_str(context, "action").or(decoded.action.as_deref());
+            let template = renderer
+                .lookup(source, event, action, options.template)
+                .unwrap_or("(none)")
+                .to_owned();
+            match renderer.render(&template, context) {
+                Ok(fields) => PreparedNotification {
+                    assembled: assemble(&fields, options.default_importance, options.max_message_bytes),
+                    template,
+                    template_error: None,
+                },
+                Err(error) => {
+                    let error = error.to_string();
+                    tracing::error!(route = options.route, %template, %error, "template failed; sending the fallback notification");
+                    PreparedNotification {
+                        assembled: fallback(options, &error, context),
+                        template,
+                        template_error: Some(error),
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// `bridge.<key>` of a context, when it is a string.
+fn context_str<'a>(context: &'a Value, key: &str) -> Option<&'a str> {
+    context
+        .get("bridge")
+        .and_then(|bridge| bridge.get(key))
+        .and_then(Value::as_str)
+}
+
+/// How much of the payload the fallback notification shows.
+const FALLBACK_SUMMARY_CHARS: usize = 400;
+
+/// The notification sent when a template fails: `<route>: template error`, the error, and the
+/// start of the payload. Its message is never empty, so it is always sent.
+fn fallback(options: &RenderOptions<'_>, error: &str, context: &Value) -> Assembled {
+    let mut payload = context.clone();
+    if let Some(object) = payload.as_object_mut() {
+        object.remove("bridge");
+    }
+    let compact = payload.to_string();
+    let summary: String = compact.chars().take(FALLBACK_SUMMARY_CHARS).collect();
+    let ellipsis = if summary.len() < compact.len() {
+        "…"
+    } else {
+        ""
+    };
+    let fields = RenderedFields {
+        title: Title::new(&format!("{}: template error", options.route))
+            .as_str()
+            .to_owned(),
+        message: format!("{error}\n\nPayload: {summary}{ellipsis}"),
+        link: String::new(),
+        importance: options.default_importance.to_string(),
+    };
+    assemble(
+        &fields,
+        options.default_importance,
+        options.max_message_bytes,
+    )
+}
