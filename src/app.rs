@@ -147,7 +147,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Every route's `TEMPLATE` must name a template that exists.
-fn check_route_templates(settings: &Settings, renderer: &Renderer) -> Result<(), ConfigError> {
+pub fn check_route_templates(settings: &Settings, renderer: &Renderer) -> Result<(), ConfigError> {
     let problems: Vec<String> = settings
         .routes
         .iter()

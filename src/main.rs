@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pushjet_bridge::app::Application;
-use pushjet_bridge::cli::{Cli, Command, client, healthcheck};
+use pushjet_bridge::cli::{Cli, Command, check, client, healthcheck, render};
 use pushjet_bridge::config::Settings;
 use pushjet_bridge::telemetry;
 
@@ -25,6 +25,25 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Check => {
+            let report = check::run();
+            print!("{}", report.text);
+            if report.problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Render(args) => match render::run(args) {
+            Ok(value) => {
+                println!("{value:#}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Healthcheck(args) => {
             match actix_rt::System::new().block_on(healthcheck::run(args)) {
                 Ok(line) => {

@@ -1,7 +1,9 @@
 //! The command line: `serve` (the default) and the Pushjet client commands.
 
+pub mod check;
 pub mod client;
 pub mod healthcheck;
+pub mod render;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,10 @@ pub enum Command {
     Serve,
     /// Talk to a Pushjet API: services, devices, subscriptions, messages.
     Client(client::ClientArgs),
+    /// Validate the configuration and compile and render every template; exit 1 on any problem.
+    Check,
+    /// Print what a payload file would become, without sending.
+    Render(render::RenderArgs),
     /// Exit 0 when the running service answers 200 on /healthz, 1 otherwise.
     Healthcheck(healthcheck::HealthcheckArgs),
 }
