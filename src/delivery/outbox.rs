@@ -460,6 +460,19 @@ impl Outbox {
         .await
     }
 
+    /// Makes a pending notification a dead letter, as the dispatcher does after a permanent
+    /// failure; for tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) async fn dead_letter_for_test(
+        &self,
+        id: u64,
+        route: &RouteName,
+        reason: &str,
+    ) -> Result<(), OutboxError> {
+        let reason = reason.to_owned();
+        self.settle(id, route, Settlement::Dead { reason }).await
+    }
+
     pub(super) fn core(&self) -> &Core {
         &self.shared.core
     }
@@ -590,10 +603,11 @@ mod tests {
     /// Makes pending notifications dead letters, as the worker does for permanent failures.
     async fn kill(outbox: &Outbox, ids: &[u64]) {
         for id in ids {
-            let settlement = Settlement::Dead {
-                reason: format!("reason {id}"),
-            };
-            outbox.settle(*id, &route("gh"), settlement).await.unwrap();
+            let reason = format!("reason {id}");
+            outbox
+                .dead_letter_for_test(*id, &route("gh"), &reason)
+                .await
+                .unwrap();
         }
     }
 
