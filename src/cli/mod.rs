@@ -1,6 +1,7 @@
 //! The command line: `serve` (the default) and the Pushjet client commands.
 
 pub mod client;
+pub mod dead_letters;
 pub mod healthcheck;
 
 use clap::{Parser, Subcommand};
