@@ -9,6 +9,7 @@
 //! others. A storage error aborts the whole transaction and every caller of the batch gets
 //! [`OutboxError::Unavailable`].
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
@@ -116,8 +117,8 @@ fn commit(core: &Core, batch: Vec<Request>) {
         Err(error) => (unanswered(batch), Some(error.into())),
     };
     #[cfg(test)]
-    core.transactions
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    core.transactions.fetch_add(1, Ordering::Relaxed);
+    core.writable.store(failure.is_none(), Ordering::Relaxed);
     match &failure {
         None => {
             let queued = apply_effects(&mut core.schedule(), effects);

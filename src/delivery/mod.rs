@@ -42,7 +42,9 @@
 //!
 //! - **Durable before answered.** `enqueue` returns only after the notifications (and the dedup
 //!   key, in the same transaction) are committed with redb's immediate durability (fsync). If the
-//!   store cannot be written the caller gets [`OutboxError::Unavailable`], never an id.
+//!   store cannot be written the caller gets [`OutboxError::Unavailable`], never an id. After
+//!   such an I/O error redb refuses writes until reopened; [`Outbox::is_writable`] turns false
+//!   so a health check can ask for a restart.
 //! - **Group commit.** Concurrent calls are batched by one committer thread into one write
 //!   transaction; no redb work runs on an async worker (reads use Tokio's blocking pool).
 //! - **Backpressure.** At most `PUSHJET_BRIDGE_MAX_QUEUE` notifications pending; beyond it

@@ -18,6 +18,7 @@
 //! disk. Reads run on Tokio's blocking pool, never on an async worker.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -212,6 +213,8 @@ pub(super) struct Core {
     pub(super) schedule: Mutex<Schedule>,
     pub(super) wake: Notify,
     pub(super) limits: Limits,
+    /// False once a write transaction has failed.
+    pub(super) writable: AtomicBool,
     clock: Arc<dyn Clock>,
     /// How many write transactions the committer has made.
     #[cfg(test)]
@@ -321,6 +324,7 @@ impl Outbox {
             db,
             schedule: Mutex::new(schedule),
             wake: Notify::new(),
+            writable: AtomicBool::new(true),
             limits: Limits {
                 max_queue: settings.max_queue,
                 dedup_window_ms: duration_millis(settings.dedup_window),
@@ -374,6 +378,13 @@ impl Outbox {
         .await
     }
 
+    /// False once a write to the outbox has failed (disk full, read-only, I/O error). redb then
+    /// refuses every further write until the database is reopened, so every enqueue answers
+    /// [`OutboxError::Unavailable`] until the process restarts: a health check should report it.
+    pub fn is_writable(&self) -> bool {
+        self.core().writable.load(Ordering::Relaxed)
+    }
+
     /// How many notifications wait for delivery (in flight included).
     pub fn pending_count(&self) -> u64 {
         u64::try_from(self.core().schedule().len()).unwrap_or(u64::MAX)
@@ -415,7 +426,8 @@ impl Outbox {
             .await
     }
 
-    /// Queues a dead letter again with a fresh retry period; it keeps its id.
+    /// Queues a dead letter again with a fresh retry period. It keeps its id, so it goes out
+    /// before its route's newer notifications.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
         self.request(|reply| Request::RetryDeadLetter { id, reply })
             .await
@@ -609,6 +621,12 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn the_outbox_can_be_shared_between_http_workers() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Outbox>();
     }
 
     #[actix_web::test]
@@ -816,6 +834,19 @@ mod tests {
         assert!(matches!(error, OutboxError::Unavailable(_)), "{error}");
         assert!(error.retry_after().is_some());
         assert_eq!(outbox.pending_count(), 1);
+        assert!(!outbox.is_writable());
+        failing.store(false, Ordering::SeqCst);
+        let after = outbox
+            .enqueue(&route("gh"), vec![message("again")], None)
+            .await;
+        assert!(
+            matches!(after, Err(OutboxError::Unavailable(_))),
+            "{after:?}"
+        );
+        assert!(
+            !outbox.is_writable(),
+            "redb wants a reopen after an I/O error"
+        );
     }
 
     #[actix_web::test]
