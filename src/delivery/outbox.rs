@@ -267,6 +267,7 @@ impl Outbox {
         Self::open_with_clock(data_dir, settings, Arc::new(SystemClock))
     }
 
+    /// [`Self::open`] with the clock that dates notifications and dedup keys.
     pub(super) fn open_with_clock(
         data_dir: &Path,
         settings: &DeliverySettings,
