@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod client;
+pub mod dead_letters;
 pub mod healthcheck;
 pub mod render;
 

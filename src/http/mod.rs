@@ -1,6 +1,7 @@
 //! The HTTP layer: thin handlers that turn requests into domain calls and results into answers;
 //! errors become answers in one place ([`error`]).
 
+pub mod admin;
 pub mod error;
 pub mod health;
 pub mod hooks;

@@ -1,16 +1,18 @@
 //! Messages both ways: the one a service sends, and the one a device reads.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::wire::MessageView;
 use super::{Importance, Link, MessageText, ServiceInfo, Title};
 
-/// A message to send: validated text, title, optional link and importance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A message to send: validated text, title, optional link and importance. Deserializing checks
+/// every field as its own type does, so a stored message reads back as valid as it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMessage {
     /// The message text (non-empty, at most 65,535 bytes).
     pub message: MessageText,
     /// The title (may be empty).
+    #[serde(default)]
     pub title: Title,
     /// The link, if any.
     pub link: Option<Link>,
@@ -77,4 +79,33 @@ impl From<MessageView> for Message {
 /// `None` for an empty string, as the Python client does.
 pub(crate) fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_message_reads_back_as_it_was_written() {
+        let message = NewMessage {
+            message: MessageText::new("Deployed v1.2").unwrap(),
+            title: Title::new("CI"),
+            link: Some(Link::parse("https://example.com/run/1").unwrap()),
+            importance: Importance::MAX,
+        };
+        let json = serde_json::to_string(&message).unwrap();
+        assert_eq!(serde_json::from_str::<NewMessage>(&json).unwrap(), message);
+    }
+
+    #[test]
+    fn reading_a_new_message_checks_its_fields() {
+        let empty = r#"{"message": "", "title": "", "link": null, "importance": 3}"#;
+        assert!(serde_json::from_str::<NewMessage>(empty).is_err());
+        let level = r#"{"message": "x", "title": "", "link": null, "importance": 9}"#;
+        assert!(serde_json::from_str::<NewMessage>(level).is_err());
+        let minimal: NewMessage =
+            serde_json::from_str(r#"{"message": "x", "importance": 2}"#).unwrap();
+        assert_eq!(minimal.title, Title::default());
+        assert_eq!(minimal.link, None);
+    }
 }

@@ -1,0 +1,84 @@
+//! Durable delivery: the outbox every accepted notification is written to before the webhook is
+//! answered, and the dispatcher that sends from it to Pushjet with retries and dead letters.
+//!
+//! ```text
+//! hook handler ──enqueue──► committer thread ──one redb transaction per batch──► outbox.redb
+//!      ▲                        │  (group commit; answers after the fsync)           │
+//!      └── Queued(ids) / Duplicate / Full / Unavailable                              │
+//!                               └─ wakes ─► dispatcher (actix task) ◄── due work ────┘
+//!                                             │ ≤ CONCURRENCY sends, one per route
+//!                                             ▼
+//!                                     Pushjet API  ──► sent / retry later / dead letter
+//! ```
+//!
+//! # Wiring
+//!
+//! ```no_run
+//! # async fn wire(settings: pushjet_bridge::config::Settings) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use arc_swap::ArcSwap;
+//! use pushjet_bridge::delivery::{self, DeliverySettings, Enqueued, Outbox};
+//! # let api_url = pushjet_bridge::pushjet::ApiUrl::parse("http://127.0.0.1:8080/pushjet/")?;
+//! let delivery_settings = DeliverySettings::from_env()?;
+//! let data_dir = settings.data_dir.clone();
+//! let opened = delivery_settings.clone();
+//! let outbox = actix_web::web::block(move || Outbox::open(&data_dir, &opened)).await??;
+//! let routes = Arc::new(ArcSwap::from_pointee(settings.routes.clone()));
+//! let dispatcher = delivery::spawn(outbox.clone(), routes, api_url, &delivery_settings);
+//! // In the hook handler, for an accepted webhook:
+//! # let route = pushjet_bridge::routes::RouteName::parse("gh")?;
+//! # let notifications = Vec::new();
+//! match outbox.enqueue(&route, notifications, Some("github:<delivery id>".into())).await {
+//!     Ok(Enqueued::Queued(ids)) => { /* 202 with the ids */ }
+//!     Ok(Enqueued::Duplicate) => { /* 200/202 saying it was a duplicate */ }
+//!     Err(error) => { /* 503 with Retry-After: error.retry_after() */ }
+//! }
+//! // After the HTTP server has stopped:
+//! dispatcher.shutdown(delivery_settings.shutdown_grace).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **Durable before answered.** `enqueue` returns only after the notifications (and the dedup
+//!   key, in the same transaction) are committed with redb's immediate durability (fsync). If the
+//!   store cannot be written the caller gets [`OutboxError::Unavailable`], never an id. After
+//!   such an I/O error redb refuses writes until reopened; [`Outbox::is_writable`] turns false
+//!   so a health check can ask for a restart.
+//! - **Group commit.** Concurrent calls are batched by one committer thread into one write
+//!   transaction; no redb work runs on an async worker (reads use Tokio's blocking pool).
+//! - **Backpressure.** At most `PUSHJET_BRIDGE_MAX_QUEUE` notifications pending; beyond it
+//!   `enqueue` refuses with [`OutboxError::Full`] and queues nothing.
+//! - **Deduplication** on the caller's key for `PUSHJET_BRIDGE_DEDUP_WINDOW`, kept on disk, so it
+//!   holds across restarts.
+//! - **Order within a route.** A route's notifications are sent one at a time, oldest first; a
+//!   notification waiting to be retried holds back the route's later ones. Different routes are
+//!   sent in parallel, up to `PUSHJET_BRIDGE_DELIVERY_CONCURRENCY`.
+//! - **Retries** for transient failures (connection, timeout, 5xx, 429) with exponential backoff
+//!   and full jitter, never sooner than a `Retry-After`, for up to `PUSHJET_BRIDGE_RETRY_FOR`;
+//!   then, or at once for permanent failures, a dead letter whose reason says what to fix.
+//! - **Secrets** never reach the outbox or the logs: the dispatcher looks the route's secret up in
+//!   the current routes when it sends; a route that is gone makes a dead letter.
+//! - **At-least-once to Pushjet.** A notification is removed only after Pushjet acknowledged it
+//!   *and* that outcome is committed. On our side the one window for a duplicate is a crash (or a
+//!   shutdown grace period running out) between Pushjet's 200 and our commit: the notification is
+//!   still pending on the next start and is sent again. Pushjet has no idempotency keys, so an
+//!   answer lost on the way back (a timeout after the server stored the message, or Pushjet's own
+//!   500 after storing it, see `shared/pushjet-api.md` §1.5) also leads to a second send.
+//! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish
+//!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
+
+mod committer;
+mod outbox;
+mod retry;
+mod schedule;
+mod settings;
+mod worker;
+
+#[cfg(test)]
+mod test_support;
+
+pub use outbox::{DeadLetter, Enqueued, OUTBOX_FILE_NAME, Outbox, OutboxError, RetriedDeadLetters};
+pub use retry::{Decision, Failure, RetryPolicy, classify};
+pub use settings::{DeliverySettings, DeliverySettingsError};
+pub use worker::{DispatcherHandle, SharedRoutes, ShutdownReport, Upstream, spawn, spawn_with};

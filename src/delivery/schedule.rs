@@ -1,0 +1,158 @@
+//! The in-memory picture of the outbox's pending notifications that the dispatcher plans with:
+//! one lane per route holding its pending ids in order, each with the time it is next due.
+//!
+//! Only a lane's head (its lowest id) may be sent, and only while nothing else of that lane is in
+//! flight, so a route's notifications reach Pushjet in the order they were queued. The committer
+//! changes it after each commit and the dispatcher marks lanes busy; both hold its mutex only for
+//! a few map operations, never across I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::routes::RouteName;
+
+/// Every pending notification by route, with due times; times are milliseconds since the epoch.
+#[derive(Debug, Default)]
+pub(super) struct Schedule {
+    lanes: HashMap<RouteName, Lane>,
+    /// (time it started waiting, id) of every pending notification, to find the oldest.
+    waiting: BTreeSet<(u64, u64)>,
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    items: BTreeMap<u64, Item>,
+    /// A notification of this lane is being sent.
+    busy: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    due: u64,
+    since: u64,
+}
+
+impl Schedule {
+    /// Adds a pending notification, due at `due`, waiting since `since`.
+    pub(super) fn insert(&mut self, id: u64, route: RouteName, due: u64, since: u64) {
+        let lane = self.lanes.entry(route).or_default();
+        if let Some(old) = lane.items.insert(id, Item { due, since }) {
+            self.waiting.remove(&(old.since, id));
+        }
+        self.waiting.insert((since, id));
+    }
+
+    /// Sets when a notification is next due and frees its lane.
+    pub(super) fn reschedule(&mut self, id: u64, route: &RouteName, due: u64) {
+        if let Some(lane) = self.lanes.get_mut(route) {
+            lane.busy = false;
+            if let Some(item) = lane.items.get_mut(&id) {
+                item.due = due;
+            }
+        }
+    }
+
+    /// Drops a notification that is no longer pending and frees its lane.
+    pub(super) fn remove(&mut self, id: u64, route: &RouteName) {
+        let Some(lane) = self.lanes.get_mut(route) else {
+            return;
+        };
+        lane.busy = false;
+        if let Some(item) = lane.items.remove(&id) {
+            self.waiting.remove(&(item.since, id));
+        }
+        if lane.items.is_empty() {
+            self.lanes.remove(route);
+        }
+    }
+
+    /// Takes up to `room` notifications due by `now`, oldest first, at most one per lane, and
+    /// marks their lanes busy.
+    pub(super) fn take_due(&mut self, now: u64, room: usize) -> Vec<(u64, RouteName)> {
+        let mut due: Vec<(u64, RouteName)> = self
+            .lanes
+            .iter()
+            .filter(|(_, lane)| !lane.busy)
+            .filter_map(|(route, lane)| {
+                let (id, item) = lane.items.first_key_value()?;
+                (item.due <= now).then(|| (*id, route.clone()))
+            })
+            .collect();
+        due.sort_unstable_by_key(|(id, _)| *id);
+        due.truncate(room);
+        for (_, route) in &due {
+            if let Some(lane) = self.lanes.get_mut(route) {
+                lane.busy = true;
+            }
+        }
+        due
+    }
+
+    /// The earliest time a free lane's head is due, if any lane is free and not empty.
+    pub(super) fn next_due(&self) -> Option<u64> {
+        self.lanes
+            .values()
+            .filter(|lane| !lane.busy)
+            .filter_map(|lane| lane.items.first_key_value().map(|(_, item)| item.due))
+            .min()
+    }
+
+    /// How many notifications are pending.
+    pub(super) fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Since when the longest-waiting notification has been pending.
+    pub(super) fn oldest_since(&self) -> Option<u64> {
+        self.waiting.first().map(|(since, _)| *since)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str) -> RouteName {
+        RouteName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn only_the_head_of_a_free_lane_is_taken_oldest_first() {
+        let mut schedule = Schedule::default();
+        schedule.insert(1, route("a"), 0, 0);
+        schedule.insert(2, route("a"), 0, 0);
+        schedule.insert(3, route("b"), 0, 0);
+        schedule.insert(4, route("c"), 0, 0);
+        assert_eq!(schedule.take_due(10, 2), [(1, route("a")), (3, route("b"))]);
+        assert_eq!(schedule.take_due(10, 5), [(4, route("c"))]);
+        assert_eq!(schedule.take_due(10, 5), []);
+        schedule.remove(1, &route("a"));
+        assert_eq!(schedule.take_due(10, 5), [(2, route("a"))]);
+    }
+
+    #[test]
+    fn a_head_that_is_not_due_holds_its_lane_back() {
+        let mut schedule = Schedule::default();
+        schedule.insert(1, route("a"), 100, 0);
+        schedule.insert(2, route("a"), 0, 0);
+        assert_eq!(schedule.take_due(50, 5), []);
+        assert_eq!(schedule.next_due(), Some(100));
+        assert_eq!(schedule.take_due(100, 5), [(1, route("a"))]);
+        assert_eq!(schedule.next_due(), None);
+        schedule.reschedule(1, &route("a"), 300);
+        assert_eq!(schedule.next_due(), Some(300));
+    }
+
+    #[test]
+    fn counts_and_the_oldest_waiting_follow_inserts_and_removals() {
+        let mut schedule = Schedule::default();
+        assert_eq!(schedule.oldest_since(), None);
+        schedule.insert(5, route("a"), 0, 20);
+        schedule.insert(6, route("b"), 0, 10);
+        assert_eq!((schedule.len(), schedule.oldest_since()), (2, Some(10)));
+        schedule.remove(6, &route("b"));
+        assert_eq!((schedule.len(), schedule.oldest_since()), (1, Some(20)));
+        schedule.remove(5, &route("a"));
+        assert_eq!((schedule.len(), schedule.oldest_since()), (0, None));
+        assert!(schedule.lanes.is_empty());
+    }
+}

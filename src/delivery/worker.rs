@@ -1,0 +1,712 @@
+//! The dispatcher: one task on the actix runtime that sends pending notifications from the outbox
+//! to Pushjet.
+//!
+//! It wakes when the committer reports new work, when a send finishes, and when the next
+//! notification falls due. Each time it takes due notifications oldest first, at most one per
+//! route (a route's next notification waits until the one before it is settled, so a route's
+//! notifications arrive in order) and at most `concurrency` at once, and sends each as its own
+//! future within the task. A send's outcome is committed to the outbox before its route is free
+//! again.
+//!
+//! On shutdown it takes no new work, gives the sends in flight a grace period to finish and
+//! record their outcome, then drops the rest: they stay pending and are sent on the next start.
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::oneshot;
+
+use super::committer::Settlement;
+use super::outbox::{Outbox, PendingRecord, duration_millis};
+use super::retry::{Decision, RetryPolicy, whole_seconds};
+use super::settings::DeliverySettings;
+use crate::pushjet::{Api, ApiUrl, Error, NewMessage, SecretKey};
+use crate::routes::{RouteName, Routes};
+
+/// How long to wait before touching a notification again after the outbox failed to read it or
+/// to record its outcome.
+const STORAGE_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// The current routes, swapped whole when the configuration is reloaded.
+pub type SharedRoutes = Arc<ArcSwap<Routes>>;
+
+/// Where notifications go: the Pushjet API, or a test's stand-in.
+pub trait Upstream {
+    /// Sends one message with a service's secret key.
+    fn send(
+        &self,
+        secret: &SecretKey,
+        message: &NewMessage,
+    ) -> impl Future<Output = Result<(), Error>>;
+}
+
+impl Upstream for Api {
+    fn send(
+        &self,
+        secret: &SecretKey,
+        message: &NewMessage,
+    ) -> impl Future<Output = Result<(), Error>> {
+        Api::send(self, secret, message)
+    }
+}
+
+/// What the dispatcher did when it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Sends in flight at the stop that finished within the grace period.
+    pub finished: usize,
+    /// Sends still in flight when the grace period ended; they stay pending.
+    pub abandoned: usize,
+}
+
+/// Controls a running dispatcher. Dropping it stops the dispatcher as [`Self::shutdown`] would,
+/// with the configured grace period, without waiting for it.
+#[derive(Debug)]
+#[must_use = "dropping the handle stops the dispatcher"]
+pub struct DispatcherHandle {
+    stop: oneshot::Sender<Duration>,
+    done: oneshot::Receiver<ShutdownReport>,
+}
+
+impl DispatcherHandle {
+    /// Stops taking new work, waits up to `grace` for the sends in flight, and returns once the
+    /// dispatcher has stopped. Whatever did not finish stays pending for the next start.
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let Self { stop, done } = self;
+        let _already_stopped = stop.send(grace);
+        done.await.unwrap_or(ShutdownReport {
+            finished: 0,
+            abandoned: 0,
+        })
+    }
+}
+
+/// Starts the dispatcher on the current actix arbiter, sending through a Pushjet [`Api`] at
+/// `api_url` created inside its task (awc clients stay on the thread that made them).
+///
+/// Must be called from within an actix system (e.g. in `Application::build`).
+pub fn spawn(
+    outbox: Outbox,
+    routes: SharedRoutes,
+    api_url: ApiUrl,
+    settings: &DeliverySettings,
+) -> DispatcherHandle {
+    let timeout = settings.send_timeout;
+    spawn_with(outbox, routes, settings, move || Api::at(api_url, timeout))
+}
+
+/// Starts the dispatcher on the current actix arbiter with the upstream that `make_upstream`
+/// creates inside the dispatcher's task.
+pub fn spawn_with<U, F>(
+    outbox: Outbox,
+    routes: SharedRoutes,
+    settings: &DeliverySettings,
+    make_upstream: F,
+) -> DispatcherHandle
+where
+    U: Upstream + 'static,
+    F: FnOnce() -> U + 'static,
+{
+    let (stop, stopped) = oneshot::channel();
+    let (report, done) = oneshot::channel();
+    let concurrency = settings.concurrency.max(1);
+    let policy = RetryPolicy::new(settings);
+    let default_grace = settings.shutdown_grace;
+    actix_rt::spawn(async move {
+        let context = Rc::new(Context {
+            outbox,
+            routes,
+            upstream: make_upstream(),
+            policy,
+        });
+        let outcome = dispatch(context, concurrency, stopped, default_grace).await;
+        let _nobody_waits = report.send(outcome);
+    });
+    DispatcherHandle { stop, done }
+}
+
+struct Context<U> {
+    outbox: Outbox,
+    routes: SharedRoutes,
+    upstream: U,
+    policy: RetryPolicy,
+}
+
+/// The dispatcher's loop; returns when told to stop (or when its handle is dropped).
+async fn dispatch<U: Upstream + 'static>(
+    context: Rc<Context<U>>,
+    concurrency: usize,
+    mut stop: oneshot::Receiver<Duration>,
+    default_grace: Duration,
+) -> ShutdownReport {
+    let mut in_flight: FuturesUnordered<LocalBoxFuture<'static, ()>> = FuturesUnordered::new();
+    let core = context.outbox.core();
+    let grace = loop {
+        let now = core.now();
+        let mut next_due = None;
+        let room = concurrency.saturating_sub(in_flight.len());
+        if room > 0 {
+            let mut schedule = core.schedule();
+            for (id, route) in schedule.take_due(now, room) {
+                in_flight.push(Box::pin(deliver(context.clone(), id, route)));
+            }
+            if in_flight.len() < concurrency {
+                next_due = schedule.next_due();
+            }
+        }
+        let timer = async move {
+            match next_due {
+                Some(due) => {
+                    tokio::time::sleep(Duration::from_millis(due.saturating_sub(now))).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            grace = &mut stop => break grace.unwrap_or(default_grace),
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            () = core.wake.notified() => {}
+            () = timer => {}
+        }
+    };
+    let at_stop = in_flight.len();
+    let drain = async { while in_flight.next().await.is_some() {} };
+    let _grace_ran_out = tokio::time::timeout(grace, drain).await;
+    let abandoned = in_flight.len();
+    drop(in_flight);
+    tracing::info!(
+        finished = at_stop - abandoned,
+        abandoned,
+        pending = context.outbox.pending_count(),
+        "delivery stopped; pending notifications will be sent on the next start"
+    );
+    ShutdownReport {
+        finished: at_stop - abandoned,
+        abandoned,
+    }
+}
+
+/// Sends one pending notification and records the outcome.
+async fn deliver<U: Upstream>(context: Rc<Context<U>>, id: u64, route: RouteName) {
+    let outbox = &context.outbox;
+    let pending = match outbox.load(id).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => {
+            outbox.core().schedule().remove(id, &route);
+            return;
+        }
+        Err(error) => {
+            tracing::error!(
+                id,
+                route = %route,
+                "cannot read notification {id} from the outbox, trying again in {}: {error}",
+                humantime::format_duration(STORAGE_RETRY_DELAY)
+            );
+            context.postpone(id, &route);
+            return;
+        }
+    };
+    let settlement = context.attempt(id, &route, &pending).await;
+    if let Err(error) = outbox.settle(id, &route, settlement).await {
+        tracing::error!(
+            id,
+            route = %route,
+            "cannot record the outcome of notification {id}; it stays pending and may be sent \
+             again: {error}"
+        );
+        context.postpone(id, &route);
+    }
+}
+
+impl<U: Upstream> Context<U> {
+    /// Tries one send and decides what follows; logs one line with the outcome.
+    async fn attempt(&self, id: u64, route: &RouteName, pending: &PendingRecord) -> Settlement {
+        let secret = self
+            .routes
+            .load()
+            .get(route.as_str())
+            .map(|found| found.secret.clone());
+        let Some(secret) = secret else {
+            return dead_letter(
+                id,
+                route,
+                format!(
+                    "route `{route}` is no longer configured: add it back to \
+                     PUSHJET_BRIDGE_ROUTES with its secret and retry the dead letter, or purge it"
+                ),
+            );
+        };
+        let attempt = pending.attempts.saturating_add(1);
+        let error = match self.upstream.send(&secret, &pending.message).await {
+            Ok(()) => {
+                tracing::info!(
+                    id,
+                    route = %route,
+                    attempt,
+                    outcome = "sent",
+                    "notification {id} for route `{route}` sent"
+                );
+                return Settlement::Sent;
+            }
+            Err(error) => error,
+        };
+        let now = self.outbox.core().now();
+        let elapsed = Duration::from_millis(now.saturating_sub(pending.retrying_since));
+        match self.policy.decide(&error, route, attempt, elapsed) {
+            Decision::RetryIn(delay) => {
+                tracing::warn!(
+                    id,
+                    route = %route,
+                    attempt,
+                    outcome = "retry",
+                    "notification {id} for route `{route}` failed ({error}); retry in {}",
+                    humantime::format_duration(whole_seconds(delay))
+                );
+                Settlement::Retry {
+                    at: now.saturating_add(duration_millis(delay)),
+                    error: error.to_string(),
+                }
+            }
+            Decision::GiveUp(reason) => dead_letter(id, route, reason),
+        }
+    }
+
+    /// Frees the route's lane and leaves the notification pending for a while.
+    fn postpone(&self, id: u64, route: &RouteName) {
+        let core = self.outbox.core();
+        let due = core
+            .now()
+            .saturating_add(duration_millis(STORAGE_RETRY_DELAY));
+        core.schedule().reschedule(id, route, due);
+    }
+}
+
+fn dead_letter(id: u64, route: &RouteName, reason: String) -> Settlement {
+    tracing::error!(
+        id,
+        route = %route,
+        outcome = "dead-lettered",
+        "notification {id} for route `{route}` dead-lettered: {reason}"
+    );
+    Settlement::Dead { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::{HashMap, VecDeque};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use actix_web::dev::ServerHandle;
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::delivery::outbox::Enqueued;
+    use crate::delivery::test_support::{fast_settings, message, route, routes, secret_for};
+
+    /// How the scripted upstream answers one request.
+    #[derive(Debug, Clone)]
+    enum Answer {
+        Ok,
+        ServerError,
+        TooManyRequests {
+            retry_after: u64,
+        },
+        ServiceNotFound,
+        /// Waits this long, then answers ok.
+        Slow(Duration),
+    }
+
+    /// A request the upstream received.
+    #[derive(Debug, Clone)]
+    struct Arrival {
+        secret: String,
+        message: String,
+        at: Instant,
+        accepted: bool,
+    }
+
+    /// A Pushjet stand-in on 127.0.0.1 that answers from a script (then `Ok` once it runs out).
+    #[derive(Default)]
+    struct Script {
+        answers: Mutex<VecDeque<Answer>>,
+        arrivals: Mutex<Vec<Arrival>>,
+    }
+
+    impl Script {
+        fn new(answers: &[Answer]) -> Arc<Self> {
+            Arc::new(Self {
+                answers: Mutex::new(answers.iter().cloned().collect()),
+                arrivals: Mutex::default(),
+            })
+        }
+
+        fn arrivals(&self) -> Vec<Arrival> {
+            self.arrivals.lock().unwrap().clone()
+        }
+
+        /// How many times each message was accepted (answered 200 and not timed out).
+        fn accepted(&self) -> HashMap<String, usize> {
+            let mut counts = HashMap::new();
+            for arrival in self.arrivals().into_iter().filter(|a| a.accepted) {
+                *counts.entry(arrival.message).or_default() += 1;
+            }
+            counts
+        }
+    }
+
+    async fn pushjet_message(
+        script: web::Data<Script>,
+        form: web::Form<HashMap<String, String>>,
+    ) -> HttpResponse {
+        let answer = script
+            .answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Answer::Ok);
+        let mut arrival = Arrival {
+            secret: form.get("secret").cloned().unwrap_or_default(),
+            message: form.get("message").cloned().unwrap_or_default(),
+            at: Instant::now(),
+            accepted: matches!(answer, Answer::Ok),
+        };
+        let index = {
+            let mut arrivals = script.arrivals.lock().unwrap();
+            arrivals.push(arrival.clone());
+            arrivals.len() - 1
+        };
+        let ok = || HttpResponse::Ok().body(r#"{"status": "ok"}"#);
+        match answer {
+            Answer::Ok => ok(),
+            Answer::ServerError => HttpResponse::InternalServerError().body("<html>500</html>"),
+            Answer::TooManyRequests { retry_after } => HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", retry_after.to_string()))
+                .body("slow down"),
+            Answer::ServiceNotFound => HttpResponse::NotFound()
+                .body(r#"{"error": {"id": 6, "message": "Service not found"}}"#),
+            Answer::Slow(delay) => {
+                actix_rt::time::sleep(delay).await;
+                arrival.accepted = true;
+                script.arrivals.lock().unwrap()[index] = arrival;
+                ok()
+            }
+        }
+    }
+
+    struct Upstream {
+        url: ApiUrl,
+        server: ServerHandle,
+    }
+
+    fn start_upstream(script: &Arc<Script>) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let data = web::Data::from(script.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/message", web::post().to(pushjet_message))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Upstream {
+            url: ApiUrl::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            server: handle,
+        }
+    }
+
+    fn shared(names: &[&str]) -> SharedRoutes {
+        Arc::new(ArcSwap::from_pointee(routes(names)))
+    }
+
+    async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn enqueue(outbox: &Outbox, route_name: &str, texts: &[&str]) -> Vec<u64> {
+        let messages = texts.iter().map(|text| message(text)).collect();
+        match outbox.enqueue(&route(route_name), messages, None).await {
+            Ok(Enqueued::Queued(ids)) => ids,
+            other => panic!("enqueue failed: {other:?}"),
+        }
+    }
+
+    struct Running {
+        _dir: TempDir,
+        outbox: Outbox,
+        script: Arc<Script>,
+        upstream: Upstream,
+        dispatcher: DispatcherHandle,
+    }
+
+    fn run_with(answers: &[Answer], settings: &DeliverySettings) -> Running {
+        let dir = TempDir::new().unwrap();
+        let outbox = Outbox::open(dir.path(), settings).unwrap();
+        let script = Script::new(answers);
+        let upstream = start_upstream(&script);
+        let dispatcher = spawn(
+            outbox.clone(),
+            shared(&["gh"]),
+            upstream.url.clone(),
+            settings,
+        );
+        Running {
+            _dir: dir,
+            outbox,
+            script,
+            upstream,
+            dispatcher,
+        }
+    }
+
+    impl Running {
+        async fn stop(self) -> ShutdownReport {
+            let report = self.dispatcher.shutdown(Duration::from_secs(2)).await;
+            self.upstream.server.stop(false).await;
+            report
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_server_error_is_retried_and_the_notification_arrives_once() {
+        let running = run_with(&[Answer::ServerError], &fast_settings());
+        enqueue(&running.outbox, "gh", &["deployed"]).await;
+        eventually("delivered", || running.outbox.pending_count() == 0).await;
+        let arrivals = running.script.arrivals();
+        assert_eq!(arrivals.len(), 2);
+        assert_eq!(running.script.accepted()["deployed"], 1);
+        assert_eq!(arrivals[0].secret, secret_for("gh").expose());
+        assert_eq!(running.outbox.dead_letter_count().await.unwrap(), 0);
+        running.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn too_many_requests_waits_for_retry_after() {
+        let running = run_with(
+            &[Answer::TooManyRequests { retry_after: 1 }],
+            &fast_settings(),
+        );
+        enqueue(&running.outbox, "gh", &["later"]).await;
+        eventually("delivered", || running.outbox.pending_count() == 0).await;
+        let arrivals = running.script.arrivals();
+        assert_eq!(arrivals.len(), 2);
+        let waited = arrivals[1].at - arrivals[0].at;
+        assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+        assert_eq!(running.script.accepted()["later"], 1);
+        running.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn a_deleted_service_is_dead_lettered_at_once_and_can_be_retried() {
+        let running = run_with(&[Answer::ServiceNotFound], &fast_settings());
+        let ids = enqueue(&running.outbox, "gh", &["orphan"]).await;
+        eventually("dead-lettered", || running.outbox.pending_count() == 0).await;
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(running.script.arrivals().len(), 1);
+        let dead = running.outbox.dead_letters(None, 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].id, ids[0]);
+        assert!(
+            dead[0].reason.contains("PUSHJET_BRIDGE_ROUTE_GH_SECRET"),
+            "{}",
+            dead[0].reason
+        );
+
+        running.outbox.retry_dead_letter(ids[0]).await.unwrap();
+        eventually("re-sent", || running.script.arrivals().len() == 2).await;
+        eventually("delivered", || running.outbox.pending_count() == 0).await;
+        assert_eq!(running.script.accepted()["orphan"], 1);
+        assert_eq!(running.outbox.dead_letter_count().await.unwrap(), 0);
+        running.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn a_send_that_times_out_is_sent_again() {
+        let settings = DeliverySettings {
+            send_timeout: Duration::from_millis(200),
+            ..fast_settings()
+        };
+        let running = run_with(&[Answer::Slow(Duration::from_millis(600))], &settings);
+        enqueue(&running.outbox, "gh", &["slow"]).await;
+        eventually("delivered", || running.outbox.pending_count() == 0).await;
+        assert_eq!(running.script.arrivals().len(), 2);
+        assert_eq!(running.outbox.dead_letter_count().await.unwrap(), 0);
+        running.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn transient_failures_become_a_dead_letter_after_retry_for() {
+        let settings = DeliverySettings {
+            retry_for: Duration::from_millis(300),
+            ..fast_settings()
+        };
+        let failing = vec![Answer::ServerError; 1000];
+        let running = run_with(&failing, &settings);
+        enqueue(&running.outbox, "gh", &["doomed"]).await;
+        eventually("given up", || running.outbox.pending_count() == 0).await;
+        let dead = running.outbox.dead_letters(None, 10).await.unwrap();
+        assert!(
+            dead[0].reason.starts_with("gave up after"),
+            "{}",
+            dead[0].reason
+        );
+        assert!(dead[0].attempts >= 2);
+        assert_eq!(dead[0].attempts as usize, running.script.arrivals().len());
+        running.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn a_route_that_is_no_longer_configured_is_dead_lettered_without_sending() {
+        let running = run_with(&[], &fast_settings());
+        enqueue(&running.outbox, "removed", &["x"]).await;
+        eventually("dead-lettered", || running.outbox.pending_count() == 0).await;
+        let dead = running.outbox.dead_letters(None, 10).await.unwrap();
+        assert!(dead[0].reason.contains("no longer configured"));
+        assert!(running.script.arrivals().is_empty());
+        running.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn notifications_left_pending_by_a_previous_run_are_sent_on_start() {
+        let dir = TempDir::new().unwrap();
+        let settings = fast_settings();
+        let outbox = Outbox::open(dir.path(), &settings).unwrap();
+        enqueue(&outbox, "gh", &["before", "crash"]).await;
+        drop(outbox);
+
+        let outbox = Outbox::open(dir.path(), &settings).unwrap();
+        let script = Script::new(&[]);
+        let upstream = start_upstream(&script);
+        let dispatcher = spawn(outbox.clone(), shared(&["gh"]), upstream.url, &settings);
+        eventually("delivered", || outbox.pending_count() == 0).await;
+        let order: Vec<String> = script.arrivals().into_iter().map(|a| a.message).collect();
+        assert_eq!(order, ["before", "crash"]);
+        dispatcher.shutdown(Duration::from_secs(1)).await;
+        upstream.server.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn shutdown_lets_a_send_in_flight_finish_within_the_grace_period() {
+        let running = run_with(
+            &[Answer::Slow(Duration::from_millis(300))],
+            &fast_settings(),
+        );
+        enqueue(&running.outbox, "gh", &["finishing"]).await;
+        eventually("in flight", || running.script.arrivals().len() == 1).await;
+        let outbox = running.outbox.clone();
+        let report = running.stop().await;
+        assert_eq!(
+            report,
+            ShutdownReport {
+                finished: 1,
+                abandoned: 0
+            }
+        );
+        assert_eq!(outbox.pending_count(), 0);
+    }
+
+    #[actix_web::test]
+    async fn shutdown_leaves_a_send_that_outlasts_the_grace_period_pending() {
+        let dir = TempDir::new().unwrap();
+        let settings = fast_settings();
+        let outbox = Outbox::open(dir.path(), &settings).unwrap();
+        let script = Script::new(&[Answer::Slow(Duration::from_secs(5))]);
+        let upstream = start_upstream(&script);
+        let dispatcher = spawn(outbox.clone(), shared(&["gh"]), upstream.url, &settings);
+        enqueue(&outbox, "gh", &["interrupted"]).await;
+        eventually("in flight", || script.arrivals().len() == 1).await;
+        let report = dispatcher.shutdown(Duration::from_millis(100)).await;
+        assert_eq!(report.abandoned, 1);
+        assert_eq!(outbox.pending_count(), 1);
+        drop(outbox);
+        upstream.server.stop(false).await;
+        assert_eq!(
+            Outbox::open(dir.path(), &settings).unwrap().pending_count(),
+            1
+        );
+    }
+
+    /// Counts sends in flight, overall and per secret, and records the order per secret.
+    #[derive(Default)]
+    struct Counting {
+        in_flight: RefCell<HashMap<String, usize>>,
+        most_at_once: RefCell<usize>,
+        most_per_route: RefCell<usize>,
+        order: RefCell<HashMap<String, Vec<String>>>,
+    }
+
+    impl super::Upstream for Rc<Counting> {
+        async fn send(&self, secret: &SecretKey, message: &NewMessage) -> Result<(), Error> {
+            let key = secret.expose().to_owned();
+            {
+                let mut in_flight = self.in_flight.borrow_mut();
+                let mine = in_flight.entry(key.clone()).or_default();
+                *mine += 1;
+                let mine = *mine;
+                let total = in_flight.values().sum::<usize>();
+                let mut most = self.most_at_once.borrow_mut();
+                *most = (*most).max(total);
+                let mut most_per_route = self.most_per_route.borrow_mut();
+                *most_per_route = (*most_per_route).max(mine);
+            }
+            actix_rt::time::sleep(Duration::from_millis(15)).await;
+            self.order
+                .borrow_mut()
+                .entry(key.clone())
+                .or_default()
+                .push(message.message.as_str().to_owned());
+            *self.in_flight.borrow_mut().entry(key).or_default() -= 1;
+            Ok(())
+        }
+    }
+
+    #[actix_web::test]
+    async fn routes_are_sent_in_parallel_up_to_the_limit_each_in_order() {
+        let dir = TempDir::new().unwrap();
+        let settings = DeliverySettings {
+            concurrency: 2,
+            ..fast_settings()
+        };
+        let outbox = Outbox::open(dir.path(), &settings).unwrap();
+        let names = ["a", "b", "c"];
+        for name in names {
+            let texts: Vec<String> = (1..=4).map(|n| format!("{name}{n}")).collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            enqueue(&outbox, name, &texts).await;
+        }
+        let counting = Rc::new(Counting::default());
+        let dispatcher = spawn_with(outbox.clone(), shared(&names), &settings, {
+            let counting = counting.clone();
+            move || counting
+        });
+        eventually("delivered", || outbox.pending_count() == 0).await;
+        dispatcher.shutdown(Duration::from_secs(1)).await;
+
+        assert_eq!(*counting.most_at_once.borrow(), 2);
+        assert_eq!(*counting.most_per_route.borrow(), 1);
+        let order = counting.order.borrow();
+        for name in names {
+            let expected: Vec<String> = (1..=4).map(|n| format!("{name}{n}")).collect();
+            assert_eq!(order[secret_for(name).expose()], expected);
+        }
+    }
+}
