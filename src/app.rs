@@ -7,15 +7,19 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
+use arc_swap::ArcSwap;
+
 use crate::config::{ConfigError, Settings};
+use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
 use crate::http;
+use crate::http::admin::Admin;
 use crate::pipeline::Bridge;
-use crate::pushjet::{Api, ApiUrl, DEFAULT_TIMEOUT};
+use crate::pushjet::{Api, ApiUrl};
 use crate::pushjet_server::{self, Store, StoreError};
 use crate::render::{LoadError, Renderer};
 
-/// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+/// How long in-flight HTTP requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the service could not start or stopped with an error.
@@ -38,6 +42,9 @@ pub enum AppError {
     /// The embedded Pushjet API's store could not be opened.
     #[error("cannot open the embedded Pushjet store: {0}")]
     Store(#[from] StoreError),
+    /// The outbox could not be opened.
+    #[error("cannot open the outbox: {0}")]
+    Outbox(#[from] OutboxError),
     /// The demo route could not be set up.
     #[error("cannot set up the demo route: {0}")]
     Demo(#[from] DemoError),
@@ -50,6 +57,8 @@ pub enum AppError {
 pub struct Application {
     port: u16,
     server: Server,
+    dispatcher: DispatcherHandle,
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -88,6 +97,19 @@ impl Application {
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
+        let outbox = {
+            let (data_dir, delivery) = (settings.data_dir.clone(), settings.delivery.clone());
+            blocking(move || Outbox::open(&data_dir, &delivery)).await??
+        };
+        let shared_routes = Arc::new(ArcSwap::from_pointee(routes.clone()));
+        let dispatcher = delivery::spawn(
+            outbox.clone(),
+            shared_routes,
+            api_url.clone(),
+            &settings.delivery,
+        );
+        let admin = web::Data::new(Admin::new(outbox.clone(), settings.admin_token.clone()));
+        let outbox_data = web::Data::new(outbox.clone());
         let bridge = web::Data::new(Bridge {
             routes,
             renderer,
@@ -95,13 +117,18 @@ impl Application {
             max_message_bytes: settings.max_message_bytes,
         });
 
+        let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
             let store = store.clone();
-            let api = Api::at(api_url.clone(), DEFAULT_TIMEOUT);
+            let api = Api::at(api_url.clone(), send_timeout);
             App::new()
                 .app_data(bridge.clone())
+                .app_data(outbox_data.clone())
+                .app_data(admin.clone())
                 .app_data(web::Data::new(api))
                 .route("/healthz", web::get().to(http::health::healthz))
+                .route("/readyz", web::get().to(http::health::readyz))
+                .configure(http::admin::configure)
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {
@@ -117,6 +144,8 @@ impl Application {
         Ok(Self {
             port: local.port(),
             server,
+            dispatcher,
+            shutdown_grace: settings.delivery.shutdown_grace,
         })
     }
 
@@ -130,9 +159,17 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM (or the server handle stops it), then drains gracefully.
+    /// Serves until SIGINT/SIGTERM (or the server handle stops it), then drains gracefully: the
+    /// HTTP server stops accepting and finishes its requests, then sends in flight get the
+    /// shutdown grace period and everything else stays in the outbox for the next start.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
-        self.server.await?;
+        let served = self.server.await;
+        let report = self.dispatcher.shutdown(self.shutdown_grace).await;
+        tracing::info!(
+            ?report,
+            "delivery stopped; pending notifications stay in the outbox"
+        );
+        served?;
         Ok(())
     }
 }

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::delivery::DeliverySettings;
+use crate::http::admin::AdminToken;
 use crate::pushjet::{ApiUrl, Importance, MESSAGE_MAX_BYTES, SecretKey};
-use crate::routes::{EventFilter, Route, RouteName, Routes};
+use crate::routes::{DeliveryMode, EventFilter, Route, RouteName, Routes};
 use crate::sources::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceOptions, SourceSetting,
 };
@@ -52,6 +54,10 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// The configured routes (`PUSHJET_BRIDGE_ROUTES` and `PUSHJET_BRIDGE_ROUTE_<NAME>_*`).
     pub routes: Routes,
+    /// The outbox and its delivery workers.
+    pub delivery: DeliverySettings,
+    /// The token of the admin endpoints (`PUSHJET_BRIDGE_ADMIN_TOKEN[_FILE]`); `None` turns them off.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Why the settings could not be read; lists every problem at once.
@@ -88,6 +94,7 @@ struct RouteVars {
     alert_grouping: Option<String>,
     resolved: Option<String>,
     severity_importance: Option<String>,
+    delivery: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -201,12 +208,20 @@ impl Settings {
             global.routes.as_deref().unwrap_or_default(),
             &vars,
         );
+        let delivery = DeliverySettings::from_vars(vars.clone())
+            .map_err(|error| problems.extend(error.0))
+            .ok();
+        let admin_token = AdminToken::from_vars(vars.clone())
+            .map_err(|error| problems.push(error.to_string()))
+            .ok();
         match (
             listen,
             embedded_pushjet,
             log_format,
             max_body_bytes,
             max_message_bytes,
+            delivery,
+            admin_token,
         ) {
             (
                 Some(listen),
@@ -214,6 +229,8 @@ impl Settings {
                 Some(log_format),
                 Some(max_body_bytes),
                 Some(max_message_bytes),
+                Some(delivery),
+                Some(admin_token),
             ) if problems.is_empty() => Ok(Self {
                 listen,
                 data_dir: global.data_dir.unwrap_or_else(|| PathBuf::from("data")),
@@ -226,6 +243,8 @@ impl Settings {
                 max_body_bytes,
                 max_message_bytes,
                 routes,
+                delivery,
+                admin_token,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -349,6 +368,13 @@ fn read_route(name: RouteName, vars: &[(String, String)]) -> Result<Route, Vec<S
     ) {
         source.severity = value;
     }
+    let delivery = route_setting(
+        route_vars.delivery,
+        "DELIVERY",
+        &mut problem_at,
+        str::parse::<DeliveryMode>,
+    )
+    .unwrap_or_default();
     let template = route_vars
         .template
         .map(|raw| raw.trim().to_owned())
@@ -363,6 +389,7 @@ fn read_route(name: RouteName, vars: &[(String, String)]) -> Result<Route, Vec<S
             source,
             template,
             events,
+            delivery,
         }),
         _ => Err(problems),
     }

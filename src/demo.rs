@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pushjet::{DeviceUuid, KeyError, PublicKey, SecretKey};
 use crate::pushjet_server::{Icon, ServiceName, Store, StoreError};
-use crate::routes::{Route, RouteName};
+use crate::routes::{DeliveryMode, Route, RouteName};
 use crate::sources::SourceOptions;
 use crate::verify::InboundAuth;
 
@@ -84,6 +84,7 @@ pub fn ensure(store: &Store, data_dir: &Path) -> Result<Demo, DemoError> {
         auth: InboundAuth::default(),
         template: None,
         events: None,
+        delivery: DeliveryMode::Queued,
     };
     Ok(Demo {
         route,

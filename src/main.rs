@@ -1,10 +1,11 @@
 //! The `pushjet-bridge` binary: parses the command line and runs the chosen command.
 
+use std::fmt::Display;
 use std::process::ExitCode;
 
 use clap::Parser;
 use pushjet_bridge::app::Application;
-use pushjet_bridge::cli::{Cli, Command, check, client, healthcheck, render};
+use pushjet_bridge::cli::{Cli, Command, check, client, dead_letters, healthcheck, render};
 use pushjet_bridge::config::Settings;
 use pushjet_bridge::telemetry;
 
@@ -12,18 +13,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
-        Command::Client(args) => {
-            let outcome = actix_rt::System::new().block_on(client::run(args));
-            match outcome {
-                Ok(value) => {
-                    println!("{value:#}");
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Client(args) => print_json(actix_rt::System::new().block_on(client::run(args))),
+        Command::Render(args) => print_json(render::run(args)),
+        Command::DeadLetters(args) => {
+            print_json(actix_rt::System::new().block_on(dead_letters::run(args)))
         }
         Command::Check => {
             let report = check::run();
@@ -34,16 +27,6 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Render(args) => match render::run(args) {
-            Ok(value) => {
-                println!("{value:#}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Healthcheck(args) => {
             match actix_rt::System::new().block_on(healthcheck::run(args)) {
                 Ok(line) => {
@@ -55,6 +38,20 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints a command's JSON on standard output, or its error as one sentence on standard error.
+fn print_json(outcome: Result<serde_json::Value, impl Display>) -> ExitCode {
+    match outcome {
+        Ok(value) => {
+            println!("{value:#}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
         }
     }
 }

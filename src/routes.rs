@@ -82,6 +82,28 @@ impl EventFilter {
     }
 }
 
+/// When a route answers the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryMode {
+    /// Answer 202 once the notifications are in the durable outbox; workers send them (`queued`,
+    /// the default).
+    #[default]
+    Queued,
+    /// Answer only after Pushjet accepted every notification, or with its error (`sync`).
+    Sync,
+}
+
+impl std::str::FromStr for DeliveryMode {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "queued" | "async" => Ok(Self::Queued),
+            "sync" => Ok(Self::Sync),
+            _ => Err("use queued (the default) or sync".to_owned()),
+        }
+    }
+}
+
 /// How a route hands notifications to Pushjet.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -97,6 +119,8 @@ pub struct Route {
     pub template: Option<String>,
     /// The events to send; `None` sends all.
     pub events: Option<EventFilter>,
+    /// When the sender gets its answer.
+    pub delivery: DeliveryMode,
 }
 
 impl Route {

@@ -28,6 +28,8 @@ pub enum Command {
     Check,
     /// Print what a payload file would become, without sending.
     Render(render::RenderArgs),
+    /// List, retry or purge dead letters in the data directory's outbox.
+    DeadLetters(dead_letters::DeadLettersArgs),
     /// Exit 0 when the running service answers 200 on /healthz, 1 otherwise.
     Healthcheck(healthcheck::HealthcheckArgs),
 }

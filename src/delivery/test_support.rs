@@ -47,6 +47,7 @@ pub(super) fn configured_route(name: &str) -> Route {
         source: SourceOptions::new(name),
         template: None,
         events: None,
+        delivery: crate::routes::DeliveryMode::Queued,
     }
 }
 

@@ -6,6 +6,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use std::time::Duration;
+
+use crate::delivery::OutboxError;
 use crate::pipeline::PipelineError;
 use crate::pushjet::Error as PushjetError;
 use crate::sources::DecodeError;
@@ -37,6 +40,9 @@ pub enum HookError {
     /// Pushjet failed or could not be reached; trying again later may work.
     #[error("Pushjet did not take the notification: {0}")]
     Upstream(PushjetError),
+    /// The outbox cannot take the notifications now (full, or the disk refuses): try again later.
+    #[error("the notifications cannot be stored now: {0}; nothing was accepted, try again later")]
+    Unavailable(OutboxError),
     /// Pushjet refused the route's service or secret: a configuration error.
     #[error(
         "Pushjet refused route `{route}`: {error}; check PUSHJET_BRIDGE_ROUTE_*_SECRET for this route"
@@ -71,13 +77,26 @@ impl ResponseError for HookError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamRefused { .. } => StatusCode::FAILED_DEPENDENCY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unauthorized = self {
-            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        match self {
+            Self::Unauthorized => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::Unavailable(error) => {
+                let seconds = error
+                    .retry_after()
+                    .unwrap_or(Duration::from_secs(30))
+                    .as_secs()
+                    .max(1);
+                response.insert_header((header::RETRY_AFTER, seconds));
+            }
+            _ => {}
         }
         response.json(json!({ "error": self.to_string() }))
     }

@@ -1,10 +1,51 @@
-//! `GET /healthz`: the process is alive and serving.
+//! `GET /healthz` (the process is alive and serving) and `GET /readyz` (it can take webhooks: the
+//! configuration is loaded, which it is once the server runs, and the data directory and outbox
+//! accept writes).
 
-use actix_web::HttpResponse;
+use std::path::Path;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::delivery::Outbox;
 
 /// Answers 200 `ok` while the process serves requests.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok\n")
+}
+
+/// Answers 200 when a webhook would be accepted now, 503 with the reason otherwise.
+pub async fn readyz(outbox: web::Data<Outbox>) -> HttpResponse {
+    let data_dir = outbox
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let probe = web::block(move || probe_writable(&data_dir)).await;
+    let problem = match probe {
+        Ok(Ok(())) if outbox.is_writable() => None,
+        Ok(Ok(())) => Some(
+            "the outbox refused a write; restart the service once the disk is fixed".to_owned(),
+        ),
+        Ok(Err(error)) => Some(format!("the data directory is not writable: {error}")),
+        Err(error) => Some(format!("the readiness probe did not run: {error}")),
+    };
+    match problem {
+        None => HttpResponse::Ok().json(json!({ "ready": true })),
+        Some(reason) => {
+            HttpResponse::ServiceUnavailable().json(json!({ "ready": false, "reason": reason }))
+        }
+    }
+}
+
+/// Writes, syncs and removes a small file in the data directory.
+fn probe_writable(data_dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = data_dir.join(".readyz-probe");
+    let mut file = std::fs::File::create(&path)?;
+    file.write_all(b"ok")?;
+    file.sync_all()?;
+    std::fs::remove_file(path)
 }
