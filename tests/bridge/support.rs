@@ -1,7 +1,7 @@
 //! What the bridge tests share besides the service itself: the shared fixtures, the headers each
 //! sender puts on a delivery, and signatures computed the way the senders compute them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -13,6 +13,19 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtu
 pub fn fixture(dir: &str, file: &str) -> Vec<u8> {
     let path = Path::new(FIXTURES).join(dir).join(file);
     std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// The `*.json` files of one fixture folder, sorted by name.
+pub fn fixture_names(dir: &str) -> Vec<String> {
+    let path: PathBuf = Path::new(FIXTURES).join(dir);
+    let mut names: Vec<String> = std::fs::read_dir(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .map(|entry| entry.expect("a directory entry").file_name())
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
 }
 
 /// The event a GitHub or Gitea fixture was delivered with: its name before the first dot.
