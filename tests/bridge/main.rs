@@ -5,5 +5,6 @@
 mod common;
 
 mod fixtures;
+mod snapshots;
 mod sources;
 mod support;
