@@ -5,6 +5,7 @@
 mod common;
 
 mod fixtures;
+mod signatures;
 mod snapshots;
 mod sources;
 mod support;
