@@ -6,6 +6,7 @@ mod common;
 
 mod errors;
 mod fixtures;
+mod secrets;
 mod signatures;
 mod snapshots;
 mod sources;
