@@ -379,7 +379,11 @@ fn read_route(name: RouteName, vars: &[(String, String)]) -> Result<Route, Vec<S
         .template
         .map(|raw| raw.trim().to_owned())
         .filter(|raw| !raw.is_empty());
-    let events = route_vars.events.as_deref().map(EventFilter::parse);
+    let events = route_vars
+        .events
+        .as_deref()
+        .filter(|raw| !raw.trim().is_empty())
+        .map(EventFilter::parse);
 
     match (secret, auth) {
         (Some(secret), Some(auth)) if problems.is_empty() => Ok(Route {
@@ -580,6 +584,20 @@ mod tests {
         assert!(!text.contains("not-a-valid-secret-value"), "{text}");
         assert!(!text.contains(SECRET), "{text}");
         assert!(!text.contains("no-colon-here"), "{text}");
+    }
+
+    #[test]
+    fn a_blank_events_setting_is_unset_and_sends_every_event() {
+        let settings = Settings::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_ROUTES", "ci"),
+            ("PUSHJET_BRIDGE_ROUTE_CI_SECRET", SECRET),
+            ("PUSHJET_BRIDGE_ROUTE_CI_EVENTS", " "),
+        ]))
+        .unwrap();
+        let route = settings.routes.get("ci").unwrap();
+        assert!(route.events.is_none());
+        assert!(route.sends("push", None));
+        assert!(route.sends("message", None));
     }
 
     #[test]

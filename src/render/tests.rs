@@ -245,7 +245,7 @@ fn generic_template_uses_the_senders_fields() {
     let context = json!({
         "title": "Deploy finished", "message": "api v2.3.1 is live", "importance": "4",
         "link": "https://ci.example.com/pipelines/8812", "summary": "",
-        "payload": {}, "bridge": {"route": "ci", "source": "generic", "event": "message", "importance": "3"}
+        "payload": {}, "bridge": {"route": "ci", "source": "generic", "event": "message", "importance": "4"}
     });
 
     let fields = renderer
@@ -255,6 +255,23 @@ fn generic_template_uses_the_senders_fields() {
     assert_eq!(fields.title, "Deploy finished");
     assert_eq!(fields.message, "api v2.3.1 is live");
     assert_eq!(fields.link, "https://ci.example.com/pipelines/8812");
+    assert_eq!(fields.importance, "4");
+}
+
+/// The decoder reads `"priority": "high"` as `bridge.importance` 4 and keeps the word in
+/// `importance`; the notification must get the 4, not the route's default.
+#[test]
+fn generic_template_sends_a_priority_word_as_its_number() {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    let context = json!({
+        "title": "", "message": "disk full", "importance": "high", "link": "", "summary": "",
+        "payload": {}, "bridge": {"route": "ci", "source": "generic", "event": "message", "importance": "4"}
+    });
+
+    let fields = renderer
+        .render("generic/default", &context)
+        .expect("renders");
+
     assert_eq!(fields.importance, "4");
 }
 

@@ -1,14 +1,19 @@
 //! Shared test helpers: start the real service in-process on a random port with its own data
-//! directory.
+//! directory, give it routes to a real Pushjet service with a subscribed device, post to it, and
+//! read back what the device received.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use awc::http::StatusCode;
+use awc::http::header::HeaderMap;
 use pushjet_bridge::app::Application;
 use pushjet_bridge::config::Settings;
-use pushjet_bridge::pushjet::Api;
+use pushjet_bridge::pushjet::{Api, Device, DeviceUuid, Message};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// A running service.
@@ -87,5 +92,195 @@ pub async fn spawn_app_in(data_dir: &Path, extra: &[(&str, &str)]) -> TestApp {
         _temp: None,
         handle,
         task,
+    }
+}
+
+/// A running service whose routes deliver to a real Pushjet service on its embedded API, with a
+/// device subscribed to that service.
+pub struct RoutedApp {
+    /// The service.
+    pub app: TestApp,
+    /// The Pushjet service's secret key, given to every route that names none.
+    pub secret: String,
+    /// A device subscribed to that service.
+    pub device: Device,
+    _temp: TempDir,
+}
+
+impl RoutedApp {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        self.app.url(path)
+    }
+}
+
+/// Starts the service once to create a Pushjet service and subscribe a fresh device to it, then
+/// starts it again on the same data directory with `vars`. Every route named in
+/// `PUSHJET_BRIDGE_ROUTES` that has no `PUSHJET_BRIDGE_ROUTE_<NAME>_SECRET` of its own gets the new
+/// service's secret.
+pub async fn spawn_app_with_routes(vars: &[(&str, &str)]) -> RoutedApp {
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let first = spawn_app_in(temp.path(), &[]).await;
+    let service = first
+        .pushjet()
+        .create_service("bridge e2e", None)
+        .await
+        .expect("the embedded API creates a service");
+    let secret = service
+        .secret_key()
+        .expect("a created service holds its secret")
+        .expose()
+        .to_owned();
+    let uuid = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string()).expect("a v4 UUID");
+    first
+        .pushjet()
+        .device(uuid.clone())
+        .subscribe(&service)
+        .await
+        .expect("the device subscribes");
+    first.stop().await;
+
+    let mut all: Vec<(String, String)> = vars
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    let routes = vars
+        .iter()
+        .find(|(name, _)| *name == "PUSHJET_BRIDGE_ROUTES")
+        .map(|(_, value)| *value)
+        .unwrap_or_default();
+    for route in routes.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        let key = format!(
+            "PUSHJET_BRIDGE_ROUTE_{}_SECRET",
+            route.to_ascii_uppercase().replace('-', "_")
+        );
+        if !all.iter().any(|(name, _)| *name == key) {
+            all.push((key, secret.clone()));
+        }
+    }
+    let borrowed: Vec<(&str, &str)> = all
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let app = spawn_app_in(temp.path(), &borrowed).await;
+    let device = app.pushjet().device(uuid);
+    RoutedApp {
+        app,
+        secret,
+        device,
+        _temp: temp,
+    }
+}
+
+/// How long a test waits for a notification to reach the device.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the device is polled.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a test waits to be sure that nothing more arrives.
+pub const GRACE: Duration = Duration::from_millis(300);
+
+/// Reads the device's messages (a destructive read) until at least `count` have arrived, or
+/// panics after [`DELIVERY_TIMEOUT`]. Delivery may happen after the webhook was answered, so
+/// tests never read only once.
+pub async fn wait_for_messages(device: &Device, count: usize) -> Vec<Message> {
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    let mut received = Vec::new();
+    loop {
+        received.extend(
+            device
+                .messages()
+                .await
+                .expect("the device reads its messages"),
+        );
+        if received.len() >= count {
+            return received;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {count} message(s) within {DELIVERY_TIMEOUT:?}, got {}: {received:#?}",
+            received.len()
+        );
+        actix_web::rt::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Waits [`GRACE`] and checks that the device received nothing (more).
+pub async fn assert_no_more_messages(device: &Device) {
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        let late = device
+            .messages()
+            .await
+            .expect("the device reads its messages");
+        assert!(late.is_empty(), "unexpected message(s): {late:#?}");
+        actix_web::rt::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Exactly `count` messages: waits for them, then checks that no more arrive within [`GRACE`].
+pub async fn expect_messages(device: &Device, count: usize) -> Vec<Message> {
+    let received = wait_for_messages(device, count).await;
+    assert_eq!(
+        received.len(),
+        count,
+        "more messages than expected: {received:#?}"
+    );
+    assert_no_more_messages(device).await;
+    received
+}
+
+/// Exactly one message, returned.
+pub async fn expect_one_message(device: &Device) -> Message {
+    expect_messages(device, 1).await.pop().expect("one message")
+}
+
+/// An HTTP answer: status, headers, the body as text and as JSON (`Null` when it is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body as text (lossy UTF-8).
+    pub text: String,
+    /// The body as JSON, or `Null`.
+    pub json: Value,
+}
+
+impl Answer {
+    /// The `error` sentence of an error answer, or "" when there is none.
+    pub fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or_default()
+    }
+}
+
+/// How long any request to the service may take: a hang is a failure, not a stuck suite.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// POSTs `body` to `url` with exactly the given headers (no Content-Type unless given).
+pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> Answer {
+    let client = awc::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .disable_redirects()
+        .finish();
+    let mut request = client.post(url);
+    for (name, value) in headers {
+        request = request.append_header((*name, *value));
+    }
+    let body: bytes::Bytes = body.into();
+    let mut response = request
+        .send_body(body)
+        .await
+        .unwrap_or_else(|error| panic!("POST {url} got no answer: {error}"));
+    let bytes = response
+        .body()
+        .limit(16 * 1024 * 1024)
+        .await
+        .unwrap_or_else(|error| panic!("POST {url}: unreadable answer body: {error}"));
+    Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     }
 }

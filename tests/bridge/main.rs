@@ -1,0 +1,14 @@
+//! The bridge end to end: real webhook payloads posted to the real service on a random port,
+//! delivered through the embedded Pushjet API and read back by a subscribed device.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod alertmanager;
+mod errors;
+mod fixtures;
+mod secrets;
+mod signatures;
+mod snapshots;
+mod sources;
+mod support;

@@ -1,0 +1,304 @@
+//! No secret leaks: with every kind of secret configured, a sequence of good and bad requests
+//! leaves none of them in the service's logs (captured at TRACE, whatever `RUST_LOG` says), in
+//! any answer, or in any delivered notification.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine as _;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::common::{Answer, post, spawn_app_with_routes, wait_for_messages};
+use crate::support::{delivery_headers, fixture, github_signature};
+
+/// Everything every thread of this test process logs, as text.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("the log buffer")).into_owned()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the log buffer")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs, once for this test process, a global subscriber that records every event at TRACE
+/// level (the `log` records of actix and awc included) into a buffer. The service's handlers run
+/// on its own worker threads, so a thread-local subscriber would miss them.
+fn captured_logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(buffer.clone())
+            .try_init()
+            .expect("no other test installs a global subscriber");
+        buffer
+    })
+}
+
+/// A secret no other test uses, so finding it anywhere means this test leaked it.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+#[actix_web::test]
+async fn no_secret_appears_in_logs_answers_or_notifications() {
+    let logs = captured_logs();
+    let webhook_secret = unique("whsecnew");
+    let old_webhook_secret = unique("whsecold");
+    let token = unique("tok");
+    let password = unique("pw");
+    let basic = format!("alice:{password}");
+    let basic_header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(&basic)
+    );
+    // A valid secret key of a service that was never created: the route fails with 424.
+    let unknown_service = uuid::Uuid::new_v4().simple().to_string();
+    let templates = tempfile::tempdir().expect("a temporary folder");
+    std::fs::create_dir_all(templates.path().join("custom")).expect("a template folder");
+    std::fs::write(
+        templates.path().join("custom/broken.toml"),
+        "# Fails at render time.\ntitle = 'x'\nmessage = '{{truncate message \"ten\"}}'\n",
+    )
+    .expect("a template file");
+    let templates_dir = templates.path().display().to_string();
+    let rotation = format!("{old_webhook_secret},{webhook_secret}");
+
+    let app = spawn_app_with_routes(&[
+        (
+            "PUSHJET_BRIDGE_ROUTES",
+            "leak-gh,leak-token,leak-basic,leak-gone,leak-broken",
+        ),
+        ("PUSHJET_BRIDGE_TEMPLATES_DIR", &templates_dir),
+        ("PUSHJET_BRIDGE_ROUTE_LEAK_GH_WEBHOOK_SECRET", &rotation),
+        ("PUSHJET_BRIDGE_ROUTE_LEAK_TOKEN_TOKEN", &token),
+        ("PUSHJET_BRIDGE_ROUTE_LEAK_BASIC_BASIC_AUTH", &basic),
+        ("PUSHJET_BRIDGE_ROUTE_LEAK_GONE_SECRET", &unknown_service),
+        ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TOKEN", &token),
+        ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TEMPLATE", "custom/broken"),
+    ])
+    .await;
+    let pushjet_secret = app.secret.clone();
+
+    let push = fixture("github", "push.json");
+    let github = delivery_headers("github", "push.json");
+    let signed_new = github_signature(&webhook_secret, &push);
+    let signed_old = github_signature(&old_webhook_secret, &push);
+    let signed_wrong = github_signature(&format!("{webhook_secret}x"), &push);
+    let malformed = b"{\"message\": ".to_vec();
+    let signed_malformed = github_signature(&webhook_secret, &malformed);
+    // Credentials a client might send by mistake that contain the real ones.
+    let near_token = format!("Bearer {token}x");
+    let near_gitlab = format!("{webhook_secret}x");
+    let good_bearer = format!("Bearer {token}");
+    let near_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{basic}x"))
+    );
+    let json = ("Content-Type", "application/json");
+    let hello = r#"{"message":"hello"}"#;
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(String, String)> {
+        github
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .chain(
+                extra
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+            )
+            .collect()
+    };
+
+    let requests: Vec<Request> = vec![
+        (
+            "/hooks/leak-gh".into(),
+            with(&[("X-Hub-Signature-256", &signed_new)]),
+            push.clone(),
+            2,
+        ),
+        (
+            "/hooks/leak-gh".into(),
+            with(&[("X-Hub-Signature-256", &signed_old)]),
+            push.clone(),
+            2,
+        ),
+        (
+            "/hooks/leak-gh".into(),
+            with(&[("X-Hub-Signature-256", &signed_wrong)]),
+            push.clone(),
+            401,
+        ),
+        (
+            "/hooks/leak-gh".into(),
+            with(&[("X-Gitlab-Token", &near_gitlab)]),
+            push.clone(),
+            401,
+        ),
+        ("/hooks/leak-gh".into(), with(&[]), push.clone(), 401),
+        (
+            "/hooks/leak-gh".into(),
+            with(&[("X-Hub-Signature-256", &signed_malformed)]),
+            malformed,
+            400,
+        ),
+        (
+            "/preview/leak-gh".into(),
+            with(&[("X-Hub-Signature-256", &signed_new)]),
+            push.clone(),
+            2,
+        ),
+        (
+            "/hooks/leak-token".into(),
+            owned(&[json, ("Authorization", &good_bearer)]),
+            hello.into(),
+            2,
+        ),
+        (
+            format!("/hooks/leak-token?token={token}"),
+            owned(&[json]),
+            hello.into(),
+            2,
+        ),
+        (
+            "/hooks/leak-token".into(),
+            owned(&[json, ("Authorization", &near_token)]),
+            hello.into(),
+            401,
+        ),
+        (
+            format!("/hooks/leak-token?token={token}x"),
+            owned(&[json]),
+            hello.into(),
+            401,
+        ),
+        (
+            "/hooks/leak-basic".into(),
+            owned(&[json, ("Authorization", &basic_header)]),
+            hello.into(),
+            2,
+        ),
+        (
+            "/hooks/leak-basic".into(),
+            owned(&[json, ("Authorization", &near_basic)]),
+            hello.into(),
+            401,
+        ),
+        ("/hooks/leak-gone".into(), owned(&[json]), hello.into(), 424),
+        (
+            "/hooks/leak-broken".into(),
+            owned(&[json, ("Authorization", &good_bearer)]),
+            hello.into(),
+            2,
+        ),
+    ];
+    let mut answers: Vec<(String, Answer)> = Vec::new();
+    for (path, headers, body, expected) in requests {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let answer = post(&app.url(&path), &headers, body).await;
+        if expected == 2 {
+            assert!(
+                answer.status.is_success(),
+                "{path}: {} {}",
+                answer.status,
+                answer.text
+            );
+        } else {
+            assert_eq!(answer.status, expected, "{path}: {}", answer.text);
+        }
+        answers.push((path, answer));
+    }
+    // Two pushes, two tokens, one basic, one template-error fallback: wait until all were
+    // delivered, so the delivery's own logging is captured too.
+    let messages = wait_for_messages(&app.device, 6).await;
+    let port = app.app.port;
+    app.app.stop().await;
+
+    let secrets = [
+        ("Pushjet secret", pushjet_secret.as_str()),
+        ("unknown Pushjet secret", unknown_service.as_str()),
+        ("webhook secret", webhook_secret.as_str()),
+        ("old webhook secret", old_webhook_secret.as_str()),
+        ("token", token.as_str()),
+        ("basic auth password", password.as_str()),
+        (
+            "basic auth header",
+            basic_header.trim_start_matches("Basic "),
+        ),
+    ];
+    let log_text = logs.text();
+    // The capture really holds this service's logs, down to TRACE.
+    assert!(
+        log_text.contains("route=leak-token"),
+        "no log of this test's requests"
+    );
+    assert!(
+        log_text.contains("route=leak-gone"),
+        "no log of the refused delivery"
+    );
+    assert!(log_text.contains(" TRACE "), "no TRACE line was captured");
+    assert!(
+        log_text.contains(&format!("127.0.0.1:{port}")),
+        "no log of this service"
+    );
+    for (kind, secret) in secrets {
+        if let Some(at) = log_text.find(secret) {
+            let start = log_text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = log_text[at..].find('\n').map_or(log_text.len(), |i| at + i);
+            panic!("the {kind} is in the logs: {}", &log_text[start..end]);
+        }
+        for (path, answer) in &answers {
+            let headers = format!("{:?}", answer.headers);
+            assert!(
+                !answer.text.contains(secret),
+                "the {kind} is in the answer to {path}: {}",
+                answer.text
+            );
+            assert!(
+                !headers.contains(secret),
+                "the {kind} is in the headers of {path}: {headers}"
+            );
+        }
+        for message in &messages {
+            let shown = format!("{message:?}");
+            assert!(!shown.contains(secret), "the {kind} was delivered: {shown}");
+        }
+    }
+}
+
+/// A request of the sequence: path, headers, body, and the expected status (2 for any 2xx).
+type Request = (String, Vec<(String, String)>, Vec<u8>, u16);
+
+fn owned(headers: &[(&str, &str)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
