@@ -260,7 +260,12 @@ async fn github_ping_is_answered_and_sends_nothing_unless_events_names_ping() {
     let app = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "gh")]).await;
     let answer = deliver_github(&app, "gh", "ping.json").await;
     assert!(answer.status.is_success(), "{}", answer.text);
-    assert_eq!(answer.json["sent"], 0, "{}", answer.text);
+    assert_eq!(
+        answer.json["queued"],
+        serde_json::json!([]),
+        "{}",
+        answer.text
+    );
     let filtered = answer.json["result"]["filtered"]
         .as_str()
         .unwrap_or_default();
@@ -421,7 +426,12 @@ async fn a_template_rendering_an_empty_message_sends_nothing_and_says_skipped() 
     .await;
     let answer = post(&app.url("/hooks/quiet"), &[JSON], HELLO).await;
     assert!(answer.status.is_success(), "{}", answer.text);
-    assert_eq!(answer.json["sent"], 0, "{}", answer.text);
+    assert_eq!(
+        answer.json["queued"],
+        serde_json::json!([]),
+        "{}",
+        answer.text
+    );
     assert_eq!(
         answer.json["result"]["notifications"][0]["outcome"], "skip",
         "{}",
@@ -434,11 +444,12 @@ async fn a_template_rendering_an_empty_message_sends_nothing_and_says_skipped() 
 /// (202), this webhook is accepted and dead-lettered instead: change this test then to assert
 /// the 202 and the dead letter.
 #[actix_web::test]
-async fn a_route_whose_secret_names_no_service_is_424_naming_the_route() {
+async fn a_sync_route_whose_secret_names_no_service_is_424_naming_the_route() {
     const NEVER_CREATED: &str = "0123456789abcdef0123456789abcdef";
     let app = spawn_app_with_routes(&[
         ("PUSHJET_BRIDGE_ROUTES", "gone"),
         ("PUSHJET_BRIDGE_ROUTE_GONE_SECRET", NEVER_CREATED),
+        ("PUSHJET_BRIDGE_ROUTE_GONE_DELIVERY", "sync"),
     ])
     .await;
     let answer = post(&app.url("/hooks/gone"), &[JSON], HELLO).await;
@@ -469,7 +480,7 @@ async fn a_blank_events_setting_filters_nothing() {
 /// retries). Once delivery is queued this becomes a 202 and the worker retries: change this test
 /// then.
 #[actix_web::test]
-async fn an_unreachable_pushjet_api_is_502_without_the_secret() {
+async fn a_sync_route_with_an_unreachable_pushjet_api_is_502_without_the_secret() {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -480,6 +491,7 @@ async fn an_unreachable_pushjet_api_is_502_without_the_secret() {
         ("PUSHJET_API_URL", &api),
         ("PUSHJET_BRIDGE_ROUTES", "away"),
         ("PUSHJET_BRIDGE_ROUTE_AWAY_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_AWAY_DELIVERY", "sync"),
     ])
     .await;
     let answer = post(&app.url("/hooks/away"), &[JSON], HELLO).await;

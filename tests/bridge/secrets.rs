@@ -99,6 +99,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         ("PUSHJET_BRIDGE_ROUTE_LEAK_TOKEN_TOKEN", &token),
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BASIC_BASIC_AUTH", &basic),
         ("PUSHJET_BRIDGE_ROUTE_LEAK_GONE_SECRET", &unknown_service),
+        ("PUSHJET_BRIDGE_ROUTE_LEAK_GONE_DELIVERY", "sync"),
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TOKEN", &token),
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TEMPLATE", "custom/broken"),
     ])
@@ -106,7 +107,6 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     let pushjet_secret = app.secret.clone();
 
     let push = fixture("github", "push.json");
-    let github = delivery_headers("github", "push.json");
     let signed_new = github_signature(&webhook_secret, &push);
     let signed_old = github_signature(&old_webhook_secret, &push);
     let signed_wrong = github_signature(&format!("{webhook_secret}x"), &push);
@@ -122,8 +122,9 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     );
     let json = ("Content-Type", "application/json");
     let hello = r#"{"message":"hello"}"#;
+    // Each request gets the sender's headers with a delivery id of its own, as GitHub sends them.
     let with = |extra: &[(&'static str, &str)]| -> Vec<(String, String)> {
-        github
+        delivery_headers("github", "push.json")
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone()))
             .chain(

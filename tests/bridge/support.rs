@@ -53,7 +53,8 @@ pub fn gitlab_hook(file: &str) -> &'static str {
 pub fn delivery_headers(dir: &str, file: &str) -> Vec<(&'static str, String)> {
     let mut headers = vec![("Content-Type", "application/json".to_owned())];
     let event = event_of(file).to_owned();
-    let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_owned();
+    // A fresh delivery id each time, as the senders do: a repeated id is a duplicate.
+    let delivery = uuid::Uuid::new_v4().to_string();
     match dir {
         "github" => {
             headers.push(("X-GitHub-Event", event));
