@@ -7,6 +7,7 @@ mod common;
 mod alertmanager;
 mod errors;
 mod fixtures;
+mod outbox;
 mod secrets;
 mod signatures;
 mod snapshots;

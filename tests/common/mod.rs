@@ -4,13 +4,15 @@
 
 #![allow(dead_code)]
 
+pub mod flaky;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use awc::http::StatusCode;
 use awc::http::header::HeaderMap;
-use pushjet_bridge::app::Application;
+use pushjet_bridge::app::{AppError, Application};
 use pushjet_bridge::config::Settings;
 use pushjet_bridge::pushjet::{Api, Device, DeviceUuid, Message};
 use serde_json::Value;
@@ -74,10 +76,18 @@ pub async fn spawn_app_in(data_dir: &Path, extra: &[(&str, &str)]) -> TestApp {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let settings = Settings::from_vars(vars).expect("valid test settings");
-    let application = Application::build(settings)
-        .await
-        .expect("the service starts");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let application = loop {
+        let settings = Settings::from_vars(vars.clone()).expect("valid test settings");
+        match Application::build(settings).await {
+            Ok(application) => break application,
+            // A service stopped a moment ago may still be letting go of its databases.
+            Err(AppError::Store(_) | AppError::Outbox(_)) if Instant::now() < deadline => {
+                actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("the service does not start: {error}"),
+        }
+    };
     let port = application.port();
     let handle = application.handle();
     let task = actix_rt::spawn(async move {
