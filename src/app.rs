@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use arc_swap::ArcSwap;
@@ -14,6 +15,8 @@ use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
 use crate::http;
 use crate::http::admin::Admin;
+use crate::http::metrics::MetricsToken;
+use crate::metrics::Metrics;
 use crate::pipeline::Bridge;
 use crate::pushjet::{Api, ApiUrl};
 use crate::pushjet_server::{self, Store, StoreError};
@@ -102,12 +105,16 @@ impl Application {
             blocking(move || Outbox::open(&data_dir, &delivery)).await??
         };
         let shared_routes = Arc::new(ArcSwap::from_pointee(routes.clone()));
+        let metrics = Arc::new(Metrics::new());
         let dispatcher = delivery::spawn(
             outbox.clone(),
             shared_routes,
             api_url.clone(),
             &settings.delivery,
+            metrics.clone(),
         );
+        let metrics = web::Data::from(metrics);
+        let metrics_token = web::Data::new(MetricsToken(settings.metrics_token.clone()));
         let admin = web::Data::new(Admin::new(outbox.clone(), settings.admin_token.clone()));
         let outbox_data = web::Data::new(outbox.clone());
         let bridge = web::Data::new(Bridge {
@@ -122,12 +129,17 @@ impl Application {
             let store = store.clone();
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
+                .wrap(from_fn(http::metrics::time_requests))
+                .wrap(from_fn(http::request_id::assign))
+                .app_data(metrics.clone())
+                .app_data(metrics_token.clone())
                 .app_data(bridge.clone())
                 .app_data(outbox_data.clone())
                 .app_data(admin.clone())
                 .app_data(web::Data::new(api))
                 .route("/healthz", web::get().to(http::health::healthz))
                 .route("/readyz", web::get().to(http::health::readyz))
+                .route("/metrics", web::get().to(http::metrics::metrics))
                 .configure(http::admin::configure)
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))

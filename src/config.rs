@@ -56,6 +56,9 @@ pub struct Settings {
     pub routes: Routes,
     /// The outbox and its delivery workers.
     pub delivery: DeliverySettings,
+    /// The bearer token `/metrics` asks for (`PUSHJET_BRIDGE_METRICS_TOKEN[_FILE]`); `None`
+    /// leaves the metrics open.
+    pub metrics_token: Option<String>,
     /// The token of the admin endpoints (`PUSHJET_BRIDGE_ADMIN_TOKEN[_FILE]`); `None` turns them off.
     pub admin_token: Option<AdminToken>,
 }
@@ -75,6 +78,8 @@ struct GlobalVars {
     max_body_bytes: Option<String>,
     max_message_bytes: Option<String>,
     routes: Option<String>,
+    metrics_token: Option<String>,
+    metrics_token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -208,6 +213,17 @@ impl Settings {
             global.routes.as_deref().unwrap_or_default(),
             &vars,
         );
+        let metrics_token = value_or_file(
+            "PUSHJET_BRIDGE_",
+            "METRICS_TOKEN",
+            global.metrics_token.clone(),
+            global.metrics_token_file.clone(),
+        )
+        .map_err(|problem| problems.push(problem))
+        .ok()
+        .flatten()
+        .map(|token| token.trim().to_owned())
+        .filter(|token| !token.is_empty());
         let delivery = DeliverySettings::from_vars(vars.clone())
             .map_err(|error| problems.extend(error.0))
             .ok();
@@ -245,6 +261,7 @@ impl Settings {
                 routes,
                 delivery,
                 admin_token,
+                metrics_token,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -425,13 +442,15 @@ fn value_or_file(
     file: Option<PathBuf>,
 ) -> Result<Option<String>, String> {
     match (value, file) {
-        (Some(_), Some(_)) => Err(format!("{key} and {key}_FILE are both set; keep one")),
+        (Some(_), Some(_)) => Err(format!(
+            "{prefix}{key} and {prefix}{key}_FILE are both set; keep one"
+        )),
         (Some(value), None) => Ok(Some(value)),
         (None, Some(path)) => std::fs::read_to_string(&path)
             .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
             .map_err(|error| {
                 format!(
-                    "{key}_FILE: cannot read {} ({prefix}{key}_FILE): {error}",
+                    "{prefix}{key}_FILE: cannot read {}: {error}",
                     path.display()
                 )
             }),

@@ -6,6 +6,7 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod notification;
 pub mod pipeline;
 pub mod pushjet;

@@ -24,7 +24,8 @@
 //! let opened = delivery_settings.clone();
 //! let outbox = actix_web::web::block(move || Outbox::open(&data_dir, &opened)).await??;
 //! let routes = Arc::new(ArcSwap::from_pointee(settings.routes.clone()));
-//! let dispatcher = delivery::spawn(outbox.clone(), routes, api_url, &delivery_settings);
+//! let metrics = Arc::new(pushjet_bridge::metrics::Metrics::new());
+//! let dispatcher = delivery::spawn(outbox.clone(), routes, api_url, &delivery_settings, metrics);
 //! // In the hook handler, for an accepted webhook:
 //! # let route = pushjet_bridge::routes::RouteName::parse("gh")?;
 //! # let notifications = Vec::new();

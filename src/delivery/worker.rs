@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use futures_util::StreamExt;
@@ -26,6 +26,7 @@ use super::committer::Settlement;
 use super::outbox::{Outbox, PendingRecord, duration_millis};
 use super::retry::{Decision, RetryPolicy, whole_seconds};
 use super::settings::DeliverySettings;
+use crate::metrics::{self, Metrics};
 use crate::pushjet::{Api, ApiUrl, Error, NewMessage, SecretKey};
 use crate::routes::{RouteName, Routes};
 
@@ -96,9 +97,12 @@ pub fn spawn(
     routes: SharedRoutes,
     api_url: ApiUrl,
     settings: &DeliverySettings,
+    metrics: Arc<Metrics>,
 ) -> DispatcherHandle {
     let timeout = settings.send_timeout;
-    spawn_with(outbox, routes, settings, move || Api::at(api_url, timeout))
+    spawn_with(outbox, routes, settings, metrics, move || {
+        Api::at(api_url, timeout)
+    })
 }
 
 /// Starts the dispatcher on the current actix arbiter with the upstream that `make_upstream`
@@ -107,6 +111,7 @@ pub fn spawn_with<U, F>(
     outbox: Outbox,
     routes: SharedRoutes,
     settings: &DeliverySettings,
+    metrics: Arc<Metrics>,
     make_upstream: F,
 ) -> DispatcherHandle
 where
@@ -124,6 +129,7 @@ where
             routes,
             upstream: make_upstream(),
             policy,
+            metrics,
         });
         let outcome = dispatch(context, concurrency, stopped, default_grace).await;
         let _nobody_waits = report.send(outcome);
@@ -136,6 +142,7 @@ struct Context<U> {
     routes: SharedRoutes,
     upstream: U,
     policy: RetryPolicy,
+    metrics: Arc<Metrics>,
 }
 
 /// The dispatcher's loop; returns when told to stop (or when its handle is dropped).
@@ -233,7 +240,7 @@ impl<U: Upstream> Context<U> {
             .get(route.as_str())
             .map(|found| found.secret.clone());
         let Some(secret) = secret else {
-            return dead_letter(
+            return self.dead_letter(
                 id,
                 route,
                 format!(
@@ -243,8 +250,21 @@ impl<U: Upstream> Context<U> {
             );
         };
         let attempt = pending.attempts.saturating_add(1);
-        let error = match self.upstream.send(&secret, &pending.message).await {
+        let started = Instant::now();
+        let sent = self.upstream.send(&secret, &pending.message).await;
+        let outcome = match &sent {
+            Ok(()) => "ok",
+            Err(error) if error.is_transient() => "transient",
+            Err(_) => "permanent",
+        };
+        self.metrics.observe_pushjet(outcome, started.elapsed());
+        let route_label = metrics::route_label(route.as_str());
+        let error = match sent {
             Ok(()) => {
+                self.metrics
+                    .notifications_sent
+                    .get_or_create(&route_label)
+                    .inc();
                 tracing::info!(
                     id,
                     route = %route,
@@ -260,6 +280,10 @@ impl<U: Upstream> Context<U> {
         let elapsed = Duration::from_millis(now.saturating_sub(pending.retrying_since));
         match self.policy.decide(&error, route, attempt, elapsed) {
             Decision::RetryIn(delay) => {
+                self.metrics
+                    .notifications_retried
+                    .get_or_create(&route_label)
+                    .inc();
                 tracing::warn!(
                     id,
                     route = %route,
@@ -273,7 +297,7 @@ impl<U: Upstream> Context<U> {
                     error: error.to_string(),
                 }
             }
-            Decision::GiveUp(reason) => dead_letter(id, route, reason),
+            Decision::GiveUp(reason) => self.dead_letter(id, route, reason),
         }
     }
 
@@ -287,14 +311,20 @@ impl<U: Upstream> Context<U> {
     }
 }
 
-fn dead_letter(id: u64, route: &RouteName, reason: String) -> Settlement {
-    tracing::error!(
-        id,
-        route = %route,
-        outcome = "dead-lettered",
-        "notification {id} for route `{route}` dead-lettered: {reason}"
-    );
-    Settlement::Dead { reason }
+impl<U> Context<U> {
+    fn dead_letter(&self, id: u64, route: &RouteName, reason: String) -> Settlement {
+        self.metrics
+            .notifications_dead_lettered
+            .get_or_create(&metrics::route_label(route.as_str()))
+            .inc();
+        tracing::error!(
+            id,
+            route = %route,
+            outcome = "dead-lettered",
+            "notification {id} for route `{route}` dead-lettered: {reason}"
+        );
+        Settlement::Dead { reason }
+    }
 }
 
 #[cfg(test)]
@@ -468,6 +498,7 @@ mod tests {
             shared(&["gh"]),
             upstream.url.clone(),
             settings,
+            Arc::default(),
         );
         Running {
             _dir: dir,
@@ -596,7 +627,13 @@ mod tests {
         let outbox = Outbox::open(dir.path(), &settings).unwrap();
         let script = Script::new(&[]);
         let upstream = start_upstream(&script);
-        let dispatcher = spawn(outbox.clone(), shared(&["gh"]), upstream.url, &settings);
+        let dispatcher = spawn(
+            outbox.clone(),
+            shared(&["gh"]),
+            upstream.url,
+            &settings,
+            Arc::default(),
+        );
         eventually("delivered", || outbox.pending_count() == 0).await;
         let order: Vec<String> = script.arrivals().into_iter().map(|a| a.message).collect();
         assert_eq!(order, ["before", "crash"]);
@@ -631,7 +668,13 @@ mod tests {
         let outbox = Outbox::open(dir.path(), &settings).unwrap();
         let script = Script::new(&[Answer::Slow(Duration::from_secs(5))]);
         let upstream = start_upstream(&script);
-        let dispatcher = spawn(outbox.clone(), shared(&["gh"]), upstream.url, &settings);
+        let dispatcher = spawn(
+            outbox.clone(),
+            shared(&["gh"]),
+            upstream.url,
+            &settings,
+            Arc::default(),
+        );
         enqueue(&outbox, "gh", &["interrupted"]).await;
         eventually("in flight", || script.arrivals().len() == 1).await;
         let report = dispatcher.shutdown(Duration::from_millis(100)).await;
@@ -694,7 +737,7 @@ mod tests {
             enqueue(&outbox, name, &texts).await;
         }
         let counting = Rc::new(Counting::default());
-        let dispatcher = spawn_with(outbox.clone(), shared(&names), &settings, {
+        let dispatcher = spawn_with(outbox.clone(), shared(&names), &settings, Arc::default(), {
             let counting = counting.clone();
             move || counting
         });

@@ -12,6 +12,7 @@ use crate::delivery::OutboxError;
 use crate::pipeline::PipelineError;
 use crate::pushjet::Error as PushjetError;
 use crate::sources::DecodeError;
+use crate::verify::AuthError;
 
 /// Why a webhook was not (fully) handled.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +20,10 @@ pub enum HookError {
     /// No route of that name.
     #[error("no route named `{0}`; the configured routes are listed in PUSHJET_BRIDGE_ROUTES")]
     UnknownRoute(String),
-    /// Authentication failed. The answer never says which check failed.
+    /// Authentication failed. The answer never says which check failed; the log does (see
+    /// [`HookError::log_detail`]).
     #[error("authentication failed")]
-    Unauthorized,
+    Unauthorized(AuthError),
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes (PUSHJET_BRIDGE_MAX_BODY_BYTES)")]
     TooLarge {
@@ -58,7 +60,7 @@ pub enum HookError {
 impl From<PipelineError> for HookError {
     fn from(error: PipelineError) -> Self {
         match error {
-            PipelineError::Unauthorized(_) => Self::Unauthorized,
+            PipelineError::Unauthorized(error) => Self::Unauthorized(error),
             PipelineError::Decode(error @ DecodeError::UnsupportedContentType(_)) => {
                 Self::UnsupportedMediaType(error)
             }
@@ -67,11 +69,35 @@ impl From<PipelineError> for HookError {
     }
 }
 
+impl HookError {
+    /// What the log says: the answer's sentence, and for a failed authentication which check
+    /// failed (no secret is in it).
+    pub fn log_detail(&self) -> String {
+        match self {
+            Self::Unauthorized(reason) => format!("authentication failed: {reason}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// A short word for metrics and logs: why the webhook was refused.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::UnknownRoute(_) => "unknown_route",
+            Self::Unauthorized(_) => "auth",
+            Self::TooLarge { .. } => "size",
+            Self::UnsupportedMediaType(_) => "content_type",
+            Self::Incomplete(_) | Self::Malformed(_) => "malformed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Upstream(_) | Self::UpstreamRefused { .. } => "upstream",
+        }
+    }
+}
+
 impl ResponseError for HookError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::UnknownRoute(_) => StatusCode::NOT_FOUND,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Incomplete(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -84,7 +110,7 @@ impl ResponseError for HookError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::Unauthorized => {
+            Self::Unauthorized(_) => {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
@@ -110,7 +136,10 @@ mod tests {
     fn each_error_has_its_status() {
         let cases = [
             (HookError::UnknownRoute("x".into()), 404),
-            (HookError::Unauthorized, 401),
+            (
+                HookError::Unauthorized(crate::verify::AuthError::TokenMismatch),
+                401,
+            ),
             (HookError::TooLarge { limit: 1 }, 413),
             (
                 HookError::UnsupportedMediaType(DecodeError::UnsupportedContentType(

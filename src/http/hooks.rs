@@ -4,12 +4,14 @@
 use std::time::Instant;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::delivery::{Enqueued, Failure, Outbox, classify};
 use crate::http::error::HookError;
+use crate::http::request_id::RequestId;
+use crate::metrics::{Metrics, Rejection, route_source};
 use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
 use crate::routes::{DeliveryMode, Route};
@@ -57,10 +59,7 @@ async fn prepare(
         query: request.query_string(),
         body: &body,
     };
-    let prepared = bridge.prepare(&route, inbound).map_err(|error| {
-        tracing::warn!(route = %route.name, %error, "webhook refused");
-        HookError::from(error)
-    })?;
+    let prepared = bridge.prepare(&route, inbound)?;
     Ok((route, prepared))
 }
 
@@ -75,8 +74,21 @@ pub async fn preview(
     Ok(HttpResponse::Ok().json(json!({ "route": route.name, "preview": prepared })))
 }
 
+/// What happened to an accepted webhook's notifications.
+enum Handed {
+    /// Nothing to send: filtered, or every template skipped.
+    Nothing,
+    /// Stored in the outbox with these ids.
+    Queued(Vec<u64>),
+    /// The same delivery was accepted before; nothing stored.
+    Duplicate,
+    /// Sent directly (a `sync` route): how many.
+    Sent(usize),
+}
+
 /// `POST /hooks/{route}`: renders the payload and hands its notifications to Pushjet: through the
-/// durable outbox (202 once they are on disk), or directly for routes in `sync` mode.
+/// durable outbox (202 once they are on disk), or directly for routes in `sync` mode. Logs one
+/// line per webhook and counts it in the metrics, whatever the outcome.
 pub async fn receive(
     request: HttpRequest,
     route_name: web::Path<String>,
@@ -84,72 +96,167 @@ pub async fn receive(
     bridge: web::Data<Bridge>,
     outbox: web::Data<Outbox>,
     api: web::Data<Api>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, HookError> {
     let started = Instant::now();
-    let (route, prepared) = prepare(&request, &route_name, payload, &bridge).await?;
-    let notifications: Vec<NewMessage> = prepared.to_send().cloned().collect();
-    let (status, outcome, body) = if notifications.is_empty() {
-        let outcome = if prepared.filtered.is_some() {
-            "filtered"
-        } else {
-            "nothing to send"
-        };
-        (
-            StatusCode::OK,
-            outcome,
-            json!({ "route": route.name, "queued": [], "result": prepared }),
-        )
-    } else {
-        match route.delivery {
-            DeliveryMode::Queued => {
-                match outbox
-                    .enqueue(&route.name, notifications, prepared.dedup_key.clone())
-                    .await
-                {
-                    Ok(Enqueued::Queued(ids)) => (
-                        StatusCode::ACCEPTED,
-                        "queued",
-                        json!({ "route": route.name, "queued": ids, "result": prepared }),
-                    ),
-                    Ok(Enqueued::Duplicate) => (
-                        StatusCode::OK,
-                        "duplicate",
-                        json!({
-                            "route": route.name,
-                            "duplicate": true,
-                            "queued": [],
-                            "message": "this delivery was already accepted; nothing was sent again",
-                        }),
-                    ),
-                    Err(error) => {
-                        tracing::error!(route = %route.name, %error, "the outbox refused the webhook's notifications");
-                        return Err(HookError::Unavailable(error));
-                    }
-                }
-            }
-            DeliveryMode::Sync => {
-                let sent = send_now(&api, &route, &notifications).await?;
-                (
+    let request_id = request_id(&request);
+    let outcome = match prepare(&request, &route_name, payload, &bridge).await {
+        Ok((route, prepared)) => hand_over(&route, &prepared, &outbox, &api)
+            .await
+            .map(|handed| (route, prepared, handed)),
+        Err(error) => Err(error),
+    };
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let known_route = bridge
+        .routes
+        .get(&route_name)
+        .map(|route| route.name.to_string());
+    let route_label = known_route.unwrap_or_else(|| UNKNOWN_ROUTE.to_owned());
+    match outcome {
+        Ok((route, prepared, handed)) => {
+            count_accepted(&metrics, &route_label, &prepared, &handed);
+            let (status, word, body) = match handed {
+                Handed::Nothing => (
+                    StatusCode::OK,
+                    if prepared.filtered.is_some() {
+                        "filtered"
+                    } else {
+                        "nothing to send"
+                    },
+                    json!({ "route": route.name, "queued": [], "result": prepared }),
+                ),
+                Handed::Queued(ids) => (
+                    StatusCode::ACCEPTED,
+                    "queued",
+                    json!({ "route": route.name, "queued": ids, "result": prepared }),
+                ),
+                Handed::Duplicate => (
+                    StatusCode::OK,
+                    "duplicate",
+                    json!({
+                        "route": route.name,
+                        "duplicate": true,
+                        "queued": [],
+                        "message": "this delivery was already accepted; nothing was sent again",
+                    }),
+                ),
+                Handed::Sent(sent) => (
                     StatusCode::OK,
                     "sent",
                     json!({ "route": route.name, "sent": sent, "result": prepared }),
-                )
-            }
+                ),
+            };
+            tracing::info!(
+                request_id = %request_id,
+                route = %route.name,
+                source = prepared.source,
+                event = %prepared.event,
+                action = prepared.action.as_deref().unwrap_or(""),
+                delivery = prepared.delivery_id.as_deref().unwrap_or(""),
+                outcome = word,
+                notifications = prepared.notifications.len(),
+                duration_ms,
+                "webhook handled"
+            );
+            Ok(HttpResponse::build(status).json(body))
         }
-    };
-    let count = prepared.notifications.len();
-    tracing::info!(
-        route = %route.name,
-        source = prepared.source,
-        event = %prepared.event,
-        action = prepared.action.as_deref().unwrap_or(""),
-        delivery = prepared.delivery_id.as_deref().unwrap_or(""),
-        outcome,
-        notifications = count,
-        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "webhook handled"
-    );
-    Ok(HttpResponse::build(status).json(body))
+        Err(error) => {
+            if !matches!(error, HookError::UnknownRoute(_)) {
+                metrics
+                    .webhooks_received
+                    .get_or_create(&route_source(&route_label, ""))
+                    .inc();
+            }
+            metrics
+                .webhooks_rejected
+                .get_or_create(&Rejection {
+                    route: route_label.clone(),
+                    reason: error.reason().to_owned(),
+                })
+                .inc();
+            tracing::warn!(
+                request_id = %request_id,
+                route = %route_label,
+                outcome = "rejected",
+                reason = error.reason(),
+                status = error.status_code().as_u16(),
+                duration_ms,
+                "webhook refused: {}",
+                error.log_detail()
+            );
+            Err(error)
+        }
+    }
+}
+
+/// The label of requests to a path that names no route (never the path itself: that would let
+/// anybody create label values).
+const UNKNOWN_ROUTE: &str = "(unknown)";
+
+/// The request id set by the request-id middleware, or `-`.
+fn request_id(request: &HttpRequest) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(|| "-".to_owned(), |id| id.0.clone())
+}
+
+/// Queues or sends the notifications of an accepted webhook.
+async fn hand_over(
+    route: &Route,
+    prepared: &Prepared,
+    outbox: &Outbox,
+    api: &Api,
+) -> Result<Handed, HookError> {
+    let notifications: Vec<NewMessage> = prepared.to_send().cloned().collect();
+    if notifications.is_empty() {
+        return Ok(Handed::Nothing);
+    }
+    match route.delivery {
+        DeliveryMode::Queued => match outbox
+            .enqueue(&route.name, notifications, prepared.dedup_key.clone())
+            .await
+        {
+            Ok(Enqueued::Queued(ids)) => Ok(Handed::Queued(ids)),
+            Ok(Enqueued::Duplicate) => Ok(Handed::Duplicate),
+            Err(error) => Err(HookError::Unavailable(error)),
+        },
+        DeliveryMode::Sync => send_now(api, route, &notifications).await.map(Handed::Sent),
+    }
+}
+
+/// Counts an accepted webhook in the metrics.
+fn count_accepted(metrics: &Metrics, route: &str, prepared: &Prepared, handed: &Handed) {
+    let labels = route_source(route, prepared.source);
+    metrics.webhooks_received.get_or_create(&labels).inc();
+    if prepared.filtered.is_some() {
+        metrics.webhooks_filtered.get_or_create(&labels).inc();
+    }
+    if matches!(handed, Handed::Duplicate) {
+        metrics.webhooks_deduplicated.get_or_create(&labels).inc();
+    }
+    let rendered = prepared.notifications.len() as u64;
+    metrics
+        .notifications_rendered
+        .get_or_create(&labels)
+        .inc_by(rendered);
+    let failed = prepared
+        .notifications
+        .iter()
+        .filter(|n| n.template_error.is_some())
+        .count() as u64;
+    if failed > 0 {
+        metrics
+            .template_errors
+            .get_or_create(&labels)
+            .inc_by(failed);
+    }
+    if let Handed::Sent(sent) = handed {
+        metrics
+            .notifications_sent
+            .get_or_create(&crate::metrics::route_label(route))
+            .inc_by(*sent as u64);
+    }
 }
 
 /// Sends every notification now, in order; the first failure is the answer (502 when trying again

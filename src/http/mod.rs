@@ -5,3 +5,5 @@ pub mod admin;
 pub mod error;
 pub mod health;
 pub mod hooks;
+pub mod metrics;
+pub mod request_id;

@@ -1,0 +1,87 @@
+//! `GET /metrics` (Prometheus text, optionally behind a bearer token) and the middleware that
+//! times every HTTP request.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpRequest, HttpResponse, web};
+use subtle::ConstantTimeEq;
+
+use crate::delivery::Outbox;
+use crate::metrics::{HttpLabels, Metrics};
+
+/// The bearer token `/metrics` asks for (`PUSHJET_BRIDGE_METRICS_TOKEN`); `None` leaves it open.
+#[derive(Clone, Default)]
+pub struct MetricsToken(pub Option<String>);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "MetricsToken(<redacted>)"
+        } else {
+            "MetricsToken(None)"
+        })
+    }
+}
+
+/// The exposition, after refreshing the outbox gauges.
+pub async fn metrics(
+    request: HttpRequest,
+    metrics: web::Data<Metrics>,
+    outbox: web::Data<Outbox>,
+    token: web::Data<MetricsToken>,
+) -> HttpResponse {
+    if let Some(expected) = &token.0 {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                .json(serde_json::json!({ "error": "the metrics need the bearer token of PUSHJET_BRIDGE_METRICS_TOKEN" }));
+        }
+    }
+    metrics
+        .outbox_pending
+        .set(i64::try_from(outbox.pending_count()).unwrap_or(i64::MAX));
+    metrics.outbox_oldest_pending_seconds.set(
+        outbox
+            .oldest_pending_age()
+            .map_or(0.0, |age| age.as_secs_f64()),
+    );
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.encode())
+}
+
+/// Middleware: observes each request's duration by method, matched path pattern and status.
+pub async fn time_requests(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
+    let method = request.method().to_string();
+    let response = next.call(request).await?;
+    if let Some(metrics) = metrics {
+        let path = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        metrics
+            .http_request_duration
+            .get_or_create(&HttpLabels {
+                method,
+                path,
+                status: response.status().as_u16().to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}

@@ -1,0 +1,306 @@
+//! Running it in production: exact metrics over a scripted sequence, readiness and the
+//! healthcheck command, and request ids.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pushjet_bridge::pushjet::SecretKey;
+
+use crate::common::{RoutedApp, post, spawn_app_with_routes, wait_for_messages};
+use crate::support::fixture;
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const TOKEN: &str = "metrics-test-token";
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, awc::http::header::HeaderMap, String) {
+    let mut request = awc::Client::default().get(url);
+    for header in headers {
+        request = request.insert_header(*header);
+    }
+    let mut response = request.send().await.expect("an answer");
+    let body = response
+        .body()
+        .limit(4 * 1024 * 1024)
+        .await
+        .expect("a body");
+    (
+        response.status().as_u16(),
+        response.headers().clone(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// The value of one sample line (`name{labels} value`) in the exposition, or 0 when absent.
+fn sample(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+async fn metrics_until(app: &RoutedApp, series: &str, expected: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, text) = get(
+            &app.url("/metrics"),
+            &[("Authorization", "Bearer scrape-me")],
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        if sample(&text, series) >= expected || Instant::now() >= deadline {
+            return text;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn metrics_count_a_scripted_sequence_exactly() {
+    let never_created = SecretKey::generate().expect("randomness");
+    let app = spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "m,gh,dead"),
+        ("PUSHJET_BRIDGE_ROUTE_M_TOKEN", TOKEN),
+        ("PUSHJET_BRIDGE_ROUTE_GH_EVENTS", "push"),
+        ("PUSHJET_BRIDGE_ROUTE_DEAD_SECRET", never_created.expose()),
+        ("PUSHJET_BRIDGE_METRICS_TOKEN", "scrape-me"),
+    ])
+    .await;
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = ("Authorization", bearer.as_str());
+    let m = app.url("/hooks/m");
+    assert_eq!(
+        post(&m, &[JSON, auth], r#"{"message":"one"}"#).await.status,
+        202
+    );
+    assert_eq!(
+        post(&m, &[JSON], r#"{"message":"no token"}"#).await.status,
+        401
+    );
+    assert_eq!(
+        post(&m, &[("Content-Type", "image/png"), auth], "png")
+            .await
+            .status,
+        415
+    );
+    assert_eq!(
+        post(&app.url("/hooks/nope"), &[JSON], "{}").await.status,
+        404
+    );
+    let keyed = [JSON, auth, ("Idempotency-Key", "k-1")];
+    assert_eq!(post(&m, &keyed, r#"{"message":"keyed"}"#).await.status, 202);
+    assert_eq!(post(&m, &keyed, r#"{"message":"keyed"}"#).await.status, 200);
+    let star = [
+        JSON,
+        ("X-GitHub-Event", "star"),
+        ("X-GitHub-Delivery", "d-1"),
+    ];
+    assert_eq!(
+        post(
+            &app.url("/hooks/gh"),
+            &star,
+            fixture("github", "star.created.json")
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        post(&app.url("/hooks/dead"), &[JSON], r#"{"message":"lost"}"#)
+            .await
+            .status,
+        202
+    );
+    wait_for_messages(&app.device, 2).await;
+
+    metrics_until(
+        &app,
+        r#"pushjet_bridge_notifications_dead_lettered_total{route="dead"}"#,
+        1.0,
+    )
+    .await;
+    let text = metrics_until(
+        &app,
+        r#"pushjet_bridge_notifications_sent_total{route="m"}"#,
+        2.0,
+    )
+    .await;
+    let expected = [
+        (
+            r#"pushjet_bridge_webhooks_received_total{route="m",source="generic"}"#,
+            3.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_received_total{route="m",source=""}"#,
+            2.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_received_total{route="gh",source="github"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_received_total{route="dead",source="generic"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_rejected_total{route="m",reason="auth"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_rejected_total{route="m",reason="content_type"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_rejected_total{route="(unknown)",reason="unknown_route"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_filtered_total{route="gh",source="github"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_webhooks_deduplicated_total{route="m",source="generic"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_notifications_rendered_total{route="m",source="generic"}"#,
+            3.0,
+        ),
+        (r#"pushjet_bridge_notifications_sent_total{route="m"}"#, 2.0),
+        (
+            r#"pushjet_bridge_notifications_dead_lettered_total{route="dead"}"#,
+            1.0,
+        ),
+        (
+            r#"pushjet_bridge_template_errors_total{route="m",source="generic"}"#,
+            0.0,
+        ),
+        ("pushjet_bridge_outbox_pending", 0.0),
+        ("pushjet_bridge_config_generation", 1.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(sample(&text, series), value, "{series}\n{text}");
+    }
+    assert!(
+        text.contains(r#"pushjet_bridge_pushjet_request_duration_seconds_count{outcome="ok"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"pushjet_bridge_pushjet_request_duration_seconds_count{outcome="permanent"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"path="/hooks/{route}""#), "{text}");
+    assert!(
+        text.contains("pushjet_bridge_build_info{version="),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn metrics_need_their_token_when_one_is_set() {
+    let app = spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "m"),
+        ("PUSHJET_BRIDGE_METRICS_TOKEN", "scrape-me"),
+    ])
+    .await;
+    assert_eq!(get(&app.url("/metrics"), &[]).await.0, 401);
+    assert_eq!(
+        get(&app.url("/metrics"), &[("Authorization", "Bearer wrong")])
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        get(
+            &app.url("/metrics"),
+            &[("Authorization", "Bearer scrape-me")]
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[actix_web::test]
+async fn a_request_id_is_echoed_or_made() {
+    let app = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "m")]).await;
+    let answer = post(
+        &app.url("/hooks/m"),
+        &[JSON, ("X-Request-Id", "trace-42")],
+        r#"{"message":"x"}"#,
+    )
+    .await;
+    assert_eq!(
+        answer
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-42")
+    );
+    let (_, headers, _) = get(&app.url("/healthz"), &[]).await;
+    let made = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(uuid::Uuid::parse_str(made).is_ok(), "{made:?}");
+}
+
+#[actix_web::test]
+async fn readiness_turns_503_when_the_data_directory_is_unwritable() {
+    let app = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "m")]).await;
+    assert_eq!(get(&app.url("/readyz"), &[]).await.0, 200);
+    let status = Command::new("chattr")
+        .arg("+i")
+        .arg(&app.app.data_dir)
+        .status()
+        .expect("chattr runs");
+    assert!(status.success(), "chattr +i needs an ext4-like file system");
+    let (ready, _, body) = get(&app.url("/readyz"), &[]).await;
+    let _ = Command::new("chattr")
+        .arg("-i")
+        .arg(&app.app.data_dir)
+        .status();
+    assert_eq!(ready, 503, "{body}");
+    assert!(body.contains("not writable"), "{body}");
+    assert_eq!(
+        get(&app.url("/readyz"), &[]).await.0,
+        200,
+        "ready again once writable"
+    );
+}
+
+#[actix_web::test]
+async fn the_healthcheck_command_exits_0_when_healthy_and_1_otherwise() {
+    let app = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "m")]).await;
+    let binary = env!("CARGO_BIN_EXE_pushjet-bridge");
+    let url = app.url("/healthz");
+    let healthy = actix_web::rt::task::spawn_blocking(move || {
+        Command::new(binary)
+            .args(["healthcheck", "--url", &url])
+            .status()
+    })
+    .await
+    .expect("joined")
+    .expect("runs");
+    assert_eq!(healthy.code(), Some(0));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let url = format!("http://127.0.0.1:{closed}/healthz");
+    let down = actix_web::rt::task::spawn_blocking(move || {
+        Command::new(binary)
+            .args(["healthcheck", "--url", &url])
+            .status()
+    })
+    .await
+    .expect("joined")
+    .expect("runs");
+    assert_eq!(down.code(), Some(1));
+}
