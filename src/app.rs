@@ -17,10 +17,10 @@ use crate::http;
 use crate::http::admin::Admin;
 use crate::http::metrics::MetricsToken;
 use crate::metrics::Metrics;
-use crate::pipeline::Bridge;
 use crate::pushjet::{Api, ApiUrl};
 use crate::pushjet_server::{self, Store, StoreError};
-use crate::render::{LoadError, Renderer};
+use crate::reload::{ReloadError, Reloader, build_bridge};
+use crate::render::Renderer;
 
 /// How long in-flight HTTP requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,12 +36,9 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
-    /// The templates do not load.
+    /// The configuration or the templates are invalid.
     #[error(transparent)]
-    Templates(#[from] LoadError),
-    /// The configuration refers to something that does not exist.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] ReloadError),
     /// The embedded Pushjet API's store could not be opened.
     #[error("cannot open the embedded Pushjet store: {0}")]
     Store(#[from] StoreError),
@@ -73,28 +70,29 @@ impl Application {
         })?;
         let local = listener.local_addr()?;
         let base_url = local_base_url(local);
-        let renderer = Renderer::load(settings.templates_dir.as_deref())?;
-        check_route_templates(&settings, &renderer)?;
-
         let store = if settings.embedded_pushjet {
             let data_dir = settings.data_dir.clone();
             Some(Arc::new(blocking(move || Store::open(&data_dir)).await??))
         } else {
             None
         };
-        let mut routes = settings.routes.clone();
-        match &store {
-            Some(store) if routes.is_empty() => {
+        let demo = match &store {
+            Some(store) if settings.routes.is_empty() => {
                 let (store, data_dir) = (store.clone(), settings.data_dir.clone());
                 let demo = blocking(move || demo::ensure(&store, &data_dir)).await??;
                 announce_demo(&base_url, &demo);
-                routes.insert(demo.route);
+                Some(demo.route)
             }
-            None if routes.is_empty() => {
+            None if settings.routes.is_empty() => {
                 tracing::warn!("no routes configured: set PUSHJET_BRIDGE_ROUTES (see the README)");
+                None
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        let bridge = Arc::new(ArcSwap::from_pointee(build_bridge(
+            &settings,
+            demo.as_ref(),
+        )?));
         let api_url = match &settings.api_url {
             Some(url) => url.clone(),
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
@@ -104,25 +102,29 @@ impl Application {
             let (data_dir, delivery) = (settings.data_dir.clone(), settings.delivery.clone());
             blocking(move || Outbox::open(&data_dir, &delivery)).await??
         };
-        let shared_routes = Arc::new(ArcSwap::from_pointee(routes.clone()));
+        let shared_routes = Arc::new(ArcSwap::new(Arc::new(bridge.load().routes.clone())));
         let metrics = Arc::new(Metrics::new());
         let dispatcher = delivery::spawn(
             outbox.clone(),
-            shared_routes,
+            shared_routes.clone(),
             api_url.clone(),
             &settings.delivery,
             metrics.clone(),
         );
+        let reloader = Arc::new(Reloader::new(
+            settings.clone(),
+            demo,
+            bridge.clone(),
+            shared_routes,
+            metrics.clone(),
+        ));
+        spawn_reload_on_hangup(reloader.clone())?;
+        let reloader = web::Data::from(reloader);
         let metrics = web::Data::from(metrics);
         let metrics_token = web::Data::new(MetricsToken(settings.metrics_token.clone()));
         let admin = web::Data::new(Admin::new(outbox.clone(), settings.admin_token.clone()));
         let outbox_data = web::Data::new(outbox.clone());
-        let bridge = web::Data::new(Bridge {
-            routes,
-            renderer,
-            max_body_bytes: settings.max_body_bytes,
-            max_message_bytes: settings.max_message_bytes,
-        });
+        let bridge = web::Data::from(bridge);
 
         let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
@@ -134,6 +136,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(metrics_token.clone())
                 .app_data(bridge.clone())
+                .app_data(reloader.clone())
                 .app_data(outbox_data.clone())
                 .app_data(admin.clone())
                 .app_data(web::Data::new(api))
@@ -184,6 +187,19 @@ impl Application {
         served?;
         Ok(())
     }
+}
+
+/// Reloads the configuration on every SIGHUP.
+fn spawn_reload_on_hangup(reloader: Arc<Reloader>) -> Result<(), AppError> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let reloader = reloader.clone();
+            tracing::info!("SIGHUP: reloading the configuration");
+            let _outcome_is_logged = web::block(move || reloader.reload()).await;
+        }
+    });
+    Ok(())
 }
 
 /// Runs blocking start-up work (opening databases) off the async thread.

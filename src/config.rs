@@ -59,6 +59,8 @@ pub struct Settings {
     /// The bearer token `/metrics` asks for (`PUSHJET_BRIDGE_METRICS_TOKEN[_FILE]`); `None`
     /// leaves the metrics open.
     pub metrics_token: Option<String>,
+    /// The variables these settings came from, for [`Settings::reread`].
+    pub source_vars: SourceVars,
     /// The token of the admin endpoints (`PUSHJET_BRIDGE_ADMIN_TOKEN[_FILE]`); `None` turns them off.
     pub admin_token: Option<AdminToken>,
 }
@@ -107,17 +109,39 @@ struct PushjetVars {
     api_url: Option<String>,
 }
 
+/// The variables settings were read from, before the env file was added, kept for reloads. Its
+/// `Debug` shows only the names: values may be secrets.
+#[derive(Clone, Default)]
+pub struct SourceVars(Vec<(String, String)>);
+
+impl std::fmt::Debug for SourceVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 impl Settings {
-    /// Reads the settings from the process environment.
+    /// Reads the settings from the process environment (and `PUSHJET_BRIDGE_ENV_FILE`).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
 
-    /// Reads the settings from the given variables (the environment, or a test's own list).
+    /// Reads the settings again from the variables they were first read from; the env file is
+    /// read anew. This is what a reload does.
+    pub fn reread(&self) -> Result<Self, ConfigError> {
+        Self::from_vars(self.source_vars.0.clone())
+    }
+
+    /// Reads the settings from the given variables (the environment, or a test's own list). When
+    /// `PUSHJET_BRIDGE_ENV_FILE` names a file, its `KEY=value` lines (dotenv syntax) are added
+    /// and win over variables of the same name.
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let source_vars: Vec<(String, String)> = vars.into_iter().collect();
+        let vars = with_env_file(&source_vars)?;
         let mut problems = Vec::new();
         let global: GlobalVars = envy::prefixed("PUSHJET_BRIDGE_")
             .from_iter(vars.clone())
@@ -262,10 +286,35 @@ impl Settings {
                 delivery,
                 admin_token,
                 metrics_token,
+                source_vars: SourceVars(source_vars),
             }),
             _ => Err(ConfigError(problems)),
         }
     }
+}
+
+/// The variables with those of `PUSHJET_BRIDGE_ENV_FILE` added (the file's win), one value per
+/// name.
+fn with_env_file(vars: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut merged: std::collections::BTreeMap<String, String> = vars.iter().cloned().collect();
+    let Some(path) = merged
+        .get("PUSHJET_BRIDGE_ENV_FILE")
+        .map(PathBuf::from)
+        .filter(|path| !path.as_os_str().is_empty())
+    else {
+        return Ok(merged.into_iter().collect());
+    };
+    let problem = |error: dotenvy::Error| {
+        ConfigError(vec![format!(
+            "PUSHJET_BRIDGE_ENV_FILE: cannot read {}: {error}",
+            path.display()
+        )])
+    };
+    for line in dotenvy::from_path_iter(&path).map_err(problem)? {
+        let (name, value) = line.map_err(problem)?;
+        merged.insert(name, value);
+    }
+    Ok(merged.into_iter().collect())
 }
 
 /// Reads every route named in `PUSHJET_BRIDGE_ROUTES`, recording each problem.

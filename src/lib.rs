@@ -11,6 +11,7 @@ pub mod notification;
 pub mod pipeline;
 pub mod pushjet;
 pub mod pushjet_server;
+pub mod reload;
 pub mod render;
 pub mod routes;
 pub mod sources;

@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::delivery::{Outbox, OutboxError};
+use crate::reload::{ReloadError, Reloader};
 
 /// The shortest admin token accepted.
 pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
@@ -143,8 +144,10 @@ impl Admin {
     }
 }
 
-/// Mounts the dead-letter endpoints under `/admin/dead-letters`; needs `web::Data<Admin>`.
+/// Mounts the dead-letter endpoints under `/admin/dead-letters` and `POST /admin/reload`; needs
+/// `web::Data<Admin>` and `web::Data<Reloader>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/reload", web::post().to(reload));
     cfg.service(
         web::scope("/admin/dead-letters")
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
@@ -168,6 +171,10 @@ enum AdminError {
     BadRequest(String),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error("the new configuration was refused and the previous one stays in force: {0}")]
+    Reload(#[from] ReloadError),
+    #[error("the reload did not run: {0}")]
+    Blocking(String),
 }
 
 impl ResponseError for AdminError {
@@ -178,6 +185,8 @@ impl ResponseError for AdminError {
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Blocking(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Outbox(OutboxError::Full { .. } | OutboxError::Unavailable(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -202,6 +211,21 @@ impl ResponseError for AdminError {
         }
         response.json(json!({ "error": self.to_string() }))
     }
+}
+
+/// `POST /admin/reload`: reads the templates and `PUSHJET_BRIDGE_ENV_FILE` again and swaps them
+/// in, as SIGHUP does; 422 with every problem when the new configuration is invalid.
+async fn reload(
+    request: HttpRequest,
+    admin: web::Data<Admin>,
+    reloader: web::Data<Reloader>,
+) -> Result<HttpResponse, AdminError> {
+    authorize(&request, &admin)?;
+    let reloader = reloader.into_inner();
+    let generation = web::block(move || reloader.reload())
+        .await
+        .map_err(|error| AdminError::Blocking(error.to_string()))??;
+    Ok(HttpResponse::Ok().json(json!({ "reloaded": true, "generation": generation })))
 }
 
 /// Checks that the endpoints are on and the request carries the token.

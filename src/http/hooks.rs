@@ -14,6 +14,7 @@ use crate::http::request_id::RequestId;
 use crate::metrics::{Metrics, Rejection, route_source};
 use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
+use crate::reload::SharedBridge;
 use crate::routes::{DeliveryMode, Route};
 
 /// Reads the body up to `limit` bytes; a larger one is refused as soon as it is known.
@@ -68,8 +69,9 @@ pub async fn preview(
     request: HttpRequest,
     route_name: web::Path<String>,
     payload: web::Payload,
-    bridge: web::Data<Bridge>,
+    bridge: web::Data<SharedBridge>,
 ) -> Result<HttpResponse, HookError> {
+    let bridge = bridge.load_full();
     let (route, prepared) = prepare(&request, &route_name, payload, &bridge).await?;
     Ok(HttpResponse::Ok().json(json!({ "route": route.name, "preview": prepared })))
 }
@@ -93,12 +95,13 @@ pub async fn receive(
     request: HttpRequest,
     route_name: web::Path<String>,
     payload: web::Payload,
-    bridge: web::Data<Bridge>,
+    bridge: web::Data<SharedBridge>,
     outbox: web::Data<Outbox>,
     api: web::Data<Api>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, HookError> {
     let started = Instant::now();
+    let bridge = bridge.load_full();
     let request_id = request_id(&request);
     let outcome = match prepare(&request, &route_name, payload, &bridge).await {
         Ok((route, prepared)) => hand_over(&route, &prepared, &outbox, &api)

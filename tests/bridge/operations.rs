@@ -304,3 +304,180 @@ async fn the_healthcheck_command_exits_0_when_healthy_and_1_otherwise() {
     .expect("runs");
     assert_eq!(down.code(), Some(1));
 }
+
+const TEMPLATE_V1: &str = "title = 'version one'\nmessage = '{{message}}'\n";
+const TEMPLATE_V2: &str = "title = 'version two'\nmessage = '{{message}}'\n";
+const TEMPLATE_BROKEN: &str = "title = '{{#if}}'\nmessage = 'x'\n";
+
+fn write_generic_template(dir: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(dir.join("generic")).expect("a folder");
+    std::fs::write(dir.join("generic/default.toml"), text).expect("the template is written");
+}
+
+async fn preview_title(url: &str) -> String {
+    let answer = post(url, &[JSON], r#"{"message":"hi"}"#).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json["preview"]["notifications"][0]["notification"]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn admin_reload(app: &RoutedApp) -> (u16, serde_json::Value) {
+    let mut response = awc::Client::default()
+        .post(app.url("/admin/reload"))
+        .insert_header(("Authorization", "Bearer reload-admin-token"))
+        .send()
+        .await
+        .expect("an answer");
+    let body = response.body().await.expect("a body");
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or_default(),
+    )
+}
+
+#[actix_web::test]
+async fn a_changed_template_takes_effect_on_reload_and_a_broken_one_is_refused() {
+    let templates = tempfile::tempdir().expect("a folder");
+    write_generic_template(templates.path(), TEMPLATE_V1);
+    let dir = templates.path().display().to_string();
+    let app = spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "m"),
+        ("PUSHJET_BRIDGE_TEMPLATES_DIR", &dir),
+        ("PUSHJET_BRIDGE_ADMIN_TOKEN", "reload-admin-token"),
+    ])
+    .await;
+    let preview = app.url("/preview/m");
+    assert_eq!(preview_title(&preview).await, "version one");
+
+    write_generic_template(templates.path(), TEMPLATE_V2);
+    assert_eq!(
+        preview_title(&preview).await,
+        "version one",
+        "nothing changes before the reload"
+    );
+    let (status, body) = admin_reload(&app).await;
+    assert_eq!(
+        (status, body["generation"].as_i64()),
+        (200, Some(2)),
+        "{body}"
+    );
+    assert_eq!(preview_title(&preview).await, "version two");
+
+    write_generic_template(templates.path(), TEMPLATE_BROKEN);
+    let (status, body) = admin_reload(&app).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("generic/default"),
+        "{body}"
+    );
+    assert_eq!(
+        preview_title(&preview).await,
+        "version two",
+        "the old template keeps working"
+    );
+    let (_, _, text) = get(&app.url("/metrics"), &[]).await;
+    assert_eq!(
+        sample(&text, "pushjet_bridge_config_generation"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pushjet_bridge_config_last_reload_success"),
+        0.0,
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn routes_from_the_env_file_reload_on_sighup() {
+    let upstream = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "unused")]).await;
+    let folder = tempfile::tempdir().expect("a folder");
+    let env_file = folder.path().join("routes.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "PUSHJET_BRIDGE_ROUTES=first\nPUSHJET_BRIDGE_ROUTE_FIRST_SECRET={}\n",
+            upstream.secret
+        ),
+    )
+    .expect("written");
+    let port = crate::support::free_port();
+    let api = upstream.url("/pushjet/");
+    let env_path = env_file.display().to_string();
+    let data_dir = tempfile::tempdir().expect("a data directory");
+    let process = crate::support::Process::start(
+        data_dir.path(),
+        port,
+        &[
+            ("PUSHJET_API_URL", api.as_str()),
+            ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
+            ("PUSHJET_BRIDGE_ENV_FILE", env_path.as_str()),
+        ],
+    );
+    crate::support::Process::wait_ready(port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        post(
+            &format!("{base}/hooks/first"),
+            &[JSON],
+            r#"{"message":"one"}"#
+        )
+        .await
+        .status,
+        202
+    );
+    assert_eq!(
+        post(
+            &format!("{base}/hooks/second"),
+            &[JSON],
+            r#"{"message":"two"}"#
+        )
+        .await
+        .status,
+        404
+    );
+
+    std::fs::write(
+        &env_file,
+        format!(
+            "PUSHJET_BRIDGE_ROUTES=first,second\nPUSHJET_BRIDGE_ROUTE_FIRST_SECRET={0}\nPUSHJET_BRIDGE_ROUTE_SECOND_SECRET={0}\n",
+            upstream.secret
+        ),
+    )
+    .expect("rewritten");
+    let pid = process.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = post(
+            &format!("{base}/hooks/second"),
+            &[JSON],
+            r#"{"message":"two"}"#,
+        )
+        .await;
+        if answer.status == 202 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "route `second` never appeared: {}",
+            answer.text
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts: Vec<String> = wait_for_messages(&upstream.device, 2)
+        .await
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+}

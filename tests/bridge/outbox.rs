@@ -3,7 +3,7 @@
 //! refuses writes, and synchronous routes.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -15,7 +15,7 @@ use crate::common::{
     Answer, RoutedApp, expect_messages, expect_one_message, post, spawn_app, spawn_app_in,
     spawn_app_with_routes, wait_for_messages,
 };
-use crate::support::fixture;
+use crate::support::{Process, fixture, free_port};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const ADMIN_TOKEN: &str = "admin-token-for-the-tests";
@@ -367,59 +367,6 @@ async fn a_sync_route_answers_after_pushjet_accepted() {
         ["right now"],
         "already there when the answer came"
     );
-}
-
-/// The service as a separate process, so that it can be killed.
-struct Process(Child);
-
-impl Process {
-    fn start(data_dir: &std::path::Path, port: u16, vars: &[(&str, &str)]) -> Process {
-        let child = Command::new(env!("CARGO_BIN_EXE_pushjet-bridge"))
-            .env_clear()
-            .env("PUSHJET_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("PUSHJET_BRIDGE_DATA_DIR", data_dir)
-            .envs(vars.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
-        Process(child)
-    }
-
-    async fn wait_ready(port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ready = awc::Client::default()
-                .get(format!("http://127.0.0.1:{port}/readyz"))
-                .send()
-                .await;
-            if ready.is_ok_and(|response| response.status() == 200) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the service did not get ready");
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush, as in a crash.
-    fn kill(mut self) {
-        self.0.kill().expect("the process is killed");
-        self.0.wait().expect("the process is reaped");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 #[actix_web::test]

@@ -2,6 +2,8 @@
 //! sender puts on a delivery, and signatures computed the way the senders compute them.
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -91,4 +93,57 @@ pub fn hmac_sha256_hex(secret: &str, body: &[u8]) -> String {
 /// GitHub's `X-Hub-Signature-256` value for `body`.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hmac_sha256_hex(secret, body))
+}
+
+/// The service as a separate process, so that it can be killed.
+pub struct Process(pub Child);
+
+impl Process {
+    pub fn start(data_dir: &std::path::Path, port: u16, vars: &[(&str, &str)]) -> Process {
+        let child = Command::new(env!("CARGO_BIN_EXE_pushjet-bridge"))
+            .env_clear()
+            .env("PUSHJET_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PUSHJET_BRIDGE_DATA_DIR", data_dir)
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        Process(child)
+    }
+
+    pub async fn wait_ready(port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = awc::Client::default()
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the service did not get ready");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush, as in a crash.
+    pub fn kill(mut self) {
+        self.0.kill().expect("the process is killed");
+        self.0.wait().expect("the process is reaped");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
