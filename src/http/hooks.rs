@@ -118,6 +118,10 @@ pub async fn receive(
     match outcome {
         Ok((route, prepared, handed)) => {
             count_accepted(&metrics, &route_label, &prepared, &handed);
+            let ids = match &handed {
+                Handed::Queued(ids) => ids.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+                _ => String::new(),
+            };
             let (status, word, body) = match handed {
                 Handed::Nothing => (
                     StatusCode::OK,
@@ -158,6 +162,7 @@ pub async fn receive(
                 delivery = prepared.delivery_id.as_deref().unwrap_or(""),
                 outcome = word,
                 notifications = prepared.notifications.len(),
+                ids = %ids,
                 duration_ms,
                 "webhook handled"
             );

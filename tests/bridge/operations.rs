@@ -481,3 +481,77 @@ async fn routes_from_the_env_file_reload_on_sighup() {
         .collect();
     assert_eq!(texts, ["one", "two"]);
 }
+
+#[actix_web::test]
+async fn json_logs_have_one_line_per_webhook_with_what_happened() {
+    let upstream = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "unused")]).await;
+    let folder = tempfile::tempdir().expect("a folder");
+    let log_path = folder.path().join("service.log");
+    let log = std::fs::File::create(&log_path).expect("a log file");
+    let port = crate::support::free_port();
+    let api = upstream.url("/pushjet/");
+    let secret = upstream.secret.clone();
+    let _process = crate::support::Process::start_logging(
+        folder.path(),
+        port,
+        &[
+            ("PUSHJET_API_URL", api.as_str()),
+            ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
+            ("PUSHJET_BRIDGE_LOG_FORMAT", "json"),
+            ("PUSHJET_BRIDGE_ROUTES", "logged"),
+            ("PUSHJET_BRIDGE_ROUTE_LOGGED_SECRET", secret.as_str()),
+        ],
+        log,
+    );
+    crate::support::Process::wait_ready(port).await;
+    let headers = [
+        JSON,
+        ("X-GitHub-Event", "star"),
+        ("X-GitHub-Delivery", "log-1"),
+        ("X-Request-Id", "req-77"),
+    ];
+    let answer = post(
+        &format!("http://127.0.0.1:{port}/hooks/logged"),
+        &headers,
+        fixture("github", "star.created.json"),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    wait_for_messages(&upstream.device, 1).await;
+
+    // The delivery line is written just after Pushjet answered: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = std::fs::read_to_string(&log_path).expect("the log");
+    while !text.contains(r#""outcome":"sent""#) && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        text = std::fs::read_to_string(&log_path).expect("the log");
+    }
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|_| panic!("not one JSON object per line: {line}"))
+        })
+        .collect();
+    let handled = lines
+        .iter()
+        .find(|line| line["message"] == "webhook handled")
+        .unwrap_or_else(|| panic!("no webhook line in {text}"));
+    assert_eq!(handled["request_id"], "req-77", "{handled}");
+    assert_eq!(handled["route"], "logged", "{handled}");
+    assert_eq!(handled["source"], "github", "{handled}");
+    assert_eq!(handled["event"], "star", "{handled}");
+    assert_eq!(handled["delivery"], "log-1", "{handled}");
+    assert_eq!(handled["outcome"], "queued", "{handled}");
+    assert_eq!(handled["notifications"], 1, "{handled}");
+    let id = handled["ids"].as_str().unwrap_or_default().to_owned();
+    assert!(!id.is_empty(), "{handled}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["id"].to_string() == id && line["outcome"] == "sent"),
+        "no delivery line for notification {id}: {text}"
+    );
+    assert!(handled["duration_ms"].is_u64(), "{handled}");
+    assert!(!text.contains(&secret), "the Pushjet secret is in the log");
+}

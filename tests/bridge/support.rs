@@ -100,13 +100,23 @@ pub struct Process(pub Child);
 
 impl Process {
     pub fn start(data_dir: &std::path::Path, port: u16, vars: &[(&str, &str)]) -> Process {
+        Self::start_logging(data_dir, port, vars, Stdio::null())
+    }
+
+    /// Like [`Process::start`], with the service's log (standard error) going to `log`.
+    pub fn start_logging(
+        data_dir: &std::path::Path,
+        port: u16,
+        vars: &[(&str, &str)],
+        log: impl Into<Stdio>,
+    ) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_pushjet-bridge"))
             .env_clear()
             .env("PUSHJET_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
             .env("PUSHJET_BRIDGE_DATA_DIR", data_dir)
             .envs(vars.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("the binary starts");
         Process(child)
