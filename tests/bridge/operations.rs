@@ -549,7 +549,10 @@ async fn json_logs_have_one_line_per_webhook_with_what_happened() {
     assert!(
         lines
             .iter()
-            .any(|line| line["id"].to_string() == id && line["outcome"] == "sent"),
+            .any(
+                |line| line["id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id.as_str())
+                    && line["outcome"] == "sent"
+            ),
         "no delivery line for notification {id}: {text}"
     );
     assert!(handled["duration_ms"].is_u64(), "{handled}");
