@@ -137,9 +137,9 @@ def compose(config_json, image_healthcheck, out_dir):
     for key, value in env.items():
         if key.endswith("_FILE"):
             expect(value in targets, f"{key}={value} is not one of the service's secrets")
-            # compose mounts a `file:` secret with the host file's owner and mode; the README
-            # says chmod 0444.
-            files[value] = (key, 0o444, 0)
+            # compose mounts a `file:` secret with the host file's owner and mode: root's, 0644
+            # as deploy/README.md says.
+            files[value] = (key, 0o644, 0)
     expect(files, "the compose service reads no *_FILE secret")
     expect(any(v.get("target") == "/data" and v.get("type") == "volume"
                for v in service.get("volumes") or []), "no named volume on /data")
