@@ -15,7 +15,6 @@ use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
 use crate::http;
 use crate::http::admin::Admin;
-use crate::http::metrics::MetricsToken;
 use crate::metrics::Metrics;
 use crate::pushjet::{Api, ApiUrl};
 use crate::pushjet_server::{self, Store, StoreError};
@@ -121,7 +120,7 @@ impl Application {
         spawn_reload_on_hangup(reloader.clone())?;
         let reloader = web::Data::from(reloader);
         let metrics = web::Data::from(metrics);
-        let metrics_token = web::Data::new(MetricsToken(settings.metrics_token.clone()));
+        let metrics_token = web::Data::new(settings.metrics_token.clone());
         let admin = web::Data::new(Admin::new(outbox.clone(), settings.admin_token.clone()));
         let outbox_data = web::Data::new(outbox.clone());
         let bridge = web::Data::from(bridge);

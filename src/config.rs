@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::delivery::DeliverySettings;
 use crate::http::admin::AdminToken;
+use crate::http::metrics::MetricsToken;
 use crate::pushjet::{ApiUrl, Importance, MESSAGE_MAX_BYTES, SecretKey};
 use crate::routes::{DeliveryMode, EventFilter, Route, RouteName, Routes};
 use crate::sources::{
@@ -58,7 +59,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// The bearer token `/metrics` asks for (`PUSHJET_BRIDGE_METRICS_TOKEN[_FILE]`); `None`
     /// leaves the metrics open.
-    pub metrics_token: Option<String>,
+    pub metrics_token: MetricsToken,
     /// The variables these settings came from, for [`Settings::reread`].
     pub source_vars: SourceVars,
     /// The token of the admin endpoints (`PUSHJET_BRIDGE_ADMIN_TOKEN[_FILE]`); `None` turns them off.
@@ -247,7 +248,8 @@ impl Settings {
         .ok()
         .flatten()
         .map(|token| token.trim().to_owned())
-        .filter(|token| !token.is_empty());
+        .filter(|token| !token.is_empty())
+        .map_or(MetricsToken(None), |token| MetricsToken(Some(token)));
         let delivery = DeliverySettings::from_vars(vars.clone())
             .map_err(|error| problems.extend(error.0))
             .ok();
@@ -666,6 +668,37 @@ mod tests {
         assert!(route.events.is_none());
         assert!(route.sends("push", None));
         assert!(route.sends("message", None));
+    }
+
+    #[test]
+    fn settings_debug_shows_no_secret() {
+        let settings = Settings::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_ROUTES", "r"),
+            ("PUSHJET_BRIDGE_ROUTE_R_SECRET", SECRET),
+            ("PUSHJET_BRIDGE_ROUTE_R_TOKEN", "route-token-value"),
+            (
+                "PUSHJET_BRIDGE_ROUTE_R_WEBHOOK_SECRET",
+                "webhook-secret-value",
+            ),
+            (
+                "PUSHJET_BRIDGE_ROUTE_R_BASIC_AUTH",
+                "user:basic-password-value",
+            ),
+            ("PUSHJET_BRIDGE_METRICS_TOKEN", "metrics-token-value"),
+            ("PUSHJET_BRIDGE_ADMIN_TOKEN", "admin-token-value-long"),
+        ]))
+        .unwrap();
+        let printed = format!("{settings:?}");
+        for secret in [
+            SECRET,
+            "route-token-value",
+            "webhook-secret-value",
+            "basic-password-value",
+            "metrics-token-value",
+            "admin-token-value-long",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
     }
 
     #[test]
