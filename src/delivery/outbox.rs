@@ -48,6 +48,13 @@ pub(super) const DEDUP_EXPIRY: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("dedup_expiry");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// The most memory redb may use to cache the outbox's pages. Its default (1 GiB) lets the cache,
+/// and so the process, grow with the file: the dedup keys of a day of webhooks, pending
+/// notifications, dead letters. What the committer and the dispatcher touch (the newest pending
+/// notifications, the paths to the keys it inserts) fits in a few MiB; anything else is read back
+/// from the operating system's page cache when needed.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+
 /// How long a caller refused for a full outbox should wait before trying again.
 const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// How long a caller refused for an unwritable outbox should wait before trying again.
@@ -283,10 +290,17 @@ impl Outbox {
             ))
         })?;
         let path = data_dir.join(OUTBOX_FILE_NAME);
-        let db = Database::create(&path).map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => OutboxError::Locked { path: path.clone() },
-            other => OutboxError::Unavailable(format!("cannot open {}: {other}", path.display())),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|error| match error {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    OutboxError::Locked { path: path.clone() }
+                }
+                other => {
+                    OutboxError::Unavailable(format!("cannot open {}: {other}", path.display()))
+                }
+            })?;
         Self::start(db, path, settings, clock)
     }
 
