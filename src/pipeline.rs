@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::notification::{Assembled, assemble};
 use crate::pushjet::{Importance, NewMessage, Title};
-use crate::render::{RenderedFields, Renderer};
+use crate::render::{RenderedFields, Renderer, TemplateContext};
 use crate::routes::{Route, Routes};
 use crate::sources::{self, DecodeError, Decoded, SourceOptions};
 use crate::verify::AuthError;
@@ -114,7 +114,8 @@ impl Bridge {
         route
             .auth
             .verify(inbound.headers, inbound.query, inbound.body)?;
-        let decoded = sources::decode(inbound.headers, inbound.query, inbound.body, &route.source)?;
+        let mut decoded =
+            sources::decode(inbound.headers, inbound.query, inbound.body, &route.source)?;
         let filtered = (!route.sends(&decoded.event, decoded.action.as_deref()))
             .then(|| filter_reason(route, &decoded));
         let notifications = if filtered.is_some() {
@@ -122,7 +123,7 @@ impl Bridge {
         } else {
             render_all(
                 &self.renderer,
-                &decoded,
+                &mut decoded,
                 &RenderOptions {
                     route: route.name.as_str(),
                     template: route.template.as_deref(),
@@ -169,25 +170,26 @@ fn filter_reason(route: &Route, decoded: &Decoded) -> String {
     }
 }
 
-/// Renders every context of a decoded webhook. A template that fails never drops the webhook: its
+/// Renders every context of a decoded webhook, taking the contexts out of `decoded` (rendering
+/// consumes them, so none is copied). A template that fails never drops the webhook: its
 /// notification becomes a fallback that names the error.
 pub fn render_all(
     renderer: &Renderer,
-    decoded: &Decoded,
+    decoded: &mut Decoded,
     options: &RenderOptions<'_>,
 ) -> Vec<PreparedNotification> {
     let source = decoded.source.as_str();
-    decoded
-        .contexts
-        .iter()
+    std::mem::take(&mut decoded.contexts)
+        .into_iter()
         .map(|context| {
-            let event = context_str(context, "event").unwrap_or(&decoded.event);
-            let action = context_str(context, "action").or(decoded.action.as_deref());
+            let event = context_str(&context, "event").unwrap_or(&decoded.event);
+            let action = context_str(&context, "action").or(decoded.action.as_deref());
             let template = renderer
                 .lookup(source, event, action, options.template)
                 .unwrap_or("(none)")
                 .to_owned();
-            match renderer.render(&template, context) {
+            let context = TemplateContext::new(context);
+            match renderer.render_context(&template, &context) {
                 Ok(fields) => PreparedNotification {
                     assembled: assemble(&fields, options.default_importance, options.max_message_bytes),
                     template,
@@ -197,7 +199,7 @@ pub fn render_all(
                     let error = error.to_string();
                     tracing::error!(route = options.route, %template, %error, "template failed; sending the fallback notification");
                     PreparedNotification {
-                        assembled: fallback(options, &error, context),
+                        assembled: fallback(options, &error, context.value()),
                         template,
                         template_error: Some(error),
                     }

@@ -156,6 +156,21 @@ mod tests {
     }
 
     #[test]
+    fn every_sender_finds_its_example_among_the_rust_examples() {
+        for source in SourceKind::ALL {
+            let payload = example(source, "no-such-event");
+            assert_ne!(
+                payload, b"{}",
+                "{source}: examples/{source}.json is missing"
+            );
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(payload).is_ok(),
+                "{source}: examples/{source}.json is not JSON"
+            );
+        }
+    }
+
+    #[test]
     fn a_template_failing_at_render_time_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("github")).unwrap();

@@ -100,10 +100,10 @@ pub fn run(args: RenderArgs) -> Result<Value, RenderCommandError> {
         query: "",
         body: &body,
     };
-    let decoded = decode_for_preview(inbound, &options)?;
+    let mut decoded = decode_for_preview(inbound, &options)?;
     let notifications = render_all(
         &renderer,
-        &decoded,
+        &mut decoded,
         &RenderOptions {
             route: "render",
             template: args.template.as_deref(),

@@ -405,33 +405,42 @@ impl<'txn> Tables<'txn> {
         now: u64,
         effects: &mut Vec<Effect>,
     ) -> Outcome<()> {
-        let stored = self.pending.get(id)?.map(|value| decode(value.value()));
-        let mut record: PendingRecord = match stored {
-            None => {
-                effects.push(Effect::Remove { id, route });
-                return Ok(Ok(()));
-            }
-            Some(Err(error)) => return Ok(Err(error)),
-            Some(Ok(record)) => record,
-        };
-        let attempts = record.attempts.saturating_add(1);
         match settlement {
             Settlement::Sent => {
+                // Forgetting it needs no record: nothing is read or decoded on the common path.
                 self.pending.remove(id)?;
                 effects.push(Effect::Remove { id, route });
+                Ok(Ok(()))
             }
             Settlement::Retry { at, error } => {
-                record.attempts = attempts;
+                let mut record = match self.pending_record(id)? {
+                    Ok(Some(record)) => record,
+                    Ok(None) => {
+                        effects.push(Effect::Remove { id, route });
+                        return Ok(Ok(()));
+                    }
+                    Err(error) => return Ok(Err(error)),
+                };
+                record.attempts = record.attempts.saturating_add(1);
                 record.next_attempt_at = at;
                 record.last_error = Some(error);
                 self.pending.insert(id, encode(&record)?.as_slice())?;
                 effects.push(Effect::Reschedule { id, route, due: at });
+                Ok(Ok(()))
             }
             Settlement::Dead { reason } => {
+                let record = match self.pending_record(id)? {
+                    Ok(Some(record)) => record,
+                    Ok(None) => {
+                        effects.push(Effect::Remove { id, route });
+                        return Ok(Ok(()));
+                    }
+                    Err(error) => return Ok(Err(error)),
+                };
                 let dead = DeadRecord {
                     route: record.route,
                     message: record.message,
-                    attempts,
+                    attempts: record.attempts.saturating_add(1),
                     queued_at: record.queued_at,
                     dead_at: now,
                     reason,
@@ -439,9 +448,18 @@ impl<'txn> Tables<'txn> {
                 self.pending.remove(id)?;
                 self.dead.insert(id, encode(&dead)?.as_slice())?;
                 effects.push(Effect::Remove { id, route });
+                Ok(Ok(()))
             }
         }
-        Ok(Ok(()))
+    }
+
+    /// A pending notification's record; `None` when it is no longer pending.
+    fn pending_record(&self, id: u64) -> Outcome<Option<PendingRecord>> {
+        Ok(self
+            .pending
+            .get(id)?
+            .map(|value| decode(value.value()))
+            .transpose())
     }
 
     fn retry_dead_letter(

@@ -6,8 +6,9 @@
 //!      ▲                        │  (group commit; answers after the fsync)           │
 //!      └── Queued(ids) / Duplicate / Full / Unavailable                              │
 //!                               └─ wakes ─► dispatcher (actix task) ◄── due work ────┘
-//!                                             │ ≤ CONCURRENCY sends, one per route
-//!                                             ▼
+//!                                             │ ≤ CONCURRENCY routes at once, each a run:
+//!                                             │ one send at a time, its outcome committed
+//!                                             ▼ while the next one is sent
 //!                                     Pushjet API  ──► sent / retry later / dead letter
 //! ```
 //!
@@ -52,9 +53,10 @@
 //!   `enqueue` refuses with [`OutboxError::Full`] and queues nothing.
 //! - **Deduplication** on the caller's key for `PUSHJET_BRIDGE_DEDUP_WINDOW`, kept on disk, so it
 //!   holds across restarts.
-//! - **Order within a route.** A route's notifications are sent one at a time, oldest first; a
-//!   notification waiting to be retried holds back the route's later ones. Different routes are
-//!   sent in parallel, up to `PUSHJET_BRIDGE_DELIVERY_CONCURRENCY`.
+//! - **Order within a route.** A route's notifications are sent one at a time, oldest first: the
+//!   next goes out only once Pushjet has accepted the one before it (its outcome is committed in
+//!   the background meanwhile). A notification waiting to be retried holds back the route's later
+//!   ones. Different routes are sent in parallel, up to `PUSHJET_BRIDGE_DELIVERY_CONCURRENCY`.
 //! - **Retries** for transient failures (connection, timeout, 5xx, 429) with exponential backoff
 //!   and full jitter, never sooner than a `Retry-After`, for up to `PUSHJET_BRIDGE_RETRY_FOR`;
 //!   then, or at once for permanent failures, a dead letter whose reason says what to fix.
@@ -63,7 +65,9 @@
 //! - **At-least-once to Pushjet.** A notification is removed only after Pushjet acknowledged it
 //!   *and* that outcome is committed. On our side the one window for a duplicate is a crash (or a
 //!   shutdown grace period running out) between Pushjet's 200 and our commit: the notification is
-//!   still pending on the next start and is sent again. Pushjet has no idempotency keys, so an
+//!   still pending on the next start and is sent again. Since a route's next send does not wait
+//!   for that commit, a crash can leave the last few notifications of each route in this window
+//!   (those sent within about one commit's time before it), never one that was not sent before. Pushjet has no idempotency keys, so an
 //!   answer lost on the way back (a timeout after the server stored the message, or Pushjet's own
 //!   500 after storing it, see `shared/pushjet-api.md` §1.5) also leads to a second send.
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish

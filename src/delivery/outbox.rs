@@ -17,10 +17,13 @@
 //! requests into one write transaction and answers each caller only once that transaction is on
 //! disk. Reads run on Tokio's blocking pool, never on an async worker.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +47,13 @@ pub(super) const DEDUP_KEYS: TableDefinition<&str, u64> = TableDefinition::new("
 pub(super) const DEDUP_EXPIRY: TableDefinition<(u64, &str), ()> =
     TableDefinition::new("dedup_expiry");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The most memory redb may use to cache the outbox's pages. Its default (1 GiB) lets the cache,
+/// and so the process, grow with the file: the dedup keys of a day of webhooks, pending
+/// notifications, dead letters. What the committer and the dispatcher touch (the newest pending
+/// notifications, the paths to the keys it inserts) fits in a few MiB; anything else is read back
+/// from the operating system's page cache when needed.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// How long a caller refused for a full outbox should wait before trying again.
 const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -280,10 +290,17 @@ impl Outbox {
             ))
         })?;
         let path = data_dir.join(OUTBOX_FILE_NAME);
-        let db = Database::create(&path).map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => OutboxError::Locked { path: path.clone() },
-            other => OutboxError::Unavailable(format!("cannot open {}: {other}", path.display())),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|error| match error {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    OutboxError::Locked { path: path.clone() }
+                }
+                other => {
+                    OutboxError::Unavailable(format!("cannot open {}: {other}", path.display()))
+                }
+            })?;
         Self::start(db, path, settings, clock)
     }
 
@@ -447,30 +464,60 @@ impl Outbox {
     }
 
     /// A pending notification, read for sending; `None` when it is no longer pending.
+    #[cfg(test)]
     pub(super) async fn load(&self, id: u64) -> Result<Option<PendingRecord>, OutboxError> {
+        let mut loaded = self.load_many(vec![id]).await?;
+        Ok(loaded.pop().and_then(|(_, record)| record))
+    }
+
+    /// Pending notifications, read for sending in one read transaction, in the order asked;
+    /// `None` for an id that is no longer pending.
+    pub(super) async fn load_many(
+        &self,
+        ids: Vec<u64>,
+    ) -> Result<Vec<(u64, Option<PendingRecord>)>, OutboxError> {
         self.read(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(PENDING)?;
-            let value = table.get(id)?;
-            value.map(|value| decode(value.value())).transpose()
+            ids.into_iter()
+                .map(|id| {
+                    let record = table
+                        .get(id)?
+                        .map(|value| decode(value.value()))
+                        .transpose()?;
+                    Ok((id, record))
+                })
+                .collect()
         })
         .await
     }
 
-    /// Records the outcome of a send, durably, and frees the route's lane.
+    /// Records the outcome of a send, durably; returns once it is committed.
+    #[cfg(test)]
     pub(super) async fn settle(
         &self,
         id: u64,
         route: &RouteName,
         settlement: Settlement,
     ) -> Result<(), OutboxError> {
-        self.request(|reply| Request::Settle {
+        self.settle_soon(id, route, settlement)?.await
+    }
+
+    /// Hands the outcome of a send to the committer now, without waiting for it: the returned
+    /// future resolves once it is committed (or failed to be). A delivery run sends a route's
+    /// next notification while the outcome of the one before it is being committed.
+    pub(super) fn settle_soon(
+        &self,
+        id: u64,
+        route: &RouteName,
+        settlement: Settlement,
+    ) -> Result<Committed<()>, OutboxError> {
+        self.submit(|reply| Request::Settle {
             id,
             route: route.clone(),
             settlement,
             reply,
         })
-        .await
     }
 
     /// Makes a pending notification a dead letter, as the dispatcher does after a permanent
@@ -495,15 +542,23 @@ impl Outbox {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, OutboxError>>) -> Request,
     ) -> Result<T, OutboxError> {
-        let stopped = || OutboxError::Unavailable("the outbox committer has stopped".to_owned());
+        self.submit(make)?.await
+    }
+
+    /// Hands a request to the committer now; the returned future resolves to its answer, which
+    /// comes after the commit.
+    fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, OutboxError>>) -> Request,
+    ) -> Result<Committed<T>, OutboxError> {
         let (reply, answer) = oneshot::channel();
         self.shared
             .requests
             .as_ref()
-            .ok_or_else(stopped)?
+            .ok_or_else(committer_stopped)?
             .send(make(reply))
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+            .map_err(|_| committer_stopped())?;
+        Ok(Committed(answer))
     }
 
     /// Runs a read on Tokio's blocking pool.
@@ -516,6 +571,25 @@ impl Outbox {
             .await
             .map_err(|error| OutboxError::Unavailable(format!("an outbox read failed: {error}")))?
     }
+}
+
+/// The committer's answer to a request handed to it: resolves once the request's transaction is
+/// committed (or failed).
+#[derive(Debug)]
+pub(super) struct Committed<T>(oneshot::Receiver<Result<T, OutboxError>>);
+
+impl<T> Future for Committed<T> {
+    type Output = Result<T, OutboxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or_else(|_| Err(committer_stopped())))
+    }
+}
+
+fn committer_stopped() -> OutboxError {
+    OutboxError::Unavailable("the outbox committer has stopped".to_owned())
 }
 
 /// Builds the delivery schedule from the pending table. A record that cannot be read is logged

@@ -1,10 +1,11 @@
 //! The in-memory picture of the outbox's pending notifications that the dispatcher plans with:
 //! one lane per route holding its pending ids in order, each with the time it is next due.
 //!
-//! Only a lane's head (its lowest id) may be sent, and only while nothing else of that lane is in
-//! flight, so a route's notifications reach Pushjet in the order they were queued. The committer
-//! changes it after each commit and the dispatcher marks lanes busy; both hold its mutex only for
-//! a few map operations, never across I/O.
+//! A lane is worked by one run at a time (its `busy` flag): the run sends the lane's due
+//! notifications from its head, lowest id first, one after another, so a route's notifications
+//! reach Pushjet in the order they were queued. Only the run frees its lane ([`Schedule::release`]);
+//! the committer's changes (an id removed or rescheduled once its outcome is on disk) never do.
+//! Both hold its mutex only for a few map operations, never across I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -21,7 +22,7 @@ pub(super) struct Schedule {
 #[derive(Debug, Default)]
 struct Lane {
     items: BTreeMap<u64, Item>,
-    /// A notification of this lane is being sent.
+    /// A run is sending this lane's notifications.
     busy: bool,
 }
 
@@ -41,28 +42,61 @@ impl Schedule {
         self.waiting.insert((since, id));
     }
 
-    /// Sets when a notification is next due and frees its lane.
+    /// Sets when a notification is next due.
     pub(super) fn reschedule(&mut self, id: u64, route: &RouteName, due: u64) {
-        if let Some(lane) = self.lanes.get_mut(route) {
-            lane.busy = false;
-            if let Some(item) = lane.items.get_mut(&id) {
-                item.due = due;
-            }
+        if let Some(item) = self
+            .lanes
+            .get_mut(route)
+            .and_then(|lane| lane.items.get_mut(&id))
+        {
+            item.due = due;
         }
     }
 
-    /// Drops a notification that is no longer pending and frees its lane.
+    /// Drops a notification that is no longer pending.
     pub(super) fn remove(&mut self, id: u64, route: &RouteName) {
         let Some(lane) = self.lanes.get_mut(route) else {
             return;
         };
-        lane.busy = false;
         if let Some(item) = lane.items.remove(&id) {
             self.waiting.remove(&(item.since, id));
         }
+        if lane.items.is_empty() && !lane.busy {
+            self.lanes.remove(route);
+        }
+    }
+
+    /// Ends a lane's run: the lane may be taken again.
+    pub(super) fn release(&mut self, route: &RouteName) {
+        let Some(lane) = self.lanes.get_mut(route) else {
+            return;
+        };
+        lane.busy = false;
         if lane.items.is_empty() {
             self.lanes.remove(route);
         }
+    }
+
+    /// The ids a lane's run sends next: its notifications after `after` (from its head when
+    /// `None`), in order, up to `max`, stopping at the first that is not due by `now` (a
+    /// notification waiting for its retry holds back the ones behind it).
+    pub(super) fn due_after(
+        &self,
+        route: &RouteName,
+        after: Option<u64>,
+        now: u64,
+        max: usize,
+    ) -> Vec<u64> {
+        let Some(lane) = self.lanes.get(route) else {
+            return Vec::new();
+        };
+        let start = after.map_or(0, |after| after.saturating_add(1));
+        lane.items
+            .range(start..)
+            .take(max)
+            .take_while(|(_, item)| item.due <= now)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Takes up to `room` notifications due by `now`, oldest first, at most one per lane, and
@@ -126,7 +160,47 @@ mod tests {
         assert_eq!(schedule.take_due(10, 5), [(4, route("c"))]);
         assert_eq!(schedule.take_due(10, 5), []);
         schedule.remove(1, &route("a"));
+        assert_eq!(schedule.take_due(10, 5), [], "lane a is still busy");
+        schedule.release(&route("a"));
         assert_eq!(schedule.take_due(10, 5), [(2, route("a"))]);
+    }
+
+    #[test]
+    fn a_run_takes_the_due_ids_after_the_last_one_it_sent_in_order() {
+        let mut schedule = Schedule::default();
+        for id in 1..=5 {
+            schedule.insert(id, route("a"), 0, 0);
+        }
+        schedule.insert(6, route("b"), 0, 0);
+        assert_eq!(schedule.take_due(10, 1), [(1, route("a"))]);
+        assert_eq!(schedule.due_after(&route("a"), None, 10, 3), [1, 2, 3]);
+        assert_eq!(schedule.due_after(&route("a"), Some(3), 10, 3), [4, 5]);
+        schedule.reschedule(4, &route("a"), 100);
+        assert_eq!(
+            schedule.due_after(&route("a"), Some(3), 10, 3),
+            [] as [u64; 0],
+            "an id waiting for its retry holds back the ones behind it"
+        );
+        assert_eq!(schedule.due_after(&route("z"), None, 10, 3), [] as [u64; 0]);
+    }
+
+    #[test]
+    fn a_busy_lane_outlives_its_last_notification_until_released() {
+        let mut schedule = Schedule::default();
+        schedule.insert(1, route("a"), 0, 0);
+        assert_eq!(schedule.take_due(10, 5), [(1, route("a"))]);
+        schedule.remove(1, &route("a"));
+        schedule.insert(2, route("a"), 0, 0);
+        assert_eq!(
+            schedule.take_due(10, 5),
+            [],
+            "a second run of the same route must not start while the first is busy"
+        );
+        schedule.release(&route("a"));
+        assert_eq!(schedule.take_due(10, 5), [(2, route("a"))]);
+        schedule.remove(2, &route("a"));
+        schedule.release(&route("a"));
+        assert!(schedule.lanes.is_empty());
     }
 
     #[test]
@@ -139,6 +213,8 @@ mod tests {
         assert_eq!(schedule.take_due(100, 5), [(1, route("a"))]);
         assert_eq!(schedule.next_due(), None);
         schedule.reschedule(1, &route("a"), 300);
+        assert_eq!(schedule.next_due(), None, "the lane is busy until released");
+        schedule.release(&route("a"));
         assert_eq!(schedule.next_due(), Some(300));
     }
 

@@ -84,11 +84,12 @@ impl Clock for ManualClock {
 }
 
 /// An in-memory database whose writes and syncs fail with "no space left on device" while
-/// `failing` is set.
+/// `failing` is set, and whose syncs take `sync_delay` (a slow disk).
 #[derive(Debug)]
 pub(super) struct FailingBackend {
     inner: InMemoryBackend,
     pub(super) failing: Arc<AtomicBool>,
+    sync_delay: Duration,
 }
 
 impl FailingBackend {
@@ -96,6 +97,15 @@ impl FailingBackend {
         Self {
             inner: InMemoryBackend::new(),
             failing: Arc::new(AtomicBool::new(false)),
+            sync_delay: Duration::ZERO,
+        }
+    }
+
+    /// The same backend on a disk whose every sync takes `delay`.
+    pub(super) fn with_sync_delay(self, delay: Duration) -> Self {
+        Self {
+            sync_delay: delay,
+            ..self
         }
     }
 
@@ -124,6 +134,7 @@ impl StorageBackend for FailingBackend {
 
     fn sync_data(&self) -> std::io::Result<()> {
         self.check()?;
+        std::thread::sleep(self.sync_delay);
         self.inner.sync_data()
     }
 

@@ -1,29 +1,41 @@
 //! The dispatcher: one task on the actix runtime that sends pending notifications from the outbox
 //! to Pushjet.
 //!
-//! It wakes when the committer reports new work, when a send finishes, and when the next
-//! notification falls due. Each time it takes due notifications oldest first, at most one per
-//! route (a route's next notification waits until the one before it is settled, so a route's
-//! notifications arrive in order) and at most `concurrency` at once, and sends each as its own
-//! future within the task. A send's outcome is committed to the outbox before its route is free
-//! again.
+//! It wakes when the committer reports new work, when a lane's run ends, and when the next
+//! notification falls due. Each time it takes the lanes (routes) whose oldest notification is due,
+//! oldest first, at most `concurrency` at once, and starts a run for each as its own future within
+//! the task.
 //!
-//! On shutdown it takes no new work, gives the sends in flight a grace period to finish and
-//! record their outcome, then drops the rest: they stay pending and are sent on the next start.
+//! A run sends its route's due notifications one after another, oldest first: the next is sent
+//! only once Pushjet has accepted the one before it, so a route's notifications arrive in order.
+//! It reads them from the outbox a batch at a time (one read transaction) and hands each outcome
+//! to the committer without waiting for it: the commit of one send overlaps the next send, and the
+//! outcomes of a run share the committer's transactions with each other and with new webhooks.
+//! A notification is still removed only once its outcome is committed; the run waits for every
+//! outcome it handed over before it ends and frees its lane. A failure (retry later, dead letter)
+//! ends the run after its outcome is committed, so a notification waiting for its retry holds back
+//! its route's later ones. A run ends after [`RUN_LIMIT`] sends, so that a busy route does not keep
+//! its slot from the others.
+//!
+//! On shutdown it takes no new work, lets each run finish the send it is in and record the
+//! outcomes, gives them a grace period, then drops the rest: they stay pending and are sent on the
+//! next start.
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 
 use super::committer::Settlement;
-use super::outbox::{Outbox, PendingRecord, duration_millis};
+use super::outbox::{Committed, Outbox, OutboxError, PendingRecord, duration_millis};
 use super::retry::{Decision, RetryPolicy, whole_seconds};
 use super::settings::DeliverySettings;
 use crate::metrics::{self, Metrics};
@@ -33,6 +45,16 @@ use crate::routes::{RouteName, Routes};
 /// How long to wait before touching a notification again after the outbox failed to read it or
 /// to record its outcome.
 const STORAGE_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// The commit of a send's outcome, awaited later.
+type Settling = Committed<()>;
+
+/// How many notifications a run reads from the outbox at once.
+const READ_BATCH: usize = 64;
+
+/// The most notifications one run sends before it frees its lane for the dispatcher to choose
+/// again (the oldest due route first).
+pub(super) const RUN_LIMIT: usize = 1024;
 
 /// The current routes, swapped whole when the configuration is reloaded.
 pub type SharedRoutes = Arc<ArcSwap<Routes>>;
@@ -130,6 +152,7 @@ where
             upstream: make_upstream(),
             policy,
             metrics,
+            stopping: Cell::new(false),
         });
         let outcome = dispatch(context, concurrency, stopped, default_grace).await;
         let _nobody_waits = report.send(outcome);
@@ -143,6 +166,8 @@ struct Context<U> {
     upstream: U,
     policy: RetryPolicy,
     metrics: Arc<Metrics>,
+    /// Set at shutdown: runs send nothing more.
+    stopping: Cell<bool>,
 }
 
 /// The dispatcher's loop; returns when told to stop (or when its handle is dropped).
@@ -160,8 +185,8 @@ async fn dispatch<U: Upstream + 'static>(
         let room = concurrency.saturating_sub(in_flight.len());
         if room > 0 {
             let mut schedule = core.schedule();
-            for (id, route) in schedule.take_due(now, room) {
-                in_flight.push(Box::pin(deliver(context.clone(), id, route)));
+            for (_, route) in schedule.take_due(now, room) {
+                in_flight.push(Box::pin(run(context.clone(), route)));
             }
             if in_flight.len() < concurrency {
                 next_due = schedule.next_due();
@@ -182,6 +207,7 @@ async fn dispatch<U: Upstream + 'static>(
             () = timer => {}
         }
     };
+    context.stopping.set(true);
     let at_stop = in_flight.len();
     let drain = async { while in_flight.next().await.is_some() {} };
     let _grace_ran_out = tokio::time::timeout(grace, drain).await;
@@ -199,36 +225,65 @@ async fn dispatch<U: Upstream + 'static>(
     }
 }
 
-/// Sends one pending notification and records the outcome.
-async fn deliver<U: Upstream>(context: Rc<Context<U>>, id: u64, route: RouteName) {
+/// One run of a route's lane: sends its due notifications in order, overlapping each outcome's
+/// commit with the next send, until none is due, one fails, [`RUN_LIMIT`] is reached or the
+/// dispatcher stops; then waits for every outcome to be committed and frees the lane.
+async fn run<U: Upstream>(context: Rc<Context<U>>, route: RouteName) {
     let outbox = &context.outbox;
-    let pending = match outbox.load(id).await {
-        Ok(Some(pending)) => pending,
-        Ok(None) => {
-            outbox.core().schedule().remove(id, &route);
-            return;
+    let core = outbox.core();
+    let mut settling = VecDeque::new();
+    let mut last = None;
+    let mut sent = 0;
+    'run: while sent < RUN_LIMIT && !context.stopping.get() {
+        let batch = READ_BATCH.min(RUN_LIMIT - sent);
+        let ids = core.schedule().due_after(&route, last, core.now(), batch);
+        if ids.is_empty() {
+            break;
         }
-        Err(error) => {
-            tracing::error!(
-                id,
-                route = %route,
-                "cannot read notification {id} from the outbox, trying again in {}: {error}",
-                humantime::format_duration(STORAGE_RETRY_DELAY)
-            );
-            context.postpone(id, &route);
-            return;
+        let loaded = match outbox.load_many(ids.clone()).await {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(
+                    id = ids[0],
+                    route = %route,
+                    "cannot read notification {} from the outbox, trying again in {}: {error}",
+                    ids[0],
+                    humantime::format_duration(STORAGE_RETRY_DELAY)
+                );
+                context.postpone(ids[0], &route);
+                break;
+            }
+        };
+        for (id, pending) in loaded {
+            if context.stopping.get() || !context.settled_so_far(&route, &mut settling) {
+                break 'run;
+            }
+            last = Some(id);
+            let Some(pending) = pending else {
+                core.schedule().remove(id, &route);
+                continue;
+            };
+            let settlement = context.attempt(id, &route, &pending).await;
+            let delivered = settlement == Settlement::Sent;
+            match outbox.settle_soon(id, &route, settlement) {
+                Ok(committed) => settling.push_back((id, committed)),
+                Err(error) => {
+                    context.unrecorded(id, &route, &error);
+                    break 'run;
+                }
+            }
+            sent += 1;
+            if !delivered {
+                break 'run;
+            }
         }
-    };
-    let settlement = context.attempt(id, &route, &pending).await;
-    if let Err(error) = outbox.settle(id, &route, settlement).await {
-        tracing::error!(
-            id,
-            route = %route,
-            "cannot record the outcome of notification {id}; it stays pending and may be sent \
-             again: {error}"
-        );
-        context.postpone(id, &route);
     }
+    for (id, committed) in settling {
+        if let Err(error) = committed.await {
+            context.unrecorded(id, &route, &error);
+        }
+    }
+    core.schedule().release(&route);
 }
 
 impl<U: Upstream> Context<U> {
@@ -301,13 +356,41 @@ impl<U: Upstream> Context<U> {
         }
     }
 
-    /// Frees the route's lane and leaves the notification pending for a while.
+    /// Leaves the notification pending for a while (its lane is freed when the run ends).
     fn postpone(&self, id: u64, route: &RouteName) {
         let core = self.outbox.core();
         let due = core
             .now()
             .saturating_add(duration_millis(STORAGE_RETRY_DELAY));
         core.schedule().reschedule(id, route, due);
+    }
+
+    /// The outcome of a send could not be committed: it stays pending and is sent again later.
+    fn unrecorded(&self, id: u64, route: &RouteName, error: &OutboxError) {
+        tracing::error!(
+            id,
+            route = %route,
+            "cannot record the outcome of notification {id}; it stays pending and may be sent \
+             again: {error}"
+        );
+        self.postpone(id, route);
+    }
+
+    /// Collects the outcomes already committed, oldest first, without waiting for the others;
+    /// false when one could not be committed, which ends the run.
+    fn settled_so_far(&self, route: &RouteName, settling: &mut VecDeque<(u64, Settling)>) -> bool {
+        let mut all_recorded = true;
+        while let Some((id, committed)) = settling.front_mut() {
+            let Some(outcome) = (&mut *committed).now_or_never() else {
+                break;
+            };
+            if let Err(error) = outcome {
+                self.unrecorded(*id, route, &error);
+                all_recorded = false;
+            }
+            settling.pop_front();
+        }
+        all_recorded
     }
 }
 
@@ -341,7 +424,9 @@ mod tests {
 
     use super::*;
     use crate::delivery::outbox::Enqueued;
-    use crate::delivery::test_support::{fast_settings, message, route, routes, secret_for};
+    use crate::delivery::test_support::{
+        FailingBackend, fast_settings, message, route, routes, secret_for,
+    };
 
     /// How the scripted upstream answers one request.
     #[derive(Debug, Clone)]
@@ -603,6 +688,70 @@ mod tests {
         assert!(dead[0].attempts >= 2);
         assert_eq!(dead[0].attempts as usize, running.script.arrivals().len());
         running.stop().await;
+    }
+
+    #[actix_web::test]
+    async fn a_retry_holds_back_the_routes_later_notifications() {
+        let running = run_with(&[Answer::ServerError], &fast_settings());
+        enqueue(&running.outbox, "gh", &["first", "second", "third"]).await;
+        eventually("delivered", || running.outbox.pending_count() == 0).await;
+        let order: Vec<String> = running
+            .script
+            .arrivals()
+            .into_iter()
+            .map(|arrival| arrival.message)
+            .collect();
+        assert_eq!(order, ["first", "first", "second", "third"]);
+        running.stop().await;
+    }
+
+    /// Records each message with how many notifications the outbox still held when it was sent.
+    struct Observing {
+        outbox: Outbox,
+        sent: RefCell<Vec<(String, u64)>>,
+    }
+
+    impl super::Upstream for Rc<Observing> {
+        async fn send(&self, _secret: &SecretKey, message: &NewMessage) -> Result<(), Error> {
+            let pending = self.outbox.pending_count();
+            self.sent
+                .borrow_mut()
+                .push((message.message.as_str().to_owned(), pending));
+            Ok(())
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_routes_next_notification_goes_out_while_the_outcome_before_it_is_committed() {
+        let settings = fast_settings();
+        let slow_disk = FailingBackend::new().with_sync_delay(Duration::from_millis(100));
+        let outbox = Outbox::open_with_backend(slow_disk, &settings).unwrap();
+        let texts = ["1", "2", "3", "4", "5"];
+        enqueue(&outbox, "gh", &texts).await;
+        let observing = Rc::new(Observing {
+            outbox: outbox.clone(),
+            sent: RefCell::default(),
+        });
+        let dispatcher = spawn_with(
+            outbox.clone(),
+            shared(&["gh"]),
+            &settings,
+            Arc::default(),
+            {
+                let observing = observing.clone();
+                move || observing
+            },
+        );
+        eventually("delivered", || outbox.pending_count() == 0).await;
+        dispatcher.shutdown(Duration::from_secs(1)).await;
+
+        let sent = observing.sent.borrow();
+        let order: Vec<&str> = sent.iter().map(|(text, _)| text.as_str()).collect();
+        assert_eq!(order, texts, "in order, each once");
+        assert_eq!(
+            sent[1].1, 5,
+            "the second was sent before the first's removal was committed"
+        );
     }
 
     #[actix_web::test]

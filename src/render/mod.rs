@@ -46,6 +46,30 @@ pub enum Origin {
     },
 }
 
+/// A notification's template context, owned by the template engine, so that rendering takes no
+/// copy of the payload (a large webhook's context is most of the cost of copying).
+pub struct TemplateContext(Context);
+
+impl TemplateContext {
+    /// Wraps a context value.
+    pub fn new(value: Value) -> Self {
+        Self(Context::from(value))
+    }
+
+    /// The context value.
+    pub fn value(&self) -> &Value {
+        self.0.data()
+    }
+}
+
+impl fmt::Debug for TemplateContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TemplateContext")
+            .field(self.value())
+            .finish()
+    }
+}
+
 /// The compiled templates, ready to render; built once, shared read-only.
 pub struct Renderer {
     registry: Handlebars<'static>,
@@ -179,13 +203,22 @@ impl Renderer {
 
     /// Renders the template `name` against `context`; missing values render empty.
     pub fn render(&self, name: &str, context: &Value) -> Result<RenderedFields, RenderError> {
+        self.render_context(name, &TemplateContext::new(context.clone()))
+    }
+
+    /// [`Self::render`] on a context that is already a [`TemplateContext`]: no copy of it is made.
+    pub fn render_context(
+        &self,
+        name: &str,
+        context: &TemplateContext,
+    ) -> Result<RenderedFields, RenderError> {
         if !self.origins.contains_key(name) {
             return Err(RenderError::UnknownTemplate(name.to_owned()));
         }
-        let context = Context::from(context.clone());
+        let context = &context.0;
         let [title, message, link, importance] = FIELDS.map(|field| {
             self.registry
-                .render_with_context(&field_key(name, field), &context)
+                .render_with_context(&field_key(name, field), context)
                 .map_err(|source| RenderError::Field {
                     template: name.to_owned(),
                     field,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{Origin, Problem, RenderError, Renderer};
+use super::{Origin, Problem, RenderError, Renderer, TemplateContext};
 
 /// A user template folder holding `files` (`("github/push.toml", "...")`).
 fn user_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -318,4 +318,24 @@ fn readme_worked_example_overrides_github_push() {
     assert_eq!(fields.title, "api ← main: Fix login redirect (+2 more)");
     assert_eq!(fields.message, "6113728 by Mona");
     assert_eq!(fields.importance, "3");
+}
+
+#[test]
+fn a_template_context_renders_as_its_value_does_and_keeps_it() {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    let value = json!({
+        "bridge": {"route": "ops", "source": "generic", "event": "message", "importance": "4"},
+        "title": "Deploy",
+        "message": "v1.2 is live",
+    });
+    let context = TemplateContext::new(value.clone());
+    let rendered = renderer
+        .render_context("generic/default", &context)
+        .expect("renders");
+    assert_eq!(rendered.title, "Deploy");
+    assert_eq!(
+        Some(rendered),
+        renderer.render("generic/default", &value).ok()
+    );
+    assert_eq!(context.value(), &value);
 }

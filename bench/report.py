@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Prints the table of bench/run.sh from its results file (key=value lines).
+
+usage: report.py RESULTS_FILE
+"""
+
+import sys
+
+
+def load(path):
+    results = {}
+    for line in open(path):
+        key, _, value = line.strip().partition("=")
+        if key:
+            results[key] = value
+    return results
+
+
+def main():
+    r = load(sys.argv[1])
+    num = lambda key: float(r[key])
+    rows = []
+
+    def row(what, value, reference="", ratio="", target="", verdict=""):
+        rows.append((what, value, reference, ratio, target, verdict))
+
+    def rate(prefix):
+        return f"{num(prefix + '_rps'):,.0f}/s"
+
+    def latency(prefix):
+        return f"p50 {num(prefix + '_p50_ms'):.2f} ms, p99 {num(prefix + '_p99_ms'):.2f} ms"
+
+    def check(ok):
+        return "met" if ok else "MISSED"
+
+    bare, forwarder = num("bare_rps"), num("forwarder_rps")
+    row("bare handler (reference), requests", rate("bare"), latency("bare"))
+    row("minimal forwarder (reference), requests", rate("forwarder"), latency("forwarder"))
+    for name, label in (("am", "Alertmanager group of 5, bearer"), ("gh", "GitHub push, signed")):
+        accepted = num(f"{name}_rps")
+        ratio = accepted / bare
+        row(
+            f"{label}: accepted webhooks (202)",
+            rate(name),
+            latency(name),
+            f"{ratio:.0%} of bare",
+            ">= 35% of bare",
+            check(ratio >= 0.35),
+        )
+        delivered = num(f"{name}_delivered_rps")
+        ratio = delivered / forwarder
+        if f"{name}_drain_s" in r:
+            drained = f"drained in {num(name + '_drain_s'):.1f} s"
+        else:
+            drained = f"{int(num(name + '_undelivered')):,} still undelivered after {r['drain_limit_s']} s"
+        row(
+            f"{label}: delivered notifications, end to end",
+            f"{delivered:,.0f}/s",
+            f"backlog {max(0, int(num(name + '_backlog'))):,} at the end of the run, {drained}",
+            f"{ratio:.0%} of forwarder",
+            ">= 70% of forwarder",
+            check(ratio >= 0.70),
+        )
+        p99 = num(f"{name}_half_p99_ms")
+        row(
+            f"{label}: at half the maximum rate",
+            f"{num(name + '_half_rps'):,.0f}/s",
+            latency(f"{name}_half"),
+            "",
+            "p99 < 5 ms",
+            check(p99 < 5),
+        )
+    idle = num("idle_rss_kb") / 1024
+    row(
+        "RSS idle, 1 s after start on the existing data directory",
+        f"{idle:.1f} MB",
+        f"{num('first_idle_rss_kb') / 1024:.1f} MB on the first start (empty directory)",
+        "",
+        "< 20 MB",
+        check(idle < 20),
+    )
+    row("RSS idle after the load", f"{num('after_rss_kb') / 1024:.1f} MB")
+    peak = num("peak_rss_kb") / 1024
+    row("RSS peak under the load (VmHWM)", f"{peak:.1f} MB", "", "", "< 64 MB", check(peak < 64))
+    ready = num("ready_ms")
+    row(
+        "start to first 200 on /readyz (existing data directory)",
+        f"{ready:.0f} ms",
+        f"{int(num('ready_pending')):,} pending, {int(num('ready_dedup_keys')):,} dedup keys stored",
+        "",
+        "< 100 ms",
+        check(ready < 100),
+    )
+    errors = int(num("unexpected_answers"))
+    headers = ("measurement", "value", "detail", "ratio", "target", "")
+    widths = [max(len(str(line[i])) for line in rows + [headers]) for i in range(len(headers))]
+    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("-|-".join("-" * w for w in widths))
+    for line in rows:
+        print(" | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip())
+    print(f"unexpected answers (not 202, or socket errors) over all runs: {errors}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Load harness: measures the bridge and two reference servers in one run on this machine, prints
+# one table, and exits. Everything listens on 127.0.0.1 and every load run is bounded in time.
+#
+#   bench/run.sh                      # about 2 minutes once built
+#   BENCH_DURATION=5 bench/run.sh     # shorter runs
+#
+# What it does (BENCHMARKS.md explains each number):
+#   1. builds the release binary and the reference servers of examples/ (bare_handler,
+#      minimal_forwarder, sink), and installs Debian's wrk if it is missing;
+#   2. wrk -t2 -c50 with a small JSON POST against the bare handler, then against the minimal
+#      forwarder (forwarding to the sink);
+#   3. starts target/release/pushjet-bridge with two routes delivering to the sink (which answers
+#      POST /message with {"status": "ok"}, as Pushjet does), the durable outbox on, and for each
+#      of an Alertmanager group of 5 alerts (bearer token, a new group per request) and a signed
+#      GitHub push (a new X-GitHub-Delivery per request): wrk at full speed (accepted webhooks/s,
+#      latency of the 202, notifications counted at the sink while it runs), the time until the
+#      backlog is delivered, then wrk paced to half the accepted rate (latency under normal load);
+#   4. reads RSS from /proc (VmRSS idle, VmHWM peak), restarts the bridge on its data directory
+#      and times the first 200 on /readyz.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${BENCH_DURATION:-10}
+THREADS=2
+CONNECTIONS=50
+FIXTURES=${BENCH_FIXTURES:-$ROOT/../shared/fixtures}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+HOST=127.0.0.1
+BARE_PORT=18181 FORWARDER_PORT=18182 SINK_PORT=18190 BRIDGE_PORT=18180
+ALERTS_TOKEN=bench-alertmanager-token
+WEBHOOK_SECRET=bench-github-webhook-secret
+
+say() { printf '== %s\n' "$*" >&2; }
+
+if ! command -v wrk >/dev/null; then
+  say "installing wrk (Debian)"
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+say "building release binaries"
+cargo build --release --locked --quiet --bin pushjet-bridge \
+  --example bare_handler --example minimal_forwarder --example sink
+BRIDGE=${BENCH_BRIDGE:-$TARGET/release/pushjet-bridge}   # BENCH_BRIDGE: compare another build
+EXAMPLES=$TARGET/release/examples
+
+WORK=$(mktemp -d)
+RESULTS=$WORK/results
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+record() { echo "$1=$2" >>"$RESULTS"; }
+
+# Starts a server in the background and waits until its port answers.
+start() {
+  local log=$1 port=$2
+  shift 2
+  "$@" >>"$WORK/$log.log" 2>&1 &
+  PIDS+=($!)
+  LAST_PID=$!
+  for _ in $(seq 1 500); do
+    if curl -s -o /dev/null "http://$HOST:$port/"; then return 0; fi
+    sleep 0.01
+  done
+  echo "$log did not start; its log:" >&2
+  cat "$WORK/$log.log" >&2
+  exit 1
+}
+
+stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+# wrk with one of bench/wrk/*.lua; records <name>_{rps,p50_ms,p99_ms,...} and counts answers
+# other than 202.
+load() {
+  local name=$1 script=$2 url=$3
+  local output
+  output=$(BENCH_WRK_DIR=$ROOT/bench/wrk BENCH_RUN="$name-$$-$RANDOM" BENCH_THREADS=$THREADS \
+    wrk -t$THREADS -c$CONNECTIONS -d"${DURATION}s" -s "$ROOT/bench/wrk/$script" "$url")
+  local line
+  line=$(grep '^RESULT ' <<<"$output") || { echo "$output" >&2; exit 1; }
+  for pair in ${line#RESULT }; do record "${name}_${pair%%=*}" "${pair#*=}"; done
+  local unexpected socket_errors
+  unexpected=$(sed -n 's/.* unexpected=\([0-9]*\).*/\1/p' <<<"$line")
+  socket_errors=$(sed -n 's/.* socket_errors=\([0-9]*\).*/\1/p' <<<"$line")
+  UNEXPECTED=$((UNEXPECTED + unexpected + socket_errors))
+  say "$name: ${line#RESULT }"
+}
+UNEXPECTED=0
+
+value() { sed -n "s/^$1=//p" "$RESULTS" | tail -1; }
+sink_count() { curl -s "http://$HOST:$SINK_PORT/count"; }
+rss_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
+
+say "payloads from $FIXTURES"
+python3 "$ROOT/bench/payloads.py" "$FIXTURES" "$WORK" "$WEBHOOK_SECRET"
+export BENCH_BODY BENCH_PATHS BENCH_TOKEN=$ALERTS_TOKEN BENCH_SIGNATURE=$WORK/github-push.sig
+
+say "reference: bare handler"
+start bare $BARE_PORT "$EXAMPLES/bare_handler" "$HOST:$BARE_PORT"
+BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load bare small.lua "http://$HOST:$BARE_PORT"
+stop "$LAST_PID"
+
+say "reference: minimal forwarder and sink"
+start sink $SINK_PORT "$EXAMPLES/sink" "$HOST:$SINK_PORT"
+start forwarder $FORWARDER_PORT "$EXAMPLES/minimal_forwarder" "$HOST:$FORWARDER_PORT" \
+  "http://$HOST:$SINK_PORT/message"
+FORWARDER_PID=$LAST_PID
+BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load forwarder small.lua "http://$HOST:$FORWARDER_PORT"
+stop "$FORWARDER_PID"
+
+# The bridge: two routes delivering to the sink, the durable outbox in a fresh data directory.
+export PUSHJET_API_URL=http://$HOST:$SINK_PORT/
+export PUSHJET_BRIDGE_EMBEDDED_PUSHJET=false
+export PUSHJET_BRIDGE_LISTEN=$HOST:$BRIDGE_PORT
+export PUSHJET_BRIDGE_DATA_DIR=$WORK/data
+export PUSHJET_BRIDGE_MAX_QUEUE=10000000   # measure the service, not its backpressure
+export PUSHJET_BRIDGE_ROUTES=alerts,github
+export PUSHJET_BRIDGE_ROUTE_ALERTS_SECRET=0123456789abcdef0123456789abcdef
+export PUSHJET_BRIDGE_ROUTE_ALERTS_SOURCE=alertmanager
+export PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN=$ALERTS_TOKEN
+export PUSHJET_BRIDGE_ROUTE_GITHUB_SECRET=fedcba9876543210fedcba9876543210
+export PUSHJET_BRIDGE_ROUTE_GITHUB_SOURCE=github
+export PUSHJET_BRIDGE_ROUTE_GITHUB_WEBHOOK_SECRET=$WEBHOOK_SECRET
+
+say "bridge: start"
+start bridge $BRIDGE_PORT "$BRIDGE"
+BRIDGE_PID=$LAST_PID
+sleep 1
+record first_idle_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
+
+# Waits (at most DRAIN_LIMIT seconds) until the sink has every notification the bridge accepted;
+# records <name>_drain_s, or <name>_undelivered when the limit ran out.
+DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-30}
+record drain_limit_s "$DRAIN_LIMIT"
+drain() {
+  local name=$1 expected=$2 started=$EPOCHREALTIME
+  local deadline=$((SECONDS + DRAIN_LIMIT))
+  while [ "$(sink_count)" -lt "$expected" ]; do
+    if [ $SECONDS -ge $deadline ]; then
+      record "${name}_undelivered" $((expected - $(sink_count)))
+      say "$name: $((expected - $(sink_count))) notifications still undelivered after ${DRAIN_LIMIT} s"
+      return
+    fi
+    sleep 0.02
+  done
+  record "${name}_drain_s" "$(python3 -c "print(round($EPOCHREALTIME - $started, 2))")"
+}
+
+# One sender at full speed, then the backlog, then at half the accepted rate.
+measure() {
+  local name=$1 script=$2 body=$3 path=$4
+  local before after delivered accepted
+  before=$(sink_count)
+  BENCH_BODY=$body BENCH_PATHS=$path load "$name" "$script" "http://$HOST:$BRIDGE_PORT"
+  after=$(sink_count)
+  delivered=$((after - before))
+  accepted=$(value "${name}_requests")
+  record "${name}_delivered_rps" "$(python3 -c "print($delivered / $(value "${name}_duration_s"))")"
+  record "${name}_backlog" $((before + accepted - after))
+  drain "$name" $((before + accepted))
+  local half
+  half=$(python3 -c "print(round($(value "${name}_rps") / 2))")
+  before=$(sink_count)
+  BENCH_RATE=$half BENCH_BODY=$body BENCH_PATHS=$path load "${name}_half" "$script" "http://$HOST:$BRIDGE_PORT"
+  drain "${name}_half" $((before + $(value "${name}_half_requests")))
+}
+
+say "bridge: Alertmanager"
+measure am alertmanager.lua "$WORK/alertmanager-5.json" /hooks/alerts
+say "bridge: GitHub"
+measure gh github.lua "$WORK/github-push.json" /hooks/github
+
+record peak_rss_kb "$(rss_kb "$BRIDGE_PID" VmHWM)"
+sleep 2
+record after_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
+record unexpected_answers "$UNEXPECTED"
+
+say "bridge: restart on the same data directory"
+record ready_pending "$(curl -s "http://$HOST:$BRIDGE_PORT/metrics" | awk '$1 == "pushjet_bridge_outbox_pending" { print $2 }')"
+record ready_dedup_keys $(($(value am_requests) + $(value am_half_requests) + $(value gh_requests) + $(value gh_half_requests)))
+stop "$BRIDGE_PID"
+python3 "$ROOT/bench/ready.py" "$BRIDGE" "$HOST" "$BRIDGE_PORT" "$WORK/bridge.log" >"$WORK/ready"
+BRIDGE_PID=$(sed -n 's/^pid=//p' "$WORK/ready")
+PIDS+=("$BRIDGE_PID")
+record ready_ms "$(sed -n 's/^ready_ms=//p' "$WORK/ready")"
+sleep 1
+record idle_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
+
+python3 "$ROOT/bench/report.py" "$RESULTS"
