@@ -43,7 +43,9 @@ fn sample(exposition: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn metrics_until(app: &RoutedApp, series: &str, expected: f64) -> String {
+/// Scrapes until every `(series, value)` holds exactly (delivery settles in the background), or
+/// returns the last scrape after 10 s for the assertions to report.
+async fn metrics_until(app: &RoutedApp, settled: &[(&str, f64)]) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, _, text) = get(
@@ -52,7 +54,10 @@ async fn metrics_until(app: &RoutedApp, series: &str, expected: f64) -> String {
         )
         .await;
         assert_eq!(status, 200, "{text}");
-        if sample(&text, series) >= expected || Instant::now() >= deadline {
+        let done = settled
+            .iter()
+            .all(|(series, value)| sample(&text, series) == *value);
+        if done || Instant::now() >= deadline {
             return text;
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
@@ -117,16 +122,16 @@ async fn metrics_count_a_scripted_sequence_exactly() {
     );
     wait_for_messages(&app.device, 2).await;
 
-    metrics_until(
-        &app,
-        r#"pushjet_bridge_notifications_dead_lettered_total{route="dead"}"#,
-        1.0,
-    )
-    .await;
     let text = metrics_until(
         &app,
-        r#"pushjet_bridge_notifications_sent_total{route="m"}"#,
-        2.0,
+        &[
+            (
+                r#"pushjet_bridge_notifications_dead_lettered_total{route="dead"}"#,
+                1.0,
+            ),
+            (r#"pushjet_bridge_notifications_sent_total{route="m"}"#, 2.0),
+            ("pushjet_bridge_outbox_pending", 0.0),
+        ],
     )
     .await;
     let expected = [
