@@ -746,6 +746,76 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn only_the_outcome_of_a_send_is_committed_without_an_fsync() {
+        let backend = FailingBackend::new();
+        let syncs = backend.syncs.clone();
+        let outbox = Outbox::open_with_backend(backend, &fast_settings()).unwrap();
+        let ids = queued(
+            outbox
+                .enqueue(&route("gh"), vec![message("one")], None)
+                .await,
+        );
+        let after_enqueue = syncs.load(Ordering::SeqCst);
+        assert!(after_enqueue > 0, "an enqueue answers after an fsync");
+
+        outbox
+            .settle(ids[0], &route("gh"), Settlement::Sent)
+            .await
+            .unwrap();
+        assert_eq!(outbox.pending_count(), 0);
+        assert_eq!(syncs.load(Ordering::SeqCst), after_enqueue);
+
+        queued(
+            outbox
+                .enqueue(&route("gh"), vec![message("two")], None)
+                .await,
+        );
+        assert!(syncs.load(Ordering::SeqCst) > after_enqueue);
+    }
+
+    #[actix_web::test]
+    async fn the_outcome_of_a_send_reaches_the_disk_soon_when_nothing_else_comes() {
+        let backend = FailingBackend::new();
+        let syncs = backend.syncs.clone();
+        let outbox = Outbox::open_with_backend(backend, &fast_settings()).unwrap();
+        let ids = queued(
+            outbox
+                .enqueue(&route("gh"), vec![message("one")], None)
+                .await,
+        );
+        outbox
+            .settle(ids[0], &route("gh"), Settlement::Sent)
+            .await
+            .unwrap();
+        let after_settle = syncs.load(Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while syncs.load(Ordering::SeqCst) == after_settle {
+            assert!(std::time::Instant::now() < deadline, "no fsync followed");
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_outcome_of_a_send_is_on_disk_once_the_outbox_is_closed() {
+        let dir = TempDir::new().unwrap();
+        let outbox = open(&dir);
+        let ids = queued(
+            outbox
+                .enqueue(&route("gh"), vec![message("a"), message("b")], None)
+                .await,
+        );
+        outbox
+            .settle(ids[0], &route("gh"), Settlement::Sent)
+            .await
+            .unwrap();
+        drop(outbox);
+
+        let reopened = open(&dir);
+        assert_eq!(reopened.pending_count(), 1);
+        assert!(reopened.load(ids[0]).await.unwrap().is_none());
+    }
+
+    #[actix_web::test]
     async fn a_dedup_key_seen_within_the_window_is_a_duplicate_and_queues_nothing() {
         let dir = TempDir::new().unwrap();
         let outbox = open(&dir);
