@@ -4,24 +4,15 @@
 //! answers each caller. Nobody hears back before their data is on disk, and a burst of webhooks
 //! costs one fsync per batch instead of one each.
 //!
-//! The one exception is a batch holding nothing but the outcomes of sends: it is committed
-//! without an fsync (redb's `Durability::None`), and made durable by the next commit that has
-//! one: the next webhook's, an empty one after [`FLUSH_AFTER`] of quiet, at the latest every
-//! [`MAX_UNFLUSHED`] commits, and when the outbox closes. A crash can only lose such an outcome,
-//! and a lost outcome means the notification is sent again on the next start (or retried sooner,
-//! or dead-lettered again): at least once still holds, and webhooks do not wait behind fsyncs
-//! that only the delivery side needed.
-//!
 //! Within a batch each request is checked before it writes anything, so a refused request (a
 //! duplicate, a full outbox, an unknown dead letter) changes nothing and does not disturb the
 //! others. A storage error aborts the whole transaction and every caller of the batch gets
 //! [`OutboxError::Unavailable`].
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
 
-use redb::{Durability, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::outbox::{
@@ -34,11 +25,6 @@ use crate::routes::RouteName;
 
 /// The most requests in one transaction.
 const MAX_BATCH: usize = 1024;
-/// How long the outcomes of sends may stay in commits without an fsync when nothing else comes.
-const FLUSH_AFTER: Duration = Duration::from_secs(1);
-/// The most commits without an fsync in a row (each keeps its freed pages in memory until one
-/// with an fsync).
-const MAX_UNFLUSHED: u32 = 64;
 /// The most expired dedup keys deleted per transaction.
 const PRUNE_LIMIT: usize = 256;
 /// Where the last id handed out is kept in `meta`.
@@ -100,27 +86,9 @@ enum Effect {
     },
 }
 
-/// Serves requests until every sender is gone, then makes the last outcomes durable.
+/// Serves requests until every sender is gone.
 pub(super) fn run(core: &Core, requests: &Receiver<Request>) {
-    let mut unflushed = 0;
-    loop {
-        let received = if unflushed > 0 {
-            match requests.recv_timeout(FLUSH_AFTER) {
-                Ok(request) => Ok(request),
-                Err(RecvTimeoutError::Timeout) => {
-                    if flush(core) {
-                        unflushed = 0;
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => Err(()),
-            }
-        } else {
-            requests.recv().map_err(drop)
-        };
-        let Ok(first) = received else {
-            break;
-        };
+    while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match requests.try_recv() {
@@ -128,51 +96,17 @@ pub(super) fn run(core: &Core, requests: &Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let durable = unflushed >= MAX_UNFLUSHED || batch.iter().any(Request::needs_fsync);
-        if commit(core, batch, durable) {
-            unflushed = if durable { 0 } else { unflushed + 1 };
-        }
-    }
-    if unflushed > 0 {
-        flush(core);
+        commit(core, batch);
     }
 }
 
-impl Request {
-    /// Whether the caller's answer must wait until the change is on disk. Only a send's outcome
-    /// may wait for a later commit: losing it in a crash means the notification is sent again
-    /// (or retried sooner, or dead-lettered again), never that one is lost.
-    fn needs_fsync(&self) -> bool {
-        !matches!(self, Self::Settle { .. })
-    }
-}
-
-/// Makes every earlier commit durable with an empty durable one; false when it failed.
-fn flush(core: &Core) -> bool {
-    let flushed = core
-        .db
-        .begin_write()
-        .map_err(OutboxError::from)
-        .and_then(|txn| txn.commit().map_err(OutboxError::from));
-    if let Err(error) = &flushed {
-        tracing::error!("the outbox could not write the last send outcomes to disk: {error}");
-    }
-    flushed.is_ok()
-}
-
-/// Applies a batch in one transaction, commits (with an fsync when `durable`), updates the
-/// schedule, then answers; true when the transaction was committed.
-fn commit(core: &Core, batch: Vec<Request>, durable: bool) -> bool {
+/// Applies a batch in one transaction, commits, updates the schedule, then answers.
+fn commit(core: &Core, batch: Vec<Request>) {
     let now = core.now();
     let size = batch.len();
     let mut effects = Vec::new();
     let (answers, failure) = match core.db.begin_write() {
-        Ok(mut txn) => {
-            if !durable {
-                // Refused only for savepoints and multi-process use, neither of which the outbox
-                // has; the commit is then durable, which is always safe.
-                let _stays_durable = txn.set_durability(Durability::None);
-            }
+        Ok(txn) => {
             let (answers, failure) = apply_batch(core.limits, &txn, batch, now, &mut effects);
             let failure = match failure {
                 None => txn.commit().err().map(OutboxError::from),
@@ -203,7 +137,6 @@ fn commit(core: &Core, batch: Vec<Request>, durable: bool) -> bool {
     for answer in answers {
         answer.send(failure.as_ref());
     }
-    failure.is_none()
 }
 
 /// Applies each request in turn; stops writing at the first storage error.

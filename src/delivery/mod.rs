@@ -49,7 +49,6 @@
 //!   so a health check can ask for a restart.
 //! - **Group commit.** Concurrent calls are batched by one committer thread into one write
 //!   transaction; no redb work runs on an async worker (reads use Tokio's blocking pool).
-//!   Batches of send outcomes alone are committed without an fsync (see `committer.rs`).
 //! - **Backpressure.** At most `PUSHJET_BRIDGE_MAX_QUEUE` notifications pending; beyond it
 //!   `enqueue` refuses with [`OutboxError::Full`] and queues nothing.
 //! - **Deduplication** on the caller's key for `PUSHJET_BRIDGE_DEDUP_WINDOW`, kept on disk, so it
@@ -66,10 +65,9 @@
 //! - **At-least-once to Pushjet.** A notification is removed only after Pushjet acknowledged it
 //!   *and* that outcome is committed. On our side the one window for a duplicate is a crash (or a
 //!   shutdown grace period running out) between Pushjet's 200 and our commit: the notification is
-//!   still pending on the next start and is sent again. A route's next send does not wait for
-//!   that commit, and a commit holding only outcomes of sends skips its fsync (the next commit
-//!   with one, at most a second later, makes it durable), so a crash re-sends the notifications
-//!   delivered in about the last second before it, never one that was not sent before. Pushjet has no idempotency keys, so an
+//!   still pending on the next start and is sent again. Since a route's next send does not wait
+//!   for that commit, a crash can leave the last few notifications of each route in this window
+//!   (those sent within about one commit's time before it), never one that was not sent before. Pushjet has no idempotency keys, so an
 //!   answer lost on the way back (a timeout after the server stored the message, or Pushjet's own
 //!   500 after storing it, see `shared/pushjet-api.md` §1.5) also leads to a second send.
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish

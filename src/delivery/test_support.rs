@@ -2,7 +2,7 @@
 //! hand, and a storage backend whose writes fail on demand (a full or read-only disk, even for
 //! root).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -90,8 +90,6 @@ pub(super) struct FailingBackend {
     inner: InMemoryBackend,
     pub(super) failing: Arc<AtomicBool>,
     sync_delay: Duration,
-    /// How many syncs (fsyncs) were asked for.
-    pub(super) syncs: Arc<AtomicU64>,
 }
 
 impl FailingBackend {
@@ -100,7 +98,6 @@ impl FailingBackend {
             inner: InMemoryBackend::new(),
             failing: Arc::new(AtomicBool::new(false)),
             sync_delay: Duration::ZERO,
-            syncs: Arc::default(),
         }
     }
 
@@ -137,7 +134,6 @@ impl StorageBackend for FailingBackend {
 
     fn sync_data(&self) -> std::io::Result<()> {
         self.check()?;
-        self.syncs.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(self.sync_delay);
         self.inner.sync_data()
     }
