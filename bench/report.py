@@ -30,19 +30,27 @@ def main():
     def latency(prefix):
         return f"p50 {num(prefix + '_p50_ms'):.2f} ms, p99 {num(prefix + '_p99_ms'):.2f} ms"
 
+    def cpu(prefix, what="request"):
+        per = num(prefix + "_cpu_s") / num(prefix + "_requests") * 1e6
+        return f"; servers' CPU {num(prefix + '_cpu_s'):.1f} s = {per:.0f} us per {what}"
+
     def check(ok):
         return "met" if ok else "MISSED"
 
     bare, forwarder = num("bare_rps"), num("forwarder_rps")
-    row("bare handler (reference), requests", rate("bare"), latency("bare"))
-    row("minimal forwarder (reference), requests", rate("forwarder"), latency("forwarder"))
+    row("bare handler (reference), requests", rate("bare"), latency("bare") + cpu("bare"))
+    row(
+        "minimal forwarder + sink (reference), requests",
+        rate("forwarder"),
+        latency("forwarder") + cpu("forwarder"),
+    )
     for name, label in (("am", "Alertmanager group of 5, bearer"), ("gh", "GitHub push, signed")):
         accepted = num(f"{name}_rps")
         ratio = accepted / bare
         row(
             f"{label}: accepted webhooks (202)",
             rate(name),
-            latency(name),
+            latency(name) + cpu(name, "webhook"),
             f"{ratio:.0%} of bare",
             ">= 35% of bare",
             check(ratio >= 0.35),
@@ -99,6 +107,10 @@ def main():
     for line in rows:
         print(" | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip())
     print(f"unexpected answers (not 202, or socket errors) over all runs: {errors}")
+    print(
+        f"other work on the machine ({r['cores']} cores): {r['busy_before_percent']}% busy before "
+        f"the run, {r['busy_after_percent']}% after (should be near 0 for numbers worth keeping)"
+    )
 
 
 if __name__ == "__main__":

@@ -78,16 +78,29 @@ start() {
 
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
-# wrk with one of bench/wrk/*.lua; records <name>_{rps,p50_ms,p99_ms,...} and counts answers
-# other than 202.
+# CPU seconds (user + system) used so far by the given processes.
+cpu_s() {
+  local pid total=0
+  for pid in "$@"; do
+    total=$(awk -v total="$total" '{ print total + ($14 + $15) / 100 }' "/proc/$pid/stat")
+  done
+  echo "$total"
+}
+
+# wrk with one of bench/wrk/*.lua; records <name>_{rps,p50_ms,p99_ms,...}, the CPU seconds the
+# given server processes used meanwhile (<name>_cpu_s), and counts answers other than 202.
 load() {
   local name=$1 script=$2 url=$3
+  shift 3
+  local cpu_before
+  cpu_before=$(cpu_s "$@")
   local output
   output=$(BENCH_WRK_DIR=$ROOT/bench/wrk BENCH_RUN="$name-$$-$RANDOM" BENCH_THREADS=$THREADS \
     wrk -t$THREADS -c$CONNECTIONS -d"${DURATION}s" -s "$ROOT/bench/wrk/$script" "$url")
   local line
   line=$(grep '^RESULT ' <<<"$output") || { echo "$output" >&2; exit 1; }
   for pair in ${line#RESULT }; do record "${name}_${pair%%=*}" "${pair#*=}"; done
+  record "${name}_cpu_s" "$(python3 -c "print(round($(cpu_s "$@") - $cpu_before, 2))")"
   local unexpected socket_errors
   unexpected=$(sed -n 's/.* unexpected=\([0-9]*\).*/\1/p' <<<"$line")
   socket_errors=$(sed -n 's/.* socket_errors=\([0-9]*\).*/\1/p' <<<"$line")
@@ -100,21 +113,39 @@ value() { sed -n "s/^$1=//p" "$RESULTS" | tail -1; }
 sink_count() { curl -s "http://$HOST:$SINK_PORT/count"; }
 rss_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
 
+# How busy the machine is with other work, in % of all cores over 2 s (the harness itself is idle
+# while this runs): other builds or tests during the run make every number here worse.
+busy_percent() {
+  python3 - <<'PY'
+import time
+def sample():
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+b0, t0 = sample(); time.sleep(2); b1, t1 = sample()
+print(round(100 * (b1 - b0) / max(1, t1 - t0)))
+PY
+}
+record busy_before_percent "$(busy_percent)"
+say "the machine was $(value busy_before_percent)% busy with other work before the run"
+
 say "payloads from $FIXTURES"
 python3 "$ROOT/bench/payloads.py" "$FIXTURES" "$WORK" "$WEBHOOK_SECRET"
 export BENCH_BODY BENCH_PATHS BENCH_TOKEN=$ALERTS_TOKEN BENCH_SIGNATURE=$WORK/github-push.sig
 
 say "reference: bare handler"
 start bare $BARE_PORT "$EXAMPLES/bare_handler" "$HOST:$BARE_PORT"
-BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load bare small.lua "http://$HOST:$BARE_PORT"
+BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load bare small.lua "http://$HOST:$BARE_PORT" "$LAST_PID"
 stop "$LAST_PID"
 
 say "reference: minimal forwarder and sink"
 start sink $SINK_PORT "$EXAMPLES/sink" "$HOST:$SINK_PORT"
+SINK_PID=$LAST_PID
 start forwarder $FORWARDER_PORT "$EXAMPLES/minimal_forwarder" "$HOST:$FORWARDER_PORT" \
   "http://$HOST:$SINK_PORT/message"
 FORWARDER_PID=$LAST_PID
-BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load forwarder small.lua "http://$HOST:$FORWARDER_PORT"
+BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load forwarder small.lua "http://$HOST:$FORWARDER_PORT" \
+  "$FORWARDER_PID" "$SINK_PID"
 stop "$FORWARDER_PID"
 
 # The bridge: two routes delivering to the sink, the durable outbox in a fresh data directory.
@@ -160,7 +191,8 @@ measure() {
   local name=$1 script=$2 body=$3 path=$4
   local before after delivered accepted
   before=$(sink_count)
-  BENCH_BODY=$body BENCH_PATHS=$path load "$name" "$script" "http://$HOST:$BRIDGE_PORT"
+  BENCH_BODY=$body BENCH_PATHS=$path load "$name" "$script" "http://$HOST:$BRIDGE_PORT" \
+    "$BRIDGE_PID" "$SINK_PID"
   after=$(sink_count)
   delivered=$((after - before))
   accepted=$(value "${name}_requests")
@@ -170,7 +202,8 @@ measure() {
   local half
   half=$(python3 -c "print(round($(value "${name}_rps") / 2))")
   before=$(sink_count)
-  BENCH_RATE=$half BENCH_BODY=$body BENCH_PATHS=$path load "${name}_half" "$script" "http://$HOST:$BRIDGE_PORT"
+  BENCH_RATE=$half BENCH_BODY=$body BENCH_PATHS=$path load "${name}_half" "$script" \
+    "http://$HOST:$BRIDGE_PORT" "$BRIDGE_PID" "$SINK_PID"
   drain "${name}_half" $((before + $(value "${name}_half_requests")))
 }
 
@@ -194,5 +227,9 @@ PIDS+=("$BRIDGE_PID")
 record ready_ms "$(sed -n 's/^ready_ms=//p' "$WORK/ready")"
 sleep 1
 record idle_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
+
+stop "$BRIDGE_PID"
+record busy_after_percent "$(busy_percent)"
+record cores "$(nproc)"
 
 python3 "$ROOT/bench/report.py" "$RESULTS"
