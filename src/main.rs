@@ -10,8 +10,9 @@ use pushjet_bridge::config::Settings;
 use pushjet_bridge::telemetry;
 
 /// mimalloc instead of the system allocator: glibc's arenas were a third of the HTTP workers'
-/// time under load (and a lock the committer waited on); the musl build gets the same one. Built without
-/// transparent huge pages, which would otherwise double the idle RSS (see BENCHMARKS.md).
+/// time under load (and a lock the committer waited on); the musl build gets the same one.
+/// Built without transparent huge pages, which would otherwise double the idle RSS (see
+/// BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
