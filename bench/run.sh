@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Load harness: measures the bridge and two reference servers in one run on this machine, prints
+# Load harness: measures the bridge and three reference servers in one run on this machine, prints
 # one table, and exits. Everything listens on 127.0.0.1 and every load run is bounded in time.
 #
-#   bench/run.sh                      # about 2 minutes once built
+#   bench/run.sh                      # about 2.5 minutes once built
 #   BENCH_DURATION=5 bench/run.sh     # shorter runs
 #
 # What it does (BENCHMARKS.md explains each number):
 #   1. builds the release binary and the reference servers of examples/ (bare_handler,
-#      minimal_forwarder, sink), and installs Debian's wrk if it is missing;
+#      minimal_forwarder, sink, durable_acceptor), and installs Debian's wrk if it is missing;
 #   2. wrk -t2 -c50 with a small JSON POST against the bare handler, then against the minimal
 #      forwarder (forwarding to the sink);
 #   3. starts target/release/pushjet-bridge with two routes delivering to the sink (which answers
@@ -17,7 +17,14 @@
 #      latency of the 202, notifications counted at the sink while it runs), the time until the
 #      backlog is delivered, then wrk paced to half the accepted rate (latency under normal load);
 #   4. reads RSS from /proc (VmRSS idle, VmHWM peak), restarts the bridge on its data directory
-#      and times the first 200 on /readyz.
+#      and times the first 200 on /readyz, then stops it;
+#   5. starts the durable acceptor, the least work that keeps each request on disk (each body
+#      appended to a log file in the temporary directory, on the same disk as the bridge's data
+#      directory, group-committed with fdatasync, 202 after), so that what the disk costs can be
+#      told apart from what the bridge costs: wrk with the Alertmanager requests at full speed,
+#      then paced to the bridge's two half rates (Alertmanager, then GitHub requests); then stops
+#      it and deletes its log (3.3 KB per Alertmanager request: gigabytes after a fast full-speed
+#      run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,7 +35,7 @@ CONNECTIONS=50
 FIXTURES=${BENCH_FIXTURES:-$ROOT/../shared/fixtures}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=127.0.0.1
-BARE_PORT=18181 FORWARDER_PORT=18182 SINK_PORT=18190 BRIDGE_PORT=18180
+BARE_PORT=18181 FORWARDER_PORT=18182 DURABLE_PORT=18183 SINK_PORT=18190 BRIDGE_PORT=18180
 ALERTS_TOKEN=bench-alertmanager-token
 WEBHOOK_SECRET=bench-github-webhook-secret
 
@@ -44,7 +51,7 @@ fi
 
 say "building release binaries"
 cargo build --release --locked --quiet --bin pushjet-bridge \
-  --example bare_handler --example minimal_forwarder --example sink
+  --example bare_handler --example minimal_forwarder --example sink --example durable_acceptor
 BRIDGE=${BENCH_BRIDGE:-$TARGET/release/pushjet-bridge}   # BENCH_BRIDGE: compare another build
 EXAMPLES=$TARGET/release/examples
 
@@ -201,6 +208,7 @@ measure() {
   drain "$name" $((before + accepted))
   local half
   half=$(python3 -c "print(round($(value "${name}_rps") / 2))")
+  record "${name}_half_rate" "$half"
   before=$(sink_count)
   BENCH_RATE=$half BENCH_BODY=$body BENCH_PATHS=$path load "${name}_half" "$script" \
     "http://$HOST:$BRIDGE_PORT" "$BRIDGE_PID" "$SINK_PID"
@@ -215,7 +223,6 @@ measure gh github.lua "$WORK/github-push.json" /hooks/github
 record peak_rss_kb "$(rss_kb "$BRIDGE_PID" VmHWM)"
 sleep 2
 record after_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
-record unexpected_answers "$UNEXPECTED"
 
 say "bridge: restart on the same data directory"
 record ready_pending "$(curl -s "http://$HOST:$BRIDGE_PORT/metrics" | awk '$1 == "pushjet_bridge_outbox_pending" { print $2 }')"
@@ -229,6 +236,23 @@ sleep 1
 record idle_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
 
 stop "$BRIDGE_PID"
+
+# The durable acceptor, with the bridge stopped: the Alertmanager requests at full speed, then
+# paced to the rates of the bridge's half-rate runs, so that their p99 can be compared.
+say "reference: durable acceptor"
+DURABLE_LOG=$WORK/durable-acceptor.log
+start durable $DURABLE_PORT "$EXAMPLES/durable_acceptor" "$HOST:$DURABLE_PORT" "$DURABLE_LOG"
+DURABLE_PID=$LAST_PID
+BENCH_BODY=$WORK/alertmanager-5.json BENCH_PATHS=/hooks/alerts load durable alertmanager.lua \
+  "http://$HOST:$DURABLE_PORT" "$DURABLE_PID"
+BENCH_RATE=$(value am_half_rate) BENCH_BODY=$WORK/alertmanager-5.json BENCH_PATHS=/hooks/alerts \
+  load durable_am_half alertmanager.lua "http://$HOST:$DURABLE_PORT" "$DURABLE_PID"
+BENCH_RATE=$(value gh_half_rate) BENCH_BODY=$WORK/github-push.json BENCH_PATHS=/hooks/github \
+  load durable_gh_half github.lua "http://$HOST:$DURABLE_PORT" "$DURABLE_PID"
+stop "$DURABLE_PID"
+rm -f "$DURABLE_LOG"   # gigabytes after a fast full-speed run
+
+record unexpected_answers "$UNEXPECTED"
 record busy_after_percent "$(busy_percent)"
 record cores "$(nproc)"
 
