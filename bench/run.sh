@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load harness: measures the bridge and three reference servers in one run on this machine, prints
-# one table, and exits. Everything listens on 127.0.0.1 and every load run is bounded in time.
+# one table and how long the whole run took, and exits. Everything listens on 127.0.0.1 and every
+# load run is bounded in time.
 #
 #   bench/run.sh                      # about 2.5 minutes once built
 #   BENCH_DURATION=5 bench/run.sh     # shorter runs
@@ -50,8 +51,10 @@ if ! command -v wrk >/dev/null; then
 fi
 
 say "building release binaries"
+BUILD_STARTED=$SECONDS
 cargo build --release --locked --quiet --bin pushjet-bridge \
   --example bare_handler --example minimal_forwarder --example sink --example durable_acceptor
+BUILD_S=$((SECONDS - BUILD_STARTED))
 BRIDGE=${BENCH_BRIDGE:-$TARGET/release/pushjet-bridge}   # BENCH_BRIDGE: compare another build
 EXAMPLES=$TARGET/release/examples
 
@@ -257,3 +260,4 @@ record busy_after_percent "$(busy_percent)"
 record cores "$(nproc)"
 
 python3 "$ROOT/bench/report.py" "$RESULTS"
+echo "harness: $SECONDS s (build $BUILD_S s)"   # wall time since the script started
