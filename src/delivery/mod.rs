@@ -74,6 +74,7 @@
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
 mod committer;
+mod journal;
 mod outbox;
 mod retry;
 mod schedule;
@@ -83,6 +84,7 @@ mod worker;
 #[cfg(test)]
 mod test_support;
 
+pub use journal::JOURNAL_FILE_NAME;
 pub use outbox::{DeadLetter, Enqueued, OUTBOX_FILE_NAME, Outbox, OutboxError, RetriedDeadLetters};
 pub use retry::{Decision, Failure, RetryPolicy, classify};
 pub use settings::{DeliverySettings, DeliverySettingsError};
