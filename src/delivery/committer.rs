@@ -1,13 +1,15 @@
 //! Group commit: one thread makes every change to the outbox. It takes the first waiting request,
-//! drains whatever else is queued behind it (up to [`MAX_BATCH`]), applies them all in ONE redb
-//! write transaction, commits it (one fsync), updates the in-memory schedule, and only then
-//! answers each caller. Nobody hears back before their data is on disk, and a burst of webhooks
-//! costs one fsync per batch instead of one each.
+//! drains whatever else is queued behind it (up to [`MAX_BATCH`]), applies them all to the open
+//! redb write transaction, appends their changes to the journal as one frame and syncs it (one
+//! `fdatasync` of one sequential write), and only then answers each caller. Nobody hears back
+//! before their data is on disk, and a burst of webhooks costs one sync per batch instead of one
+//! each. The write transaction is committed durably every [`APPLY_DELAY`] (see [`run`]).
 //!
 //! Within a batch each request is checked before it writes anything, so a refused request (a
 //! duplicate, a full outbox, an unknown dead letter) changes nothing and does not disturb the
 //! others. A storage error aborts the whole transaction and every caller of the batch gets
-//! [`OutboxError::Unavailable`].
+//! [`OutboxError::Unavailable`]; if the transaction also held batches already answered, they are
+//! safe in the journal only, so everything is refused until a restart replays it.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;

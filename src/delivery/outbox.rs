@@ -14,8 +14,10 @@
 //! No secret is ever stored: the delivery worker looks the route's secret up when it sends.
 //!
 //! Every change goes through the committer thread (see `committer.rs`), which batches concurrent
-//! requests into one write transaction and answers each caller only once that transaction is on
-//! disk. Reads run on Tokio's blocking pool, never on an async worker.
+//! requests and answers each caller only once the batch is on disk in the journal,
+//! `<data_dir>/outbox.journal` (see `journal.rs`); the tables above take the journaled changes in
+//! a durable commit every few milliseconds, and opening the outbox replays what they had not taken
+//! when the process stopped. Reads run on Tokio's blocking pool, never on an async worker.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
