@@ -2,9 +2,10 @@
 //! answered, and the dispatcher that sends from it to Pushjet with retries and dead letters.
 //!
 //! ```text
-//! hook handler ──enqueue──► committer thread ──one redb transaction per batch──► outbox.redb
-//!      ▲                        │  (group commit; answers after the fsync)           │
-//!      └── Queued(ids) / Duplicate / Full / Unavailable                              │
+//! hook handler ──enqueue──► committer thread ──one frame per batch, synced──► outbox.journal
+//!      ▲                        │  (group commit; answers after the sync)
+//!      └── Queued(ids) / Duplicate / Full / Unavailable
+//!                               │  the batches of 10 ms, one durable commit ───► outbox.redb
 //!                               └─ wakes ─► dispatcher (actix task) ◄── due work ────┘
 //!                                             │ ≤ CONCURRENCY routes at once, each a run:
 //!                                             │ one send at a time, its outcome committed
@@ -43,12 +44,14 @@
 //! # Guarantees
 //!
 //! - **Durable before answered.** `enqueue` returns only after the notifications (and the dedup
-//!   key, in the same transaction) are committed with redb's immediate durability (fsync). If the
-//!   store cannot be written the caller gets [`OutboxError::Unavailable`], never an id. After
-//!   such an I/O error redb refuses writes until reopened; [`Outbox::is_writable`] turns false
-//!   so a health check can ask for a restart.
-//! - **Group commit.** Concurrent calls are batched by one committer thread into one write
-//!   transaction; no redb work runs on an async worker (reads use Tokio's blocking pool).
+//!   key, in the same frame) are appended to the outbox journal and synced (`fdatasync`); redb
+//!   takes them in a durable commit within 10 ms, and [`Outbox::open`] replays the journal frames
+//!   it had not taken before a crash. If the journal cannot be written the caller gets
+//!   [`OutboxError::Unavailable`], never an id. After an I/O error [`Outbox::is_writable`] turns
+//!   false so a health check can ask for a restart.
+//! - **Group commit.** Concurrent calls are batched by one committer thread into one journal
+//!   frame, and the batches of 10 ms into one redb transaction; no disk I/O runs on an async
+//!   worker (reads use Tokio's blocking pool).
 //! - **Backpressure.** At most `PUSHJET_BRIDGE_MAX_QUEUE` notifications pending; beyond it
 //!   `enqueue` refuses with [`OutboxError::Full`] and queues nothing.
 //! - **Deduplication** on the caller's key for `PUSHJET_BRIDGE_DEDUP_WINDOW`, kept on disk, so it
@@ -74,6 +77,7 @@
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
 mod committer;
+mod journal;
 mod outbox;
 mod retry;
 mod schedule;
@@ -83,6 +87,7 @@ mod worker;
 #[cfg(test)]
 mod test_support;
 
+pub use journal::JOURNAL_FILE_NAME;
 pub use outbox::{DeadLetter, Enqueued, OUTBOX_FILE_NAME, Outbox, OutboxError, RetriedDeadLetters};
 pub use retry::{Decision, Failure, RetryPolicy, classify};
 pub use settings::{DeliverySettings, DeliverySettingsError};

@@ -14,13 +14,15 @@
 //! No secret is ever stored: the delivery worker looks the route's secret up when it sends.
 //!
 //! Every change goes through the committer thread (see `committer.rs`), which batches concurrent
-//! requests into one write transaction and answers each caller only once that transaction is on
-//! disk. Reads run on Tokio's blocking pool, never on an async worker.
+//! requests and answers each caller only once the batch is on disk in the journal,
+//! `<data_dir>/outbox.journal` (see `journal.rs`); the tables above take the journaled changes in
+//! a durable commit every few milliseconds, and opening the outbox replays what they had not taken
+//! when the process stopped. Reads run on Tokio's blocking pool, never on an async worker.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -121,7 +123,8 @@ unavailable_from!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 impl From<serde_json::Error> for OutboxError {
@@ -225,6 +228,9 @@ pub(super) struct Core {
     pub(super) limits: Limits,
     /// False once a write transaction has failed.
     pub(super) writable: AtomicBool,
+    /// Notifications stored (in the journal) that the schedule does not hold yet: they join it
+    /// when the committer's open transaction is committed, a few milliseconds later.
+    pub(super) staged: AtomicU64,
     clock: Arc<dyn Clock>,
     /// How many write transactions the committer has made.
     #[cfg(test)]
@@ -301,7 +307,7 @@ impl Outbox {
                     OutboxError::Unavailable(format!("cannot open {}: {other}", path.display()))
                 }
             })?;
-        Self::start(db, path, settings, clock)
+        Self::start(db, path, Some(data_dir), settings, clock)
     }
 
     /// Opens an outbox kept in the given storage backend (tests use one that can fail on demand).
@@ -313,12 +319,21 @@ impl Outbox {
         let db = Database::builder()
             .create_with_backend(backend)
             .map_err(|error| OutboxError::Unavailable(error.to_string()))?;
-        Self::start(db, PathBuf::from("memory"), settings, Arc::new(SystemClock))
+        Self::start(
+            db,
+            PathBuf::from("memory"),
+            None,
+            settings,
+            Arc::new(SystemClock),
+        )
     }
 
+    /// Starts the committer on an open database; with `journal_dir`, after replaying the journal
+    /// kept there (without one every commit is durable on its own).
     fn start(
         db: Database,
         path: PathBuf,
+        journal_dir: Option<&Path>,
         settings: &DeliverySettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, OutboxError> {
@@ -331,6 +346,13 @@ impl Outbox {
             txn.open_table(META)?;
         }
         txn.commit()?;
+        let limits = Limits {
+            max_queue: settings.max_queue,
+            dedup_window_ms: duration_millis(settings.dedup_window),
+        };
+        let journal = journal_dir
+            .map(|dir| committer::replay_journal(&db, dir, limits))
+            .transpose()?;
         let schedule = load_schedule(&db)?;
         if schedule.len() > 0 {
             tracing::info!(
@@ -343,10 +365,8 @@ impl Outbox {
             schedule: Mutex::new(schedule),
             wake: Notify::new(),
             writable: AtomicBool::new(true),
-            limits: Limits {
-                max_queue: settings.max_queue,
-                dedup_window_ms: duration_millis(settings.dedup_window),
-            },
+            staged: AtomicU64::new(0),
+            limits,
             clock,
             #[cfg(test)]
             transactions: std::sync::atomic::AtomicU64::new(0),
@@ -356,7 +376,7 @@ impl Outbox {
             .name("outbox-committer".to_owned())
             .spawn({
                 let core = core.clone();
-                move || committer::run(&core, &inbox)
+                move || committer::run(&core, &inbox, journal)
             })
             .map_err(|error| {
                 OutboxError::Unavailable(format!("cannot start the committer thread: {error}"))
@@ -405,7 +425,8 @@ impl Outbox {
 
     /// How many notifications wait for delivery (in flight included).
     pub fn pending_count(&self) -> u64 {
-        u64::try_from(self.core().schedule().len()).unwrap_or(u64::MAX)
+        let scheduled = u64::try_from(self.core().schedule().len()).unwrap_or(u64::MAX);
+        scheduled.saturating_add(self.core().staged.load(Ordering::Relaxed))
     }
 
     /// How long the longest-waiting pending notification has been waiting (since it was queued,
@@ -724,6 +745,116 @@ mod tests {
         assert_eq!(stored.attempts, 0);
     }
 
+    /// The database file as it is now: taken right after opening, it is what a crash leaves
+    /// when the crash comes before the first commit (the one that holds nothing of the journal).
+    fn database_bytes(dir: &TempDir) -> Vec<u8> {
+        std::fs::read(dir.path().join(OUTBOX_FILE_NAME)).unwrap()
+    }
+
+    /// A data directory holding `database` and the journal of `dir` as it is now: every frame
+    /// written since must be replayed from the journal.
+    fn crash_image(database: &[u8], dir: &TempDir) -> TempDir {
+        let image = TempDir::new().unwrap();
+        std::fs::write(image.path().join(OUTBOX_FILE_NAME), database).unwrap();
+        let journal = super::super::journal::JOURNAL_FILE_NAME;
+        std::fs::copy(dir.path().join(journal), image.path().join(journal)).unwrap();
+        image
+    }
+
+    #[actix_web::test]
+    async fn a_crash_loses_nothing_the_journal_holds_and_applies_it_once() {
+        let dir = TempDir::new().unwrap();
+        let outbox = open(&dir);
+        let database = database_bytes(&dir);
+        let key = || Some("github:crash".to_owned());
+        let first = queued(
+            outbox
+                .enqueue(&route("gh"), vec![message("one"), message("two")], key())
+                .await,
+        );
+        queued(
+            outbox
+                .enqueue(&route("am"), vec![message("three")], None)
+                .await,
+        );
+        outbox
+            .settle(first[0], &route("gh"), Settlement::Sent)
+            .await
+            .unwrap();
+        let retry_at = outbox.core().now() + 60_000;
+        outbox
+            .settle(
+                first[1],
+                &route("gh"),
+                Settlement::Retry {
+                    at: retry_at,
+                    error: "503".to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        let image = crash_image(&database, &dir);
+        let without_journal = TempDir::new().unwrap();
+        std::fs::write(without_journal.path().join(OUTBOX_FILE_NAME), &database).unwrap();
+        assert_eq!(
+            open(&without_journal).pending_count(),
+            0,
+            "the database image alone holds none of it"
+        );
+
+        let recovered = open(&image);
+        assert_eq!(recovered.pending_count(), 2, "two: the first one was sent");
+        let retried = recovered.load(first[1]).await.unwrap().unwrap();
+        assert_eq!((retried.attempts, retried.next_attempt_at), (1, retry_at));
+        assert_eq!(retried.last_error.as_deref(), Some("503"));
+        assert_eq!(
+            recovered.load(3).await.unwrap().unwrap().message,
+            message("three")
+        );
+        let again = recovered
+            .enqueue(&route("gh"), vec![message("one")], key())
+            .await
+            .unwrap();
+        assert_eq!(again, Enqueued::Duplicate, "the dedup key came back too");
+        assert_eq!(
+            queued(
+                recovered
+                    .enqueue(&route("gh"), vec![message("four")], None)
+                    .await
+            ),
+            [4],
+            "ids go on after the recovered ones"
+        );
+        drop(recovered);
+
+        // The frames replayed are still in the journal (it is emptied only once large): opening
+        // again applies none of them twice.
+        let reopened = open(&image);
+        assert_eq!(reopened.pending_count(), 3, "nothing applied twice");
+    }
+
+    #[actix_web::test]
+    async fn dead_letter_changes_are_recovered_from_the_journal() {
+        let dir = TempDir::new().unwrap();
+        let outbox = open(&dir);
+        let database = database_bytes(&dir);
+        let messages = (1..=4).map(|n| message(&format!("m{n}"))).collect();
+        queued(outbox.enqueue(&route("gh"), messages, None).await);
+        kill(&outbox, &[1, 2, 3, 4]).await;
+        outbox.purge_dead_letter(4).await.unwrap();
+        outbox.retry_dead_letter(3).await.unwrap();
+        let retried = outbox.retry_all_dead_letters().await.unwrap();
+        assert_eq!(retried.ids, [1, 2]);
+        kill(&outbox, &[2]).await;
+
+        let recovered = open(&crash_image(&database, &dir));
+        assert_eq!(recovered.pending_count(), 2);
+        assert!(recovered.load(1).await.unwrap().is_some());
+        assert!(recovered.load(3).await.unwrap().is_some());
+        let dead = recovered.dead_letters(None, 10).await.unwrap();
+        assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [2]);
+    }
+
     #[actix_web::test]
     async fn ids_keep_increasing_across_restarts_and_deliveries() {
         let dir = TempDir::new().unwrap();
@@ -999,6 +1130,12 @@ mod tests {
         queued(outbox.enqueue(&route("gh"), vec![message("a")], None).await);
         clock.advance(Duration::from_secs(5));
         queued(outbox.enqueue(&route("gh"), vec![message("b")], None).await);
+        // New notifications join the schedule when the committer's transaction is committed,
+        // milliseconds (of real time) after they were stored.
+        let started = std::time::Instant::now();
+        while outbox.core().schedule().len() < 2 && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert_eq!(outbox.oldest_pending_age(), Some(Duration::from_secs(5)));
     }
 }

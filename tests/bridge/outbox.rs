@@ -305,7 +305,8 @@ async fn wait_for_messages_for(app: &RoutedApp, count: usize, limit: Duration) -
 async fn a_disk_that_refuses_writes_gets_503_with_retry_after_and_nothing_is_accepted() {
     let app = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "r")]).await;
     let outbox = app.app.data_dir.join("outbox.redb");
-    let _immutable = Immutable::set(&[&outbox, &app.app.data_dir]);
+    let journal = app.app.data_dir.join("outbox.journal");
+    let _immutable = Immutable::set(&[&outbox, &journal, &app.app.data_dir]);
     let answer = post(&app.url("/hooks/r"), &[JSON], body("not on disk")).await;
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert!(
