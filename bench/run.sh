@@ -7,8 +7,9 @@
 #   BENCH_DURATION=5 bench/run.sh     # shorter runs
 #
 # What it does (BENCHMARKS.md explains each number):
-#   1. builds the release binary and the reference servers of examples/ (bare_handler,
-#      minimal_forwarder, sink, durable_acceptor), and installs Debian's wrk if it is missing;
+#   1. builds the release binary and the reference servers of examples/reference/ (one example
+#      binary, `reference NAME`: bare_handler, minimal_forwarder, sink, durable_acceptor), and
+#      installs Debian's wrk if it is missing;
 #   2. wrk -t2 -c50 with a small JSON POST against the bare handler, then against the minimal
 #      forwarder (forwarding to the sink);
 #   3. starts target/release/pushjet-bridge with two routes delivering to the sink (which answers
@@ -52,11 +53,10 @@ fi
 
 say "building release binaries"
 BUILD_STARTED=$SECONDS
-cargo build --release --locked --quiet --bin pushjet-bridge \
-  --example bare_handler --example minimal_forwarder --example sink --example durable_acceptor
+cargo build --release --locked --quiet --bin pushjet-bridge --example reference
 BUILD_S=$((SECONDS - BUILD_STARTED))
 BRIDGE=${BENCH_BRIDGE:-$TARGET/release/pushjet-bridge}   # BENCH_BRIDGE: compare another build
-EXAMPLES=$TARGET/release/examples
+REFERENCE=$TARGET/release/examples/reference
 
 WORK=$(mktemp -d)
 RESULTS=$WORK/results
@@ -144,14 +144,14 @@ python3 "$ROOT/bench/payloads.py" "$FIXTURES" "$WORK" "$WEBHOOK_SECRET"
 export BENCH_BODY BENCH_PATHS BENCH_TOKEN=$ALERTS_TOKEN BENCH_SIGNATURE=$WORK/github-push.sig
 
 say "reference: bare handler"
-start bare $BARE_PORT "$EXAMPLES/bare_handler" "$HOST:$BARE_PORT"
+start bare $BARE_PORT "$REFERENCE" bare_handler "$HOST:$BARE_PORT"
 BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load bare small.lua "http://$HOST:$BARE_PORT" "$LAST_PID"
 stop "$LAST_PID"
 
 say "reference: minimal forwarder and sink"
-start sink $SINK_PORT "$EXAMPLES/sink" "$HOST:$SINK_PORT"
+start sink $SINK_PORT "$REFERENCE" sink "$HOST:$SINK_PORT"
 SINK_PID=$LAST_PID
-start forwarder $FORWARDER_PORT "$EXAMPLES/minimal_forwarder" "$HOST:$FORWARDER_PORT" \
+start forwarder $FORWARDER_PORT "$REFERENCE" minimal_forwarder "$HOST:$FORWARDER_PORT" \
   "http://$HOST:$SINK_PORT/message"
 FORWARDER_PID=$LAST_PID
 BENCH_BODY=$WORK/small.json BENCH_PATHS=/hooks/bench load forwarder small.lua "http://$HOST:$FORWARDER_PORT" \
@@ -244,7 +244,7 @@ stop "$BRIDGE_PID"
 # paced to the rates of the bridge's half-rate runs, so that their p99 can be compared.
 say "reference: durable acceptor"
 DURABLE_LOG=$WORK/durable-acceptor.log
-start durable $DURABLE_PORT "$EXAMPLES/durable_acceptor" "$HOST:$DURABLE_PORT" "$DURABLE_LOG"
+start durable $DURABLE_PORT "$REFERENCE" durable_acceptor "$HOST:$DURABLE_PORT" "$DURABLE_LOG"
 DURABLE_PID=$LAST_PID
 BENCH_BODY=$WORK/alertmanager-5.json BENCH_PATHS=/hooks/alerts load durable alertmanager.lua \
   "http://$HOST:$DURABLE_PORT" "$DURABLE_PID"

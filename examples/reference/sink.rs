@@ -4,7 +4,7 @@
 //! notifications per second where they arrive. It stores nothing.
 //!
 //! ```sh
-//! cargo run --release --example sink -- 127.0.0.1:18090
+//! cargo run --release --example reference -- sink 127.0.0.1:18090
 //! curl http://127.0.0.1:18090/count
 //! ```
 
@@ -36,10 +36,11 @@ async fn count() -> HttpResponse {
         .body(MESSAGES.load(Ordering::Relaxed).to_string())
 }
 
-#[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    let listen = std::env::args()
-        .nth(1)
+/// Serves until stopped; `args` are what follows the server's name on the command line.
+pub async fn serve(args: Vec<String>) -> std::io::Result<()> {
+    let listen = args
+        .into_iter()
+        .next()
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     HttpServer::new(|| {
         App::new()

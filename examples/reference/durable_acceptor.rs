@@ -6,7 +6,7 @@
 //! that the bridge's latency under normal load can be compared with what the disk alone costs.
 //!
 //! ```sh
-//! cargo run --release --example durable_acceptor -- 127.0.0.1:18083 /tmp/acceptor.log
+//! cargo run --release --example reference -- durable_acceptor 127.0.0.1:18083 /tmp/acceptor.log
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -64,9 +64,9 @@ async fn accept(body: web::Bytes, writer: web::Data<mpsc::Sender<Job>>) -> HttpR
     }
 }
 
-#[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
+/// Serves until stopped; `args` are what follows the server's name on the command line.
+pub async fn serve(args: Vec<String>) -> std::io::Result<()> {
+    let mut args = args.into_iter();
     let listen = args.next().unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let path = args.next().unwrap_or_else(|| DEFAULT_LOG.to_owned());
     let log = OpenOptions::new().create(true).append(true).open(&path)?;

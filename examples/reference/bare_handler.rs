@@ -7,11 +7,11 @@
 //! actix-http 3.x a handler that leaves a `Content-Length` body unread gets its connection closed
 //! after the answer (`should_close_for_unread_payload` in its HTTP/1 dispatcher), so every request
 //! would pay a new TCP connection and the reference would measure connection set-up instead of
-//! request handling (about 11,600 req/s instead of about 42,000 on the benchmark machine; see
+//! request handling (about 11,600 req/s instead of about 100,000 on the benchmark machine; see
 //! BENCHMARKS.md).
 //!
 //! ```sh
-//! cargo run --release --example bare_handler -- 127.0.0.1:18081
+//! cargo run --release --example reference -- bare_handler 127.0.0.1:18081
 //! ```
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -24,10 +24,11 @@ async fn accept(_body: web::Bytes) -> HttpResponse {
     HttpResponse::Accepted().finish()
 }
 
-#[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    let listen = std::env::args()
-        .nth(1)
+/// Serves until stopped; `args` are what follows the server's name on the command line.
+pub async fn serve(args: Vec<String>) -> std::io::Result<()> {
+    let listen = args
+        .into_iter()
+        .next()
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     HttpServer::new(|| App::new().default_service(web::to(accept)))
         .bind(&listen)?

@@ -5,8 +5,8 @@
 //! requests per second, measured in the same run.
 //!
 //! ```sh
-//! cargo run --release --example sink -- 127.0.0.1:18090 &
-//! cargo run --release --example minimal_forwarder -- 127.0.0.1:18082 http://127.0.0.1:18090/message
+//! cargo run --release --example reference -- sink 127.0.0.1:18090 &
+//! cargo run --release --example reference -- minimal_forwarder 127.0.0.1:18082 http://127.0.0.1:18090/message
 //! ```
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -37,9 +37,9 @@ async fn forward(body: web::Bytes, forward: web::Data<Forward>) -> HttpResponse 
     }
 }
 
-#[actix_web::main]
-async fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
+/// Serves until stopped; `args` are what follows the server's name on the command line.
+pub async fn serve(args: Vec<String>) -> std::io::Result<()> {
+    let mut args = args.into_iter();
     let listen = args.next().unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let sink = args.next().unwrap_or_else(|| DEFAULT_SINK.to_owned());
     HttpServer::new(move || {
