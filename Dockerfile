@@ -33,18 +33,24 @@ RUN apt-get update \
     && rustup target add "${RUST_TARGET}"
 WORKDIR /src
 
-# Dependencies only: the real manifest and lock file with an empty library and main.
+# Dependencies only: the real manifest and lock file with an empty library and main (and empty
+# benchmarks: cargo refuses a manifest whose [[bench]] files are missing, even to build a binary).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+RUN mkdir src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/pipeline.rs \
+    && echo 'fn main() {}' > benches/outbox.rs \
     && cargo build --release --locked --target "${RUST_TARGET}" \
-    && rm -rf src
+    && rm -rf src benches
 
-# The crate itself. build.rs and templates/ are needed here: the built-in templates are
-# compiled into the binary (include_dir!), so the runtime image needs no template files.
+# The crate itself. build.rs, templates/ and examples/ are needed here: the built-in templates
+# and the example payloads of `check` are compiled into the binary (include_dir!), so the runtime
+# image needs no template files.
 COPY build.rs ./
 COPY templates ./templates
+COPY examples ./examples
+COPY benches ./benches
 COPY src ./src
 # COPY keeps the files' own modification times, which can be older than the dummy build's:
 # touch them so cargo rebuilds the crate instead of shipping the dummy.
