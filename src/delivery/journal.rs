@@ -6,19 +6,27 @@
 //! The committer applies each batch to an open redb write transaction, appends the batch's
 //! effective changes here as one frame, syncs the file, and only then answers. The transaction
 //! collects the batches of a few milliseconds and is then committed durably; from then on the
-//! frames it holds are only history, and the file is emptied once it has grown past
-//! [`TRUNCATE_BYTES`]. Opening the outbox replays the frames the database does not hold yet:
-//! every transaction records the sequence number of its newest frame in `meta`, so a frame is
-//! applied at most once, whatever a crash left behind.
+//! frames it holds are only history, and the next frame is written at the start of the file
+//! again. Opening the outbox replays the frames the database does not hold yet: every transaction
+//! records the sequence number of its newest frame in `meta`, so a frame is applied at most once,
+//! whatever a crash left behind.
+//!
+//! The file is written in place, never grown in normal work: it is created at [`CAPACITY`],
+//! filled with zeros, and frames overwrite what is there. Syncing an overwrite flushes only the
+//! data, whereas syncing an append must also commit the file system's journal (the file's size,
+//! its new blocks), which waits for every other file's data in that journal transaction: the
+//! database's pages included. A batch larger than what is left grows the file.
 //!
 //! A frame: payload length (u32, little endian), CRC-32 of the payload (u32), then the payload:
 //! sequence number (u64), the batch's time in milliseconds since the epoch (u64), and the
 //! changes as a JSON array of [`Change`]. A frame that is cut short or fails its checksum ends
 //! the journal: it can only be the last append, interrupted by the crash before its sync, and
-//! nobody was told it was stored.
+//! nobody was told it was stored. So does a frame whose sequence number does not follow the one
+//! before it: what comes after the newest frames is older frames, or zeros.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,8 +37,9 @@ use crate::pushjet::NewMessage;
 /// The journal's file inside the data directory.
 pub const JOURNAL_FILE_NAME: &str = "outbox.journal";
 
-/// The size past which the journal is emptied once the database holds everything in it.
-const TRUNCATE_BYTES: u64 = 1024 * 1024;
+/// The journal file's size: room for the frames of one transaction (a few milliseconds of
+/// batches) many times over.
+const CAPACITY: u64 = 1024 * 1024;
 /// Length and checksum before each frame's payload.
 const FRAME_HEADER: usize = 8;
 /// Sequence number and time at the start of each payload.
@@ -101,8 +110,8 @@ pub(super) struct Frame {
 pub(super) struct Journal {
     file: File,
     path: PathBuf,
-    /// The file's length: the frames written.
-    len: u64,
+    /// Where the next frame is written; the frames before it are not all committed.
+    offset: u64,
     /// The sequence number of the next frame.
     next_seq: u64,
     /// Set when a transaction holding answered changes could not be committed: the journal is
@@ -111,32 +120,29 @@ pub(super) struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating, mode 0600 on Unix) the journal in `data_dir` and reads every intact frame
-    /// in it, oldest first. `next_seq` follows the newest frame and `last_applied` (the sequence
-    /// number the database holds).
+    /// Opens the journal in `data_dir` (creating it, mode 0600, filled with zeros to
+    /// [`CAPACITY`]) and reads every intact frame in it, oldest first. `next_seq` follows the
+    /// newest frame and `last_applied` (the sequence number the database holds).
     pub(super) fn open(data_dir: &Path, last_applied: u64) -> io::Result<(Self, Vec<Frame>)> {
         let path = data_dir.join(JOURNAL_FILE_NAME);
         let mut options = OpenOptions::new();
-        options.read(true).append(true).create(true);
-        #[cfg(unix)]
+        options.read(true).write(true).create(true);
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (frames, intact) = read_frames(&bytes);
-        if intact < bytes.len() {
-            file.set_len(u64::try_from(intact).unwrap_or(u64::MAX))?;
-            tracing::warn!(
-                ignored_bytes = bytes.len() - intact,
-                "the outbox journal ends with an interrupted write, which was never acknowledged; \
-                 ignoring it"
-            );
+        let length = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if length < CAPACITY {
+            let zeros = vec![0; usize::try_from(CAPACITY - length).unwrap_or(0)];
+            file.write_all_at(&zeros, length)?;
+            file.sync_all()?;
         }
         let newest = frames.last().map_or(0, |frame| frame.seq);
         let journal = Self {
             file,
             path,
-            len: u64::try_from(intact).unwrap_or(u64::MAX),
+            offset: u64::try_from(intact).unwrap_or(u64::MAX),
             next_seq: newest.max(last_applied).saturating_add(1),
             broken: false,
         };
@@ -159,59 +165,54 @@ impl Journal {
         self.broken
     }
 
-    /// Appends one frame holding `changes` (each already JSON) and syncs it to disk; returns the
-    /// frame's length. On failure the journal is cut back to where it was, as far as the disk
-    /// allows.
+    /// Writes one frame holding `changes` (each already JSON) after the frames not yet committed,
+    /// and syncs it to disk; returns the frame's length. On failure the frame is taken back, as
+    /// far as the disk allows.
     pub(super) fn append(&mut self, now: u64, changes: &[Vec<u8>]) -> io::Result<u64> {
         let frame = encode_frame(self.next_seq, now, changes);
+        let frame_len = u64::try_from(frame.len()).unwrap_or(u64::MAX);
         let written = self
             .file
-            .write_all(&frame)
+            .write_all_at(&frame, self.offset)
             .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
-                let frame_len = u64::try_from(frame.len()).unwrap_or(u64::MAX);
-                self.len = self.len.saturating_add(frame_len);
+                self.offset = self.offset.saturating_add(frame_len);
                 self.next_seq = self.next_seq.saturating_add(1);
                 Ok(frame_len)
             }
             Err(error) => {
-                self.rewind();
+                self.invalidate(self.offset);
                 Err(error)
             }
         }
     }
 
-    /// Takes back the last frame appended: its batch could not be committed to the database,
-    /// and its callers are told it failed.
+    /// Takes back the last frame written: its batch could not be committed to the database, and
+    /// its callers are told it failed.
     pub(super) fn undo_last(&mut self, frame_len: u64) {
-        self.len = self.len.saturating_sub(frame_len);
+        self.offset = self.offset.saturating_sub(frame_len);
         self.next_seq = self.next_seq.saturating_sub(1);
-        self.rewind();
+        self.invalidate(self.offset);
     }
 
-    /// Says that a durable commit holds every frame written; empties the file once it is larger
-    /// than [`TRUNCATE_BYTES`]. Nothing needs syncing: should old frames survive a crash, the
-    /// database says it has them already.
+    /// Says that a durable commit holds every frame written: the next one goes to the start of
+    /// the file. Nothing needs syncing: should a crash come before new frames replace the old
+    /// ones, the database says it has them already.
     pub(super) fn checkpointed(&mut self) {
-        if self.len < TRUNCATE_BYTES {
-            return;
-        }
-        self.len = 0;
-        if let Err(error) = self.file.set_len(0) {
-            tracing::warn!(
-                path = %self.path.display(),
-                "cannot empty the outbox journal (its frames are already in the database): {error}"
-            );
-        }
+        self.offset = 0;
     }
 
-    /// Cuts the file back to the frames known to be written.
-    fn rewind(&mut self) {
-        if let Err(error) = self.file.set_len(self.len) {
+    /// Zeros the header of the frame at `offset`, so that reading stops there.
+    fn invalidate(&self, offset: u64) {
+        let cleared = self
+            .file
+            .write_all_at(&[0; FRAME_HEADER], offset)
+            .and_then(|()| self.file.sync_data());
+        if let Err(error) = cleared {
             tracing::error!(
                 path = %self.path.display(),
-                "cannot cut back the outbox journal after a failed write: {error}"
+                "cannot take back a frame of the outbox journal after a failed write: {error}"
             );
         }
     }
@@ -240,11 +241,17 @@ pub(super) fn encode_frame(seq: u64, now: u64, changes: &[Vec<u8>]) -> Vec<u8> {
     frame
 }
 
-/// The intact frames at the start of `bytes`, and how many bytes they take.
+/// The intact frames at the start of `bytes`, each numbered one more than the one before, and
+/// how many bytes they take.
 fn read_frames(bytes: &[u8]) -> (Vec<Frame>, usize) {
-    let mut frames = Vec::new();
+    let mut frames: Vec<Frame> = Vec::new();
     let mut at = 0;
     while let Some((frame, next)) = read_frame(bytes, at) {
+        if let Some(before) = frames.last()
+            && frame.seq != before.seq.saturating_add(1)
+        {
+            break;
+        }
         frames.push(frame);
         at = next;
     }
@@ -379,19 +386,28 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_last_write_ends_the_journal_and_is_cut_off() {
+    fn a_new_journal_is_its_capacity_of_zeros() {
         let dir = tempfile::tempdir().unwrap();
-        {
+        let (journal, frames) = Journal::open(dir.path(), 0).unwrap();
+        assert!(frames.is_empty());
+        let bytes = std::fs::read(&journal.path).unwrap();
+        assert_eq!(u64::try_from(bytes.len()).unwrap(), CAPACITY);
+        assert!(bytes.iter().all(|byte| *byte == 0));
+    }
+
+    #[test]
+    fn an_interrupted_last_write_ends_the_journal_and_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let first_len = {
             let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
-            journal.append(1, &[json(&change(1))]).unwrap();
-        }
+            journal.append(1, &[json(&change(1))]).unwrap()
+        };
         let path = dir.path().join(JOURNAL_FILE_NAME);
         let whole = std::fs::read(&path).unwrap();
         let torn = encode_frame(2, 2, &[json(&change(2))]);
         for cut in [3, FRAME_HEADER + 5, torn.len() - 1] {
-            let mut bytes = whole.clone();
-            bytes.extend_from_slice(&torn[..cut]);
-            std::fs::write(&path, &bytes).unwrap();
+            let file = OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all_at(&torn[..cut], first_len).unwrap();
             let (mut journal, frames) = Journal::open(dir.path(), 0).unwrap();
             assert_eq!(frames.len(), 1, "cut at {cut}");
             journal.append(3, &[json(&change(3))]).unwrap();
@@ -405,15 +421,14 @@ mod tests {
     #[test]
     fn a_damaged_frame_ends_the_journal() {
         let dir = tempfile::tempdir().unwrap();
-        {
+        let end = {
             let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
-            journal.append(1, &[json(&change(1))]).unwrap();
-            journal.append(2, &[json(&change(2))]).unwrap();
-        }
+            journal.append(1, &[json(&change(1))]).unwrap()
+                + journal.append(2, &[json(&change(2))]).unwrap()
+        };
         let path = dir.path().join(JOURNAL_FILE_NAME);
         let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 2;
-        bytes[last] ^= 0x20;
+        bytes[usize::try_from(end).unwrap() - 2] ^= 0x20;
         std::fs::write(&path, &bytes).unwrap();
         let (_, frames) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(frames.len(), 1);
@@ -429,31 +444,39 @@ mod tests {
     }
 
     #[test]
-    fn the_file_is_emptied_once_the_database_holds_it_and_it_has_grown_large() {
+    fn after_a_commit_new_frames_overwrite_the_old_ones_from_the_start() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
-        let size = |journal: &Journal| std::fs::metadata(&journal.path).unwrap().len();
-        journal.append(1, &[json(&change(1))]).unwrap();
+        for seq in 1..=3 {
+            journal.append(seq, &[json(&change(seq))]).unwrap();
+        }
         journal.checkpointed();
-        assert!(
-            size(&journal) > 0,
-            "small: kept, its frames are skipped on the next start"
-        );
-        let large = Change::Enqueue {
-            route: "gh".to_owned(),
-            messages: Vec::new(),
-            dedup_key: Some("k".repeat(usize::try_from(TRUNCATE_BYTES).unwrap())),
-        };
-        journal.append(2, &[json(&large)]).unwrap();
-        journal.checkpointed();
-        assert_eq!(size(&journal), 0);
-        assert_eq!(journal.next_seq(), 3);
-        journal.append(3, &[json(&change(3))]).unwrap();
+        journal.append(4, &[json(&change(4))]).unwrap();
         let (_, frames) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(
             frames.iter().map(|frame| frame.seq).collect::<Vec<_>>(),
-            [3]
+            [4]
         );
+        let size = std::fs::metadata(dir.path().join(JOURNAL_FILE_NAME))
+            .unwrap()
+            .len();
+        assert_eq!(size, CAPACITY, "written in place");
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_file_grows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
+        let large = Change::Enqueue {
+            route: "gh".to_owned(),
+            messages: Vec::new(),
+            dedup_key: Some("k".repeat(usize::try_from(CAPACITY).unwrap())),
+        };
+        journal.append(1, &[json(&change(1))]).unwrap();
+        journal.append(2, &[json(&large)]).unwrap();
+        let (_, frames) = Journal::open(dir.path(), 0).unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[1].changes, [large]);
     }
 
     #[test]
@@ -462,10 +485,7 @@ mod tests {
         {
             let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
             journal.append(1, &[json(&change(1))]).unwrap();
-            let before = std::fs::metadata(&journal.path).unwrap().len();
             let frame_len = journal.append(2, &[json(&change(2))]).unwrap();
-            let after = std::fs::metadata(&journal.path).unwrap().len();
-            assert_eq!(after - before, frame_len);
             journal.undo_last(frame_len);
             assert_eq!(journal.next_seq(), 2);
         }
