@@ -71,18 +71,26 @@ pub(super) enum Request {
 }
 
 impl Request {
+    /// True for the outcome "sent": the one change that may be answered before it is synced.
+    /// Losing it in a crash only sends the notification again (at least once holds), and it is
+    /// on disk with the next synced frame or commit, at most [`APPLY_DELAY`] later; syncing it
+    /// on its own would double the syncs under load (one per webhook batch, one per outcome
+    /// batch).
+    fn is_sent_outcome(&self) -> bool {
+        matches!(
+            self,
+            Self::Settle {
+                settlement: Settlement::Sent,
+                ..
+            }
+        )
+    }
+
     /// False for the requests whose answer may come before others can read their change:
     /// queuing notifications (the dispatcher hears of them once they are readable) and
     /// forgetting sent ones (taken out of the schedule at once).
     fn must_be_visible_when_answered(&self) -> bool {
-        !matches!(
-            self,
-            Self::Enqueue { .. }
-                | Self::Settle {
-                    settlement: Settlement::Sent,
-                    ..
-                }
-        )
+        !(matches!(self, Self::Enqueue { .. }) || self.is_sent_outcome())
     }
 }
 
@@ -191,6 +199,7 @@ fn apply(
     // An open transaction holds answered batches: losing it leaves them in the journal only.
     let holds_answered = open.is_some();
     let visible_at_once = batch.iter().any(Request::must_be_visible_when_answered);
+    let only_sent = batch.iter().all(Request::is_sent_outcome);
     let changes: Result<Vec<_>, _> = match journal {
         Some(_) => batch.iter().map(change_json).collect(),
         None => Ok(Vec::new()),
@@ -236,7 +245,8 @@ fn apply(
         }
         return None;
     };
-    let appended = match journal_batch(&mut open.txn, journal, now, changes, &answers) {
+    let sync = !only_sent;
+    let appended = match journal_batch(&mut open.txn, journal, now, changes, &answers, sync) {
         Ok(appended) => appended,
         Err(error) => {
             if holds_answered {
@@ -284,13 +294,14 @@ fn forget_unscheduled(core: &Core, queued: &mut Vec<Effect>, effects: &[Effect])
 }
 
 /// Writes the batch's effective changes to the journal (and their sequence number to the
-/// transaction), synced; returns the frame's length, `None` when nothing changed.
+/// transaction), synced when `sync`; returns the frame's length, `None` when nothing changed.
 fn journal_batch(
     txn: &mut WriteTransaction,
     journal: &mut Journal,
     now: u64,
     changes: Vec<Option<Vec<u8>>>,
     answers: &[Staged],
+    sync: bool,
 ) -> Result<Option<u64>, OutboxError> {
     let effective = effective_changes(changes, answers)?;
     if effective.is_empty() {
@@ -298,7 +309,7 @@ fn journal_batch(
     }
     txn.open_table(META)?
         .insert(JOURNAL_SEQ, journal.next_seq())?;
-    let frame_len = journal.append(now, &effective).map_err(|error| {
+    let frame_len = journal.append(now, &effective, sync).map_err(|error| {
         OutboxError::Unavailable(format!("cannot write the outbox journal: {error}"))
     })?;
     Ok(Some(frame_len))

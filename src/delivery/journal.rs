@@ -166,15 +166,17 @@ impl Journal {
     }
 
     /// Writes one frame holding `changes` (each already JSON) after the frames not yet committed,
-    /// and syncs it to disk; returns the frame's length. On failure the frame is taken back, as
-    /// far as the disk allows.
-    pub(super) fn append(&mut self, now: u64, changes: &[Vec<u8>]) -> io::Result<u64> {
+    /// and with `sync` syncs it to disk; returns the frame's length. A frame written without a
+    /// sync reaches the disk with the next synced one (the sync covers the whole file) or is
+    /// replaced by a durable commit. On failure the frame is taken back, as far as the disk
+    /// allows.
+    pub(super) fn append(&mut self, now: u64, changes: &[Vec<u8>], sync: bool) -> io::Result<u64> {
         let frame = encode_frame(self.next_seq, now, changes);
         let frame_len = u64::try_from(frame.len()).unwrap_or(u64::MAX);
         let written = self
             .file
             .write_all_at(&frame, self.offset)
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
         match written {
             Ok(()) => {
                 self.offset = self.offset.saturating_add(frame_len);
@@ -360,9 +362,9 @@ mod tests {
             let (mut journal, frames) = Journal::open(dir.path(), 0).unwrap();
             assert!(frames.is_empty());
             assert_eq!(journal.next_seq(), 1);
-            journal.append(100, &[json(&enqueue)]).unwrap();
+            journal.append(100, &[json(&enqueue)], true).unwrap();
             journal
-                .append(200, &[json(&change(1)), json(&change(2))])
+                .append(200, &[json(&change(1)), json(&change(2))], false)
                 .unwrap();
             assert_eq!(journal.next_seq(), 3);
         }
@@ -400,7 +402,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first_len = {
             let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
-            journal.append(1, &[json(&change(1))]).unwrap()
+            journal.append(1, &[json(&change(1))], true).unwrap()
         };
         let path = dir.path().join(JOURNAL_FILE_NAME);
         let whole = std::fs::read(&path).unwrap();
@@ -410,7 +412,7 @@ mod tests {
             file.write_all_at(&torn[..cut], first_len).unwrap();
             let (mut journal, frames) = Journal::open(dir.path(), 0).unwrap();
             assert_eq!(frames.len(), 1, "cut at {cut}");
-            journal.append(3, &[json(&change(3))]).unwrap();
+            journal.append(3, &[json(&change(3))], true).unwrap();
             let (_, frames) = Journal::open(dir.path(), 0).unwrap();
             let seqs: Vec<u64> = frames.iter().map(|frame| frame.seq).collect();
             assert_eq!(seqs, [1, 2], "the torn bytes are overwritten, cut at {cut}");
@@ -423,8 +425,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let end = {
             let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
-            journal.append(1, &[json(&change(1))]).unwrap()
-                + journal.append(2, &[json(&change(2))]).unwrap()
+            journal.append(1, &[json(&change(1))], true).unwrap()
+                + journal.append(2, &[json(&change(2))], true).unwrap()
         };
         let path = dir.path().join(JOURNAL_FILE_NAME);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -439,7 +441,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), 41).unwrap();
         assert_eq!(journal.next_seq(), 42);
-        journal.append(1, &[json(&change(1))]).unwrap();
+        journal.append(1, &[json(&change(1))], true).unwrap();
         assert_eq!(journal.next_seq(), 43);
     }
 
@@ -448,10 +450,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
         for seq in 1..=3 {
-            journal.append(seq, &[json(&change(seq))]).unwrap();
+            journal.append(seq, &[json(&change(seq))], true).unwrap();
         }
         journal.checkpointed();
-        journal.append(4, &[json(&change(4))]).unwrap();
+        journal.append(4, &[json(&change(4))], true).unwrap();
         let (_, frames) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(
             frames.iter().map(|frame| frame.seq).collect::<Vec<_>>(),
@@ -472,8 +474,8 @@ mod tests {
             messages: Vec::new(),
             dedup_key: Some("k".repeat(usize::try_from(CAPACITY).unwrap())),
         };
-        journal.append(1, &[json(&change(1))]).unwrap();
-        journal.append(2, &[json(&large)]).unwrap();
+        journal.append(1, &[json(&change(1))], true).unwrap();
+        journal.append(2, &[json(&large)], true).unwrap();
         let (_, frames) = Journal::open(dir.path(), 0).unwrap();
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[1].changes, [large]);
@@ -484,8 +486,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (mut journal, _) = Journal::open(dir.path(), 0).unwrap();
-            journal.append(1, &[json(&change(1))]).unwrap();
-            let frame_len = journal.append(2, &[json(&change(2))]).unwrap();
+            journal.append(1, &[json(&change(1))], true).unwrap();
+            let frame_len = journal.append(2, &[json(&change(2))], true).unwrap();
             journal.undo_last(frame_len);
             assert_eq!(journal.next_seq(), 2);
         }

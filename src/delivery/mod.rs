@@ -69,8 +69,10 @@
 //!   *and* that outcome is committed. On our side the one window for a duplicate is a crash (or a
 //!   shutdown grace period running out) between Pushjet's 200 and our commit: the notification is
 //!   still pending on the next start and is sent again. Since a route's next send does not wait
-//!   for that commit, a crash can leave the last few notifications of each route in this window
-//!   (those sent within about one commit's time before it), never one that was not sent before. Pushjet has no idempotency keys, so an
+//!   for that commit, and the outcome "sent" is journaled without a sync of its own (it reaches
+//!   the disk with the next synced frame, or the database's commit at most 10 ms later), a crash
+//!   can leave the notifications sent in about the last 10 ms before it in this window, never one
+//!   that was not sent before. Pushjet has no idempotency keys, so an
 //!   answer lost on the way back (a timeout after the server stored the message, or Pushjet's own
 //!   500 after storing it, see `shared/pushjet-api.md` §1.5) also leads to a second send.
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish
