@@ -310,10 +310,12 @@ impl Outbox {
         Self::start(db, path, Some(data_dir), settings, clock)
     }
 
-    /// Opens an outbox kept in the given storage backend (tests use one that can fail on demand).
+    /// Opens an outbox kept in the given storage backend (tests use one that can fail on demand),
+    /// with its journal in `journal_dir`, or none (every commit durable on its own).
     #[cfg(test)]
     pub(super) fn open_with_backend(
         backend: impl redb::StorageBackend,
+        journal_dir: Option<&Path>,
         settings: &DeliverySettings,
     ) -> Result<Self, OutboxError> {
         let db = Database::builder()
@@ -321,8 +323,8 @@ impl Outbox {
             .map_err(|error| OutboxError::Unavailable(error.to_string()))?;
         Self::start(
             db,
-            PathBuf::from("memory"),
-            None,
+            PathBuf::from("backend"),
+            journal_dir,
             settings,
             Arc::new(SystemClock),
         )
@@ -1051,10 +1053,47 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn a_failed_commit_of_answered_changes_refuses_everything_until_a_restart_restores_them()
+    {
+        let dir = TempDir::new().unwrap();
+        let backend = FailingBackend::on_file(&dir.path().join(OUTBOX_FILE_NAME));
+        let failing = backend.failing.clone();
+        let outbox =
+            Outbox::open_with_backend(backend, Some(dir.path()), &fast_settings()).unwrap();
+        // The database's file now refuses writes, the journal's does not: the enqueue is answered
+        // from the journal, and the database's commit, a few milliseconds later, fails.
+        failing.store(true, Ordering::SeqCst);
+        let kept = queued(
+            outbox
+                .enqueue(&route("gh"), vec![message("answered")], None)
+                .await,
+        );
+        let started = std::time::Instant::now();
+        while outbox.is_writable() && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!outbox.is_writable());
+        failing.store(false, Ordering::SeqCst);
+        let refused = outbox
+            .enqueue(&route("gh"), vec![message("refused")], None)
+            .await;
+        assert!(
+            matches!(refused, Err(OutboxError::Unavailable(_))),
+            "the journal must stay as it is until a restart: {refused:?}"
+        );
+        drop(outbox);
+
+        let restarted = open(&dir);
+        assert_eq!(restarted.pending_count(), 1);
+        let stored = restarted.load(kept[0]).await.unwrap().unwrap();
+        assert_eq!(stored.message, message("answered"));
+    }
+
+    #[actix_web::test]
     async fn a_disk_that_refuses_writes_makes_enqueue_unavailable_and_queues_nothing() {
         let backend = FailingBackend::new();
         let failing = backend.failing.clone();
-        let outbox = Outbox::open_with_backend(backend, &fast_settings()).unwrap();
+        let outbox = Outbox::open_with_backend(backend, None, &fast_settings()).unwrap();
         queued(
             outbox
                 .enqueue(&route("gh"), vec![message("ok")], None)

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use redb::StorageBackend;
-use redb::backends::InMemoryBackend;
+use redb::backends::{FileBackend, InMemoryBackend};
 
 use super::outbox::Clock;
 use super::settings::DeliverySettings;
@@ -83,19 +83,35 @@ impl Clock for ManualClock {
     }
 }
 
-/// An in-memory database whose writes and syncs fail with "no space left on device" while
-/// `failing` is set, and whose syncs take `sync_delay` (a slow disk).
+/// A database (in memory, or in a file) whose writes and syncs fail with "no space left on
+/// device" while `failing` is set, and whose syncs take `sync_delay` (a slow disk).
 #[derive(Debug)]
 pub(super) struct FailingBackend {
-    inner: InMemoryBackend,
+    inner: Box<dyn StorageBackend>,
     pub(super) failing: Arc<AtomicBool>,
     sync_delay: Duration,
 }
 
 impl FailingBackend {
     pub(super) fn new() -> Self {
+        Self::over(Box::new(InMemoryBackend::new()))
+    }
+
+    /// The same over a real file, which a test can open again as a plain outbox.
+    pub(super) fn on_file(path: &std::path::Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        Self::over(Box::new(FileBackend::new(file).unwrap()))
+    }
+
+    fn over(inner: Box<dyn StorageBackend>) -> Self {
         Self {
-            inner: InMemoryBackend::new(),
+            inner,
             failing: Arc::new(AtomicBool::new(false)),
             sync_delay: Duration::ZERO,
         }
