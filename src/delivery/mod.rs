@@ -84,6 +84,7 @@ mod outbox;
 mod retry;
 mod schedule;
 mod settings;
+mod tables;
 mod worker;
 
 #[cfg(test)]
