@@ -710,6 +710,15 @@ mod tests {
         }
     }
 
+    /// Waits (up to 10 s) until `done` says so: for what the committer does a few milliseconds
+    /// after it answers.
+    async fn wait_until(done: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Makes pending notifications dead letters, as the worker does for permanent failures.
     async fn kill(outbox: &Outbox, ids: &[u64]) {
         for id in ids {
@@ -1068,10 +1077,7 @@ mod tests {
                 .enqueue(&route("gh"), vec![message("answered")], None)
                 .await,
         );
-        let started = std::time::Instant::now();
-        while outbox.is_writable() && started.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until(|| !outbox.is_writable()).await;
         assert!(!outbox.is_writable());
         failing.store(false, Ordering::SeqCst);
         let refused = outbox
@@ -1199,10 +1205,7 @@ mod tests {
         queued(outbox.enqueue(&route("gh"), vec![message("b")], None).await);
         // New notifications join the schedule when the committer's transaction is committed,
         // milliseconds (of real time) after they were stored.
-        let started = std::time::Instant::now();
-        while outbox.core().schedule().len() < 2 && started.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_until(|| outbox.core().schedule().len() == 2).await;
         assert_eq!(outbox.oldest_pending_age(), Some(Duration::from_secs(5)));
     }
 }
