@@ -1,0 +1,175 @@
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_serve_the_embedded_api_on_8080() {
+    let settings = Settings::from_vars(vars(&[])).unwrap();
+    assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(settings.data_dir, PathBuf::from("data"));
+    assert!(settings.embedded_pushjet);
+    assert_eq!(settings.api_url, None);
+    assert_eq!(settings.log_format, LogFormat::Human);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let error = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_LISTEN", "nowhere"),
+        ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "maybe"),
+        ("PUSHJET_BRIDGE_LOG_FORMAT", "xml"),
+        ("PUSHJET_API_URL", "ftp://example.com/"),
+    ]))
+    .unwrap_err();
+    assert_eq!(error.0.len(), 4, "{error}");
+}
+
+#[test]
+fn api_url_gets_a_trailing_slash() {
+    let settings =
+        Settings::from_vars(vars(&[("PUSHJET_API_URL", "http://pushjet.local/api")])).unwrap();
+    assert_eq!(
+        settings.api_url.unwrap().to_string(),
+        "http://pushjet.local/api/"
+    );
+}
+
+#[test]
+fn embedded_off_needs_an_api_url() {
+    let error =
+        Settings::from_vars(vars(&[("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false")])).unwrap_err();
+    assert!(error.to_string().contains("PUSHJET_API_URL"));
+}
+
+const SECRET: &str = "3ad3ed6d089e9ff87f6a4c7247ca5940";
+
+#[test]
+fn a_route_reads_every_setting_and_secrets_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let settings = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "gh-prod, alerts"),
+        (
+            "PUSHJET_BRIDGE_ROUTE_GH_PROD_SECRET_FILE",
+            secret_file.to_str().unwrap(),
+        ),
+        ("PUSHJET_BRIDGE_ROUTE_GH_PROD_SOURCE", "github"),
+        ("PUSHJET_BRIDGE_ROUTE_GH_PROD_WEBHOOK_SECRET", "old,new"),
+        (
+            "PUSHJET_BRIDGE_ROUTE_GH_PROD_EVENTS",
+            "push,pull_request.opened",
+        ),
+        ("PUSHJET_BRIDGE_ROUTE_GH_PROD_TEMPLATE", "github/push"),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN", "t0ken"),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_IMPORTANCE", "4"),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_ALERT_GROUPING", "alert"),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_RESOLVED", "suppress"),
+        (
+            "PUSHJET_BRIDGE_ROUTE_ALERTS_SEVERITY_IMPORTANCE",
+            "critical=5,warning=3",
+        ),
+        ("PUSHJET_BRIDGE_MAX_MESSAGE_BYTES", "1000"),
+    ]))
+    .unwrap();
+    assert_eq!(settings.max_message_bytes, 1000);
+    let github = settings.routes.get("gh-prod").unwrap();
+    assert_eq!(github.secret.expose(), SECRET);
+    assert_eq!(
+        github.source.setting,
+        SourceSetting::Fixed(crate::sources::SourceKind::Github)
+    );
+    assert_eq!(github.template.as_deref(), Some("github/push"));
+    assert!(github.sends("pull_request", Some("opened")));
+    assert!(!github.sends("pull_request", Some("closed")));
+    assert!(!github.auth.is_open());
+    let alerts = settings.routes.get("alerts").unwrap();
+    assert_eq!(alerts.source.default_importance.get(), 4);
+    assert_eq!(alerts.source.grouping, AlertGrouping::Alert);
+    assert_eq!(alerts.source.resolved, ResolvedPolicy::Suppress);
+    assert!(!alerts.sends("ping", None));
+}
+
+#[test]
+fn every_route_problem_is_reported_and_no_secret_is_shown() {
+    let error = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "a,b,Bad!,a"),
+        ("PUSHJET_BRIDGE_ROUTE_A_SECRET", "not-a-valid-secret-value"),
+        ("PUSHJET_BRIDGE_ROUTE_A_SOURCE", "jira"),
+        ("PUSHJET_BRIDGE_ROUTE_A_IMPORTANCE", "7"),
+        ("PUSHJET_BRIDGE_ROUTE_B_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_B_SECRET_FILE", "/nonexistent"),
+        ("PUSHJET_BRIDGE_ROUTE_B_BASIC_AUTH", "no-colon-here"),
+    ]))
+    .unwrap_err();
+    let text = error.to_string();
+    assert_eq!(error.0.len(), 7, "{text}");
+    assert!(text.contains("PUSHJET_BRIDGE_ROUTE_A_SOURCE"), "{text}");
+    assert!(text.contains("PUSHJET_BRIDGE_ROUTE_A_IMPORTANCE"), "{text}");
+    assert!(text.contains("named twice"), "{text}");
+    assert!(!text.contains("not-a-valid-secret-value"), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(!text.contains("no-colon-here"), "{text}");
+}
+
+#[test]
+fn a_blank_events_setting_is_unset_and_sends_every_event() {
+    let settings = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "ci"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_CI_EVENTS", " "),
+    ]))
+    .unwrap();
+    let route = settings.routes.get("ci").unwrap();
+    assert!(route.events.is_none());
+    assert!(route.sends("push", None));
+    assert!(route.sends("message", None));
+}
+
+#[test]
+fn settings_debug_shows_no_secret() {
+    let settings = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "r"),
+        ("PUSHJET_BRIDGE_ROUTE_R_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_R_TOKEN", "route-token-value"),
+        (
+            "PUSHJET_BRIDGE_ROUTE_R_WEBHOOK_SECRET",
+            "webhook-secret-value",
+        ),
+        (
+            "PUSHJET_BRIDGE_ROUTE_R_BASIC_AUTH",
+            "user:basic-password-value",
+        ),
+        ("PUSHJET_BRIDGE_METRICS_TOKEN", "metrics-token-value"),
+        ("PUSHJET_BRIDGE_ADMIN_TOKEN", "admin-token-value-long"),
+    ]))
+    .unwrap();
+    let printed = format!("{settings:?}");
+    for secret in [
+        SECRET,
+        "route-token-value",
+        "webhook-secret-value",
+        "basic-password-value",
+        "metrics-token-value",
+        "admin-token-value-long",
+    ] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+}
+
+#[test]
+fn a_route_without_a_secret_is_refused() {
+    let error = Settings::from_vars(vars(&[("PUSHJET_BRIDGE_ROUTES", "plain")])).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("PUSHJET_BRIDGE_ROUTE_PLAIN_SECRET"),
+        "{error}"
+    );
+}
