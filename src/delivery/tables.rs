@@ -157,22 +157,7 @@ impl<'txn> Tables<'txn> {
         let mut ids = Vec::with_capacity(messages.len());
         for message in messages {
             id = id.saturating_add(1);
-            let record = PendingRecord {
-                route: route.as_str().to_owned(),
-                message,
-                attempts: 0,
-                queued_at: now,
-                retrying_since: now,
-                next_attempt_at: now,
-                last_error: None,
-            };
-            self.pending.insert(id, encode(&record)?.as_slice())?;
-            effects.push(Effect::Queue {
-                id,
-                route: route.clone(),
-                due: now,
-                since: now,
-            });
+            self.queue(id, route.clone(), message, now, now, effects)?;
             ids.push(id);
         }
         self.meta.insert(LAST_ID, id)?;
@@ -328,11 +313,25 @@ impl<'txn> Tables<'txn> {
         now: u64,
         effects: &mut Vec<Effect>,
     ) -> Result<(), OutboxError> {
+        self.queue(id, route, dead.message, dead.queued_at, now, effects)
+    }
+
+    /// Stores a notification as pending under `id`, never tried and due now, and says so in
+    /// `effects`.
+    fn queue(
+        &mut self,
+        id: u64,
+        route: RouteName,
+        message: NewMessage,
+        queued_at: u64,
+        now: u64,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), OutboxError> {
         let record = PendingRecord {
-            route: dead.route,
-            message: dead.message,
+            route: route.as_str().to_owned(),
+            message,
             attempts: 0,
-            queued_at: dead.queued_at,
+            queued_at,
             retrying_since: now,
             next_attempt_at: now,
             last_error: None,
