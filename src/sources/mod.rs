@@ -274,7 +274,7 @@ fn forge_decoded(
 }
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 #[cfg(test)]
 mod tests {

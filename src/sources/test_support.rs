@@ -1,4 +1,4 @@
-//! Helpers shared by the sources' tests: fixtures and header maps.
+//! Helpers shared by the sources' tests (and the signature checks'): fixtures and header maps.
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -25,7 +25,7 @@ pub(super) fn fixture_names(dir: &str) -> Vec<String> {
 }
 
 /// A header map from name/value pairs.
-pub(super) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
         map.append(

@@ -1,4 +1,5 @@
 use super::*;
+use crate::sources::test_support::headers;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -6,17 +7,6 @@ const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/fixtures/signature/vectors.json"
 );
-
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(
-            HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
-            HeaderValue::from_str(value).expect("test header value"),
-        );
-    }
-    map
-}
 
 fn secrets(list: &str) -> InboundAuth {
     InboundAuth::new(Some(list), None, None).expect("valid secret list")
