@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the request bodies of bench/run.sh from the captured fixtures in ../shared/fixtures.
+"""Builds the request bodies of bench/run.sh from the captured fixtures in tests/fixtures.
 
 Writes into OUT_DIR:
   alertmanager-5.json  an Alertmanager group of 5 firing alerts, in Alertmanager's own encoding

@@ -22,7 +22,7 @@ use pushjet_bridge::sources::{self, Decoded, SourceKind, SourceOptions, SourceSe
 use pushjet_bridge::verify::InboundAuth;
 
 /// The shared fixtures folder, beside the repository.
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The message limit the service uses by default.
 const MAX_MESSAGE_BYTES: usize = 4096;

@@ -1,4 +1,4 @@
-//! Renders every real payload in `../shared/fixtures` through the built-in templates, checks the
+//! Renders every real payload in `tests/fixtures` through the built-in templates, checks the
 //! invariants every notification must keep, and snapshots how each one reads.
 
 use std::fs;
@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{RenderedFields, Renderer};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// One notification to render: which template chain to use and its context.
 struct Case {

@@ -3,7 +3,7 @@
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// The shared fixtures folder.
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The bytes of one fixture.
 pub(super) fn fixture(dir: &str, file: &str) -> Vec<u8> {

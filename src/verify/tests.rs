@@ -5,7 +5,7 @@ use serde_json::Value;
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/signature/vectors.json"
+    "/tests/fixtures/signature/vectors.json"
 );
 
 fn secrets(list: &str) -> InboundAuth {

@@ -1,5 +1,5 @@
 //! Webhook signatures through the real service: every vector of
-//! `../shared/fixtures/signature/vectors.json` on a route with that vector's secret, rotation,
+//! `tests/fixtures/signature/vectors.json` on a route with that vector's secret, rotation,
 //! and what a refused request is told.
 
 use serde_json::Value;

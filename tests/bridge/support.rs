@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// The shared fixtures (`../shared/fixtures` beside the repository).
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+/// The real payloads the tests post (`tests/fixtures`, with `SOURCES.md`).
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// A fixture's bytes, exactly as stored.
 pub fn fixture(dir: &str, file: &str) -> Vec<u8> {
