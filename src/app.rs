@@ -10,16 +10,16 @@ use actix_web::{App, HttpServer, web};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::Settings;
 use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
 use crate::http;
 use crate::http::admin::Admin;
+use crate::http::metrics::MetricsToken;
 use crate::metrics::Metrics;
 use crate::pushjet::{Api, ApiUrl};
 use crate::pushjet_server::{self, Store, StoreError};
 use crate::reload::{ReloadError, Reloader, build_bridge};
-use crate::render::Renderer;
 
 /// How long in-flight HTTP requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -63,21 +63,22 @@ pub struct Application {
 impl Application {
     /// Loads templates, opens the stores and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
-        let listener = TcpListener::bind(settings.listen).map_err(|source| AppError::Bind {
-            address: settings.listen.to_string(),
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(settings.server.listen).map_err(|source| AppError::Bind {
+                address: settings.server.listen.to_string(),
+                source,
+            })?;
         let local = listener.local_addr()?;
         let base_url = local_base_url(local);
-        let store = if settings.embedded_pushjet {
-            let data_dir = settings.data_dir.clone();
+        let store = if settings.pushjet.embedded {
+            let data_dir = settings.server.data_dir.clone();
             Some(Arc::new(blocking(move || Store::open(&data_dir)).await??))
         } else {
             None
         };
         let demo = match &store {
             Some(store) if settings.routes.is_empty() => {
-                let (store, data_dir) = (store.clone(), settings.data_dir.clone());
+                let (store, data_dir) = (store.clone(), settings.server.data_dir.clone());
                 let demo = blocking(move || demo::ensure(&store, &data_dir)).await??;
                 announce_demo(&base_url, &demo);
                 Some(demo.route)
@@ -92,20 +93,20 @@ impl Application {
             &settings,
             demo.as_ref(),
         )?));
-        let api_url = match &settings.api_url {
+        let api_url = match &settings.pushjet.api_url {
             Some(url) => url.clone(),
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
         let outbox = {
-            let (data_dir, delivery) = (settings.data_dir.clone(), settings.delivery.clone());
+            let (data_dir, delivery) =
+                (settings.server.data_dir.clone(), settings.delivery.clone());
             blocking(move || Outbox::open(&data_dir, &delivery)).await??
         };
-        let shared_routes = Arc::new(ArcSwap::new(Arc::new(bridge.load().routes.clone())));
         let metrics = Arc::new(Metrics::new());
         let dispatcher = delivery::spawn(
             outbox.clone(),
-            shared_routes.clone(),
+            bridge.clone(),
             api_url.clone(),
             &settings.delivery,
             metrics.clone(),
@@ -114,14 +115,13 @@ impl Application {
             settings.clone(),
             demo,
             bridge.clone(),
-            shared_routes,
             metrics.clone(),
         ));
         spawn_reload_on_hangup(reloader.clone())?;
         let reloader = web::Data::from(reloader);
         let metrics = web::Data::from(metrics);
-        let metrics_token = web::Data::new(settings.metrics_token.clone());
-        let admin = web::Data::new(Admin::new(outbox.clone(), settings.admin_token.clone()));
+        let metrics_token = web::Data::new(MetricsToken(settings.tokens.metrics.clone()));
+        let admin = web::Data::new(Admin::new(outbox.clone(), settings.tokens.admin.clone()));
         let outbox_data = web::Data::new(outbox.clone());
         let bridge = web::Data::from(bridge);
 
@@ -208,28 +208,6 @@ async fn blocking<T: Send + 'static>(
     web::block(work)
         .await
         .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))
-}
-
-/// Every route's `TEMPLATE` must name a template that exists.
-pub fn check_route_templates(settings: &Settings, renderer: &Renderer) -> Result<(), ConfigError> {
-    let problems: Vec<String> = settings
-        .routes
-        .iter()
-        .filter_map(|route| {
-            let template = route.template.as_deref()?;
-            (!renderer.contains(template)).then(|| {
-                format!(
-                    "{}TEMPLATE: no template named `{template}` (built-in or in PUSHJET_BRIDGE_TEMPLATES_DIR)",
-                    route.name.env_prefix()
-                )
-            })
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError(problems))
-    }
 }
 
 /// How this process reaches itself: the bound address, with a wildcard turned into loopback.

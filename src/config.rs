@@ -1,19 +1,27 @@
-//! Settings from the environment, read once at start-up with envy into an immutable value.
+//! Settings from the environment, read once at start-up (and again, whole, on reload) into an
+//! immutable value of typed parts. Every variable the service reads is read here, and every
+//! problem is collected so that one start reports them all.
+//!
+//! - [`read`]: the variable set, blank-is-unset, `*_FILE` secrets, the problem list;
+//! - [`routes`]: `PUSHJET_BRIDGE_ROUTES` and each route's `PUSHJET_BRIDGE_ROUTE_<NAME>_*`;
+//! - [`delivery`]: the outbox and its dispatcher;
+//! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
+
+mod delivery;
+mod read;
+mod routes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::delivery::DeliverySettings;
-use crate::http::admin::AdminToken;
-use crate::http::metrics::MetricsToken;
-use crate::pushjet::{ApiUrl, Importance, MESSAGE_MAX_BYTES, SecretKey};
-use crate::routes::{DeliveryMode, EventFilter, Route, RouteName, Routes};
-use crate::sources::{
-    AlertGrouping, ResolvedPolicy, SeverityImportance, SourceOptions, SourceSetting,
-};
-use crate::verify::InboundAuth;
+pub use delivery::DeliverySettings;
+use read::{Problems, Vars, parse_bool};
+
+use crate::pushjet::{ApiUrl, MESSAGE_MAX_BYTES};
+use crate::routes::Routes;
+use crate::secret::Secret;
 
 /// The default largest accepted webhook body, 5 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
@@ -21,10 +29,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4096;
 /// The smallest message limit that still leaves room for text and the cut marker.
 const MIN_MAX_MESSAGE_BYTES: usize = 64;
+/// The shortest admin token accepted.
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     /// Human-readable lines (the default).
     #[default]
@@ -33,37 +42,78 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.to_ascii_lowercase().as_str() {
+            "human" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            _ => Err("not human or json"),
+        }
+    }
+}
+
 /// Everything the service needs to start, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Where it listens and keeps its state.
+    pub server: ServerSettings,
+    /// Which Pushjet API it delivers to, and whether it serves one.
+    pub pushjet: PushjetSettings,
+    /// The configured routes (`PUSHJET_BRIDGE_ROUTES` and `PUSHJET_BRIDGE_ROUTE_<NAME>_*`).
+    pub routes: Routes,
+    /// User templates that override built-ins (`PUSHJET_BRIDGE_TEMPLATES_DIR`).
+    pub templates_dir: Option<PathBuf>,
+    /// How large a webhook and a message may be.
+    pub limits: Limits,
+    /// The outbox and its delivery workers.
+    pub delivery: DeliverySettings,
+    /// The tokens of the operator endpoints.
+    pub tokens: Tokens,
+    /// The variables these settings came from, for [`Settings::reread`].
+    source_vars: SourceVars,
+}
+
+/// Listening and data.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
     /// Where to listen (`PUSHJET_BRIDGE_LISTEN`, default `0.0.0.0:8080`).
     pub listen: SocketAddr,
     /// Where state is kept (`PUSHJET_BRIDGE_DATA_DIR`, default `./data`).
     pub data_dir: PathBuf,
+    /// Log format (`PUSHJET_BRIDGE_LOG_FORMAT`, `human` or `json`).
+    pub log_format: LogFormat,
+}
+
+/// The Pushjet side.
+#[derive(Debug, Clone)]
+pub struct PushjetSettings {
     /// Whether the embedded Pushjet API is served at `/pushjet/`
     /// (`PUSHJET_BRIDGE_EMBEDDED_PUSHJET`, default true).
-    pub embedded_pushjet: bool,
+    pub embedded: bool,
     /// The Pushjet API to deliver to (`PUSHJET_API_URL`); `None` means the embedded one.
     pub api_url: Option<ApiUrl>,
-    /// Log format (`PUSHJET_BRIDGE_LOG_FORMAT`).
-    pub log_format: LogFormat,
-    /// User templates that override built-ins (`PUSHJET_BRIDGE_TEMPLATES_DIR`).
-    pub templates_dir: Option<PathBuf>,
+}
+
+/// Sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
     /// Largest accepted webhook body (`PUSHJET_BRIDGE_MAX_BODY_BYTES`, default 5 MiB).
     pub max_body_bytes: usize,
     /// Largest message sent; longer ones are cut (`PUSHJET_BRIDGE_MAX_MESSAGE_BYTES`, default 4096).
     pub max_message_bytes: usize,
-    /// The configured routes (`PUSHJET_BRIDGE_ROUTES` and `PUSHJET_BRIDGE_ROUTE_<NAME>_*`).
-    pub routes: Routes,
-    /// The outbox and its delivery workers.
-    pub delivery: DeliverySettings,
-    /// The bearer token `/metrics` asks for (`PUSHJET_BRIDGE_METRICS_TOKEN[_FILE]`); `None`
-    /// leaves the metrics open.
-    pub metrics_token: MetricsToken,
-    /// The variables these settings came from, for [`Settings::reread`].
-    pub source_vars: SourceVars,
-    /// The token of the admin endpoints (`PUSHJET_BRIDGE_ADMIN_TOKEN[_FILE]`); `None` turns them off.
-    pub admin_token: Option<AdminToken>,
+}
+
+/// The bearer tokens of the operator endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    /// The token of the admin endpoints (`PUSHJET_BRIDGE_ADMIN_TOKEN[_FILE]`, at least
+    /// [`ADMIN_TOKEN_MIN_CHARS`] characters); `None` turns them off.
+    pub admin: Option<Secret>,
+    /// The token `/metrics` asks for (`PUSHJET_BRIDGE_METRICS_TOKEN[_FILE]`); `None` leaves the
+    /// metrics open.
+    pub metrics: Option<Secret>,
 }
 
 /// Why the settings could not be read; lists every problem at once.
@@ -71,6 +121,7 @@ pub struct Settings {
 #[error("the configuration has {} problem(s):\n  - {}", .0.len(), .0.join("\n  - "))]
 pub struct ConfigError(pub Vec<String>);
 
+/// The `PUSHJET_BRIDGE_*` variables this file reads; the routes and delivery read their own.
 #[derive(Deserialize)]
 struct GlobalVars {
     listen: Option<String>,
@@ -83,28 +134,11 @@ struct GlobalVars {
     routes: Option<String>,
     metrics_token: Option<String>,
     metrics_token_file: Option<PathBuf>,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
 }
 
-#[derive(Deserialize)]
-struct RouteVars {
-    secret: Option<String>,
-    secret_file: Option<PathBuf>,
-    source: Option<String>,
-    template: Option<String>,
-    webhook_secret: Option<String>,
-    webhook_secret_file: Option<PathBuf>,
-    token: Option<String>,
-    token_file: Option<PathBuf>,
-    basic_auth: Option<String>,
-    basic_auth_file: Option<PathBuf>,
-    importance: Option<String>,
-    events: Option<String>,
-    alert_grouping: Option<String>,
-    resolved: Option<String>,
-    severity_importance: Option<String>,
-    delivery: Option<String>,
-}
-
+/// `PUSHJET_API_URL`, the variable the Pushjet client tools share.
 #[derive(Deserialize)]
 struct PushjetVars {
     api_url: Option<String>,
@@ -113,7 +147,7 @@ struct PushjetVars {
 /// The variables settings were read from, before the env file was added, kept for reloads. Its
 /// `Debug` shows only the names: values may be secrets.
 #[derive(Clone, Default)]
-pub struct SourceVars(Vec<(String, String)>);
+struct SourceVars(Vec<(String, String)>);
 
 impl std::fmt::Debug for SourceVars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,396 +176,128 @@ impl Settings {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let source_vars: Vec<(String, String)> = vars.into_iter().collect();
-        let vars = with_env_file(&source_vars)?;
-        let mut problems = Vec::new();
-        let global: GlobalVars = envy::prefixed("PUSHJET_BRIDGE_")
-            .from_iter(vars.clone())
-            .map_err(|error| ConfigError(vec![error.to_string()]))?;
-        let pushjet: PushjetVars = envy::prefixed("PUSHJET_")
-            .from_iter(vars.clone())
-            .map_err(|error| ConfigError(vec![error.to_string()]))?;
-
-        let listen = parse_or(
-            &mut problems,
-            global.listen.as_deref(),
-            "0.0.0.0:8080",
-            |raw| {
-                raw.parse::<SocketAddr>().map_err(|_| {
-                    format!("PUSHJET_BRIDGE_LISTEN: `{raw}` is not an address such as 0.0.0.0:8080")
-                })
-            },
-        );
-        let embedded_pushjet = parse_or(
-            &mut problems,
-            global.embedded_pushjet.as_deref(),
-            "true",
-            |raw| {
-                parse_bool(raw).ok_or_else(|| {
-                    format!("PUSHJET_BRIDGE_EMBEDDED_PUSHJET: `{raw}` is not true or false")
-                })
-            },
-        );
-        let log_format = parse_or(
-            &mut problems,
-            global.log_format.as_deref(),
-            "human",
-            |raw| match raw.trim().to_ascii_lowercase().as_str() {
-                "human" => Ok(LogFormat::Human),
-                "json" => Ok(LogFormat::Json),
-                _ => Err(format!(
-                    "PUSHJET_BRIDGE_LOG_FORMAT: `{raw}` is not human or json"
-                )),
-            },
-        );
-        let api_url = match pushjet
-            .api_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|raw| !raw.is_empty())
-        {
-            None => None,
-            Some(raw) => match ApiUrl::parse(raw) {
-                Ok(url) => Some(url),
-                Err(error) => {
-                    problems.push(format!("PUSHJET_API_URL: {error}"));
-                    None
-                }
-            },
+        let vars =
+            Vars::with_env_file(&source_vars).map_err(|problem| ConfigError(vec![problem]))?;
+        let mut problems = Problems::default();
+        let global: Option<GlobalVars> = vars.section("PUSHJET_BRIDGE_", &mut problems);
+        let pushjet: Option<PushjetVars> = vars.section("PUSHJET_", &mut problems);
+        let (Some(global), Some(pushjet)) = (global, pushjet) else {
+            return Err(ConfigError(problems.into_vec()));
         };
-        if api_url.is_none() && embedded_pushjet == Some(false) {
-            problems.push(
-                "PUSHJET_API_URL is unset and the embedded Pushjet API is off (PUSHJET_BRIDGE_EMBEDDED_PUSHJET=false): \
-                 set PUSHJET_API_URL to your Pushjet server"
-                    .to_owned(),
-            );
-        }
-        let max_body_bytes = parse_or(
-            &mut problems,
+        let settings = Self {
+            server: read_server(&global, &mut problems),
+            pushjet: read_pushjet(&global, pushjet, &mut problems),
+            routes: routes::read_routes(
+                global.routes.as_deref().unwrap_or_default(),
+                &vars,
+                &mut problems,
+            ),
+            templates_dir: global
+                .templates_dir
+                .clone()
+                .filter(|dir| !dir.as_os_str().is_empty()),
+            limits: read_limits(&global, &mut problems),
+            delivery: DeliverySettings::read(&vars, &mut problems),
+            tokens: read_tokens(global, &mut problems),
+            source_vars: SourceVars(source_vars),
+        };
+        problems.into_result(settings).map_err(ConfigError)
+    }
+}
+
+fn read_server(global: &GlobalVars, problems: &mut Problems) -> ServerSettings {
+    ServerSettings {
+        listen: problems.parse(
+            "PUSHJET_BRIDGE_LISTEN",
+            global.listen.as_deref(),
+            SocketAddr::from(([0, 0, 0, 0], 8080)),
+            |raw| {
+                raw.parse::<SocketAddr>()
+                    .map_err(|_| "not an address such as 0.0.0.0:8080")
+            },
+        ),
+        data_dir: global
+            .data_dir
+            .clone()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("data")),
+        log_format: problems.parse(
+            "PUSHJET_BRIDGE_LOG_FORMAT",
+            global.log_format.as_deref(),
+            LogFormat::Human,
+            str::parse::<LogFormat>,
+        ),
+    }
+}
+
+fn read_pushjet(
+    global: &GlobalVars,
+    vars: PushjetVars,
+    problems: &mut Problems,
+) -> PushjetSettings {
+    let embedded = problems.parse(
+        "PUSHJET_BRIDGE_EMBEDDED_PUSHJET",
+        global.embedded_pushjet.as_deref(),
+        true,
+        parse_bool,
+    );
+    let api_url =
+        problems.parse_optional("PUSHJET_API_URL", vars.api_url.as_deref(), ApiUrl::parse);
+    if api_url.is_none() && !embedded && vars.api_url.is_none_or(|raw| raw.trim().is_empty()) {
+        problems.push(
+            "PUSHJET_API_URL is unset and the embedded Pushjet API is off (PUSHJET_BRIDGE_EMBEDDED_PUSHJET=false): \
+             set PUSHJET_API_URL to your Pushjet server"
+                .to_owned(),
+        );
+    }
+    PushjetSettings { embedded, api_url }
+}
+
+fn read_limits(global: &GlobalVars, problems: &mut Problems) -> Limits {
+    Limits {
+        max_body_bytes: problems.parse(
+            "PUSHJET_BRIDGE_MAX_BODY_BYTES",
             global.max_body_bytes.as_deref(),
-            "5242880",
-            |raw| {
-                raw.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|bytes| *bytes > 0)
-                .ok_or_else(|| format!("PUSHJET_BRIDGE_MAX_BODY_BYTES: `{raw}` is not a positive number of bytes"))
-            },
-        );
-        let max_message_bytes = parse_or(
-            &mut problems,
+            DEFAULT_MAX_BODY_BYTES,
+            |raw| read::parse_count(raw, 1..=usize::MAX),
+        ),
+        max_message_bytes: problems.parse(
+            "PUSHJET_BRIDGE_MAX_MESSAGE_BYTES",
             global.max_message_bytes.as_deref(),
-            "4096",
-            |raw| {
-                raw.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|bytes| (MIN_MAX_MESSAGE_BYTES..=MESSAGE_MAX_BYTES).contains(bytes))
-                .ok_or_else(|| {
-                    format!(
-                        "PUSHJET_BRIDGE_MAX_MESSAGE_BYTES: `{raw}` is not a number of bytes from {MIN_MAX_MESSAGE_BYTES} to {MESSAGE_MAX_BYTES}"
-                    )
-                })
-            },
-        );
-        let routes = read_routes(
-            &mut problems,
-            global.routes.as_deref().unwrap_or_default(),
-            &vars,
-        );
-        let metrics_token = value_or_file(
-            "PUSHJET_BRIDGE_",
-            "METRICS_TOKEN",
-            global.metrics_token.clone(),
-            global.metrics_token_file.clone(),
+            DEFAULT_MAX_MESSAGE_BYTES,
+            |raw| read::parse_count(raw, MIN_MAX_MESSAGE_BYTES..=MESSAGE_MAX_BYTES),
+        ),
+    }
+}
+
+fn read_tokens(global: GlobalVars, problems: &mut Problems) -> Tokens {
+    let admin = problems
+        .secret(
+            "PUSHJET_BRIDGE_ADMIN_TOKEN",
+            global.admin_token,
+            global.admin_token_file,
         )
-        .map_err(|problem| problems.push(problem))
-        .ok()
-        .flatten()
-        .map(|token| token.trim().to_owned())
         .filter(|token| !token.is_empty())
-        .map_or(MetricsToken(None), |token| MetricsToken(Some(token)));
-        let delivery = DeliverySettings::from_vars(vars.clone())
-            .map_err(|error| problems.extend(error.0))
-            .ok();
-        let admin_token = AdminToken::from_vars(vars.clone())
-            .map_err(|error| problems.push(error.to_string()))
-            .ok();
-        match (
-            listen,
-            embedded_pushjet,
-            log_format,
-            max_body_bytes,
-            max_message_bytes,
-            delivery,
-            admin_token,
-        ) {
-            (
-                Some(listen),
-                Some(embedded_pushjet),
-                Some(log_format),
-                Some(max_body_bytes),
-                Some(max_message_bytes),
-                Some(delivery),
-                Some(admin_token),
-            ) if problems.is_empty() => Ok(Self {
-                listen,
-                data_dir: global.data_dir.unwrap_or_else(|| PathBuf::from("data")),
-                embedded_pushjet,
-                api_url,
-                log_format,
-                templates_dir: global
-                    .templates_dir
-                    .filter(|dir| !dir.as_os_str().is_empty()),
-                max_body_bytes,
-                max_message_bytes,
-                routes,
-                delivery,
-                admin_token,
-                metrics_token,
-                source_vars: SourceVars(source_vars),
-            }),
-            _ => Err(ConfigError(problems)),
-        }
-    }
-}
-
-/// The variables with those of `PUSHJET_BRIDGE_ENV_FILE` added (the file's win), one value per
-/// name.
-fn with_env_file(vars: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut merged: std::collections::BTreeMap<String, String> = vars.iter().cloned().collect();
-    let Some(path) = merged
-        .get("PUSHJET_BRIDGE_ENV_FILE")
-        .map(PathBuf::from)
-        .filter(|path| !path.as_os_str().is_empty())
-    else {
-        return Ok(merged.into_iter().collect());
-    };
-    let problem = |error: dotenvy::Error| {
-        ConfigError(vec![format!(
-            "PUSHJET_BRIDGE_ENV_FILE: cannot read {}: {error}",
-            path.display()
-        )])
-    };
-    for line in dotenvy::from_path_iter(&path).map_err(problem)? {
-        let (name, value) = line.map_err(problem)?;
-        merged.insert(name, value);
-    }
-    Ok(merged.into_iter().collect())
-}
-
-/// Reads every route named in `PUSHJET_BRIDGE_ROUTES`, recording each problem.
-fn read_routes(problems: &mut Vec<String>, names: &str, vars: &[(String, String)]) -> Routes {
-    let mut routes = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for raw in names
-        .split(',')
-        .map(str::trim)
-        .filter(|raw| !raw.is_empty())
-    {
-        match RouteName::parse(raw) {
-            Ok(name) if !seen.insert(name.clone()) => {
+        .map(|token| Secret::new(&token))
+        .filter(|token| {
+            let long_enough = token.char_count() >= ADMIN_TOKEN_MIN_CHARS;
+            if !long_enough {
                 problems.push(format!(
-                    "PUSHJET_BRIDGE_ROUTES: route `{name}` is named twice"
+                    "PUSHJET_BRIDGE_ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_CHARS} characters \
+                     (white space around it does not count)"
                 ));
             }
-            Ok(name) => match read_route(name, vars) {
-                Ok(route) => routes.push(route),
-                Err(route_problems) => problems.extend(route_problems),
-            },
-            Err(error) => problems.push(format!("PUSHJET_BRIDGE_ROUTES: {error}")),
-        }
-    }
-    Routes::new(routes)
-}
-
-/// Reads one route's variables, or every problem with them.
-fn read_route(name: RouteName, vars: &[(String, String)]) -> Result<Route, Vec<String>> {
-    let prefix = name.env_prefix();
-    let route_vars: RouteVars = envy::prefixed(prefix.clone())
-        .from_iter(vars.to_vec())
-        .map_err(|error| vec![format!("{prefix}*: {error}")])?;
-    let mut problems = Vec::new();
-
-    let secret = match value_or_file(&prefix, "SECRET", route_vars.secret, route_vars.secret_file) {
-        Ok(Some(raw)) => SecretKey::parse(raw.trim())
-            .map_err(|error| problems.push(format!("{prefix}SECRET: {error}")))
-            .ok(),
-        Ok(None) => {
-            problems.push(format!(
-                "{prefix}SECRET (or {prefix}SECRET_FILE) is required: the route's Pushjet service secret key"
-            ));
-            None
-        }
-        Err(problem) => {
-            problems.push(problem);
-            None
-        }
-    };
-    let mut optional_secret = |key: &str, value: Option<String>, file: Option<PathBuf>| {
-        value_or_file(&prefix, key, value, file).unwrap_or_else(|problem| {
-            problems.push(problem);
-            None
-        })
-    };
-    let webhook_secret = optional_secret(
-        "WEBHOOK_SECRET",
-        route_vars.webhook_secret,
-        route_vars.webhook_secret_file,
-    );
-    let token = optional_secret("TOKEN", route_vars.token, route_vars.token_file);
-    let basic_auth = optional_secret(
-        "BASIC_AUTH",
-        route_vars.basic_auth,
-        route_vars.basic_auth_file,
-    );
-    let auth = InboundAuth::new(
-        webhook_secret.as_deref().map(str::trim),
-        token.as_deref().map(str::trim),
-        basic_auth.as_deref().map(str::trim),
-    )
-    .map_err(|error| problems.push(format!("{prefix}*: authentication: {error}")))
-    .ok();
-
-    let mut source = SourceOptions::new(name.as_str());
-    let mut problem_at = |key: &str, raw: &str, error: String| {
-        problems.push(format!("{prefix}{key}: `{raw}`: {error}"))
-    };
-    if let Some(value) = route_setting(
-        route_vars.source,
-        "SOURCE",
-        &mut problem_at,
-        str::parse::<SourceSetting>,
-    ) {
-        source.setting = value;
-    }
-    if let Some(value) = route_setting(
-        route_vars.importance,
-        "IMPORTANCE",
-        &mut problem_at,
-        Importance::parse,
-    ) {
-        source.default_importance = value;
-    }
-    if let Some(value) = route_setting(
-        route_vars.alert_grouping,
-        "ALERT_GROUPING",
-        &mut problem_at,
-        str::parse::<AlertGrouping>,
-    ) {
-        source.grouping = value;
-    }
-    if let Some(value) = route_setting(
-        route_vars.resolved,
-        "RESOLVED",
-        &mut problem_at,
-        str::parse::<ResolvedPolicy>,
-    ) {
-        source.resolved = value;
-    }
-    if let Some(value) = route_setting(
-        route_vars.severity_importance,
-        "SEVERITY_IMPORTANCE",
-        &mut problem_at,
-        str::parse::<SeverityImportance>,
-    ) {
-        source.severity = value;
-    }
-    let delivery = route_setting(
-        route_vars.delivery,
-        "DELIVERY",
-        &mut problem_at,
-        str::parse::<DeliveryMode>,
-    )
-    .unwrap_or_default();
-    let template = route_vars
-        .template
-        .map(|raw| raw.trim().to_owned())
-        .filter(|raw| !raw.is_empty());
-    let events = route_vars
-        .events
-        .as_deref()
-        .filter(|raw| !raw.trim().is_empty())
-        .map(EventFilter::parse);
-
-    match (secret, auth) {
-        (Some(secret), Some(auth)) if problems.is_empty() => Ok(Route {
-            name,
-            secret,
-            auth,
-            source,
-            template,
-            events,
-            delivery,
-        }),
-        _ => Err(problems),
-    }
-}
-
-/// Parses one optional route setting (blank counts as unset), reporting a bad value by its key.
-fn route_setting<T, E: std::fmt::Display>(
-    raw: Option<String>,
-    key: &str,
-    problem_at: &mut impl FnMut(&str, &str, String),
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Option<T> {
-    let raw = raw?;
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    parse(raw)
-        .map_err(|error| problem_at(key, raw, error.to_string()))
-        .ok()
-}
-
-/// A setting given directly (`KEY`) or in a file (`KEY_FILE`, trailing line break dropped); both
-/// is a problem. The problem text never contains the value.
-fn value_or_file(
-    prefix: &str,
-    key: &str,
-    value: Option<String>,
-    file: Option<PathBuf>,
-) -> Result<Option<String>, String> {
-    match (value, file) {
-        (Some(_), Some(_)) => Err(format!(
-            "{prefix}{key} and {prefix}{key}_FILE are both set; keep one"
-        )),
-        (Some(value), None) => Ok(Some(value)),
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
-            .map_err(|error| {
-                format!(
-                    "{prefix}{key}_FILE: cannot read {}: {error}",
-                    path.display()
-                )
-            }),
-        (None, None) => Ok(None),
-    }
-}
-
-/// Parses a variable (or its default), recording a problem instead of stopping at the first.
-fn parse_or<T>(
-    problems: &mut Vec<String>,
-    raw: Option<&str>,
-    default: &str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Option<T> {
-    match parse(raw.unwrap_or(default)) {
-        Ok(value) => Some(value),
-        Err(problem) => {
-            problems.push(problem);
-            None
-        }
-    }
-}
-
-/// `true/false`, `1/0`, `yes/no`, `on/off`, any case.
-pub fn parse_bool(raw: &str) -> Option<bool> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
-    }
+            long_enough
+        });
+    let metrics = problems
+        .secret(
+            "PUSHJET_BRIDGE_METRICS_TOKEN",
+            global.metrics_token,
+            global.metrics_token_file,
+        )
+        .filter(|token| !token.is_empty())
+        .map(|token| Secret::new(&token));
+    Tokens { admin, metrics }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod pushjet_server;
 pub mod reload;
 pub mod render;
 pub mod routes;
+pub mod secret;
 pub mod sources;
 pub mod telemetry;
 pub mod verify;

@@ -11,16 +11,26 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
 
-use crate::app::check_route_templates;
 use crate::config::{ConfigError, Settings};
-use crate::delivery::SharedRoutes;
+use crate::delivery::RouteSecrets;
 use crate::metrics::Metrics;
 use crate::pipeline::Bridge;
+use crate::pushjet::SecretKey;
 use crate::render::{LoadError, Renderer};
-use crate::routes::Route;
+use crate::routes::{Route, RouteName};
 
-/// The bridge in force, swapped whole on reload.
+/// The bridge in force, swapped whole on reload: the one source of the routes for the webhook
+/// handlers and the dispatcher alike.
 pub type SharedBridge = ArcSwap<Bridge>;
+
+impl RouteSecrets for SharedBridge {
+    fn secret(&self, route: &RouteName) -> Option<SecretKey> {
+        self.load()
+            .routes
+            .get(route.as_str())
+            .map(|found| found.secret.clone())
+    }
+}
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +57,8 @@ pub fn build_bridge(settings: &Settings, demo: Option<&Route>) -> Result<Bridge,
     Ok(Bridge {
         routes,
         renderer,
-        max_body_bytes: settings.max_body_bytes,
-        max_message_bytes: settings.max_message_bytes,
+        max_body_bytes: settings.limits.max_body_bytes,
+        max_message_bytes: settings.limits.max_message_bytes,
     })
 }
 
@@ -57,7 +67,6 @@ pub struct Reloader {
     settings: Settings,
     demo: Option<Route>,
     bridge: Arc<SharedBridge>,
-    routes: SharedRoutes,
     metrics: Arc<Metrics>,
     generation: AtomicI64,
 }
@@ -68,14 +77,12 @@ impl Reloader {
         settings: Settings,
         demo: Option<Route>,
         bridge: Arc<SharedBridge>,
-        routes: SharedRoutes,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             settings,
             demo,
             bridge,
-            routes,
             metrics,
             generation: AtomicI64::new(1),
         }
@@ -91,9 +98,7 @@ impl Reloader {
             .and_then(|settings| build_bridge(&settings, self.demo.as_ref()));
         match outcome {
             Ok(bridge) => {
-                let routes = bridge.routes.clone();
                 self.bridge.store(Arc::new(bridge));
-                self.routes.store(Arc::new(routes));
                 let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
                 self.metrics.config_generation.set(generation);
                 self.metrics.config_last_reload_success.set(1);
@@ -108,5 +113,27 @@ impl Reloader {
                 Err(error)
             }
         }
+    }
+}
+
+/// Every route's `TEMPLATE` must name a template that exists.
+pub fn check_route_templates(settings: &Settings, renderer: &Renderer) -> Result<(), ConfigError> {
+    let problems: Vec<String> = settings
+        .routes
+        .iter()
+        .filter_map(|route| {
+            let template = route.template.as_deref()?;
+            (!renderer.contains(template)).then(|| {
+                format!(
+                    "{}TEMPLATE: no template named `{template}` (built-in or in PUSHJET_BRIDGE_TEMPLATES_DIR)",
+                    route.name.env_prefix()
+                )
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems))
     }
 }

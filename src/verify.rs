@@ -19,14 +19,14 @@
 //! Every comparison with a secret runs in constant time, and no error or `Debug` output of this
 //! module contains a secret.
 
-use std::fmt;
-
-use actix_web::http::header::{AUTHORIZATION, HeaderMap};
+use actix_web::http::header::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use crate::secret::{Secret, authorization_credentials};
 
 /// GitHub's signature header: `sha256=` and the hex HMAC-SHA256 of the body.
 const GITHUB_SIGNATURE: &str = "x-hub-signature-256";
@@ -88,35 +88,6 @@ pub enum AuthError {
     /// The basic auth credentials do not match.
     #[error("the basic auth credentials do not match")]
     BasicAuthMismatch,
-}
-
-/// A configured secret. Its `Debug` never shows it.
-#[derive(Clone)]
-struct Secret(Box<[u8]>);
-
-impl Secret {
-    fn new(raw: &str) -> Self {
-        Self(raw.as_bytes().into())
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Compares in constant time, whatever the lengths: both sides are hashed first, so neither
-    /// the content nor the length of the secret shows in the time taken.
-    fn matches(&self, candidate: &[u8]) -> bool {
-        Sha256::digest(self.bytes())
-            .as_slice()
-            .ct_eq(Sha256::digest(candidate).as_slice())
-            .into()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// One method of authentication.
@@ -202,7 +173,7 @@ impl InboundAuth {
 
 /// The HMAC-SHA256 of `body` under `secret`.
 fn hmac_sha256(secret: &Secret, body: &[u8]) -> Option<[u8; TAG_LEN]> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.bytes()).ok()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose()).ok()?;
     mac.update(body);
     mac.finalize().into_bytes().as_slice().try_into().ok()
 }
@@ -277,22 +248,6 @@ fn verify_signature(secrets: &[Secret], headers: &HeaderMap, body: &[u8]) -> Res
     } else {
         Err(AuthError::SignatureMismatch)
     }
-}
-
-/// The credentials of every `Authorization` header using `scheme` (case-insensitive).
-fn authorization_credentials<'a>(
-    headers: &'a HeaderMap,
-    scheme: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .get_all(AUTHORIZATION)
-        .filter_map(|value| value.to_str().ok())
-        .filter_map(move |value| {
-            let (given, credentials) = value.trim().split_once(' ')?;
-            given
-                .eq_ignore_ascii_case(scheme)
-                .then_some(credentials.trim())
-        })
 }
 
 fn verify_token(token: &Secret, headers: &HeaderMap, query: &str) -> Result<(), AuthError> {

@@ -5,12 +5,12 @@
 
 use std::fmt::Write as _;
 
-use crate::app::check_route_templates;
 use crate::cli::render::sender_headers;
 use crate::config::{DEFAULT_MAX_MESSAGE_BYTES, Settings};
 use crate::notification::{Assembled, assemble};
 use crate::pipeline::{Inbound, decode_for_preview};
 use crate::pushjet::Importance;
+use crate::reload::check_route_templates;
 use crate::render::{Origin, Renderer};
 use crate::sources::{SourceKind, SourceOptions, SourceSetting};
 

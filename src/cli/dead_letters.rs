@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::delivery::{
-    DeliverySettings, DeliverySettingsError, OUTBOX_FILE_NAME, Outbox, OutboxError,
-};
+use crate::delivery::{DeliverySettings, OUTBOX_FILE_NAME, Outbox, OutboxError};
 
 /// `dead-letters` and its options.
 #[derive(Debug, Args)]
@@ -67,7 +65,7 @@ pub enum DeadLettersError {
     },
     /// The delivery settings in the environment are invalid.
     #[error(transparent)]
-    Settings(#[from] DeliverySettingsError),
+    Settings(#[from] crate::config::ConfigError),
     /// The outbox refused (locked by the running service, unknown id, full, …).
     #[error(transparent)]
     Outbox(#[from] OutboxError),

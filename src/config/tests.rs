@@ -1,4 +1,5 @@
 use super::*;
+use crate::sources::{AlertGrouping, ResolvedPolicy, SourceSetting};
 
 fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -10,11 +11,11 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn defaults_serve_the_embedded_api_on_8080() {
     let settings = Settings::from_vars(vars(&[])).unwrap();
-    assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
-    assert_eq!(settings.data_dir, PathBuf::from("data"));
-    assert!(settings.embedded_pushjet);
-    assert_eq!(settings.api_url, None);
-    assert_eq!(settings.log_format, LogFormat::Human);
+    assert_eq!(settings.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(settings.server.data_dir, PathBuf::from("data"));
+    assert!(settings.pushjet.embedded);
+    assert_eq!(settings.pushjet.api_url, None);
+    assert_eq!(settings.server.log_format, LogFormat::Human);
 }
 
 #[test]
@@ -34,7 +35,7 @@ fn api_url_gets_a_trailing_slash() {
     let settings =
         Settings::from_vars(vars(&[("PUSHJET_API_URL", "http://pushjet.local/api")])).unwrap();
     assert_eq!(
-        settings.api_url.unwrap().to_string(),
+        settings.pushjet.api_url.unwrap().to_string(),
         "http://pushjet.local/api/"
     );
 }
@@ -78,7 +79,7 @@ fn a_route_reads_every_setting_and_secrets_from_files() {
         ("PUSHJET_BRIDGE_MAX_MESSAGE_BYTES", "1000"),
     ]))
     .unwrap();
-    assert_eq!(settings.max_message_bytes, 1000);
+    assert_eq!(settings.limits.max_message_bytes, 1000);
     let github = settings.routes.get("gh-prod").unwrap();
     assert_eq!(github.secret.expose(), SECRET);
     assert_eq!(
@@ -172,4 +173,53 @@ fn a_route_without_a_secret_is_refused() {
             .contains("PUSHJET_BRIDGE_ROUTE_PLAIN_SECRET"),
         "{error}"
     );
+}
+
+const ADMIN_TOKEN: &str = "s3cr3t-admin-token-0123456789";
+
+#[test]
+fn the_admin_token_comes_from_the_variable_or_its_file_and_must_be_long_enough() {
+    let admin = |pairs: &[(&str, &str)]| Settings::from_vars(vars(pairs)).map(|s| s.tokens.admin);
+    assert!(admin(&[]).unwrap().is_none());
+    assert!(
+        admin(&[("PUSHJET_BRIDGE_ADMIN_TOKEN", "  ")])
+            .unwrap()
+            .is_none()
+    );
+    let set = admin(&[("PUSHJET_BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)])
+        .unwrap()
+        .unwrap();
+    assert!(set.matches(ADMIN_TOKEN.as_bytes()));
+    let short = admin(&[("PUSHJET_BRIDGE_ADMIN_TOKEN", "short")]).unwrap_err();
+    assert!(
+        short.to_string().contains("at least 16 characters"),
+        "{short}"
+    );
+    assert!(!short.to_string().contains("short`"), "{short}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let token = admin(&[("PUSHJET_BRIDGE_ADMIN_TOKEN_FILE", path)])
+        .unwrap()
+        .unwrap();
+    assert!(token.matches(ADMIN_TOKEN.as_bytes()));
+    assert!(!format!("{token:?}").contains(ADMIN_TOKEN));
+    let both = admin(&[
+        ("PUSHJET_BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("PUSHJET_BRIDGE_ADMIN_TOKEN_FILE", path),
+    ])
+    .unwrap_err();
+    assert!(both.to_string().contains("both set"), "{both}");
+}
+
+#[test]
+fn the_metrics_token_is_a_secret_read_like_the_others() {
+    let settings =
+        Settings::from_vars(vars(&[("PUSHJET_BRIDGE_METRICS_TOKEN", " m-token ")])).unwrap();
+    let token = settings.tokens.metrics.unwrap();
+    assert!(token.matches(b"m-token"));
+    let open = Settings::from_vars(vars(&[("PUSHJET_BRIDGE_METRICS_TOKEN", "")])).unwrap();
+    assert!(open.tokens.metrics.is_none());
 }

@@ -22,7 +22,7 @@
 //! use pushjet_bridge::delivery::{self, DeliverySettings, Enqueued, Outbox};
 //! # let api_url = pushjet_bridge::pushjet::ApiUrl::parse("http://127.0.0.1:8080/pushjet/")?;
 //! let delivery_settings = DeliverySettings::from_env()?;
-//! let data_dir = settings.data_dir.clone();
+//! let data_dir = settings.server.data_dir.clone();
 //! let opened = delivery_settings.clone();
 //! let outbox = actix_web::web::block(move || Outbox::open(&data_dir, &opened)).await??;
 //! let routes = Arc::new(ArcSwap::from_pointee(settings.routes.clone()));
@@ -74,7 +74,7 @@
 //!   can leave the notifications sent in about the last 10 ms before it in this window, never one
 //!   that was not sent before. Pushjet has no idempotency keys, so an
 //!   answer lost on the way back (a timeout after the server stored the message, or Pushjet's own
-//!   500 after storing it, see `shared/pushjet-api.md` §1.5) also leads to a second send.
+//!   500 after storing it, see `docs/pushjet-protocol.md` §1.5) also leads to a second send.
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
@@ -83,15 +83,16 @@ mod journal;
 mod outbox;
 mod retry;
 mod schedule;
-mod settings;
 mod tables;
 mod worker;
 
 #[cfg(test)]
 mod test_support;
 
+pub use crate::config::DeliverySettings;
 pub use journal::JOURNAL_FILE_NAME;
 pub use outbox::{DeadLetter, Enqueued, OUTBOX_FILE_NAME, Outbox, OutboxError, RetriedDeadLetters};
 pub use retry::{Decision, Failure, RetryPolicy, classify};
-pub use settings::{DeliverySettings, DeliverySettingsError};
-pub use worker::{DispatcherHandle, SharedRoutes, ShutdownReport, Upstream, spawn, spawn_with};
+pub use worker::{
+    DispatcherHandle, RouteSecrets, SharedRoutes, ShutdownReport, Upstream, spawn, spawn_with,
+};

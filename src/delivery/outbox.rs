@@ -36,7 +36,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::committer::{self, Request, Settlement};
 use super::schedule::Schedule;
-use super::settings::DeliverySettings;
+use crate::config::DeliverySettings;
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 

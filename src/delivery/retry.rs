@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use super::settings::DeliverySettings;
+use crate::config::DeliverySettings;
 use crate::pushjet::Error;
 use crate::routes::RouteName;
 

@@ -10,7 +10,7 @@ use redb::StorageBackend;
 use redb::backends::{FileBackend, InMemoryBackend};
 
 use super::outbox::Clock;
-use super::settings::DeliverySettings;
+use crate::config::DeliverySettings;
 use crate::pushjet::{MessageText, NewMessage, SecretKey};
 use crate::routes::{Route, RouteName, Routes};
 use crate::sources::SourceOptions;

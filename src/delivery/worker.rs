@@ -37,7 +37,7 @@ use tokio::sync::oneshot;
 use super::committer::Settlement;
 use super::outbox::{Committed, Outbox, OutboxError, PendingRecord, duration_millis};
 use super::retry::{Decision, RetryPolicy, whole_seconds};
-use super::settings::DeliverySettings;
+use crate::config::DeliverySettings;
 use crate::metrics::{self, Metrics};
 use crate::pushjet::{Api, ApiUrl, Error, NewMessage, SecretKey};
 use crate::routes::{RouteName, Routes};
@@ -56,8 +56,24 @@ const READ_BATCH: usize = 64;
 /// again (the oldest due route first).
 pub(super) const RUN_LIMIT: usize = 1024;
 
-/// The current routes, swapped whole when the configuration is reloaded.
-pub type SharedRoutes = Arc<ArcSwap<Routes>>;
+/// Where the dispatcher finds a route's secret when it sends: the configuration in force, so a
+/// reload takes effect at the next send and no secret is ever written to the outbox.
+pub trait RouteSecrets: Send + Sync + 'static {
+    /// The Pushjet secret of the route, or `None` when no such route is configured now.
+    fn secret(&self, route: &RouteName) -> Option<SecretKey>;
+}
+
+/// Routes swapped whole on reload; the application passes the whole configuration in force.
+impl RouteSecrets for ArcSwap<Routes> {
+    fn secret(&self, route: &RouteName) -> Option<SecretKey> {
+        self.load()
+            .get(route.as_str())
+            .map(|found| found.secret.clone())
+    }
+}
+
+/// The routes the dispatcher sends for.
+pub type SharedRoutes = Arc<dyn RouteSecrets>;
 
 /// Where notifications go: the Pushjet API, or a test's stand-in.
 pub trait Upstream {
@@ -289,12 +305,7 @@ async fn run<U: Upstream>(context: Rc<Context<U>>, route: RouteName) {
 impl<U: Upstream> Context<U> {
     /// Tries one send and decides what follows; logs one line with the outcome.
     async fn attempt(&self, id: u64, route: &RouteName, pending: &PendingRecord) -> Settlement {
-        let secret = self
-            .routes
-            .load()
-            .get(route.as_str())
-            .map(|found| found.secret.clone());
-        let Some(secret) = secret else {
+        let Some(secret) = self.routes.secret(route) else {
             return self.dead_letter(
                 id,
                 route,

@@ -17,129 +17,38 @@
 //! ```no_run
 //! # fn mount(outbox: pushjet_bridge::delivery::Outbox) -> Result<(), Box<dyn std::error::Error>> {
 //! use actix_web::{App, web};
-//! use pushjet_bridge::http::admin::{self, Admin, AdminToken};
-//! let admin = web::Data::new(Admin::new(outbox, AdminToken::from_env()?));
+//! use pushjet_bridge::config::Settings;
+//! use pushjet_bridge::http::admin::{self, Admin};
+//! let admin = web::Data::new(Admin::new(outbox, Settings::from_env()?.tokens.admin));
 //! let app = App::new().app_data(admin.clone()).configure(admin::configure);
 //! # Ok(()) }
 //! ```
-
-use std::fmt;
-use std::path::PathBuf;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::delivery::{Outbox, OutboxError};
 use crate::reload::{ReloadError, Reloader};
+use crate::secret::Secret;
 
-/// The shortest admin token accepted.
-pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
 /// How many dead letters a page lists by default.
 const DEFAULT_PAGE: usize = 100;
 /// The most dead letters one page lists.
 const MAX_PAGE: usize = 1000;
 
-/// Why the admin token setting was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminTokenError {
-    /// Fewer than [`ADMIN_TOKEN_MIN_CHARS`] characters.
-    #[error(
-        "PUSHJET_BRIDGE_ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_CHARS} characters \
-         (white space around it does not count)"
-    )]
-    TooShort,
-    /// Both the variable and its `_FILE` form are set.
-    #[error(
-        "PUSHJET_BRIDGE_ADMIN_TOKEN and PUSHJET_BRIDGE_ADMIN_TOKEN_FILE are both set; keep one"
-    )]
-    Both,
-    /// The token file could not be read.
-    #[error("PUSHJET_BRIDGE_ADMIN_TOKEN_FILE: cannot read {}: {source}", path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-/// The bearer token of the admin endpoints. Only its SHA-256 digest is kept, and requests are
-/// compared digest to digest in constant time; `Debug` shows nothing of it.
-#[derive(Clone)]
-pub struct AdminToken {
-    digest: [u8; 32],
-}
-
-impl fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AdminToken(<redacted>)")
-    }
-}
-
-impl AdminToken {
-    /// Accepts a token of at least [`ADMIN_TOKEN_MIN_CHARS`] characters, trimmed.
-    pub fn new(raw: &str) -> Result<Self, AdminTokenError> {
-        let token = raw.trim();
-        if token.chars().count() < ADMIN_TOKEN_MIN_CHARS {
-            return Err(AdminTokenError::TooShort);
-        }
-        Ok(Self {
-            digest: Sha256::digest(token.as_bytes()).into(),
-        })
-    }
-
-    /// Reads `PUSHJET_BRIDGE_ADMIN_TOKEN` or `PUSHJET_BRIDGE_ADMIN_TOKEN_FILE` from the process
-    /// environment; `None` (endpoints off) when neither is set or the variable is blank.
-    pub fn from_env() -> Result<Option<Self>, AdminTokenError> {
-        Self::from_vars(std::env::vars())
-    }
-
-    /// [`Self::from_env`] over the given variables.
-    pub fn from_vars(
-        vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Option<Self>, AdminTokenError> {
-        let mut value = None;
-        let mut file = None;
-        for (key, raw) in vars {
-            match key.as_str() {
-                "PUSHJET_BRIDGE_ADMIN_TOKEN" => value = Some(raw),
-                "PUSHJET_BRIDGE_ADMIN_TOKEN_FILE" => file = Some(PathBuf::from(raw)),
-                _ => {}
-            }
-        }
-        let value = value.filter(|raw| !raw.trim().is_empty());
-        match (value, file) {
-            (Some(_), Some(_)) => Err(AdminTokenError::Both),
-            (Some(raw), None) => Self::new(&raw).map(Some),
-            (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(raw) => Self::new(&raw).map(Some),
-                Err(source) => Err(AdminTokenError::File { path, source }),
-            },
-            (None, None) => Ok(None),
-        }
-    }
-
-    fn matches(&self, presented: &str) -> bool {
-        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        presented.ct_eq(&self.digest).into()
-    }
-}
-
 /// What the admin handlers need, registered as `web::Data<Admin>`.
 #[derive(Debug, Clone)]
 pub struct Admin {
     outbox: Outbox,
-    token: Option<AdminToken>,
+    token: Option<Secret>,
 }
 
 impl Admin {
     /// The admin endpoints over this outbox; `token: None` turns them off (404).
-    pub fn new(outbox: Outbox, token: Option<AdminToken>) -> Self {
+    pub fn new(outbox: Outbox, token: Option<Secret>) -> Self {
         Self { outbox, token }
     }
 }
@@ -231,16 +140,10 @@ async fn reload(
 /// Checks that the endpoints are on and the request carries the token.
 fn authorize(request: &HttpRequest, admin: &Admin) -> Result<(), AdminError> {
     let token = admin.token.as_ref().ok_or(AdminError::Disabled)?;
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, credentials)| credentials.trim());
-    match presented {
-        Some(presented) if token.matches(presented) => Ok(()),
-        _ => Err(AdminError::Unauthorized),
+    if token.is_bearer_of(request.headers()) {
+        Ok(())
+    } else {
+        Err(AdminError::Unauthorized)
     }
 }
 
@@ -367,10 +270,7 @@ mod tests {
     macro_rules! app {
         ($outbox:expr, $token:expr) => {{
             let token: Option<&str> = $token;
-            let admin = Admin::new(
-                $outbox.clone(),
-                token.map(|raw| AdminToken::new(raw).unwrap()),
-            );
+            let admin = Admin::new($outbox.clone(), token.map(Secret::new));
             test::init_service(
                 App::new()
                     .app_data(web::Data::new(admin))
@@ -511,42 +411,5 @@ mod tests {
                 .unwrap()
                 .contains("PUSHJET_BRIDGE_MAX_QUEUE")
         );
-    }
-
-    #[test]
-    fn the_token_comes_from_the_variable_or_its_file_and_must_be_long_enough() {
-        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
-                .iter()
-                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-                .collect()
-        };
-        assert!(AdminToken::from_vars(vars(&[])).unwrap().is_none());
-        let blank = vars(&[("PUSHJET_BRIDGE_ADMIN_TOKEN", "  ")]);
-        assert!(AdminToken::from_vars(blank).unwrap().is_none());
-        let set = vars(&[("PUSHJET_BRIDGE_ADMIN_TOKEN", TOKEN)]);
-        assert!(AdminToken::from_vars(set).unwrap().unwrap().matches(TOKEN));
-        let short = vars(&[("PUSHJET_BRIDGE_ADMIN_TOKEN", "short")]);
-        assert!(matches!(
-            AdminToken::from_vars(short),
-            Err(AdminTokenError::TooShort)
-        ));
-
-        let dir = TempDir::new().unwrap();
-        let file = dir.path().join("token");
-        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-        let path = file.to_str().unwrap();
-        let from_file = vars(&[("PUSHJET_BRIDGE_ADMIN_TOKEN_FILE", path)]);
-        let token = AdminToken::from_vars(from_file).unwrap().unwrap();
-        assert!(token.matches(TOKEN));
-        assert!(!format!("{token:?}").contains(TOKEN));
-        let both = vars(&[
-            ("PUSHJET_BRIDGE_ADMIN_TOKEN", TOKEN),
-            ("PUSHJET_BRIDGE_ADMIN_TOKEN_FILE", path),
-        ]);
-        assert!(matches!(
-            AdminToken::from_vars(both),
-            Err(AdminTokenError::Both)
-        ));
     }
 }

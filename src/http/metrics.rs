@@ -8,24 +8,14 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpRequest, HttpResponse, web};
-use subtle::ConstantTimeEq;
 
 use crate::delivery::Outbox;
 use crate::metrics::{HttpLabels, Metrics};
+use crate::secret::Secret;
 
 /// The bearer token `/metrics` asks for (`PUSHJET_BRIDGE_METRICS_TOKEN`); `None` leaves it open.
-#[derive(Clone, Default)]
-pub struct MetricsToken(pub Option<String>);
-
-impl std::fmt::Debug for MetricsToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "MetricsToken(<redacted>)"
-        } else {
-            "MetricsToken(None)"
-        })
-    }
-}
+#[derive(Debug, Clone, Default)]
+pub struct MetricsToken(pub Option<Secret>);
 
 /// The exposition, after refreshing the outbox gauges.
 pub async fn metrics(
@@ -34,18 +24,12 @@ pub async fn metrics(
     outbox: web::Data<Outbox>,
     token: web::Data<MetricsToken>,
 ) -> HttpResponse {
-    if let Some(expected) = &token.0 {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-            return HttpResponse::Unauthorized()
+    if let Some(expected) = &token.0
+        && !expected.is_bearer_of(request.headers())
+    {
+        return HttpResponse::Unauthorized()
                 .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
                 .json(serde_json::json!({ "error": "the metrics need the bearer token of PUSHJET_BRIDGE_METRICS_TOKEN" }));
-        }
     }
     metrics
         .outbox_pending

@@ -1,9 +1,14 @@
-//! The delivery layer's settings, read from `PUSHJET_BRIDGE_*` variables with envy. Durations are
-//! written the humantime way: `90s`, `15m`, `24h`, `1h 30m`, `250ms`.
+//! The outbox's and the dispatcher's settings. Durations are written the humantime way: `90s`,
+//! `15m`, `24h`, `1h 30m`, `250ms`.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use super::ConfigError;
+use super::read::{Problems, parse_count, parse_duration};
+
+const PREFIX: &str = "PUSHJET_BRIDGE_";
 
 /// How the outbox and its delivery workers behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +53,6 @@ impl Default for DeliverySettings {
     }
 }
 
-/// Why the delivery settings could not be read; lists every problem at once, each naming its
-/// variable.
-#[derive(Debug, thiserror::Error)]
-#[error("the delivery settings have {} problem(s):\n  - {}", .0.len(), .0.join("\n  - "))]
-pub struct DeliverySettingsError(pub Vec<String>);
-
 #[derive(Deserialize)]
 struct Vars {
     delivery_concurrency: Option<String>,
@@ -70,128 +69,102 @@ struct Vars {
 const MAX_CONCURRENCY: usize = 1024;
 
 impl DeliverySettings {
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Self, DeliverySettingsError> {
-        Self::from_vars(std::env::vars())
+    /// Reads only the delivery settings from the process environment (the `dead-letters` command
+    /// needs no routes).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let mut problems = Problems::default();
+        let settings = super::read::Vars::with_env_file(&vars)
+            .map_err(|problem| ConfigError(vec![problem]))
+            .map(|vars| Self::read(&vars, &mut problems))?;
+        problems.into_result(settings).map_err(ConfigError)
     }
 
-    /// Reads the settings from the given variables; unset or blank ones take their default.
-    pub fn from_vars(
-        vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, DeliverySettingsError> {
-        let vars: Vars = envy::prefixed("PUSHJET_BRIDGE_")
-            .from_iter(vars)
-            .map_err(|error| DeliverySettingsError(vec![error.to_string()]))?;
+    /// Reads the settings; unset or blank variables take their default, and each problem is
+    /// recorded by its variable.
+    pub(super) fn read(vars: &super::read::Vars, problems: &mut Problems) -> Self {
         let defaults = Self::default();
-        let mut problems = Vec::new();
-        let mut duration = |name: &str, raw: Option<String>, default: Duration| {
-            setting(&mut problems, name, raw, default, parse_duration)
+        let Some(raw) = vars.section::<Vars>(PREFIX, problems) else {
+            return defaults;
         };
-        let retry_for = duration("RETRY_FOR", vars.retry_for, defaults.retry_for);
+        let name = |key: &str| format!("{PREFIX}{key}");
+        let mut duration = |key: &str, raw: Option<String>, default: Duration| {
+            problems.parse(&name(key), raw.as_deref(), default, parse_duration)
+        };
+        let retry_for = duration("RETRY_FOR", raw.retry_for, defaults.retry_for);
         let retry_min_delay = duration(
             "RETRY_MIN_DELAY",
-            vars.retry_min_delay,
+            raw.retry_min_delay,
             defaults.retry_min_delay,
         );
         let retry_max_delay = duration(
             "RETRY_MAX_DELAY",
-            vars.retry_max_delay,
+            raw.retry_max_delay,
             defaults.retry_max_delay,
         );
-        let dedup_window = duration("DEDUP_WINDOW", vars.dedup_window, defaults.dedup_window);
+        let dedup_window = duration("DEDUP_WINDOW", raw.dedup_window, defaults.dedup_window);
         let shutdown_grace = duration(
             "SHUTDOWN_GRACE",
-            vars.shutdown_grace,
+            raw.shutdown_grace,
             defaults.shutdown_grace,
         );
-        let send_timeout = duration("SEND_TIMEOUT", vars.send_timeout, defaults.send_timeout);
-        let concurrency = setting(
-            &mut problems,
-            "DELIVERY_CONCURRENCY",
-            vars.delivery_concurrency,
+        let send_timeout = duration("SEND_TIMEOUT", raw.send_timeout, defaults.send_timeout);
+        let concurrency = problems.parse(
+            &name("DELIVERY_CONCURRENCY"),
+            raw.delivery_concurrency.as_deref(),
             defaults.concurrency,
-            |raw| match raw.parse::<usize>() {
-                Ok(value) if (1..=MAX_CONCURRENCY).contains(&value) => Ok(value),
-                _ => Err(format!("is not a whole number from 1 to {MAX_CONCURRENCY}")),
-            },
+            |raw| parse_count(raw, 1..=MAX_CONCURRENCY),
         );
-        let max_queue = setting(
-            &mut problems,
-            "MAX_QUEUE",
-            vars.max_queue,
+        let max_queue = problems.parse(
+            &name("MAX_QUEUE"),
+            raw.max_queue.as_deref(),
             defaults.max_queue,
-            |raw| match raw.replace('_', "").parse::<u64>() {
-                Ok(value) if value >= 1 => Ok(value),
-                _ => Err("is not a whole number of at least 1".to_owned()),
-            },
+            |raw| parse_count(raw, 1..=u64::MAX),
         );
         if retry_min_delay.is_zero() {
-            problems.push("PUSHJET_BRIDGE_RETRY_MIN_DELAY must be longer than zero".to_owned());
+            problems.push(format!("{PREFIX}RETRY_MIN_DELAY must be longer than zero"));
         }
         if retry_max_delay < retry_min_delay {
             problems.push(format!(
-                "PUSHJET_BRIDGE_RETRY_MAX_DELAY ({}) is shorter than PUSHJET_BRIDGE_RETRY_MIN_DELAY ({})",
+                "{PREFIX}RETRY_MAX_DELAY ({}) is shorter than {PREFIX}RETRY_MIN_DELAY ({})",
                 humantime::format_duration(retry_max_delay),
                 humantime::format_duration(retry_min_delay)
             ));
         }
         if send_timeout.is_zero() {
-            problems.push("PUSHJET_BRIDGE_SEND_TIMEOUT must be longer than zero".to_owned());
+            problems.push(format!("{PREFIX}SEND_TIMEOUT must be longer than zero"));
         }
-        if problems.is_empty() {
-            Ok(Self {
-                concurrency,
-                retry_for,
-                retry_min_delay,
-                retry_max_delay,
-                dedup_window,
-                max_queue,
-                shutdown_grace,
-                send_timeout,
-            })
-        } else {
-            Err(DeliverySettingsError(problems))
+        Self {
+            concurrency,
+            retry_for,
+            retry_min_delay,
+            retry_max_delay,
+            dedup_window,
+            max_queue,
+            shutdown_grace,
+            send_timeout,
         }
     }
-}
-
-/// Parses one setting (blank counts as unset), recording a problem that names the variable and
-/// falling back to the default so every other problem is still found.
-fn setting<T>(
-    problems: &mut Vec<String>,
-    name: &str,
-    raw: Option<String>,
-    default: T,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> T {
-    let Some(raw) = raw.filter(|raw| !raw.trim().is_empty()) else {
-        return default;
-    };
-    parse(raw.trim()).unwrap_or_else(|problem| {
-        problems.push(format!("PUSHJET_BRIDGE_{name}: `{raw}` {problem}"));
-        default
-    })
-}
-
-fn parse_duration(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw)
-        .map_err(|error| format!("is not a duration such as 90s, 15m or 24h ({error})"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
+    fn read(pairs: &[(&str, &str)]) -> Result<DeliverySettings, Vec<String>> {
+        let pairs: Vec<(String, String)> = pairs
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
+            .collect();
+        let vars = super::super::read::Vars::with_env_file(&pairs).unwrap();
+        let mut problems = Problems::default();
+        let settings = DeliverySettings::read(&vars, &mut problems);
+        problems.into_result(settings)
     }
 
     #[test]
     fn unset_variables_give_the_documented_defaults() {
-        let settings = DeliverySettings::from_vars(vars(&[])).unwrap();
+        let settings = read(&[]).unwrap();
         assert_eq!(settings, DeliverySettings::default());
         assert_eq!(settings.concurrency, 8);
         assert_eq!(settings.retry_for, Duration::from_secs(86_400));
@@ -201,7 +174,7 @@ mod tests {
 
     #[test]
     fn durations_are_read_the_humantime_way() {
-        let settings = DeliverySettings::from_vars(vars(&[
+        let settings = read(&[
             ("PUSHJET_BRIDGE_RETRY_FOR", "90s"),
             ("PUSHJET_BRIDGE_DEDUP_WINDOW", "15m"),
             ("PUSHJET_BRIDGE_SHUTDOWN_GRACE", "1h 30m"),
@@ -209,7 +182,7 @@ mod tests {
             ("PUSHJET_BRIDGE_DELIVERY_CONCURRENCY", "3"),
             ("PUSHJET_BRIDGE_MAX_QUEUE", "5_000"),
             ("PUSHJET_BRIDGE_SEND_TIMEOUT", " "),
-        ]))
+        ])
         .unwrap();
         assert_eq!(settings.retry_for, Duration::from_secs(90));
         assert_eq!(settings.dedup_window, Duration::from_secs(15 * 60));
@@ -222,16 +195,16 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_by_its_variable() {
-        let error = DeliverySettings::from_vars(vars(&[
+        let error = read(&[
             ("PUSHJET_BRIDGE_RETRY_FOR", "forever"),
             ("PUSHJET_BRIDGE_DELIVERY_CONCURRENCY", "0"),
             ("PUSHJET_BRIDGE_MAX_QUEUE", "lots"),
             ("PUSHJET_BRIDGE_RETRY_MIN_DELAY", "2m"),
             ("PUSHJET_BRIDGE_RETRY_MAX_DELAY", "1m"),
-        ]))
+        ])
         .unwrap_err();
-        let text = error.to_string();
-        assert_eq!(error.0.len(), 4, "{text}");
+        let text = error.join("\n");
+        assert_eq!(error.len(), 4, "{text}");
         for name in [
             "RETRY_FOR",
             "DELIVERY_CONCURRENCY",

@@ -1,0 +1,223 @@
+//! How a variable becomes a value: the variable set (with `PUSHJET_BRIDGE_ENV_FILE`), blank
+//! meaning unset, `*_FILE` secrets, durations and booleans, and every problem collected rather
+//! than stopping at the first.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+/// The variables settings are read from, one value per name, with those of
+/// `PUSHJET_BRIDGE_ENV_FILE` added (the file's win).
+#[derive(Clone)]
+pub(super) struct Vars(BTreeMap<String, String>);
+
+impl Vars {
+    /// Merges the env file named by `PUSHJET_BRIDGE_ENV_FILE` (dotenv syntax) into `vars`.
+    pub(super) fn with_env_file(vars: &[(String, String)]) -> Result<Self, String> {
+        let mut merged: BTreeMap<String, String> = vars.iter().cloned().collect();
+        let Some(path) = merged
+            .get("PUSHJET_BRIDGE_ENV_FILE")
+            .map(PathBuf::from)
+            .filter(|path| !path.as_os_str().is_empty())
+        else {
+            return Ok(Self(merged));
+        };
+        let problem = |error: dotenvy::Error| {
+            format!(
+                "PUSHJET_BRIDGE_ENV_FILE: cannot read {}: {error}",
+                path.display()
+            )
+        };
+        for line in dotenvy::from_path_iter(&path).map_err(problem)? {
+            let (name, value) = line.map_err(problem)?;
+            merged.insert(name, value);
+        }
+        Ok(Self(merged))
+    }
+
+    /// The variables whose names start with `prefix`, as the fields of `T` (envy, the prefix
+    /// removed and the rest lower-cased).
+    pub(super) fn section<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        problems: &mut Problems,
+    ) -> Option<T> {
+        envy::prefixed(prefix)
+            .from_iter(self.0.clone())
+            .map_err(|error| problems.push(format!("{prefix}*: {error}")))
+            .ok()
+    }
+}
+
+/// Every problem found so far, each a sentence naming its variable.
+#[derive(Debug, Default)]
+pub(super) struct Problems(Vec<String>);
+
+impl Problems {
+    /// Records a problem.
+    pub(super) fn push(&mut self, problem: String) {
+        self.0.push(problem);
+    }
+
+    /// How many problems were found so far.
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The problems found.
+    pub(super) fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+
+    /// The problems, or `Ok(value)` when there are none.
+    pub(super) fn into_result<T>(self, value: T) -> Result<T, Vec<String>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+
+    /// Parses the variable `name` (blank counts as unset and gives `default`). A bad value is
+    /// recorded as `NAME: \`raw\`: problem` and gives `default`, so every other problem is still
+    /// found. Never use it for secrets: the problem shows the value.
+    pub(super) fn parse<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        raw: Option<&str>,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> T {
+        self.parse_optional(name, raw, parse).unwrap_or(default)
+    }
+
+    /// [`Problems::parse`] without a default: unset, blank or bad gives `None`.
+    pub(super) fn parse_optional<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let raw = raw.map(str::trim).filter(|raw| !raw.is_empty())?;
+        parse(raw)
+            .map_err(|error| self.push(format!("{name}: `{raw}`: {error}")))
+            .ok()
+    }
+
+    /// A secret given directly (`NAME`) or in a file (`NAME_FILE`, trailing line break dropped),
+    /// trimmed (so possibly empty: what an empty secret means is the caller's to say). Both set,
+    /// or an unreadable file, is a problem whose text never contains the value.
+    pub(super) fn secret(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+        file: Option<PathBuf>,
+    ) -> Option<String> {
+        let raw = match (value, file) {
+            (Some(_), Some(_)) => {
+                self.push(format!("{name} and {name}_FILE are both set; keep one"));
+                return None;
+            }
+            (Some(value), None) => value,
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(text) => text.trim_end_matches(['\n', '\r']).to_owned(),
+                Err(error) => {
+                    self.push(format!(
+                        "{name}_FILE: cannot read {}: {error}",
+                        path.display()
+                    ));
+                    return None;
+                }
+            },
+            (None, None) => return None,
+        };
+        Some(raw.trim().to_owned())
+    }
+}
+
+/// `true/false`, `1/0`, `yes/no`, `on/off`, any case.
+pub(super) fn parse_bool(raw: &str) -> Result<bool, &'static str> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("not true or false"),
+    }
+}
+
+/// A duration the humantime way: `90s`, `15m`, `24h`, `1h 30m`, `250ms`.
+pub(super) fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw)
+        .map_err(|error| format!("not a duration such as 90s, 15m or 24h ({error})"))
+}
+
+/// A whole number in `range` (underscores allowed as separators: `100_000`).
+pub(super) fn parse_count<T>(raw: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    raw.replace('_', "")
+        .parse::<T>()
+        .ok()
+        .filter(|value| range.contains(value))
+        .ok_or_else(|| {
+            format!(
+                "not a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_is_unset_and_a_bad_value_is_named_with_its_variable() {
+        let mut problems = Problems::default();
+        assert_eq!(
+            problems.parse("N", Some("  "), 7, |raw| parse_count(raw, 1..=9)),
+            7
+        );
+        assert_eq!(
+            problems.parse("N", Some(" 3 "), 7, |raw| parse_count(raw, 1..=9)),
+            3
+        );
+        assert_eq!(
+            problems.parse("N", Some("12"), 7, |raw| parse_count(raw, 1..=9)),
+            7
+        );
+        assert_eq!(
+            problems.into_result(()).unwrap_err(),
+            vec!["N: `12`: not a whole number from 1 to 9".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_variable_or_its_file_never_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\r\n").unwrap();
+        let mut problems = Problems::default();
+        assert_eq!(
+            problems.secret("T", None, Some(file.clone())).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            problems
+                .secret("T", Some(" given ".into()), None)
+                .as_deref(),
+            Some("given")
+        );
+        assert_eq!(
+            problems.secret("T", Some(" ".into()), None).as_deref(),
+            Some("")
+        );
+        assert_eq!(problems.secret("T", Some("x".into()), Some(file)), None);
+        let text = problems.into_result(()).unwrap_err().join("\n");
+        assert!(text.contains("T and T_FILE are both set"), "{text}");
+        assert!(!text.contains("from-file"), "{text}");
+    }
+}
