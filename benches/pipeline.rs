@@ -21,7 +21,7 @@ use pushjet_bridge::routes::{DeliveryMode, Route, RouteName, Routes};
 use pushjet_bridge::sources::{self, Decoded, SourceKind, SourceOptions, SourceSetting};
 use pushjet_bridge::verify::InboundAuth;
 
-/// The shared fixtures folder, beside the repository.
+/// The fixtures folder, `tests/fixtures` (see its `SOURCES.md`).
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The message limit the service uses by default.

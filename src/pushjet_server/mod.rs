@@ -1,5 +1,5 @@
 //! The embedded Pushjet-compatible API server: the real Pushjet server's HTTP protocol (see
-//! `shared/pushjet-api.md`, sections 0 and 1.1–1.12), served under `/pushjet` and stored in one
+//! `docs/pushjet-protocol.md`, §0 and §1.1–§1.12), served under `/pushjet` and stored in one
 //! redb file, so the bridge can run without a separate Pushjet installation.
 //!
 //! The real Python client works against it with `pushjet.Api("http://HOST:PORT/pushjet/")`.
