@@ -15,7 +15,7 @@ use crate::metrics::{Metrics, Rejection, route_source};
 use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
 use crate::reload::SharedBridge;
-use crate::routes::{DeliveryMode, Route};
+use crate::routes::{DeliveryMode, Route, RouteName};
 
 /// Reads the body up to `limit` bytes; a larger one is refused as soon as it is known.
 async fn read_body(
@@ -42,26 +42,28 @@ async fn read_body(
     Ok(body.freeze())
 }
 
-/// Finds the route, reads the body and runs the pipeline.
+/// Reads the body and runs the pipeline for `route`.
 async fn prepare(
     request: &HttpRequest,
-    route_name: &str,
+    route: &Route,
     payload: web::Payload,
     bridge: &Bridge,
-) -> Result<(Route, Prepared), HookError> {
-    let route = bridge
-        .routes
-        .get(route_name)
-        .ok_or_else(|| HookError::UnknownRoute(route_name.chars().take(64).collect()))?
-        .clone();
+) -> Result<Prepared, HookError> {
     let body = read_body(request, payload, bridge.max_body_bytes).await?;
     let inbound = Inbound {
         headers: request.headers(),
         query: request.query_string(),
         body: &body,
     };
-    let prepared = bridge.prepare(&route, inbound)?;
-    Ok((route, prepared))
+    Ok(bridge.prepare(route, inbound)?)
+}
+
+/// The route a path names, or the 404 that says so.
+fn find_route<'b>(bridge: &'b Bridge, route_name: &str) -> Result<&'b Route, HookError> {
+    bridge
+        .routes
+        .get(route_name)
+        .ok_or_else(|| HookError::UnknownRoute(route_name.chars().take(64).collect()))
 }
 
 /// `POST /preview/{route}`: the notifications a payload would produce, without sending.
@@ -72,7 +74,8 @@ pub async fn preview(
     bridge: web::Data<SharedBridge>,
 ) -> Result<HttpResponse, HookError> {
     let bridge = bridge.load_full();
-    let (route, prepared) = prepare(&request, &route_name, payload, &bridge).await?;
+    let route = find_route(&bridge, &route_name)?;
+    let prepared = prepare(&request, route, payload, &bridge).await?;
     Ok(HttpResponse::Ok().json(json!({ "route": route.name, "preview": prepared })))
 }
 
@@ -88,9 +91,62 @@ enum Handed {
     Sent(usize),
 }
 
+/// An accepted webhook: what it turned into and where its notifications went.
+struct Accepted<'r> {
+    route: &'r RouteName,
+    prepared: Prepared,
+    handed: Handed,
+}
+
+impl Accepted<'_> {
+    /// The word the log line uses for the outcome.
+    fn outcome(&self) -> &'static str {
+        match self.handed {
+            Handed::Nothing if self.prepared.filtered.is_some() => "filtered",
+            Handed::Nothing => "nothing to send",
+            Handed::Queued(_) => "queued",
+            Handed::Duplicate => "duplicate",
+            Handed::Sent(_) => "sent",
+        }
+    }
+
+    /// The answer to the sender.
+    fn answer(self) -> HttpResponse {
+        let Self {
+            route,
+            prepared,
+            handed,
+        } = self;
+        let (status, body) = match handed {
+            Handed::Nothing => (
+                StatusCode::OK,
+                json!({ "route": route, "queued": [], "result": prepared }),
+            ),
+            Handed::Queued(ids) => (
+                StatusCode::ACCEPTED,
+                json!({ "route": route, "queued": ids, "result": prepared }),
+            ),
+            Handed::Duplicate => (
+                StatusCode::OK,
+                json!({
+                    "route": route,
+                    "duplicate": true,
+                    "queued": [],
+                    "message": "this delivery was already accepted; nothing was sent again",
+                }),
+            ),
+            Handed::Sent(sent) => (
+                StatusCode::OK,
+                json!({ "route": route, "sent": sent, "result": prepared }),
+            ),
+        };
+        HttpResponse::build(status).json(body)
+    }
+}
+
 /// `POST /hooks/{route}`: renders the payload and hands its notifications to Pushjet: through the
-/// durable outbox (202 once they are on disk), or directly for routes in `sync` mode. Logs one
-/// line per webhook and counts it in the metrics, whatever the outcome.
+/// durable outbox (202 once they are on disk), or directly for routes in `sync` mode. Decides,
+/// then logs one line and counts the webhook in the metrics whatever the outcome, then answers.
 pub async fn receive(
     request: HttpRequest,
     route_name: web::Path<String>,
@@ -102,89 +158,85 @@ pub async fn receive(
 ) -> Result<HttpResponse, HookError> {
     let started = Instant::now();
     let bridge = bridge.load_full();
-    let request_id = request_id(&request);
-    let outcome = match prepare(&request, &route_name, payload, &bridge).await {
-        Ok((route, prepared)) => hand_over(&route, &prepared, &outbox, &api)
-            .await
-            .map(|handed| (route, prepared, handed)),
-        Err(error) => Err(error),
+    let (route, outcome) = match find_route(&bridge, &route_name) {
+        Ok(route) => (
+            Some(&route.name),
+            accept(&request, route, payload, &bridge, &outbox, &api).await,
+        ),
+        Err(error) => (None, Err(error)),
     };
+    observe(&metrics, &request, route, &outcome, started);
+    outcome.map(Accepted::answer)
+}
+
+/// Runs an accepted route's webhook through the pipeline and hands its notifications over.
+async fn accept<'r>(
+    request: &HttpRequest,
+    route: &'r Route,
+    payload: web::Payload,
+    bridge: &Bridge,
+    outbox: &Outbox,
+    api: &Api,
+) -> Result<Accepted<'r>, HookError> {
+    let prepared = prepare(request, route, payload, bridge).await?;
+    let handed = hand_over(route, &prepared, outbox, api).await?;
+    Ok(Accepted {
+        route: &route.name,
+        prepared,
+        handed,
+    })
+}
+
+/// Logs one line for the webhook and counts it in the metrics.
+fn observe(
+    metrics: &Metrics,
+    request: &HttpRequest,
+    route: Option<&RouteName>,
+    outcome: &Result<Accepted<'_>, HookError>,
+    started: Instant,
+) {
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let known_route = bridge
-        .routes
-        .get(&route_name)
-        .map(|route| route.name.to_string());
-    let route_label = known_route.unwrap_or_else(|| UNKNOWN_ROUTE.to_owned());
+    let request_id = request_id(request);
+    let route_label = route.map_or(UNKNOWN_ROUTE, RouteName::as_str);
     match outcome {
-        Ok((route, prepared, handed)) => {
-            count_accepted(&metrics, &route_label, &prepared, &handed);
-            let ids = match &handed {
+        Ok(accepted) => {
+            count_accepted(metrics, route_label, accepted);
+            let prepared = &accepted.prepared;
+            let ids = match &accepted.handed {
                 Handed::Queued(ids) => ids.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
                 _ => String::new(),
             };
-            let (status, word, body) = match handed {
-                Handed::Nothing => (
-                    StatusCode::OK,
-                    if prepared.filtered.is_some() {
-                        "filtered"
-                    } else {
-                        "nothing to send"
-                    },
-                    json!({ "route": route.name, "queued": [], "result": prepared }),
-                ),
-                Handed::Queued(ids) => (
-                    StatusCode::ACCEPTED,
-                    "queued",
-                    json!({ "route": route.name, "queued": ids, "result": prepared }),
-                ),
-                Handed::Duplicate => (
-                    StatusCode::OK,
-                    "duplicate",
-                    json!({
-                        "route": route.name,
-                        "duplicate": true,
-                        "queued": [],
-                        "message": "this delivery was already accepted; nothing was sent again",
-                    }),
-                ),
-                Handed::Sent(sent) => (
-                    StatusCode::OK,
-                    "sent",
-                    json!({ "route": route.name, "sent": sent, "result": prepared }),
-                ),
-            };
             tracing::info!(
                 request_id = %request_id,
-                route = %route.name,
+                route = route_label,
                 source = prepared.source,
                 event = %prepared.event,
                 action = prepared.action.as_deref().unwrap_or(""),
                 delivery = prepared.delivery_id.as_deref().unwrap_or(""),
-                outcome = word,
+                outcome = accepted.outcome(),
                 notifications = prepared.notifications.len(),
                 ids = %ids,
                 duration_ms,
                 "webhook handled"
             );
-            Ok(HttpResponse::build(status).json(body))
         }
         Err(error) => {
-            if !matches!(error, HookError::UnknownRoute(_)) {
+            if route.is_some() {
                 metrics
                     .webhooks_received
-                    .get_or_create(&route_source(&route_label, ""))
+                    .get_or_create(&route_source(route_label, ""))
                     .inc();
             }
             metrics
                 .webhooks_rejected
                 .get_or_create(&Rejection {
-                    route: route_label.clone(),
+                    route: route_label.to_owned(),
                     reason: error.reason().to_owned(),
                 })
                 .inc();
             tracing::warn!(
                 request_id = %request_id,
-                route = %route_label,
+                route = route_label,
                 outcome = "rejected",
                 reason = error.reason(),
                 status = error.status_code().as_u16(),
@@ -192,7 +244,6 @@ pub async fn receive(
                 "webhook refused: {}",
                 error.log_detail()
             );
-            Err(error)
         }
     }
 }
@@ -234,7 +285,10 @@ async fn hand_over(
 }
 
 /// Counts an accepted webhook in the metrics.
-fn count_accepted(metrics: &Metrics, route: &str, prepared: &Prepared, handed: &Handed) {
+fn count_accepted(metrics: &Metrics, route: &str, accepted: &Accepted<'_>) {
+    let Accepted {
+        prepared, handed, ..
+    } = accepted;
     let labels = route_source(route, prepared.source);
     metrics.webhooks_received.get_or_create(&labels).inc();
     if prepared.filtered.is_some() {
