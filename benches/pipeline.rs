@@ -145,9 +145,7 @@ fn templates<'a>(renderer: &'a Renderer, decoded: &Decoded) -> Vec<&'a str> {
         .contexts
         .iter()
         .map(|context| {
-            let bridge = &context["bridge"];
-            let event = bridge["event"].as_str().unwrap_or(&decoded.event);
-            let action = bridge["action"].as_str().or(decoded.action.as_deref());
+            let (event, action) = (context.event.as_str(), context.action.as_deref());
             renderer
                 .lookup(decoded.source.as_str(), event, action, None)
                 .expect("a built-in template for every fixture")
@@ -180,7 +178,7 @@ fn render(c: &mut Criterion) {
         let contexts: Vec<TemplateContext> = decoded
             .contexts
             .iter()
-            .map(|context| TemplateContext::new(context.clone()))
+            .map(|context| TemplateContext::new(context.tree.clone()))
             .collect();
         for (context, name) in contexts.iter().zip(&names) {
             let fields = renderer

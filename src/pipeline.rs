@@ -102,8 +102,6 @@ pub struct RenderOptions<'a> {
     pub route: &'a str,
     /// A template that replaces the sender's built-in choice.
     pub template: Option<&'a str>,
-    /// Importance when the template gives none or an invalid one.
-    pub default_importance: Importance,
     /// Largest message in bytes.
     pub max_message_bytes: usize,
 }
@@ -127,7 +125,6 @@ impl Bridge {
                 &RenderOptions {
                     route: route.name.as_str(),
                     template: route.template.as_deref(),
-                    default_importance: route.source.default_importance,
                     max_message_bytes: self.max_message_bytes,
                 },
             )
@@ -182,16 +179,15 @@ pub fn render_all(
     std::mem::take(&mut decoded.contexts)
         .into_iter()
         .map(|context| {
-            let event = context_str(&context, "event").unwrap_or(&decoded.event);
-            let action = context_str(&context, "action").or(decoded.action.as_deref());
             let template = renderer
-                .lookup(source, event, action, options.template)
+                .lookup(source, &context.event, context.action.as_deref(), options.template)
                 .unwrap_or("(none)")
                 .to_owned();
-            let context = TemplateContext::new(context);
-            match renderer.render_context(&template, &context) {
+            let importance = context.importance;
+            let tree = TemplateContext::new(context.tree);
+            match renderer.render_context(&template, &tree) {
                 Ok(fields) => PreparedNotification {
-                    assembled: assemble(&fields, options.default_importance, options.max_message_bytes),
+                    assembled: assemble(&fields, importance, options.max_message_bytes),
                     template,
                     template_error: None,
                 },
@@ -199,7 +195,7 @@ pub fn render_all(
                     let error = error.to_string();
                     tracing::error!(route = options.route, %template, %error, "template failed; sending the fallback notification");
                     PreparedNotification {
-                        assembled: fallback(options, &error, context.value()),
+                        assembled: fallback(options.route, importance, options.max_message_bytes, &error, tree.value()),
                         template,
                         template_error: Some(error),
                     }
@@ -209,20 +205,18 @@ pub fn render_all(
         .collect()
 }
 
-/// `bridge.<key>` of a context, when it is a string.
-fn context_str<'a>(context: &'a Value, key: &str) -> Option<&'a str> {
-    context
-        .get("bridge")
-        .and_then(|bridge| bridge.get(key))
-        .and_then(Value::as_str)
-}
-
 /// How much of the payload the fallback notification shows.
 const FALLBACK_SUMMARY_CHARS: usize = 400;
 
 /// The notification sent when a template fails: `<route>: template error`, the error, and the
 /// start of the payload. Its message is never empty, so it is always sent.
-fn fallback(options: &RenderOptions<'_>, error: &str, context: &Value) -> Assembled {
+fn fallback(
+    route: &str,
+    importance: Importance,
+    max_message_bytes: usize,
+    error: &str,
+    context: &Value,
+) -> Assembled {
     let mut payload = context.clone();
     if let Some(object) = payload.as_object_mut() {
         object.remove("bridge");
@@ -235,16 +229,60 @@ fn fallback(options: &RenderOptions<'_>, error: &str, context: &Value) -> Assemb
         ""
     };
     let fields = RenderedFields {
-        title: Title::new(&format!("{}: template error", options.route))
+        title: Title::new(&format!("{route}: template error"))
             .as_str()
             .to_owned(),
         message: format!("{error}\n\nPayload: {summary}{ellipsis}"),
         link: String::new(),
-        importance: options.default_importance.to_string(),
+        importance: String::new(),
     };
-    assemble(
-        &fields,
-        options.default_importance,
-        options.max_message_bytes,
-    )
+    assemble(&fields, importance, max_message_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+
+    use super::*;
+
+    /// A renderer with one user template, `generic/plain`, whose importance is left empty.
+    fn renderer_with_plain_template(dir: &std::path::Path) -> Renderer {
+        std::fs::create_dir(dir.join("generic")).expect("template folder");
+        std::fs::write(
+            dir.join("generic/plain.toml"),
+            "title = '{{title}}'\nmessage = '{{message}}'\nlink = ''\nimportance = ''\n",
+        )
+        .expect("write the template");
+        Renderer::load(Some(dir)).expect("templates load")
+    }
+
+    #[test]
+    fn a_template_without_importance_gets_the_importance_the_source_chose() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let renderer = renderer_with_plain_template(dir.path());
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = br#"{"title": "Disk", "message": "almost full", "importance": "5"}"#;
+        let mut decoded = sources::decode(&headers, "", body, &SourceOptions::new("ops"))
+            .expect("a generic body decodes");
+        assert_eq!(decoded.contexts[0].importance.get(), 5);
+
+        let rendered = render_all(
+            &renderer,
+            &mut decoded,
+            &RenderOptions {
+                route: "ops",
+                template: Some("generic/plain"),
+                max_message_bytes: 4096,
+            },
+        );
+        let sent: Vec<u8> = rendered
+            .iter()
+            .filter_map(|prepared| match &prepared.assembled {
+                Assembled::Send { notification, .. } => Some(notification.importance.get()),
+                Assembled::Skip => None,
+            })
+            .collect();
+        assert_eq!(sent, [5]);
+    }
 }

@@ -129,7 +129,7 @@ fn render_example(renderer: &Renderer, name: &str) -> Result<String, String> {
         .first()
         .ok_or_else(|| "the example payload produced no notification".to_owned())?;
     let fields = renderer
-        .render(name, context)
+        .render(name, &context.tree)
         .map_err(|error| error.to_string())?;
     Ok(
         match assemble(&fields, Importance::DEFAULT, DEFAULT_MAX_MESSAGE_BYTES) {

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use crate::config::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::pipeline::{Inbound, RenderOptions, decode_for_preview, render_all};
-use crate::pushjet::Importance;
 use crate::render::Renderer;
 use crate::sources::{SourceKind, SourceOptions, SourceSetting};
 
@@ -107,7 +106,6 @@ pub fn run(args: RenderArgs) -> Result<Value, RenderCommandError> {
         &RenderOptions {
             route: "render",
             template: args.template.as_deref(),
-            default_importance: Importance::DEFAULT,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         },
     );

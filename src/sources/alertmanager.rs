@@ -74,7 +74,7 @@ mod tests {
         assert_eq!(decoded.source, SourceKind::Alertmanager);
         assert_eq!(decoded.event, "firing");
         assert_eq!(decoded.contexts.len(), 1);
-        let context = &decoded.contexts[0];
+        let context = &decoded.contexts[0].tree;
         assert_eq!(instances(&context["alerts"]), ["api-1", "api-2", "api-3"]);
         assert_eq!(instances(&context["bridge"]["firing"]), ["api-1", "api-2"]);
         assert_eq!(instances(&context["bridge"]["resolved"]), ["api-3"]);
@@ -99,9 +99,9 @@ mod tests {
             .iter()
             .map(|context| {
                 (
-                    instances(&context["alerts"]),
-                    context["bridge"]["event"].as_str().unwrap_or_default(),
-                    importance(context),
+                    instances(&context.tree["alerts"]),
+                    context.event.as_str(),
+                    importance(&context.tree),
                 )
             })
             .collect();
@@ -122,7 +122,7 @@ mod tests {
             &options(AlertGrouping::Status, ResolvedPolicy::Send),
         );
         assert_eq!(decoded.contexts.len(), 2);
-        let (firing, resolved) = (&decoded.contexts[0], &decoded.contexts[1]);
+        let (firing, resolved) = (&decoded.contexts[0].tree, &decoded.contexts[1].tree);
         assert_eq!(instances(&firing["alerts"]), ["api-1", "api-2"]);
         assert_eq!(instances(&firing["bridge"]["firing"]), ["api-1", "api-2"]);
         assert_eq!(firing["bridge"]["resolved"], json!([]));
@@ -140,13 +140,16 @@ mod tests {
             &options(AlertGrouping::Status, ResolvedPolicy::Suppress),
         );
         assert_eq!(by_status.contexts.len(), 1);
-        assert_eq!(by_status.contexts[0]["bridge"]["event"], json!("firing"));
+        assert_eq!(
+            by_status.contexts[0].tree["bridge"]["event"],
+            json!("firing")
+        );
         let by_group = deliver(
             &body,
             &options(AlertGrouping::Group, ResolvedPolicy::Suppress),
         );
         assert_eq!(
-            instances(&by_group.contexts[0]["bridge"]["resolved"]),
+            instances(&by_group.contexts[0].tree["bridge"]["resolved"]),
             ["api-3"]
         );
         let resolved = fixture("alertmanager", "captured-resolved-multi.json");
@@ -163,7 +166,7 @@ mod tests {
         let resolved = fixture("alertmanager", "captured-resolved-multi.json");
         let policy = ResolvedPolicy::Importance(Importance::new(2).expect("valid"));
         let decoded = deliver(&resolved, &options(AlertGrouping::Group, policy));
-        assert_eq!(importance(&decoded.contexts[0]), "2");
+        assert_eq!(importance(&decoded.contexts[0].tree), "2");
     }
 
     #[test]
@@ -177,13 +180,13 @@ mod tests {
             body.as_bytes(),
             &options(AlertGrouping::Alert, ResolvedPolicy::Send),
         );
-        assert_eq!(importance(&by_alert.contexts[0]), "2");
-        assert_eq!(importance(&by_alert.contexts[1]), "3");
+        assert_eq!(importance(&by_alert.contexts[0].tree), "2");
+        assert_eq!(importance(&by_alert.contexts[1].tree), "3");
         let by_group = deliver(
             body.as_bytes(),
             &options(AlertGrouping::Group, ResolvedPolicy::Send),
         );
-        assert_eq!(importance(&by_group.contexts[0]), "3");
+        assert_eq!(importance(&by_group.contexts[0].tree), "3");
     }
 
     #[test]
@@ -196,7 +199,7 @@ mod tests {
             body.as_bytes(),
             &options(AlertGrouping::Alert, ResolvedPolicy::Send),
         );
-        assert_eq!(importance(&decoded.contexts[0]), "5");
+        assert_eq!(importance(&decoded.contexts[0].tree), "5");
     }
 
     #[test]
@@ -205,16 +208,20 @@ mod tests {
         options.default_importance = Importance::new(4).expect("valid");
         let body = fixture("alertmanager", "captured-firing-minimal-nogroup.json");
         let decoded = deliver(&body, &options);
-        assert_eq!(importance(&decoded.contexts[0]), "4");
+        assert_eq!(importance(&decoded.contexts[0].tree), "4");
     }
 
     #[test]
     fn multi_severity_group_takes_the_highest() {
         let body = fixture("alertmanager", "captured-firing-multi-severity.json");
         let decoded = deliver(&body, &options(AlertGrouping::Group, ResolvedPolicy::Send));
-        assert_eq!(importance(&decoded.contexts[0]), "5");
+        assert_eq!(importance(&decoded.contexts[0].tree), "5");
         let by_alert = deliver(&body, &options(AlertGrouping::Alert, ResolvedPolicy::Send));
-        let levels: Vec<&str> = by_alert.contexts.iter().map(importance).collect();
+        let levels: Vec<&str> = by_alert
+            .contexts
+            .iter()
+            .map(|context| importance(&context.tree))
+            .collect();
         assert_eq!(levels, ["5", "4", "2"]);
     }
 
@@ -222,7 +229,7 @@ mod tests {
     fn truncated_alerts_are_reported_as_more() {
         let body = fixture("alertmanager", "captured-firing-truncated-bearer.json");
         let decoded = deliver(&body, &options(AlertGrouping::Group, ResolvedPolicy::Send));
-        assert_eq!(decoded.contexts[0]["bridge"]["more"], json!(2));
+        assert_eq!(decoded.contexts[0].tree["bridge"]["more"], json!(2));
     }
 
     #[test]

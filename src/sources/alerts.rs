@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::pushjet::Importance;
 
-use super::{AlertGrouping, DecodeError, Decoded, SourceKind, SourceOptions, bridge};
+use super::{AlertGrouping, Context, DecodeError, Decoded, SourceKind, SourceOptions};
 
 /// The label or annotation that sets an alert's importance directly.
 const IMPORTANCE_OVERRIDE: &str = "pushjet_importance";
@@ -96,7 +96,7 @@ fn context(
     importance: Importance,
     source: SourceKind,
     options: &SourceOptions,
-) -> Value {
+) -> Context {
     let (firing, resolved): (Vec<Value>, Vec<Value>) = batch
         .iter()
         .map(|alert| (*alert).clone())
@@ -110,17 +110,16 @@ fn context(
         .get("truncatedAlerts")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    let mut bridge = bridge(options, source, event, None, importance);
-    bridge.insert("firing".into(), Value::Array(firing));
-    bridge.insert("resolved".into(), Value::Array(resolved));
-    bridge.insert("more".into(), more.into());
-    let mut context = group.clone();
-    context.insert(
+    let mut extra = Map::new();
+    extra.insert("firing".into(), Value::Array(firing));
+    extra.insert("resolved".into(), Value::Array(resolved));
+    extra.insert("more".into(), more.into());
+    let mut payload = group.clone();
+    payload.insert(
         "alerts".into(),
         Value::Array(batch.iter().map(|alert| (*alert).clone()).collect()),
     );
-    context.insert("bridge".into(), Value::Object(bridge));
-    Value::Object(context)
+    Context::new(options, source, (event, None, importance), payload, extra)
 }
 
 /// Decodes an alert group payload into its notifications.

@@ -19,7 +19,7 @@ use actix_web::http::header::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::body::Body;
-use super::{Decoded, SourceKind, SourceOptions, bridge, delivery_header};
+use super::{Context, Decoded, SourceKind, SourceOptions, delivery_header};
 use crate::pushjet::Importance;
 
 /// The generic event name.
@@ -84,7 +84,6 @@ pub(super) fn decode(
     };
     fill_from_query(&mut fields, query);
     let importance = parse_importance(&fields.importance).unwrap_or(options.default_importance);
-    let bridge = bridge(options, SourceKind::Generic, EVENT, None, importance);
     let mut context = Map::new();
     context.insert("title".into(), fields.title.into());
     context.insert("message".into(), fields.message.into());
@@ -92,13 +91,19 @@ pub(super) fn decode(
     context.insert("importance".into(), fields.importance.into());
     context.insert("summary".into(), summary.into());
     context.insert("payload".into(), payload);
-    context.insert("bridge".into(), Value::Object(bridge));
+    let context = Context::new(
+        options,
+        SourceKind::Generic,
+        (EVENT, None, importance),
+        context,
+        Map::new(),
+    );
     Decoded {
         source: SourceKind::Generic,
         event: EVENT.to_owned(),
         action: None,
         delivery_id: delivery_header(headers, &[IDEMPOTENCY_HEADER]),
-        contexts: vec![Value::Object(context)],
+        contexts: vec![context],
     }
 }
 
@@ -270,7 +275,12 @@ mod tests {
         assert_eq!(decoded.source, SourceKind::Generic);
         assert_eq!(decoded.event, "message");
         assert_eq!(decoded.contexts.len(), 1);
-        decoded.contexts.into_iter().next().unwrap_or_default()
+        decoded
+            .contexts
+            .into_iter()
+            .next()
+            .map(|context| context.tree)
+            .unwrap_or_default()
     }
 
     fn file(name: &str) -> Value {
@@ -293,7 +303,7 @@ mod tests {
                 continue;
             }
             let decoded = result.unwrap_or_else(|error| panic!("{name}: {error}"));
-            let context = &decoded.contexts[0];
+            let context = &decoded.contexts[0].tree;
             for field in ["title", "message", "link", "importance", "summary"] {
                 let value = text(context, field);
                 assert!(!value.contains("null"), "{name}: {field} = {value:?}");

@@ -119,7 +119,7 @@ mod tests {
             assert_eq!(decoded.source, SourceKind::Gitea, "{file}");
             assert_eq!(decoded.event, *event, "{file}");
             assert_eq!(decoded.action.as_deref(), *action, "{file}");
-            assert_eq!(decoded.contexts[0]["bridge"]["source"], json!("gitea"));
+            assert_eq!(decoded.contexts[0].tree["bridge"]["source"], json!("gitea"));
         }
     }
 

@@ -186,7 +186,7 @@ mod tests {
             let decoded = deliver(file, event);
             assert_eq!(decoded.event, *event, "{file}");
             assert_eq!(decoded.action.as_deref(), *action, "{file}");
-            let bridge = &decoded.contexts[0]["bridge"];
+            let bridge = &decoded.contexts[0].tree["bridge"];
             assert_eq!(bridge["event"], json!(event), "{file}");
             assert_eq!(bridge["action"], json!(action), "{file}");
         }
@@ -196,7 +196,7 @@ mod tests {
     fn context_is_the_payload_plus_bridge() {
         let decoded = deliver("pull_request.closed.json", "pull_request");
         assert_eq!(decoded.contexts.len(), 1);
-        let context = &decoded.contexts[0];
+        let context = &decoded.contexts[0].tree;
         assert_eq!(context["pull_request"]["merged"], json!(true));
         assert_eq!(
             context["bridge"],
@@ -232,6 +232,6 @@ mod tests {
         let decoded = decode_request(&request, "", form.as_bytes(), &SourceOptions::new("gh"))
             .expect("decodes");
         assert_eq!(decoded.source, SourceKind::Github);
-        assert!(decoded.contexts[0]["zen"].is_string());
+        assert!(decoded.contexts[0].tree["zen"].is_string());
     }
 }

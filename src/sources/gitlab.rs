@@ -127,7 +127,7 @@ mod tests {
             assert_eq!(decoded.source, SourceKind::Gitlab, "{file}");
             assert_eq!(decoded.event, *event, "{file}");
             assert_eq!(decoded.action.as_deref(), *action, "{file}");
-            assert_eq!(decoded.contexts[0]["bridge"]["event"], json!(event));
+            assert_eq!(decoded.contexts[0].tree["bridge"]["event"], json!(event));
         }
     }
 

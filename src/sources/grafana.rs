@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::body::Body;
-use super::{DecodeError, Decoded, SourceKind, SourceOptions, alerts, bridge};
+use super::{Context, DecodeError, Decoded, SourceKind, SourceOptions, alerts};
 
 /// Fields only Grafana's unified alerting payload has next to `alerts`.
 const UNIFIED_FIELDS: [&str; 3] = ["orgId", "state", "title"];
@@ -45,7 +45,7 @@ pub(super) fn decode(body: Body, options: &SourceOptions) -> Result<Decoded, Dec
 }
 
 /// A legacy payload: one notification, its event the rule's `state`; state `ok` is resolved.
-fn decode_legacy(mut payload: Map<String, Value>, options: &SourceOptions) -> Decoded {
+fn decode_legacy(payload: Map<String, Value>, options: &SourceOptions) -> Decoded {
     let state = payload
         .get("state")
         .and_then(Value::as_str)
@@ -65,12 +65,17 @@ fn decode_legacy(mut payload: Map<String, Value>, options: &SourceOptions) -> De
     let delivery_id = hex::encode(Sha256::digest(material.to_string().as_bytes()));
     let contexts = importance
         .map(|importance| {
-            let mut bridge = bridge(options, SourceKind::Grafana, &state, None, importance);
-            bridge.insert("firing".into(), json!([]));
-            bridge.insert("resolved".into(), json!([]));
-            bridge.insert("more".into(), json!(0));
-            payload.insert("bridge".into(), Value::Object(bridge));
-            Value::Object(payload)
+            let mut extra = Map::new();
+            extra.insert("firing".into(), json!([]));
+            extra.insert("resolved".into(), json!([]));
+            extra.insert("more".into(), json!(0));
+            Context::new(
+                options,
+                SourceKind::Grafana,
+                (&state, None, importance),
+                payload,
+                extra,
+            )
         })
         .into_iter()
         .collect();
@@ -102,7 +107,7 @@ mod tests {
         assert_eq!(decoded.source, SourceKind::Grafana);
         assert_eq!(decoded.event, "firing");
         assert_eq!(decoded.contexts.len(), 1);
-        let context = &decoded.contexts[0];
+        let context = &decoded.contexts[0].tree;
         assert_eq!(
             context["bridge"]["firing"].as_array().map(Vec::len),
             Some(2)
@@ -122,9 +127,9 @@ mod tests {
     fn unified_resolved_group_is_resolved() {
         let decoded = deliver("resolved.json", &SourceOptions::new("graf"));
         assert_eq!(decoded.event, "resolved");
-        assert_eq!(decoded.contexts[0]["bridge"]["importance"], json!("1"));
+        assert_eq!(decoded.contexts[0].tree["bridge"]["importance"], json!("1"));
         assert_eq!(
-            decoded.contexts[0]["bridge"]["resolved"]
+            decoded.contexts[0].tree["bridge"]["resolved"]
                 .as_array()
                 .map(Vec::len),
             Some(1)
@@ -149,7 +154,7 @@ mod tests {
         );
         assert_eq!(decoded.event, "alerting");
         assert_eq!(decoded.contexts.len(), 1);
-        let context = &decoded.contexts[0];
+        let context = &decoded.contexts[0].tree;
         assert_eq!(context["ruleName"], json!("Test notification"));
         assert_eq!(context["bridge"]["event"], json!("alerting"));
         assert_eq!(context["bridge"]["importance"], json!("3"));

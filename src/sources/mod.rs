@@ -138,8 +138,8 @@ pub struct Decoded {
     /// fingerprint, status, `startsAt` and `endsAt`: the two members of an HA pair sending the
     /// same group state get the same id.
     pub delivery_id: Option<String>,
-    /// One template context per notification; empty when there is nothing to notify.
-    pub contexts: Vec<Value>,
+    /// One context per notification; empty when there is nothing to notify.
+    pub contexts: Vec<Context>,
 }
 
 impl Decoded {
@@ -230,21 +230,48 @@ fn json_object(body: Body, sender: SourceKind) -> Result<Map<String, Value>, Dec
     }
 }
 
-/// The fields every context's `bridge` has.
-fn bridge(
-    options: &SourceOptions,
-    source: SourceKind,
-    event: &str,
-    action: Option<&str>,
-    importance: Importance,
-) -> Map<String, Value> {
-    let mut bridge = Map::new();
-    bridge.insert("route".into(), options.route.clone().into());
-    bridge.insert("source".into(), source.as_str().into());
-    bridge.insert("event".into(), event.into());
-    bridge.insert("action".into(), action.map_or(Value::Null, Value::from));
-    bridge.insert("importance".into(), importance.to_string().into());
-    bridge
+/// One notification's worth of a webhook: what happened, as typed values, and the tree the
+/// templates see. The tree is the payload with a `bridge` object made from the same values (and
+/// any entries the source adds, such as an alert group's `firing` and `resolved`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    /// The event this notification is about (for an alert group, `firing` or `resolved`).
+    pub event: String,
+    /// The event's action, if any.
+    pub action: Option<String>,
+    /// The importance the source chose: the route's default unless the sender set one or the
+    /// source derives one (alert severities); a template that gives none gets this one.
+    pub importance: Importance,
+    /// What the templates render: the payload's fields plus `bridge`.
+    pub tree: Value,
+}
+
+impl Context {
+    /// Adds `bridge` (`route`, `source`, `event`, `action`, `importance` and `extra`) to
+    /// `payload`, replacing a payload field of that name.
+    fn new(
+        options: &SourceOptions,
+        source: SourceKind,
+        notice: (&str, Option<&str>, Importance),
+        mut payload: Map<String, Value>,
+        extra: Map<String, Value>,
+    ) -> Self {
+        let (event, action, importance) = notice;
+        let mut bridge = Map::new();
+        bridge.insert("route".into(), options.route.clone().into());
+        bridge.insert("source".into(), source.as_str().into());
+        bridge.insert("event".into(), event.into());
+        bridge.insert("action".into(), action.map_or(Value::Null, Value::from));
+        bridge.insert("importance".into(), importance.to_string().into());
+        bridge.extend(extra);
+        payload.insert("bridge".into(), Value::Object(bridge));
+        Self {
+            event: event.to_owned(),
+            action: action.map(str::to_owned),
+            importance,
+            tree: Value::Object(payload),
+        }
+    }
 }
 
 /// A forge's (GitHub, Gitea, GitLab) single notification: the payload's fields plus `bridge`.
@@ -253,23 +280,22 @@ fn forge_decoded(
     event: String,
     action: Option<String>,
     delivery_id: Option<String>,
-    mut payload: Map<String, Value>,
+    payload: Map<String, Value>,
     options: &SourceOptions,
 ) -> Decoded {
-    let bridge = bridge(
+    let context = Context::new(
         options,
         source,
-        &event,
-        action.as_deref(),
-        options.default_importance,
+        (&event, action.as_deref(), options.default_importance),
+        payload,
+        Map::new(),
     );
-    payload.insert("bridge".into(), Value::Object(bridge));
     Decoded {
         source,
         event,
         action,
         delivery_id,
-        contexts: vec![Value::Object(payload)],
+        contexts: vec![context],
     }
 }
 
