@@ -78,20 +78,17 @@
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
-mod committer;
-mod journal;
 mod outbox;
+mod redb;
 mod retry;
-mod schedule;
 mod settings;
-mod tables;
 mod worker;
 
 #[cfg(test)]
 mod test_support;
 
-pub use journal::JOURNAL_FILE_NAME;
-pub use outbox::{DeadLetter, Enqueued, OUTBOX_FILE_NAME, Outbox, OutboxError, RetriedDeadLetters};
+pub use outbox::{DeadLetter, Enqueued, OutboxError, RetriedDeadLetters};
+pub use redb::{JOURNAL_FILE_NAME, OUTBOX_FILE_NAME, Outbox};
 pub use retry::{Decision, Failure, RetryPolicy, classify};
 pub use settings::{DeliverySettings, DeliverySettingsError};
 pub use worker::{DispatcherHandle, SharedRoutes, ShutdownReport, Upstream, spawn, spawn_with};

@@ -34,8 +34,8 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 
-use super::committer::Settlement;
-use super::outbox::{Committed, Outbox, OutboxError, PendingRecord, duration_millis};
+use super::outbox::records::{OutboxError, PendingRecord, duration_millis};
+use super::redb::{Committed, Outbox, Settlement};
 use super::retry::{Decision, RetryPolicy, whole_seconds};
 use super::settings::DeliverySettings;
 use crate::metrics::{self, Metrics};

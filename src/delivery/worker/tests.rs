@@ -9,7 +9,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use tempfile::TempDir;
 
 use super::*;
-use crate::delivery::outbox::Enqueued;
+use crate::delivery::outbox::records::Enqueued;
 use crate::delivery::test_support::{
     FailingBackend, fast_settings, message, route, routes, secret_for,
 };

@@ -13,7 +13,7 @@ use crate::routes::RouteName;
 
 /// Every pending notification by route, with due times; times are milliseconds since the epoch.
 #[derive(Debug, Default)]
-pub(super) struct Schedule {
+pub(in crate::delivery) struct Schedule {
     lanes: HashMap<RouteName, Lane>,
     /// (time it started waiting, id) of every pending notification, to find the oldest.
     waiting: BTreeSet<(u64, u64)>,
@@ -34,7 +34,7 @@ struct Item {
 
 impl Schedule {
     /// Adds a pending notification, due at `due`, waiting since `since`.
-    pub(super) fn insert(&mut self, id: u64, route: RouteName, due: u64, since: u64) {
+    pub(in crate::delivery) fn insert(&mut self, id: u64, route: RouteName, due: u64, since: u64) {
         let lane = self.lanes.entry(route).or_default();
         if let Some(old) = lane.items.insert(id, Item { due, since }) {
             self.waiting.remove(&(old.since, id));
@@ -43,7 +43,7 @@ impl Schedule {
     }
 
     /// Sets when a notification is next due.
-    pub(super) fn reschedule(&mut self, id: u64, route: &RouteName, due: u64) {
+    pub(in crate::delivery) fn reschedule(&mut self, id: u64, route: &RouteName, due: u64) {
         if let Some(item) = self
             .lanes
             .get_mut(route)
@@ -54,7 +54,7 @@ impl Schedule {
     }
 
     /// Drops a notification that is no longer pending.
-    pub(super) fn remove(&mut self, id: u64, route: &RouteName) {
+    pub(in crate::delivery) fn remove(&mut self, id: u64, route: &RouteName) {
         let Some(lane) = self.lanes.get_mut(route) else {
             return;
         };
@@ -67,7 +67,7 @@ impl Schedule {
     }
 
     /// Ends a lane's run: the lane may be taken again.
-    pub(super) fn release(&mut self, route: &RouteName) {
+    pub(in crate::delivery) fn release(&mut self, route: &RouteName) {
         let Some(lane) = self.lanes.get_mut(route) else {
             return;
         };
@@ -80,7 +80,7 @@ impl Schedule {
     /// The ids a lane's run sends next: its notifications after `after` (from its head when
     /// `None`), in order, up to `max`, stopping at the first that is not due by `now` (a
     /// notification waiting for its retry holds back the ones behind it).
-    pub(super) fn due_after(
+    pub(in crate::delivery) fn due_after(
         &self,
         route: &RouteName,
         after: Option<u64>,
@@ -101,7 +101,7 @@ impl Schedule {
 
     /// Takes up to `room` notifications due by `now`, oldest first, at most one per lane, and
     /// marks their lanes busy.
-    pub(super) fn take_due(&mut self, now: u64, room: usize) -> Vec<(u64, RouteName)> {
+    pub(in crate::delivery) fn take_due(&mut self, now: u64, room: usize) -> Vec<(u64, RouteName)> {
         let mut due: Vec<(u64, RouteName)> = self
             .lanes
             .iter()
@@ -122,7 +122,7 @@ impl Schedule {
     }
 
     /// The earliest time a free lane's head is due, if any lane is free and not empty.
-    pub(super) fn next_due(&self) -> Option<u64> {
+    pub(in crate::delivery) fn next_due(&self) -> Option<u64> {
         self.lanes
             .values()
             .filter(|lane| !lane.busy)
@@ -131,12 +131,12 @@ impl Schedule {
     }
 
     /// How many notifications are pending.
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::delivery) fn len(&self) -> usize {
         self.waiting.len()
     }
 
     /// Since when the longest-waiting notification has been pending.
-    pub(super) fn oldest_since(&self) -> Option<u64> {
+    pub(in crate::delivery) fn oldest_since(&self) -> Option<u64> {
         self.waiting.first().map(|(since, _)| *since)
     }
 }

@@ -3,6 +3,7 @@ use std::sync::atomic::Ordering;
 use tempfile::TempDir;
 
 use super::*;
+use crate::delivery::outbox::records::{FULL_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER};
 use crate::delivery::test_support::{FailingBackend, ManualClock, fast_settings, message, route};
 
 fn open(dir: &TempDir) -> Outbox {
@@ -73,7 +74,7 @@ fn database_bytes(dir: &TempDir) -> Vec<u8> {
 fn crash_image(database: &[u8], dir: &TempDir) -> TempDir {
     let image = TempDir::new().unwrap();
     std::fs::write(image.path().join(OUTBOX_FILE_NAME), database).unwrap();
-    let journal = super::super::journal::JOURNAL_FILE_NAME;
+    let journal = super::journal::JOURNAL_FILE_NAME;
     std::fs::copy(dir.path().join(journal), image.path().join(journal)).unwrap();
     image
 }
@@ -152,7 +153,7 @@ async fn a_crash_loses_nothing_the_journal_holds_and_applies_it_once() {
 
 #[actix_web::test]
 async fn dead_letter_changes_are_recovered_from_the_journal() {
-    use super::super::journal::{ChangeRef, JOURNAL_FILE_NAME, encode_frame};
+    use super::journal::{ChangeRef, JOURNAL_FILE_NAME, encode_frame};
 
     // Operators' changes are committed before they are answered, so they are replayed only
     // after a crash between the journal's sync and that commit: write such frames by hand.

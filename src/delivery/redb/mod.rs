@@ -27,18 +27,30 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::{Notify, oneshot};
 
-use super::committer::{self, Request, Settlement};
-use super::schedule::Schedule;
+use self::committer::Request;
+use self::schedule::Schedule;
+use super::outbox::records::{
+    Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
+    SystemClock, duration_millis, millis,
+};
 use super::settings::DeliverySettings;
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
+
+mod committer;
+mod journal;
+pub(super) mod schedule;
+mod tables;
+
+pub(super) use committer::Settlement;
+pub use journal::JOURNAL_FILE_NAME;
 
 /// The outbox's file inside the data directory.
 pub const OUTBOX_FILE_NAME: &str = "outbox.redb";
@@ -56,57 +68,6 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// notifications, the paths to the keys it inserts) fits in a few MiB; anything else is read back
 /// from the operating system's page cache when needed.
 const CACHE_BYTES: usize = 8 * 1024 * 1024;
-
-/// How long a caller refused for a full outbox should wait before trying again.
-const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// How long a caller refused for an unwritable outbox should wait before trying again.
-const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// Why the outbox could not do what was asked.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum OutboxError {
-    /// Backpressure: too many notifications are waiting; nothing was queued.
-    #[error(
-        "the outbox is full: {limit} notifications are already waiting for delivery \
-         (PUSHJET_BRIDGE_MAX_QUEUE); try again later"
-    )]
-    Full {
-        /// The configured limit.
-        limit: u64,
-    },
-    /// The outbox cannot be written (disk full, read-only file system, I/O error, …); nothing was
-    /// queued.
-    #[error("the outbox cannot be written: {0}")]
-    Unavailable(String),
-    /// Another process holds the database's lock: usually the running service.
-    #[error(
-        "the outbox database {} is locked by another process, usually the running service: \
-         stop it first, or use the service's admin endpoints (/admin/dead-letters)",
-        path.display()
-    )]
-    Locked {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// A stored record could not be read back.
-    #[error("an outbox record is unreadable: {0}")]
-    Record(String),
-    /// No dead letter has this id (it was retried or purged, or never existed).
-    #[error("no dead letter has id {0}")]
-    NoSuchDeadLetter(u64),
-}
-
-impl OutboxError {
-    /// How long a caller should wait before offering the work again (an HTTP `Retry-After`), for
-    /// the errors that pass with time.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Full { .. } => Some(FULL_RETRY_AFTER),
-            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
-            Self::Locked { .. } | Self::Record(_) | Self::NoSuchDeadLetter(_) => None,
-        }
-    }
-}
 
 macro_rules! unavailable_from {
     ($($source:ty),+) => {$(
@@ -126,91 +87,6 @@ unavailable_from!(
     redb::CommitError,
     redb::SetDurabilityError
 );
-
-impl From<serde_json::Error> for OutboxError {
-    fn from(error: serde_json::Error) -> Self {
-        Self::Record(error.to_string())
-    }
-}
-
-/// What became of an enqueue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Enqueued {
-    /// Every notification is on disk, with these ids, in the order given.
-    Queued(Vec<u64>),
-    /// The dedup key was seen within the window: nothing was queued.
-    Duplicate,
-}
-
-/// A notification that will not be delivered without an operator: permanently refused, or still
-/// failing when its retry time ran out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    /// Its id (the one it had while pending).
-    pub id: u64,
-    /// The route it was sent for.
-    pub route: RouteName,
-    /// The notification.
-    pub message: NewMessage,
-    /// How many sends were tried.
-    pub attempts: u32,
-    /// When it was first queued.
-    #[serde(serialize_with = "rfc3339")]
-    pub queued_at: SystemTime,
-    /// When it became a dead letter.
-    #[serde(serialize_with = "rfc3339")]
-    pub dead_at: SystemTime,
-    /// Why, and what to fix.
-    pub reason: String,
-}
-
-/// The result of retrying every dead letter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RetriedDeadLetters {
-    /// The dead letters queued again, oldest first.
-    pub ids: Vec<u64>,
-    /// Dead letters still left: those the outbox had no room for, or could not read.
-    pub left: u64,
-}
-
-/// A pending notification as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct PendingRecord {
-    pub(super) route: String,
-    pub(super) message: NewMessage,
-    pub(super) attempts: u32,
-    pub(super) queued_at: u64,
-    /// Start of the current retry period: when it was queued, or retried from the dead letters.
-    pub(super) retrying_since: u64,
-    pub(super) next_attempt_at: u64,
-    pub(super) last_error: Option<String>,
-}
-
-/// A dead letter as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct DeadRecord {
-    pub(super) route: String,
-    pub(super) message: NewMessage,
-    pub(super) attempts: u32,
-    pub(super) queued_at: u64,
-    pub(super) dead_at: u64,
-    pub(super) reason: String,
-}
-
-/// Where the wall-clock time comes from (tests set their own).
-pub(super) trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-}
-
-#[derive(Debug)]
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
 
 /// Limits the committer enforces, in the units it stores.
 #[derive(Debug, Clone, Copy)]
@@ -454,7 +330,7 @@ impl Outbox {
             for entry in table.range(start..)?.take(limit) {
                 let (id, value) = entry?;
                 let record: DeadRecord = decode(value.value())?;
-                letters.push(dead_letter(id.value(), record)?);
+                letters.push(record.into_dead_letter(id.value())?);
             }
             Ok(letters)
         })
@@ -640,43 +516,12 @@ fn load_schedule(db: &Database) -> Result<Schedule, OutboxError> {
     Ok(schedule)
 }
 
-fn dead_letter(id: u64, record: DeadRecord) -> Result<DeadLetter, OutboxError> {
-    Ok(DeadLetter {
-        id,
-        route: RouteName::parse(&record.route)
-            .map_err(|error| OutboxError::Record(error.to_string()))?,
-        message: record.message,
-        attempts: record.attempts,
-        queued_at: time(record.queued_at),
-        dead_at: time(record.dead_at),
-        reason: record.reason,
-    })
-}
-
 pub(super) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, OutboxError> {
     Ok(serde_json::to_vec(record)?)
 }
 
 pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OutboxError> {
     Ok(serde_json::from_slice(bytes)?)
-}
-
-/// Milliseconds since the epoch (0 before it).
-pub(super) fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, duration_millis)
-}
-
-/// A duration in whole milliseconds, saturating.
-pub(super) fn duration_millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn time(millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(millis)
-}
-
-fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
 /// Creates the directory and its parents; on Unix a newly created directory is private (0700).

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::journal::{ChangeRef, Journal};
-use super::outbox::{Core, Enqueued, Limits, META, OutboxError, RetriedDeadLetters};
 use super::schedule::Schedule;
 use super::tables::{Effect, JOURNAL_SEQ, Tables};
+use super::{Core, Limits, META};
+use crate::delivery::outbox::records::{Enqueued, OutboxError, RetriedDeadLetters};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
@@ -86,7 +87,7 @@ impl Request {
 /// The outcome of one send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub(super) enum Settlement {
+pub(in crate::delivery) enum Settlement {
     /// Pushjet has it: forget it.
     Sent,
     /// Failed for now: try again at `at` (milliseconds since the epoch).
