@@ -87,8 +87,8 @@ mod worker;
 #[cfg(test)]
 mod test_support;
 
-pub use outbox::{DeadLetter, Enqueued, OutboxError, RetriedDeadLetters};
-pub use redb::{JOURNAL_FILE_NAME, OUTBOX_FILE_NAME, Outbox};
+pub use outbox::{DeadLetter, Enqueued, Outbox, OutboxError, RetriedDeadLetters};
+pub use redb::{JOURNAL_FILE_NAME, OUTBOX_FILE_NAME};
 pub use retry::{Decision, Failure, RetryPolicy, classify};
 pub use settings::{DeliverySettings, DeliverySettingsError};
 pub use worker::{DispatcherHandle, SharedRoutes, ShutdownReport, Upstream, spawn, spawn_with};

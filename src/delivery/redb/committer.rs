@@ -24,6 +24,7 @@ use super::journal::{ChangeRef, Journal};
 use super::schedule::Schedule;
 use super::tables::{Effect, JOURNAL_SEQ, Tables};
 use super::{Core, Limits, META};
+use crate::delivery::outbox::Outcome;
 use crate::delivery::outbox::records::{Enqueued, OutboxError, RetriedDeadLetters};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
@@ -87,13 +88,23 @@ impl Request {
 /// The outcome of one send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub(in crate::delivery) enum Settlement {
+pub(super) enum Settlement {
     /// Pushjet has it: forget it.
     Sent,
     /// Failed for now: try again at `at` (milliseconds since the epoch).
     Retry { at: u64, error: String },
     /// Will not succeed: make it a dead letter.
     Dead { reason: String },
+}
+
+impl From<Outcome> for Settlement {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Sent => Self::Sent,
+            Outcome::Retry { at, error } => Self::Retry { at, error },
+            Outcome::Dead { reason } => Self::Dead { reason },
+        }
+    }
 }
 
 /// Serves requests until every sender is gone.

@@ -29,38 +29,38 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, oneshot};
 
-use self::committer::Request;
+use self::committer::{Request, Settlement};
 use self::schedule::Schedule;
 use super::outbox::records::{
     Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
     SystemClock, duration_millis, millis,
 };
+use super::outbox::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::settings::DeliverySettings;
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
 mod committer;
 mod journal;
-pub(super) mod schedule;
+mod schedule;
 mod tables;
 
-pub(super) use committer::Settlement;
 pub use journal::JOURNAL_FILE_NAME;
 
 /// The outbox's file inside the data directory.
 pub const OUTBOX_FILE_NAME: &str = "outbox.redb";
 
-pub(super) const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
-pub(super) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
-pub(super) const DEDUP_KEYS: TableDefinition<&str, u64> = TableDefinition::new("dedup_keys");
-pub(super) const DEDUP_EXPIRY: TableDefinition<(u64, &str), ()> =
-    TableDefinition::new("dedup_expiry");
-pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
+const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+const DEDUP_KEYS: TableDefinition<&str, u64> = TableDefinition::new("dedup_keys");
+const DEDUP_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("dedup_expiry");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The most memory redb may use to cache the outbox's pages. Its default (1 GiB) lets the cache,
 /// and so the process, grow with the file: the dedup keys of a day of webhooks, pending
@@ -68,6 +68,10 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// notifications, the paths to the keys it inserts) fits in a few MiB; anything else is read back
 /// from the operating system's page cache when needed.
 const CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long a notification is held back after the outbox failed to read it or to record the
+/// outcome of its send.
+const STORAGE_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 macro_rules! unavailable_from {
     ($($source:ty),+) => {$(
@@ -90,56 +94,60 @@ unavailable_from!(
 
 /// Limits the committer enforces, in the units it stores.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Limits {
-    pub(super) max_queue: u64,
-    pub(super) dedup_window_ms: u64,
+struct Limits {
+    max_queue: u64,
+    dedup_window_ms: u64,
 }
 
 /// What the committer thread, the readers and the handles share.
 #[derive(Debug)]
-pub(super) struct Core {
-    pub(super) db: Database,
-    pub(super) schedule: Mutex<Schedule>,
-    pub(super) wake: Notify,
-    pub(super) limits: Limits,
+struct Core {
+    db: Database,
+    schedule: Mutex<Schedule>,
+    wake: Notify,
+    limits: Limits,
     /// False once a write transaction has failed.
-    pub(super) writable: AtomicBool,
+    writable: AtomicBool,
     /// Notifications stored (in the journal) that the schedule does not hold yet: they join it
     /// when the committer's open transaction is committed, a few milliseconds later.
-    pub(super) staged: AtomicU64,
+    staged: AtomicU64,
     clock: Arc<dyn Clock>,
     /// How many write transactions the committer has made.
     #[cfg(test)]
-    pub(super) transactions: std::sync::atomic::AtomicU64,
+    transactions: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
     /// Milliseconds since the epoch, now.
-    pub(super) fn now(&self) -> u64 {
+    fn now(&self) -> u64 {
         millis(self.clock.now())
     }
 
-    pub(super) fn schedule(&self) -> MutexGuard<'_, Schedule> {
+    fn schedule(&self) -> MutexGuard<'_, Schedule> {
         self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Leaves a notification pending but not due for [`STORAGE_RETRY_DELAY`] (its lane is freed
+    /// when its run ends).
+    fn postpone(&self, id: u64, route: &RouteName) {
+        let due = self
+            .now()
+            .saturating_add(duration_millis(STORAGE_RETRY_DELAY));
+        self.schedule().reschedule(id, route, due);
     }
 }
 
-/// The durable outbox. Cheap to clone; every clone is the same store. Dropping the last clone
-/// stops the committer thread after it has finished its work and closes the file.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    shared: Arc<Shared>,
-}
-
+/// The outbox kept in redb. Dropping it stops the committer thread after it has finished its
+/// work and closes the file.
 #[derive(Debug)]
-struct Shared {
+pub(in crate::delivery) struct RedbOutbox {
     core: Arc<Core>,
     path: PathBuf,
     requests: Option<mpsc::Sender<Request>>,
     committer: Option<JoinHandle<()>>,
 }
 
-impl Drop for Shared {
+impl Drop for RedbOutbox {
     fn drop(&mut self) {
         drop(self.requests.take());
         if let Some(committer) = self.committer.take()
@@ -150,7 +158,7 @@ impl Drop for Shared {
     }
 }
 
-impl Outbox {
+impl RedbOutbox {
     /// Opens `<data_dir>/outbox.redb`, creating the directory (mode 0700 on Unix) and the file if
     /// needed, and loads the pending notifications, a crash's leftovers included, for delivery.
     ///
@@ -160,7 +168,7 @@ impl Outbox {
     }
 
     /// [`Self::open`] with the clock that dates notifications and dedup keys.
-    pub(super) fn open_with_clock(
+    fn open_with_clock(
         data_dir: &Path,
         settings: &DeliverySettings,
         clock: Arc<dyn Clock>,
@@ -189,7 +197,7 @@ impl Outbox {
     /// Opens an outbox kept in the given storage backend (tests use one that can fail on demand),
     /// with its journal in `journal_dir`, or none (every commit durable on its own).
     #[cfg(test)]
-    pub(super) fn open_with_backend(
+    pub(in crate::delivery) fn open_with_backend(
         backend: impl redb::StorageBackend,
         journal_dir: Option<&Path>,
         settings: &DeliverySettings,
@@ -260,118 +268,23 @@ impl Outbox {
                 OutboxError::Unavailable(format!("cannot start the committer thread: {error}"))
             })?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                core,
-                path,
-                requests: Some(requests),
-                committer: Some(committer),
-            }),
+            core,
+            path,
+            requests: Some(requests),
+            committer: Some(committer),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.shared.path
-    }
-
-    /// Stores a webhook's notifications for delivery, oldest first, and returns once they are on
-    /// disk. With a dedup key seen within the dedup window nothing is stored and the answer is
-    /// [`Enqueued::Duplicate`]; otherwise the key is stored in the same transaction as the
-    /// notifications. All or nothing: [`OutboxError::Full`] when they would not all fit,
-    /// [`OutboxError::Unavailable`] when the disk refuses.
-    pub async fn enqueue(
-        &self,
-        route: &RouteName,
-        notifications: Vec<NewMessage>,
-        dedup_key: Option<String>,
-    ) -> Result<Enqueued, OutboxError> {
-        self.request(|reply| Request::Enqueue {
-            route: route.clone(),
-            messages: notifications,
-            dedup_key,
-            reply,
-        })
-        .await
-    }
-
-    /// False once a write to the outbox has failed (disk full, read-only, I/O error). redb then
-    /// refuses every further write until the database is reopened, so every enqueue answers
-    /// [`OutboxError::Unavailable`] until the process restarts: a health check should report it.
-    pub fn is_writable(&self) -> bool {
-        self.core().writable.load(Ordering::Relaxed)
-    }
-
-    /// How many notifications wait for delivery (in flight included).
-    pub fn pending_count(&self) -> u64 {
-        let scheduled = u64::try_from(self.core().schedule().len()).unwrap_or(u64::MAX);
-        scheduled.saturating_add(self.core().staged.load(Ordering::Relaxed))
-    }
-
-    /// How long the longest-waiting pending notification has been waiting (since it was queued,
-    /// or since it was retried from the dead letters); `None` when nothing is pending.
-    pub fn oldest_pending_age(&self) -> Option<Duration> {
-        let since = self.core().schedule().oldest_since()?;
-        Some(Duration::from_millis(
-            self.core().now().saturating_sub(since),
-        ))
-    }
-
-    /// Up to `limit` dead letters with ids above `after`, oldest first.
-    pub async fn dead_letters(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, OutboxError> {
-        self.read(move |db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(DEAD_LETTERS)?;
-            let start = after.map_or(0, |after| after.saturating_add(1));
-            let mut letters = Vec::new();
-            for entry in table.range(start..)?.take(limit) {
-                let (id, value) = entry?;
-                let record: DeadRecord = decode(value.value())?;
-                letters.push(record.into_dead_letter(id.value())?);
-            }
-            Ok(letters)
-        })
-        .await
-    }
-
-    /// How many dead letters there are.
-    pub async fn dead_letter_count(&self) -> Result<u64, OutboxError> {
-        self.read(|db| Ok(db.begin_read()?.open_table(DEAD_LETTERS)?.len()?))
-            .await
-    }
-
-    /// Queues a dead letter again with a fresh retry period. It keeps its id, so it goes out
-    /// before its route's newer notifications.
-    pub async fn retry_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
-        self.request(|reply| Request::RetryDeadLetter { id, reply })
-            .await
-    }
-
-    /// Queues every dead letter again, oldest first, as far as the outbox has room.
-    pub async fn retry_all_dead_letters(&self) -> Result<RetriedDeadLetters, OutboxError> {
-        self.request(|reply| Request::RetryAllDeadLetters { reply })
-            .await
-    }
-
-    /// Deletes a dead letter for good.
-    pub async fn purge_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
-        self.request(|reply| Request::PurgeDeadLetter { id, reply })
-            .await
     }
 
     /// A pending notification, read for sending; `None` when it is no longer pending.
     #[cfg(test)]
-    pub(super) async fn load(&self, id: u64) -> Result<Option<PendingRecord>, OutboxError> {
+    async fn load(&self, id: u64) -> Result<Option<PendingRecord>, OutboxError> {
         let mut loaded = self.load_many(vec![id]).await?;
         Ok(loaded.pop().and_then(|(_, record)| record))
     }
 
     /// Pending notifications, read for sending in one read transaction, in the order asked;
     /// `None` for an id that is no longer pending.
-    pub(super) async fn load_many(
+    async fn load_many(
         &self,
         ids: Vec<u64>,
     ) -> Result<Vec<(u64, Option<PendingRecord>)>, OutboxError> {
@@ -393,7 +306,7 @@ impl Outbox {
 
     /// Records the outcome of a send, durably; returns once it is committed.
     #[cfg(test)]
-    pub(super) async fn settle(
+    async fn settle(
         &self,
         id: u64,
         route: &RouteName,
@@ -405,7 +318,7 @@ impl Outbox {
     /// Hands the outcome of a send to the committer now, without waiting for it: the returned
     /// future resolves once it is committed (or failed to be). A delivery run sends a route's
     /// next notification while the outcome of the one before it is being committed.
-    pub(super) fn settle_soon(
+    fn settle_soon(
         &self,
         id: u64,
         route: &RouteName,
@@ -420,9 +333,9 @@ impl Outbox {
     }
 
     /// Makes a pending notification a dead letter, as the dispatcher does after a permanent
-    /// failure; for tests elsewhere in the crate.
+    /// failure.
     #[cfg(test)]
-    pub(crate) async fn dead_letter_for_test(
+    async fn dead_letter_for_test(
         &self,
         id: u64,
         route: &RouteName,
@@ -432,8 +345,9 @@ impl Outbox {
         self.settle(id, route, Settlement::Dead { reason }).await
     }
 
-    pub(super) fn core(&self) -> &Core {
-        &self.shared.core
+    #[cfg(test)]
+    fn core(&self) -> &Core {
+        &self.core
     }
 
     /// Hands a request to the committer and waits for its answer, which comes after the commit.
@@ -451,8 +365,7 @@ impl Outbox {
         make: impl FnOnce(oneshot::Sender<Result<T, OutboxError>>) -> Request,
     ) -> Result<Committed<T>, OutboxError> {
         let (reply, answer) = oneshot::channel();
-        self.shared
-            .requests
+        self.requests
             .as_ref()
             .ok_or_else(committer_stopped)?
             .send(make(reply))
@@ -465,17 +378,177 @@ impl Outbox {
         &self,
         job: impl FnOnce(&Database) -> Result<T, OutboxError> + Send + 'static,
     ) -> Result<T, OutboxError> {
-        let core = self.shared.core.clone();
+        let core = self.core.clone();
         tokio::task::spawn_blocking(move || job(&core.db))
             .await
             .map_err(|error| OutboxError::Unavailable(format!("an outbox read failed: {error}")))?
     }
 }
 
+impl OutboxBackend for RedbOutbox {
+    fn enqueue<'a>(
+        &'a self,
+        route: &'a RouteName,
+        notifications: Vec<NewMessage>,
+        dedup_key: Option<String>,
+    ) -> BoxFuture<'a, Result<Enqueued, OutboxError>> {
+        Box::pin(self.request(|reply| Request::Enqueue {
+            route: route.clone(),
+            messages: notifications,
+            dedup_key,
+            reply,
+        }))
+    }
+
+    fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<DeadLetter>, OutboxError>> {
+        Box::pin(self.read(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(DEAD_LETTERS)?;
+            let start = after.map_or(0, |after| after.saturating_add(1));
+            let mut letters = Vec::new();
+            for entry in table.range(start..)?.take(limit) {
+                let (id, value) = entry?;
+                let record: DeadRecord = decode(value.value())?;
+                letters.push(record.into_dead_letter(id.value())?);
+            }
+            Ok(letters)
+        }))
+    }
+
+    fn dead_letter_count(&self) -> BoxFuture<'_, Result<u64, OutboxError>> {
+        Box::pin(self.read(|db| Ok(db.begin_read()?.open_table(DEAD_LETTERS)?.len()?)))
+    }
+
+    fn retry_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
+        Box::pin(self.request(move |reply| Request::RetryDeadLetter { id, reply }))
+    }
+
+    fn retry_all_dead_letters(&self) -> BoxFuture<'_, Result<RetriedDeadLetters, OutboxError>> {
+        Box::pin(self.request(|reply| Request::RetryAllDeadLetters { reply }))
+    }
+
+    fn purge_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
+        Box::pin(self.request(move |reply| Request::PurgeDeadLetter { id, reply }))
+    }
+
+    /// Counts the schedule and what the committer holds for it.
+    fn pending_count(&self) -> u64 {
+        let scheduled = u64::try_from(self.core.schedule().len()).unwrap_or(u64::MAX);
+        scheduled.saturating_add(self.core.staged.load(Ordering::Relaxed))
+    }
+
+    fn oldest_pending_age(&self) -> Option<Duration> {
+        let since = self.core.schedule().oldest_since()?;
+        Some(Duration::from_millis(self.core.now().saturating_sub(since)))
+    }
+
+    /// redb refuses every write after a failed one until the database is reopened.
+    fn is_writable(&self) -> bool {
+        self.core.writable.load(Ordering::Relaxed)
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        self.path.parent()
+    }
+
+    fn now(&self) -> u64 {
+        self.core.now()
+    }
+
+    /// Claims are the schedule's lanes, marked busy in memory: this process owns the file.
+    fn claim_due(&self, room: usize) -> BoxFuture<'_, Due> {
+        let now = self.core.now();
+        let mut schedule = self.core.schedule();
+        let claims = schedule
+            .take_due(now, room)
+            .into_iter()
+            .map(|(route, lease)| Claim::new(route, lease))
+            .collect();
+        let next_due = schedule.next_due();
+        Box::pin(std::future::ready(Due { claims, next_due }))
+    }
+
+    /// Reads the due ids from the schedule and their records in one read transaction; forgets
+    /// the ids whose record is gone.
+    fn next_batch<'a>(
+        &'a self,
+        claim: &'a mut Claim,
+        max: usize,
+    ) -> BoxFuture<'a, Vec<(u64, PendingRecord)>> {
+        Box::pin(async move {
+            let core = &self.core;
+            let ids = core
+                .schedule()
+                .due_after(claim.route(), claim.after(), core.now(), max);
+            let Some(&first) = ids.first() else {
+                return Vec::new();
+            };
+            let loaded = match self.load_many(ids).await {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    tracing::error!(
+                        id = first,
+                        route = %claim.route(),
+                        "cannot read notification {first} from the outbox, trying again in {}: \
+                         {error}",
+                        humantime::format_duration(STORAGE_RETRY_DELAY)
+                    );
+                    core.postpone(first, claim.route());
+                    return Vec::new();
+                }
+            };
+            let mut due = Vec::with_capacity(loaded.len());
+            for (id, record) in loaded {
+                claim.handed_out(id);
+                match record {
+                    Some(record) => due.push((id, record)),
+                    None => core.schedule().remove(id, claim.route()),
+                }
+            }
+            due
+        })
+    }
+
+    /// Journals the outcome with the next batch; a failure holds the notification back.
+    fn record(&self, claim: &Claim, id: u64, outcome: Outcome) -> Recording {
+        let route = claim.route().clone();
+        match self.settle_soon(id, &route, Settlement::from(outcome)) {
+            Ok(committed) => {
+                let core = self.core.clone();
+                Box::pin(async move {
+                    let recorded = committed.await;
+                    if recorded.is_err() {
+                        core.postpone(id, &route);
+                    }
+                    recorded
+                })
+            }
+            Err(error) => {
+                self.core.postpone(id, &route);
+                Box::pin(std::future::ready(Err(error)))
+            }
+        }
+    }
+
+    fn release(&self, claim: Claim) -> BoxFuture<'_, ()> {
+        self.core.schedule().release(claim.route(), claim.lease());
+        Box::pin(std::future::ready(()))
+    }
+
+    /// The committer wakes the dispatcher when new notifications are committed.
+    fn changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.core.wake.notified())
+    }
+}
+
 /// The committer's answer to a request handed to it: resolves once the request's transaction is
 /// committed (or failed).
 #[derive(Debug)]
-pub(super) struct Committed<T>(oneshot::Receiver<Result<T, OutboxError>>);
+struct Committed<T>(oneshot::Receiver<Result<T, OutboxError>>);
 
 impl<T> Future for Committed<T> {
     type Output = Result<T, OutboxError>;
@@ -516,11 +589,11 @@ fn load_schedule(db: &Database) -> Result<Schedule, OutboxError> {
     Ok(schedule)
 }
 
-pub(super) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, OutboxError> {
+fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, OutboxError> {
     Ok(serde_json::to_vec(record)?)
 }
 
-pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OutboxError> {
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OutboxError> {
     Ok(serde_json::from_slice(bytes)?)
 }
 

@@ -6,8 +6,8 @@ use super::*;
 use crate::delivery::outbox::records::{FULL_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER};
 use crate::delivery::test_support::{FailingBackend, ManualClock, fast_settings, message, route};
 
-fn open(dir: &TempDir) -> Outbox {
-    Outbox::open(dir.path(), &fast_settings()).unwrap()
+fn open(dir: &TempDir) -> RedbOutbox {
+    RedbOutbox::open(dir.path(), &fast_settings()).unwrap()
 }
 
 fn queued(outcome: Result<Enqueued, OutboxError>) -> Vec<u64> {
@@ -27,7 +27,7 @@ async fn wait_until(done: impl Fn() -> bool) {
 }
 
 /// Makes pending notifications dead letters, as the worker does for permanent failures.
-async fn kill(outbox: &Outbox, ids: &[u64]) {
+async fn kill(outbox: &RedbOutbox, ids: &[u64]) {
     for id in ids {
         let reason = format!("reason {id}");
         outbox
@@ -35,12 +35,6 @@ async fn kill(outbox: &Outbox, ids: &[u64]) {
             .await
             .unwrap();
     }
-}
-
-#[test]
-fn the_outbox_can_be_shared_between_http_workers() {
-    fn shareable<T: Send + Sync + 'static>() {}
-    shareable::<Outbox>();
 }
 
 #[actix_web::test]
@@ -257,7 +251,7 @@ async fn a_dedup_key_is_forgotten_after_the_window_and_remembered_across_restart
         ..fast_settings()
     };
     let key = || Some("gitlab:1".to_owned());
-    let outbox = Outbox::open_with_clock(dir.path(), &settings, clock.clone()).unwrap();
+    let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone()).unwrap();
     queued(
         outbox
             .enqueue(&route("gl"), vec![message("a")], key())
@@ -266,7 +260,7 @@ async fn a_dedup_key_is_forgotten_after_the_window_and_remembered_across_restart
     drop(outbox);
 
     clock.advance(Duration::from_secs(3599));
-    let outbox = Outbox::open_with_clock(dir.path(), &settings, clock.clone()).unwrap();
+    let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone()).unwrap();
     let within = outbox
         .enqueue(&route("gl"), vec![message("a")], key())
         .await;
@@ -290,7 +284,7 @@ async fn enqueue_refuses_beyond_the_queue_limit_all_or_nothing() {
         max_queue: 3,
         ..fast_settings()
     };
-    let outbox = Outbox::open(dir.path(), &settings).unwrap();
+    let outbox = RedbOutbox::open(dir.path(), &settings).unwrap();
     queued(
         outbox
             .enqueue(&route("gh"), vec![message("1"), message("2")], None)
@@ -319,7 +313,7 @@ async fn group_commit_batches_concurrent_enqueues_into_few_transactions() {
     let outbox = open(&dir);
     let before = outbox.core().transactions.load(Ordering::Relaxed);
     let calls = (0..200).map(|n| {
-        let outbox = outbox.clone();
+        let outbox = &outbox;
         async move {
             let key = Some(format!("generic:{n}"));
             outbox
@@ -346,7 +340,7 @@ fn a_data_dir_under_a_regular_file_is_unavailable() {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("file");
     std::fs::write(&file, b"not a directory").unwrap();
-    let error = Outbox::open(&file.join("data"), &fast_settings()).unwrap_err();
+    let error = RedbOutbox::open(&file.join("data"), &fast_settings()).unwrap_err();
     assert!(matches!(error, OutboxError::Unavailable(_)), "{error}");
     assert_eq!(error.retry_after(), Some(UNAVAILABLE_RETRY_AFTER));
 }
@@ -355,7 +349,7 @@ fn a_data_dir_under_a_regular_file_is_unavailable() {
 fn a_database_path_that_is_a_directory_is_unavailable() {
     let dir = TempDir::new().unwrap();
     std::fs::create_dir(dir.path().join(OUTBOX_FILE_NAME)).unwrap();
-    let error = Outbox::open(dir.path(), &fast_settings()).unwrap_err();
+    let error = RedbOutbox::open(dir.path(), &fast_settings()).unwrap_err();
     assert!(matches!(error, OutboxError::Unavailable(_)), "{error}");
 }
 
@@ -363,7 +357,7 @@ fn a_database_path_that_is_a_directory_is_unavailable() {
 fn a_second_open_says_the_database_is_locked() {
     let dir = TempDir::new().unwrap();
     let _service = open(&dir);
-    let error = Outbox::open(dir.path(), &fast_settings()).unwrap_err();
+    let error = RedbOutbox::open(dir.path(), &fast_settings()).unwrap_err();
     assert!(matches!(error, OutboxError::Locked { .. }), "{error}");
     assert!(error.to_string().contains("running service"), "{error}");
 }
@@ -373,7 +367,8 @@ async fn a_failed_commit_of_answered_changes_refuses_everything_until_a_restart_
     let dir = TempDir::new().unwrap();
     let backend = FailingBackend::on_file(&dir.path().join(OUTBOX_FILE_NAME));
     let failing = backend.failing.clone();
-    let outbox = Outbox::open_with_backend(backend, Some(dir.path()), &fast_settings()).unwrap();
+    let outbox =
+        RedbOutbox::open_with_backend(backend, Some(dir.path()), &fast_settings()).unwrap();
     // The database's file now refuses writes, the journal's does not: the enqueue is answered
     // from the journal, and the database's commit, a few milliseconds later, fails.
     failing.store(true, Ordering::SeqCst);
@@ -404,7 +399,7 @@ async fn a_failed_commit_of_answered_changes_refuses_everything_until_a_restart_
 async fn a_disk_that_refuses_writes_makes_enqueue_unavailable_and_queues_nothing() {
     let backend = FailingBackend::new();
     let failing = backend.failing.clone();
-    let outbox = Outbox::open_with_backend(backend, None, &fast_settings()).unwrap();
+    let outbox = RedbOutbox::open_with_backend(backend, None, &fast_settings()).unwrap();
     queued(
         outbox
             .enqueue(&route("gh"), vec![message("ok")], None)
@@ -480,7 +475,7 @@ async fn retrying_all_dead_letters_queues_what_fits_oldest_first() {
         max_queue: 3,
         ..fast_settings()
     };
-    let outbox = Outbox::open(dir.path(), &settings).unwrap();
+    let outbox = RedbOutbox::open(dir.path(), &settings).unwrap();
     let messages = (1..=3).map(|n| message(&n.to_string())).collect();
     queued(outbox.enqueue(&route("gh"), messages, None).await);
     kill(&outbox, &[1, 2, 3]).await;
@@ -503,7 +498,7 @@ async fn retrying_all_dead_letters_queues_what_fits_oldest_first() {
 async fn the_oldest_pending_age_follows_the_clock() {
     let dir = TempDir::new().unwrap();
     let clock = ManualClock::new();
-    let outbox = Outbox::open_with_clock(dir.path(), &fast_settings(), clock.clone()).unwrap();
+    let outbox = RedbOutbox::open_with_clock(dir.path(), &fast_settings(), clock.clone()).unwrap();
     assert_eq!(outbox.oldest_pending_age(), None);
     queued(outbox.enqueue(&route("gh"), vec![message("a")], None).await);
     clock.advance(Duration::from_secs(5));
