@@ -1,21 +1,21 @@
 //! The dispatcher: one task on the actix runtime that sends pending notifications from the outbox
 //! to Pushjet.
 //!
-//! It wakes when the committer reports new work, when a lane's run ends, and when the next
-//! notification falls due. Each time it takes the lanes (routes) whose oldest notification is due,
-//! oldest first, at most `concurrency` at once, and starts a run for each as its own future within
-//! the task.
+//! It uses the outbox only through its interface ([`Outbox`]), whatever backend keeps it. It wakes
+//! when the outbox reports a change, when a run ends, and when the next notification falls due.
+//! Each time it claims the routes whose oldest notification is due, oldest first, at most
+//! `concurrency` at once, and starts a run for each claim as its own future within the task.
 //!
 //! A run sends its route's due notifications one after another, oldest first: the next is sent
 //! only once Pushjet has accepted the one before it, so a route's notifications arrive in order.
-//! It reads them from the outbox a batch at a time (one read transaction) and hands each outcome
-//! to the committer without waiting for it: the commit of one send overlaps the next send, and the
-//! outcomes of a run share the committer's transactions with each other and with new webhooks.
-//! A notification is still removed only once its outcome is committed; the run waits for every
-//! outcome it handed over before it ends and frees its lane. A failure (retry later, dead letter)
-//! ends the run after its outcome is committed, so a notification waiting for its retry holds back
-//! its route's later ones. A run ends after [`RUN_LIMIT`] sends, so that a busy route does not keep
-//! its slot from the others.
+//! It reads them from the outbox a batch at a time and hands each outcome over without waiting for
+//! it: the commit of one send overlaps the next send (with redb, the outcomes of a run share the
+//! committer's transactions with each other and with new webhooks). A notification is still
+//! removed only once its outcome is committed; the run waits for every outcome it handed over
+//! before it ends and gives its claim back. A failure (retry later, dead letter) ends the run
+//! after its outcome is committed, so a notification waiting for its retry holds back its route's
+//! later ones. A run ends after [`RUN_LIMIT`] sends, so that a busy route does not keep its slot
+//! from the others.
 //!
 //! On shutdown it takes no new work, lets each run finish the send it is in and record the
 //! outcomes, gives them a grace period, then drops the rest: they stay pending and are sent on the

@@ -18,7 +18,7 @@
 //! PendingRecord, DeadLetter, OutboxError, …   outbox/records.rs
 //! ```
 
-mod backend;
+pub(super) mod backend;
 pub(super) mod records;
 
 use std::path::Path;

@@ -24,7 +24,7 @@ use super::journal::{ChangeRef, Journal};
 use super::schedule::Schedule;
 use super::tables::{Effect, JOURNAL_SEQ, Tables};
 use super::{Core, Limits, META};
-use crate::delivery::outbox::Outcome;
+use crate::delivery::outbox::backend::Outcome;
 use crate::delivery::outbox::records::{Enqueued, OutboxError, RetriedDeadLetters};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;

@@ -1,5 +1,7 @@
-//! The outbox: every accepted notification, kept in one redb file, `<data_dir>/outbox.redb`, until
-//! Pushjet has it or it becomes a dead letter.
+//! The embedded outbox backend, the default: every accepted notification, kept in one redb file,
+//! `<data_dir>/outbox.redb`, until Pushjet has it or it becomes a dead letter. It implements
+//! [`OutboxBackend`] for the [`Outbox`](super::outbox::Outbox) handle, and uses nothing above it:
+//! only the contract and the shared records (`delivery/outbox/backend.rs`, `records.rs`).
 //!
 //! Tables (values are serde_json records; times are milliseconds since the Unix epoch):
 //!
@@ -18,6 +20,10 @@
 //! `<data_dir>/outbox.journal` (see `journal.rs`); the tables above take the journaled changes in
 //! a durable commit every few milliseconds, and opening the outbox replays what they had not taken
 //! when the process stopped. Reads run on Tokio's blocking pool, never on an async worker.
+//!
+//! One process owns the file (redb locks it), so the dispatcher's claims live in memory: the
+//! schedule (`schedule.rs`) holds every pending notification by route, and a claim is a lane
+//! marked with the claim's number until it is given back.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -37,11 +43,11 @@ use tokio::sync::{Notify, oneshot};
 
 use self::committer::{Request, Settlement};
 use self::schedule::Schedule;
+use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::outbox::records::{
     Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
     SystemClock, duration_millis, millis,
 };
-use super::outbox::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::settings::DeliverySettings;
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
