@@ -19,9 +19,10 @@
 //! [`Outcome`] with the claim ([`OutboxBackend::record`]) and gives the claim back
 //! ([`OutboxBackend::release`]) once every outcome is recorded. The redb backend keeps claims in
 //! memory (one process owns the file); a backend shared by replicas makes a claim a lease in the
-//! database (a row or an advisory lock per route, taken with `FOR UPDATE SKIP LOCKED`), renews it
-//! as the claim is used, lets it lapse when its replica dies, and checks [`Claim::lease`] when an
-//! outcome is recorded so that a replica that lost its lease cannot overwrite another's.
+//! database (a row or an advisory lock per route, taken with `FOR UPDATE SKIP LOCKED`), longer
+//! than a send may take, renews it as the claim is used, lets it lapse when its replica dies, and
+//! checks [`Claim::lease`] when an outcome is recorded so that a replica that lost its lease
+//! cannot overwrite another's.
 //!
 //! # Storage trouble on the dispatcher's side
 //!

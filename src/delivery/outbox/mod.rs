@@ -42,9 +42,9 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Opens the outbox in `<data_dir>` (`outbox.redb` and its journal), creating the directory
-    /// (mode 0700 on Unix) and the files if needed, and loads the pending notifications, a
-    /// crash's leftovers included, for delivery.
+    /// Opens the embedded outbox in `<data_dir>` (`outbox.redb` and its journal, the redb
+    /// backend), creating the directory (mode 0700 on Unix) and the files if needed, and loads
+    /// the pending notifications, a crash's leftovers included, for delivery.
     ///
     /// Blocking disk I/O: call it at start-up or inside `web::block`, not on an async worker.
     pub fn open(data_dir: &Path, settings: &DeliverySettings) -> Result<Self, OutboxError> {
@@ -161,7 +161,8 @@ impl Outbox {
     }
 
     /// Makes a pending notification a dead letter, as the dispatcher does after a permanent
-    /// failure; for tests elsewhere in the crate.
+    /// failure; for tests elsewhere in the crate. The claim is made up: the redb backend checks
+    /// a claim's number only when it is given back.
     #[cfg(test)]
     pub(crate) async fn dead_letter_for_test(
         &self,

@@ -1,7 +1,7 @@
 //! The embedded outbox backend, the default: every accepted notification, kept in one redb file,
 //! `<data_dir>/outbox.redb`, until Pushjet has it or it becomes a dead letter. It implements
-//! [`OutboxBackend`] for the [`Outbox`](super::outbox::Outbox) handle, and uses nothing above it:
-//! only the contract and the shared records (`delivery/outbox/backend.rs`, `records.rs`).
+//! [`OutboxBackend`] for the `Outbox` handle, and uses nothing above it: only the contract and
+//! the shared records (`delivery/outbox/backend.rs`, `records.rs`).
 //!
 //! Tables (values are serde_json records; times are milliseconds since the Unix epoch):
 //!
