@@ -85,7 +85,8 @@ impl Request {
     }
 }
 
-/// The outcome of one send.
+/// The outcome of one send as the journal stores it: the interface's [`Outcome`], kept apart so
+/// that the journal's format does not change with the interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub(super) enum Settlement {
