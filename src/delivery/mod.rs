@@ -2,16 +2,29 @@
 //! answered, and the dispatcher that sends from it to Pushjet with retries and dead letters.
 //!
 //! ```text
-//! hook handler ──enqueue──► committer thread ──one frame per batch, synced──► outbox.journal
-//!      ▲                        │  (group commit; answers after the sync)
-//!      └── Queued(ids) / Duplicate / Full / Unavailable
-//!                               │  the batches of 10 ms, one durable commit ───► outbox.redb
-//!                               └─ wakes ─► dispatcher (actix task) ◄── due work ────┘
-//!                                             │ ≤ CONCURRENCY routes at once, each a run:
-//!                                             │ one send at a time, its outcome committed
-//!                                             ▼ while the next one is sent
-//!                                     Pushjet API  ──► sent / retry later / dead letter
+//! hook handler, /admin, CLI                  dispatcher (actix task, worker.rs) ──► Pushjet API
+//!   enqueue → Queued(ids) / Duplicate /        claim_due → a Claim per due route, oldest first;
+//!             Full / Unavailable               ≤ CONCURRENCY runs, each: next_batch, send one at
+//!   dead letters: list, count, retry, purge    a time, record(sent / retry at / dead letter)
+//!   gauges: pending, oldest age, writable      committed while the next is sent, release;
+//!          │                                   changed() wakes it
+//!          ▼                                          │
+//!   Outbox (outbox/mod.rs), the one interface ◄───────┘
+//!          │ Arc<dyn OutboxBackend>
+//!          ▼
+//!   redb backend (redb/), the default, for one process:
+//!     committer thread ──one frame per batch, synced──► outbox.journal  (group commit; answers
+//!        │                                                              after the sync)
+//!        └─ the batches of 10 ms, one durable commit ──► outbox.redb (tables.rs)
+//!     schedule.rs: pending ids by route; a claim is a lane taken in memory; wakes the dispatcher
+//!          │ implements, and builds on
+//!          ▼
+//!   OutboxBackend, Claim, Outcome (outbox/backend.rs); PendingRecord, DeadLetter, OutboxError,
+//!   Enqueued (outbox/records.rs): shared by every backend, depending on none
 //! ```
+//!
+//! A backend on a database server shared by replicas fits the same interface: a claim becomes a
+//! lease per route, `changed` a `LISTEN`, and the records rows (see `outbox/backend.rs`).
 //!
 //! # Wiring
 //!
@@ -78,20 +91,17 @@
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
-mod committer;
-mod journal;
 mod outbox;
+mod redb;
 mod retry;
-mod schedule;
-mod tables;
 mod worker;
 
 #[cfg(test)]
 mod test_support;
 
 pub use crate::config::DeliverySettings;
-pub use journal::JOURNAL_FILE_NAME;
-pub use outbox::{DeadLetter, Enqueued, OUTBOX_FILE_NAME, Outbox, OutboxError, RetriedDeadLetters};
+pub use outbox::{DeadLetter, Enqueued, Outbox, OutboxError, RetriedDeadLetters};
+pub use redb::{JOURNAL_FILE_NAME, OUTBOX_FILE_NAME};
 pub use retry::{Decision, Failure, RetryPolicy, classify};
 pub use worker::{
     DispatcherHandle, RouteSecrets, SharedRoutes, ShutdownReport, Upstream, spawn, spawn_with,

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use redb::StorageBackend;
 use redb::backends::{FileBackend, InMemoryBackend};
 
-use super::outbox::Clock;
+use super::outbox::records::Clock;
 use crate::config::DeliverySettings;
 use crate::pushjet::{MessageText, NewMessage, SecretKey};
 use crate::routes::{Route, RouteName, Routes};

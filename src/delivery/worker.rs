@@ -1,21 +1,21 @@
 //! The dispatcher: one task on the actix runtime that sends pending notifications from the outbox
 //! to Pushjet.
 //!
-//! It wakes when the committer reports new work, when a lane's run ends, and when the next
-//! notification falls due. Each time it takes the lanes (routes) whose oldest notification is due,
-//! oldest first, at most `concurrency` at once, and starts a run for each as its own future within
-//! the task.
+//! It uses the outbox only through its interface ([`Outbox`]), whatever backend keeps it. It wakes
+//! when the outbox reports a change, when a run ends, and when the next notification falls due.
+//! Each time it claims the routes whose oldest notification is due, oldest first, at most
+//! `concurrency` at once, and starts a run for each claim as its own future within the task.
 //!
 //! A run sends its route's due notifications one after another, oldest first: the next is sent
 //! only once Pushjet has accepted the one before it, so a route's notifications arrive in order.
-//! It reads them from the outbox a batch at a time (one read transaction) and hands each outcome
-//! to the committer without waiting for it: the commit of one send overlaps the next send, and the
-//! outcomes of a run share the committer's transactions with each other and with new webhooks.
-//! A notification is still removed only once its outcome is committed; the run waits for every
-//! outcome it handed over before it ends and frees its lane. A failure (retry later, dead letter)
-//! ends the run after its outcome is committed, so a notification waiting for its retry holds back
-//! its route's later ones. A run ends after [`RUN_LIMIT`] sends, so that a busy route does not keep
-//! its slot from the others.
+//! It reads them from the outbox a batch at a time and hands each outcome over without waiting for
+//! it: the commit of one send overlaps the next send (with redb, the outcomes of a run share the
+//! committer's transactions with each other and with new webhooks). A notification is still
+//! removed only once its outcome is committed; the run waits for every outcome it handed over
+//! before it ends and gives its claim back. A failure (retry later, dead letter) ends the run
+//! after its outcome is committed, so a notification waiting for its retry holds back its route's
+//! later ones. A run ends after [`RUN_LIMIT`] sends, so that a busy route does not keep its slot
+//! from the others.
 //!
 //! On shutdown it takes no new work, lets each run finish the send it is in and record the
 //! outcomes, gives them a grace period, then drops the rest: they stay pending and are sent on the
@@ -34,20 +34,13 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 
-use super::committer::Settlement;
-use super::outbox::{Committed, Outbox, OutboxError, PendingRecord, duration_millis};
+use super::outbox::records::{OutboxError, PendingRecord, duration_millis};
+use super::outbox::{Claim, Outbox, Outcome, Recording};
 use super::retry::{Decision, RetryPolicy, whole_seconds};
 use crate::config::DeliverySettings;
 use crate::metrics::{self, Metrics};
 use crate::pushjet::{Api, ApiUrl, Error, NewMessage, SecretKey};
 use crate::routes::{RouteName, Routes};
-
-/// How long to wait before touching a notification again after the outbox failed to read it or
-/// to record its outcome.
-const STORAGE_RETRY_DELAY: Duration = Duration::from_secs(5);
-
-/// The commit of a send's outcome, awaited later.
-type Settling = Committed<()>;
 
 /// How many notifications a run reads from the outbox at once.
 const READ_BATCH: usize = 64;
@@ -194,18 +187,18 @@ async fn dispatch<U: Upstream + 'static>(
     default_grace: Duration,
 ) -> ShutdownReport {
     let mut in_flight: FuturesUnordered<LocalBoxFuture<'static, ()>> = FuturesUnordered::new();
-    let core = context.outbox.core();
+    let outbox = &context.outbox;
     let grace = loop {
-        let now = core.now();
+        let now = outbox.now();
         let mut next_due = None;
         let room = concurrency.saturating_sub(in_flight.len());
         if room > 0 {
-            let mut schedule = core.schedule();
-            for (_, route) in schedule.take_due(now, room) {
-                in_flight.push(Box::pin(run(context.clone(), route)));
+            let due = outbox.claim_due(room).await;
+            for claim in due.claims {
+                in_flight.push(Box::pin(run(context.clone(), claim)));
             }
             if in_flight.len() < concurrency {
-                next_due = schedule.next_due();
+                next_due = due.next_due;
             }
         }
         let timer = async move {
@@ -219,7 +212,7 @@ async fn dispatch<U: Upstream + 'static>(
         tokio::select! {
             grace = &mut stop => break grace.unwrap_or(default_grace),
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            () = core.wake.notified() => {}
+            () = outbox.changed() => {}
             () = timer => {}
         }
     };
@@ -241,70 +234,44 @@ async fn dispatch<U: Upstream + 'static>(
     }
 }
 
-/// One run of a route's lane: sends its due notifications in order, overlapping each outcome's
+/// One run of a claimed route: sends its due notifications in order, overlapping each outcome's
 /// commit with the next send, until none is due, one fails, [`RUN_LIMIT`] is reached or the
-/// dispatcher stops; then waits for every outcome to be committed and frees the lane.
-async fn run<U: Upstream>(context: Rc<Context<U>>, route: RouteName) {
+/// dispatcher stops; then waits for every outcome to be committed and gives the claim back.
+async fn run<U: Upstream>(context: Rc<Context<U>>, mut claim: Claim) {
     let outbox = &context.outbox;
-    let core = outbox.core();
+    let route = claim.route().clone();
     let mut settling = VecDeque::new();
-    let mut last = None;
     let mut sent = 0;
     'run: while sent < RUN_LIMIT && !context.stopping.get() {
         let batch = READ_BATCH.min(RUN_LIMIT - sent);
-        let ids = core.schedule().due_after(&route, last, core.now(), batch);
-        if ids.is_empty() {
+        let due = outbox.next_batch(&mut claim, batch).await;
+        if due.is_empty() {
             break;
         }
-        let loaded = match outbox.load_many(ids.clone()).await {
-            Ok(loaded) => loaded,
-            Err(error) => {
-                tracing::error!(
-                    id = ids[0],
-                    route = %route,
-                    "cannot read notification {} from the outbox, trying again in {}: {error}",
-                    ids[0],
-                    humantime::format_duration(STORAGE_RETRY_DELAY)
-                );
-                context.postpone(ids[0], &route);
-                break;
-            }
-        };
-        for (id, pending) in loaded {
+        for (id, pending) in due {
             if context.stopping.get() || !context.settled_so_far(&route, &mut settling) {
                 break 'run;
             }
-            last = Some(id);
-            let Some(pending) = pending else {
-                core.schedule().remove(id, &route);
-                continue;
-            };
-            let settlement = context.attempt(id, &route, &pending).await;
-            let delivered = settlement == Settlement::Sent;
-            match outbox.settle_soon(id, &route, settlement) {
-                Ok(committed) => settling.push_back((id, committed)),
-                Err(error) => {
-                    context.unrecorded(id, &route, &error);
-                    break 'run;
-                }
-            }
+            let outcome = context.attempt(id, &route, &pending).await;
+            let delivered = outcome == Outcome::Sent;
+            settling.push_back((id, outbox.record(&claim, id, outcome)));
             sent += 1;
             if !delivered {
                 break 'run;
             }
         }
     }
-    for (id, committed) in settling {
-        if let Err(error) = committed.await {
+    for (id, recording) in settling {
+        if let Err(error) = recording.await {
             context.unrecorded(id, &route, &error);
         }
     }
-    core.schedule().release(&route);
+    outbox.release(claim).await;
 }
 
 impl<U: Upstream> Context<U> {
     /// Tries one send and decides what follows; logs one line with the outcome.
-    async fn attempt(&self, id: u64, route: &RouteName, pending: &PendingRecord) -> Settlement {
+    async fn attempt(&self, id: u64, route: &RouteName, pending: &PendingRecord) -> Outcome {
         let Some(secret) = self.routes.secret(route) else {
             return self.dead_letter(
                 id,
@@ -338,11 +305,11 @@ impl<U: Upstream> Context<U> {
                     outcome = "sent",
                     "notification {id} for route `{route}` sent"
                 );
-                return Settlement::Sent;
+                return Outcome::Sent;
             }
             Err(error) => error,
         };
-        let now = self.outbox.core().now();
+        let now = self.outbox.now();
         let elapsed = Duration::from_millis(now.saturating_sub(pending.retrying_since));
         match self.policy.decide(&error, route, attempt, elapsed) {
             Decision::RetryIn(delay) => {
@@ -358,7 +325,7 @@ impl<U: Upstream> Context<U> {
                     "notification {id} for route `{route}` failed ({error}); retry in {}",
                     humantime::format_duration(whole_seconds(delay))
                 );
-                Settlement::Retry {
+                Outcome::Retry {
                     at: now.saturating_add(duration_millis(delay)),
                     error: error.to_string(),
                 }
@@ -367,16 +334,8 @@ impl<U: Upstream> Context<U> {
         }
     }
 
-    /// Leaves the notification pending for a while (its lane is freed when the run ends).
-    fn postpone(&self, id: u64, route: &RouteName) {
-        let core = self.outbox.core();
-        let due = core
-            .now()
-            .saturating_add(duration_millis(STORAGE_RETRY_DELAY));
-        core.schedule().reschedule(id, route, due);
-    }
-
-    /// The outcome of a send could not be committed: it stays pending and is sent again later.
+    /// The outcome of a send could not be committed: it stays pending and is sent again later
+    /// (the outbox holds it back for a while).
     fn unrecorded(&self, id: u64, route: &RouteName, error: &OutboxError) {
         tracing::error!(
             id,
@@ -384,12 +343,11 @@ impl<U: Upstream> Context<U> {
             "cannot record the outcome of notification {id}; it stays pending and may be sent \
              again: {error}"
         );
-        self.postpone(id, route);
     }
 
     /// Collects the outcomes already committed, oldest first, without waiting for the others;
     /// false when one could not be committed, which ends the run.
-    fn settled_so_far(&self, route: &RouteName, settling: &mut VecDeque<(u64, Settling)>) -> bool {
+    fn settled_so_far(&self, route: &RouteName, settling: &mut VecDeque<(u64, Recording)>) -> bool {
         let mut all_recorded = true;
         while let Some((id, committed)) = settling.front_mut() {
             let Some(outcome) = (&mut *committed).now_or_never() else {
@@ -406,7 +364,7 @@ impl<U: Upstream> Context<U> {
 }
 
 impl<U> Context<U> {
-    fn dead_letter(&self, id: u64, route: &RouteName, reason: String) -> Settlement {
+    fn dead_letter(&self, id: u64, route: &RouteName, reason: String) -> Outcome {
         self.metrics
             .notifications_dead_lettered
             .get_or_create(&metrics::route_label(route.as_str()))
@@ -417,7 +375,7 @@ impl<U> Context<U> {
             outcome = "dead-lettered",
             "notification {id} for route `{route}` dead-lettered: {reason}"
         );
-        Settlement::Dead { reason }
+        Outcome::Dead { reason }
     }
 }
 

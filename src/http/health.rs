@@ -18,12 +18,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// Answers 200 when a webhook would be accepted now, 503 with the reason otherwise.
 pub async fn readyz(outbox: web::Data<Outbox>) -> HttpResponse {
-    let data_dir = outbox
-        .path()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let probe = web::block(move || probe_writable(&data_dir)).await;
+    let data_dir = outbox.data_dir().map(Path::to_path_buf);
+    let probe = web::block(move || data_dir.map_or(Ok(()), |dir| probe_writable(&dir))).await;
     let problem = match probe {
         Ok(Ok(())) if outbox.is_writable() => None,
         Ok(Ok(())) => Some(

@@ -9,7 +9,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use tempfile::TempDir;
 
 use super::*;
-use crate::delivery::outbox::Enqueued;
+use crate::delivery::outbox::records::Enqueued;
+use crate::delivery::redb::RedbOutbox;
 use crate::delivery::test_support::{
     FailingBackend, fast_settings, message, route, routes, secret_for,
 };
@@ -312,7 +313,7 @@ impl super::Upstream for Rc<Observing> {
 async fn a_routes_next_notification_goes_out_while_the_outcome_before_it_is_committed() {
     let settings = fast_settings();
     let slow_disk = FailingBackend::new().with_sync_delay(Duration::from_millis(100));
-    let outbox = Outbox::open_with_backend(slow_disk, None, &settings).unwrap();
+    let outbox = Outbox::new(RedbOutbox::open_with_backend(slow_disk, None, &settings).unwrap());
     let texts = ["1", "2", "3", "4", "5"];
     enqueue(&outbox, "gh", &texts).await;
     let observing = Rc::new(Observing {

@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::journal::{ChangeRef, Journal};
-use super::outbox::{Core, Enqueued, Limits, META, OutboxError, RetriedDeadLetters};
 use super::schedule::Schedule;
 use super::tables::{Effect, JOURNAL_SEQ, Tables};
+use super::{Core, Limits, META};
+use crate::delivery::outbox::backend::Outcome;
+use crate::delivery::outbox::records::{Enqueued, OutboxError, RetriedDeadLetters};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
@@ -83,7 +85,8 @@ impl Request {
     }
 }
 
-/// The outcome of one send.
+/// The outcome of one send as the journal stores it: the interface's [`Outcome`], kept apart so
+/// that the journal's format does not change with the interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub(super) enum Settlement {
@@ -93,6 +96,16 @@ pub(super) enum Settlement {
     Retry { at: u64, error: String },
     /// Will not succeed: make it a dead letter.
     Dead { reason: String },
+}
+
+impl From<Outcome> for Settlement {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Sent => Self::Sent,
+            Outcome::Retry { at, error } => Self::Retry { at, error },
+            Outcome::Dead { reason } => Self::Dead { reason },
+        }
+    }
 }
 
 /// Serves requests until every sender is gone.

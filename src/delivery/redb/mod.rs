@@ -1,5 +1,7 @@
-//! The outbox: every accepted notification, kept in one redb file, `<data_dir>/outbox.redb`, until
-//! Pushjet has it or it becomes a dead letter.
+//! The embedded outbox backend, the default: every accepted notification, kept in one redb file,
+//! `<data_dir>/outbox.redb`, until Pushjet has it or it becomes a dead letter. It implements
+//! [`OutboxBackend`] for the `Outbox` handle, and uses nothing above it: only the contract and
+//! the shared records (`delivery/outbox/backend.rs`, `records.rs`).
 //!
 //! Tables (values are serde_json records; times are milliseconds since the Unix epoch):
 //!
@@ -18,6 +20,10 @@
 //! `<data_dir>/outbox.journal` (see `journal.rs`); the tables above take the journaled changes in
 //! a durable commit every few milliseconds, and opening the outbox replays what they had not taken
 //! when the process stopped. Reads run on Tokio's blocking pool, never on an async worker.
+//!
+//! One process owns the file (redb locks it), so the dispatcher's claims live in memory: the
+//! schedule (`schedule.rs`) holds every pending notification by route, and a claim is a lane
+//! marked with the claim's number until it is given back.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -27,28 +33,40 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize, Serializer};
 use tokio::sync::{Notify, oneshot};
 
-use super::committer::{self, Request, Settlement};
-use super::schedule::Schedule;
+use self::committer::{Request, Settlement};
+use self::schedule::Schedule;
+use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
+use super::outbox::records::{
+    Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
+    SystemClock, duration_millis, millis,
+};
 use crate::config::DeliverySettings;
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
+mod committer;
+mod journal;
+mod schedule;
+mod tables;
+
+pub use journal::JOURNAL_FILE_NAME;
+
 /// The outbox's file inside the data directory.
 pub const OUTBOX_FILE_NAME: &str = "outbox.redb";
 
-pub(super) const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
-pub(super) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
-pub(super) const DEDUP_KEYS: TableDefinition<&str, u64> = TableDefinition::new("dedup_keys");
-pub(super) const DEDUP_EXPIRY: TableDefinition<(u64, &str), ()> =
-    TableDefinition::new("dedup_expiry");
-pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
+const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+const DEDUP_KEYS: TableDefinition<&str, u64> = TableDefinition::new("dedup_keys");
+const DEDUP_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("dedup_expiry");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The most memory redb may use to cache the outbox's pages. Its default (1 GiB) lets the cache,
 /// and so the process, grow with the file: the dedup keys of a day of webhooks, pending
@@ -57,56 +75,9 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// from the operating system's page cache when needed.
 const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
-/// How long a caller refused for a full outbox should wait before trying again.
-const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
-/// How long a caller refused for an unwritable outbox should wait before trying again.
-const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// Why the outbox could not do what was asked.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum OutboxError {
-    /// Backpressure: too many notifications are waiting; nothing was queued.
-    #[error(
-        "the outbox is full: {limit} notifications are already waiting for delivery \
-         (PUSHJET_BRIDGE_MAX_QUEUE); try again later"
-    )]
-    Full {
-        /// The configured limit.
-        limit: u64,
-    },
-    /// The outbox cannot be written (disk full, read-only file system, I/O error, …); nothing was
-    /// queued.
-    #[error("the outbox cannot be written: {0}")]
-    Unavailable(String),
-    /// Another process holds the database's lock: usually the running service.
-    #[error(
-        "the outbox database {} is locked by another process, usually the running service: \
-         stop it first, or use the service's admin endpoints (/admin/dead-letters)",
-        path.display()
-    )]
-    Locked {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// A stored record could not be read back.
-    #[error("an outbox record is unreadable: {0}")]
-    Record(String),
-    /// No dead letter has this id (it was retried or purged, or never existed).
-    #[error("no dead letter has id {0}")]
-    NoSuchDeadLetter(u64),
-}
-
-impl OutboxError {
-    /// How long a caller should wait before offering the work again (an HTTP `Retry-After`), for
-    /// the errors that pass with time.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Full { .. } => Some(FULL_RETRY_AFTER),
-            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
-            Self::Locked { .. } | Self::Record(_) | Self::NoSuchDeadLetter(_) => None,
-        }
-    }
-}
+/// How long a notification is held back after the outbox failed to read it or to record the
+/// outcome of its send.
+const STORAGE_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 macro_rules! unavailable_from {
     ($($source:ty),+) => {$(
@@ -127,143 +98,62 @@ unavailable_from!(
     redb::SetDurabilityError
 );
 
-impl From<serde_json::Error> for OutboxError {
-    fn from(error: serde_json::Error) -> Self {
-        Self::Record(error.to_string())
-    }
-}
-
-/// What became of an enqueue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Enqueued {
-    /// Every notification is on disk, with these ids, in the order given.
-    Queued(Vec<u64>),
-    /// The dedup key was seen within the window: nothing was queued.
-    Duplicate,
-}
-
-/// A notification that will not be delivered without an operator: permanently refused, or still
-/// failing when its retry time ran out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    /// Its id (the one it had while pending).
-    pub id: u64,
-    /// The route it was sent for.
-    pub route: RouteName,
-    /// The notification.
-    pub message: NewMessage,
-    /// How many sends were tried.
-    pub attempts: u32,
-    /// When it was first queued.
-    #[serde(serialize_with = "rfc3339")]
-    pub queued_at: SystemTime,
-    /// When it became a dead letter.
-    #[serde(serialize_with = "rfc3339")]
-    pub dead_at: SystemTime,
-    /// Why, and what to fix.
-    pub reason: String,
-}
-
-/// The result of retrying every dead letter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RetriedDeadLetters {
-    /// The dead letters queued again, oldest first.
-    pub ids: Vec<u64>,
-    /// Dead letters still left: those the outbox had no room for, or could not read.
-    pub left: u64,
-}
-
-/// A pending notification as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct PendingRecord {
-    pub(super) route: String,
-    pub(super) message: NewMessage,
-    pub(super) attempts: u32,
-    pub(super) queued_at: u64,
-    /// Start of the current retry period: when it was queued, or retried from the dead letters.
-    pub(super) retrying_since: u64,
-    pub(super) next_attempt_at: u64,
-    pub(super) last_error: Option<String>,
-}
-
-/// A dead letter as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct DeadRecord {
-    pub(super) route: String,
-    pub(super) message: NewMessage,
-    pub(super) attempts: u32,
-    pub(super) queued_at: u64,
-    pub(super) dead_at: u64,
-    pub(super) reason: String,
-}
-
-/// Where the wall-clock time comes from (tests set their own).
-pub(super) trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-}
-
-#[derive(Debug)]
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
 /// Limits the committer enforces, in the units it stores.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Limits {
-    pub(super) max_queue: u64,
-    pub(super) dedup_window_ms: u64,
+struct Limits {
+    max_queue: u64,
+    dedup_window_ms: u64,
 }
 
 /// What the committer thread, the readers and the handles share.
 #[derive(Debug)]
-pub(super) struct Core {
-    pub(super) db: Database,
-    pub(super) schedule: Mutex<Schedule>,
-    pub(super) wake: Notify,
-    pub(super) limits: Limits,
+struct Core {
+    db: Database,
+    schedule: Mutex<Schedule>,
+    wake: Notify,
+    limits: Limits,
     /// False once a write transaction has failed.
-    pub(super) writable: AtomicBool,
+    writable: AtomicBool,
     /// Notifications stored (in the journal) that the schedule does not hold yet: they join it
     /// when the committer's open transaction is committed, a few milliseconds later.
-    pub(super) staged: AtomicU64,
+    staged: AtomicU64,
     clock: Arc<dyn Clock>,
     /// How many write transactions the committer has made.
     #[cfg(test)]
-    pub(super) transactions: std::sync::atomic::AtomicU64,
+    transactions: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
     /// Milliseconds since the epoch, now.
-    pub(super) fn now(&self) -> u64 {
+    fn now(&self) -> u64 {
         millis(self.clock.now())
     }
 
-    pub(super) fn schedule(&self) -> MutexGuard<'_, Schedule> {
+    fn schedule(&self) -> MutexGuard<'_, Schedule> {
         self.schedule.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Leaves a notification pending but not due for [`STORAGE_RETRY_DELAY`] (its lane is freed
+    /// when its run ends).
+    fn postpone(&self, id: u64, route: &RouteName) {
+        let due = self
+            .now()
+            .saturating_add(duration_millis(STORAGE_RETRY_DELAY));
+        self.schedule().reschedule(id, route, due);
     }
 }
 
-/// The durable outbox. Cheap to clone; every clone is the same store. Dropping the last clone
-/// stops the committer thread after it has finished its work and closes the file.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    shared: Arc<Shared>,
-}
-
+/// The outbox kept in redb. Dropping it stops the committer thread after it has finished its
+/// work and closes the file.
 #[derive(Debug)]
-struct Shared {
+pub(in crate::delivery) struct RedbOutbox {
     core: Arc<Core>,
     path: PathBuf,
     requests: Option<mpsc::Sender<Request>>,
     committer: Option<JoinHandle<()>>,
 }
 
-impl Drop for Shared {
+impl Drop for RedbOutbox {
     fn drop(&mut self) {
         drop(self.requests.take());
         if let Some(committer) = self.committer.take()
@@ -274,7 +164,7 @@ impl Drop for Shared {
     }
 }
 
-impl Outbox {
+impl RedbOutbox {
     /// Opens `<data_dir>/outbox.redb`, creating the directory (mode 0700 on Unix) and the file if
     /// needed, and loads the pending notifications, a crash's leftovers included, for delivery.
     ///
@@ -284,7 +174,7 @@ impl Outbox {
     }
 
     /// [`Self::open`] with the clock that dates notifications and dedup keys.
-    pub(super) fn open_with_clock(
+    fn open_with_clock(
         data_dir: &Path,
         settings: &DeliverySettings,
         clock: Arc<dyn Clock>,
@@ -313,7 +203,7 @@ impl Outbox {
     /// Opens an outbox kept in the given storage backend (tests use one that can fail on demand),
     /// with its journal in `journal_dir`, or none (every commit durable on its own).
     #[cfg(test)]
-    pub(super) fn open_with_backend(
+    pub(in crate::delivery) fn open_with_backend(
         backend: impl redb::StorageBackend,
         journal_dir: Option<&Path>,
         settings: &DeliverySettings,
@@ -384,118 +274,23 @@ impl Outbox {
                 OutboxError::Unavailable(format!("cannot start the committer thread: {error}"))
             })?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                core,
-                path,
-                requests: Some(requests),
-                committer: Some(committer),
-            }),
+            core,
+            path,
+            requests: Some(requests),
+            committer: Some(committer),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.shared.path
-    }
-
-    /// Stores a webhook's notifications for delivery, oldest first, and returns once they are on
-    /// disk. With a dedup key seen within the dedup window nothing is stored and the answer is
-    /// [`Enqueued::Duplicate`]; otherwise the key is stored in the same transaction as the
-    /// notifications. All or nothing: [`OutboxError::Full`] when they would not all fit,
-    /// [`OutboxError::Unavailable`] when the disk refuses.
-    pub async fn enqueue(
-        &self,
-        route: &RouteName,
-        notifications: Vec<NewMessage>,
-        dedup_key: Option<String>,
-    ) -> Result<Enqueued, OutboxError> {
-        self.request(|reply| Request::Enqueue {
-            route: route.clone(),
-            messages: notifications,
-            dedup_key,
-            reply,
-        })
-        .await
-    }
-
-    /// False once a write to the outbox has failed (disk full, read-only, I/O error). redb then
-    /// refuses every further write until the database is reopened, so every enqueue answers
-    /// [`OutboxError::Unavailable`] until the process restarts: a health check should report it.
-    pub fn is_writable(&self) -> bool {
-        self.core().writable.load(Ordering::Relaxed)
-    }
-
-    /// How many notifications wait for delivery (in flight included).
-    pub fn pending_count(&self) -> u64 {
-        let scheduled = u64::try_from(self.core().schedule().len()).unwrap_or(u64::MAX);
-        scheduled.saturating_add(self.core().staged.load(Ordering::Relaxed))
-    }
-
-    /// How long the longest-waiting pending notification has been waiting (since it was queued,
-    /// or since it was retried from the dead letters); `None` when nothing is pending.
-    pub fn oldest_pending_age(&self) -> Option<Duration> {
-        let since = self.core().schedule().oldest_since()?;
-        Some(Duration::from_millis(
-            self.core().now().saturating_sub(since),
-        ))
-    }
-
-    /// Up to `limit` dead letters with ids above `after`, oldest first.
-    pub async fn dead_letters(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, OutboxError> {
-        self.read(move |db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(DEAD_LETTERS)?;
-            let start = after.map_or(0, |after| after.saturating_add(1));
-            let mut letters = Vec::new();
-            for entry in table.range(start..)?.take(limit) {
-                let (id, value) = entry?;
-                let record: DeadRecord = decode(value.value())?;
-                letters.push(dead_letter(id.value(), record)?);
-            }
-            Ok(letters)
-        })
-        .await
-    }
-
-    /// How many dead letters there are.
-    pub async fn dead_letter_count(&self) -> Result<u64, OutboxError> {
-        self.read(|db| Ok(db.begin_read()?.open_table(DEAD_LETTERS)?.len()?))
-            .await
-    }
-
-    /// Queues a dead letter again with a fresh retry period. It keeps its id, so it goes out
-    /// before its route's newer notifications.
-    pub async fn retry_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
-        self.request(|reply| Request::RetryDeadLetter { id, reply })
-            .await
-    }
-
-    /// Queues every dead letter again, oldest first, as far as the outbox has room.
-    pub async fn retry_all_dead_letters(&self) -> Result<RetriedDeadLetters, OutboxError> {
-        self.request(|reply| Request::RetryAllDeadLetters { reply })
-            .await
-    }
-
-    /// Deletes a dead letter for good.
-    pub async fn purge_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
-        self.request(|reply| Request::PurgeDeadLetter { id, reply })
-            .await
     }
 
     /// A pending notification, read for sending; `None` when it is no longer pending.
     #[cfg(test)]
-    pub(super) async fn load(&self, id: u64) -> Result<Option<PendingRecord>, OutboxError> {
+    async fn load(&self, id: u64) -> Result<Option<PendingRecord>, OutboxError> {
         let mut loaded = self.load_many(vec![id]).await?;
         Ok(loaded.pop().and_then(|(_, record)| record))
     }
 
     /// Pending notifications, read for sending in one read transaction, in the order asked;
     /// `None` for an id that is no longer pending.
-    pub(super) async fn load_many(
+    async fn load_many(
         &self,
         ids: Vec<u64>,
     ) -> Result<Vec<(u64, Option<PendingRecord>)>, OutboxError> {
@@ -517,7 +312,7 @@ impl Outbox {
 
     /// Records the outcome of a send, durably; returns once it is committed.
     #[cfg(test)]
-    pub(super) async fn settle(
+    async fn settle(
         &self,
         id: u64,
         route: &RouteName,
@@ -529,7 +324,7 @@ impl Outbox {
     /// Hands the outcome of a send to the committer now, without waiting for it: the returned
     /// future resolves once it is committed (or failed to be). A delivery run sends a route's
     /// next notification while the outcome of the one before it is being committed.
-    pub(super) fn settle_soon(
+    fn settle_soon(
         &self,
         id: u64,
         route: &RouteName,
@@ -544,9 +339,9 @@ impl Outbox {
     }
 
     /// Makes a pending notification a dead letter, as the dispatcher does after a permanent
-    /// failure; for tests elsewhere in the crate.
+    /// failure.
     #[cfg(test)]
-    pub(crate) async fn dead_letter_for_test(
+    async fn dead_letter_for_test(
         &self,
         id: u64,
         route: &RouteName,
@@ -556,8 +351,9 @@ impl Outbox {
         self.settle(id, route, Settlement::Dead { reason }).await
     }
 
-    pub(super) fn core(&self) -> &Core {
-        &self.shared.core
+    #[cfg(test)]
+    fn core(&self) -> &Core {
+        &self.core
     }
 
     /// Hands a request to the committer and waits for its answer, which comes after the commit.
@@ -575,8 +371,7 @@ impl Outbox {
         make: impl FnOnce(oneshot::Sender<Result<T, OutboxError>>) -> Request,
     ) -> Result<Committed<T>, OutboxError> {
         let (reply, answer) = oneshot::channel();
-        self.shared
-            .requests
+        self.requests
             .as_ref()
             .ok_or_else(committer_stopped)?
             .send(make(reply))
@@ -589,17 +384,177 @@ impl Outbox {
         &self,
         job: impl FnOnce(&Database) -> Result<T, OutboxError> + Send + 'static,
     ) -> Result<T, OutboxError> {
-        let core = self.shared.core.clone();
+        let core = self.core.clone();
         tokio::task::spawn_blocking(move || job(&core.db))
             .await
             .map_err(|error| OutboxError::Unavailable(format!("an outbox read failed: {error}")))?
     }
 }
 
+impl OutboxBackend for RedbOutbox {
+    fn enqueue<'a>(
+        &'a self,
+        route: &'a RouteName,
+        notifications: Vec<NewMessage>,
+        dedup_key: Option<String>,
+    ) -> BoxFuture<'a, Result<Enqueued, OutboxError>> {
+        Box::pin(self.request(|reply| Request::Enqueue {
+            route: route.clone(),
+            messages: notifications,
+            dedup_key,
+            reply,
+        }))
+    }
+
+    fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<DeadLetter>, OutboxError>> {
+        Box::pin(self.read(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(DEAD_LETTERS)?;
+            let start = after.map_or(0, |after| after.saturating_add(1));
+            let mut letters = Vec::new();
+            for entry in table.range(start..)?.take(limit) {
+                let (id, value) = entry?;
+                let record: DeadRecord = decode(value.value())?;
+                letters.push(record.into_dead_letter(id.value())?);
+            }
+            Ok(letters)
+        }))
+    }
+
+    fn dead_letter_count(&self) -> BoxFuture<'_, Result<u64, OutboxError>> {
+        Box::pin(self.read(|db| Ok(db.begin_read()?.open_table(DEAD_LETTERS)?.len()?)))
+    }
+
+    fn retry_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
+        Box::pin(self.request(move |reply| Request::RetryDeadLetter { id, reply }))
+    }
+
+    fn retry_all_dead_letters(&self) -> BoxFuture<'_, Result<RetriedDeadLetters, OutboxError>> {
+        Box::pin(self.request(|reply| Request::RetryAllDeadLetters { reply }))
+    }
+
+    fn purge_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
+        Box::pin(self.request(move |reply| Request::PurgeDeadLetter { id, reply }))
+    }
+
+    /// Counts the schedule and what the committer holds for it.
+    fn pending_count(&self) -> u64 {
+        let scheduled = u64::try_from(self.core.schedule().len()).unwrap_or(u64::MAX);
+        scheduled.saturating_add(self.core.staged.load(Ordering::Relaxed))
+    }
+
+    fn oldest_pending_age(&self) -> Option<Duration> {
+        let since = self.core.schedule().oldest_since()?;
+        Some(Duration::from_millis(self.core.now().saturating_sub(since)))
+    }
+
+    /// redb refuses every write after a failed one until the database is reopened.
+    fn is_writable(&self) -> bool {
+        self.core.writable.load(Ordering::Relaxed)
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        self.path.parent()
+    }
+
+    fn now(&self) -> u64 {
+        self.core.now()
+    }
+
+    /// Claims are the schedule's lanes, marked busy in memory: this process owns the file.
+    fn claim_due(&self, room: usize) -> BoxFuture<'_, Due> {
+        let now = self.core.now();
+        let mut schedule = self.core.schedule();
+        let claims = schedule
+            .take_due(now, room)
+            .into_iter()
+            .map(|(route, lease)| Claim::new(route, lease))
+            .collect();
+        let next_due = schedule.next_due();
+        Box::pin(std::future::ready(Due { claims, next_due }))
+    }
+
+    /// Reads the due ids from the schedule and their records in one read transaction; forgets
+    /// the ids whose record is gone.
+    fn next_batch<'a>(
+        &'a self,
+        claim: &'a mut Claim,
+        max: usize,
+    ) -> BoxFuture<'a, Vec<(u64, PendingRecord)>> {
+        Box::pin(async move {
+            let core = &self.core;
+            let ids = core
+                .schedule()
+                .due_after(claim.route(), claim.after(), core.now(), max);
+            let Some(&first) = ids.first() else {
+                return Vec::new();
+            };
+            let loaded = match self.load_many(ids).await {
+                Ok(loaded) => loaded,
+                Err(error) => {
+                    tracing::error!(
+                        id = first,
+                        route = %claim.route(),
+                        "cannot read notification {first} from the outbox, trying again in {}: \
+                         {error}",
+                        humantime::format_duration(STORAGE_RETRY_DELAY)
+                    );
+                    core.postpone(first, claim.route());
+                    return Vec::new();
+                }
+            };
+            let mut due = Vec::with_capacity(loaded.len());
+            for (id, record) in loaded {
+                claim.handed_out(id);
+                match record {
+                    Some(record) => due.push((id, record)),
+                    None => core.schedule().remove(id, claim.route()),
+                }
+            }
+            due
+        })
+    }
+
+    /// Journals the outcome with the next batch; a failure holds the notification back.
+    fn record(&self, claim: &Claim, id: u64, outcome: Outcome) -> Recording {
+        let route = claim.route().clone();
+        match self.settle_soon(id, &route, Settlement::from(outcome)) {
+            Ok(committed) => {
+                let core = self.core.clone();
+                Box::pin(async move {
+                    let recorded = committed.await;
+                    if recorded.is_err() {
+                        core.postpone(id, &route);
+                    }
+                    recorded
+                })
+            }
+            Err(error) => {
+                self.core.postpone(id, &route);
+                Box::pin(std::future::ready(Err(error)))
+            }
+        }
+    }
+
+    fn release(&self, claim: Claim) -> BoxFuture<'_, ()> {
+        self.core.schedule().release(claim.route(), claim.lease());
+        Box::pin(std::future::ready(()))
+    }
+
+    /// The committer wakes the dispatcher when new notifications are committed.
+    fn changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.core.wake.notified())
+    }
+}
+
 /// The committer's answer to a request handed to it: resolves once the request's transaction is
 /// committed (or failed).
 #[derive(Debug)]
-pub(super) struct Committed<T>(oneshot::Receiver<Result<T, OutboxError>>);
+struct Committed<T>(oneshot::Receiver<Result<T, OutboxError>>);
 
 impl<T> Future for Committed<T> {
     type Output = Result<T, OutboxError>;
@@ -640,43 +595,12 @@ fn load_schedule(db: &Database) -> Result<Schedule, OutboxError> {
     Ok(schedule)
 }
 
-fn dead_letter(id: u64, record: DeadRecord) -> Result<DeadLetter, OutboxError> {
-    Ok(DeadLetter {
-        id,
-        route: RouteName::parse(&record.route)
-            .map_err(|error| OutboxError::Record(error.to_string()))?,
-        message: record.message,
-        attempts: record.attempts,
-        queued_at: time(record.queued_at),
-        dead_at: time(record.dead_at),
-        reason: record.reason,
-    })
-}
-
-pub(super) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, OutboxError> {
+fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, OutboxError> {
     Ok(serde_json::to_vec(record)?)
 }
 
-pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OutboxError> {
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OutboxError> {
     Ok(serde_json::from_slice(bytes)?)
-}
-
-/// Milliseconds since the epoch (0 before it).
-pub(super) fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, duration_millis)
-}
-
-/// A duration in whole milliseconds, saturating.
-pub(super) fn duration_millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn time(millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(millis)
-}
-
-fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
 /// Creates the directory and its parents; on Unix a newly created directory is private (0700).

@@ -1,9 +1,10 @@
 //! The in-memory picture of the outbox's pending notifications that the dispatcher plans with:
 //! one lane per route holding its pending ids in order, each with the time it is next due.
 //!
-//! A lane is worked by one run at a time (its `busy` flag): the run sends the lane's due
-//! notifications from its head, lowest id first, one after another, so a route's notifications
-//! reach Pushjet in the order they were queued. Only the run frees its lane ([`Schedule::release`]);
+//! A lane is worked by one run at a time (the claim it is taken with, numbered): the run sends the
+//! lane's due notifications from its head, lowest id first, one after another, so a route's
+//! notifications reach Pushjet in the order they were queued. Only the run frees its lane
+//! ([`Schedule::release`], with its claim's number);
 //! the committer's changes (an id removed or rescheduled once its outcome is on disk) never do.
 //! Both hold its mutex only for a few map operations, never across I/O.
 
@@ -17,13 +18,15 @@ pub(super) struct Schedule {
     lanes: HashMap<RouteName, Lane>,
     /// (time it started waiting, id) of every pending notification, to find the oldest.
     waiting: BTreeSet<(u64, u64)>,
+    /// The number of the last claim handed out.
+    last_claim: u64,
 }
 
 #[derive(Debug, Default)]
 struct Lane {
     items: BTreeMap<u64, Item>,
-    /// A run is sending this lane's notifications.
-    busy: bool,
+    /// The claim of the run sending this lane's notifications, if one is.
+    claim: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,17 +64,20 @@ impl Schedule {
         if let Some(item) = lane.items.remove(&id) {
             self.waiting.remove(&(item.since, id));
         }
-        if lane.items.is_empty() && !lane.busy {
+        if lane.items.is_empty() && lane.claim.is_none() {
             self.lanes.remove(route);
         }
     }
 
-    /// Ends a lane's run: the lane may be taken again.
-    pub(super) fn release(&mut self, route: &RouteName) {
+    /// Ends a lane's run, the one holding `claim`: the lane may be taken again.
+    pub(super) fn release(&mut self, route: &RouteName, claim: u64) {
         let Some(lane) = self.lanes.get_mut(route) else {
             return;
         };
-        lane.busy = false;
+        if lane.claim != Some(claim) {
+            return;
+        }
+        lane.claim = None;
         if lane.items.is_empty() {
             self.lanes.remove(route);
         }
@@ -99,13 +105,13 @@ impl Schedule {
             .collect()
     }
 
-    /// Takes up to `room` notifications due by `now`, oldest first, at most one per lane, and
-    /// marks their lanes busy.
-    pub(super) fn take_due(&mut self, now: u64, room: usize) -> Vec<(u64, RouteName)> {
+    /// Claims up to `room` lanes whose head is due by `now`, oldest head first; returns each
+    /// lane's route with the number of its claim.
+    pub(super) fn take_due(&mut self, now: u64, room: usize) -> Vec<(RouteName, u64)> {
         let mut due: Vec<(u64, RouteName)> = self
             .lanes
             .iter()
-            .filter(|(_, lane)| !lane.busy)
+            .filter(|(_, lane)| lane.claim.is_none())
             .filter_map(|(route, lane)| {
                 let (id, item) = lane.items.first_key_value()?;
                 (item.due <= now).then(|| (*id, route.clone()))
@@ -113,19 +119,22 @@ impl Schedule {
             .collect();
         due.sort_unstable_by_key(|(id, _)| *id);
         due.truncate(room);
-        for (_, route) in &due {
-            if let Some(lane) = self.lanes.get_mut(route) {
-                lane.busy = true;
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, route) in due {
+            if let Some(lane) = self.lanes.get_mut(&route) {
+                self.last_claim = self.last_claim.wrapping_add(1);
+                lane.claim = Some(self.last_claim);
+                claimed.push((route, self.last_claim));
             }
         }
-        due
+        claimed
     }
 
     /// The earliest time a free lane's head is due, if any lane is free and not empty.
     pub(super) fn next_due(&self) -> Option<u64> {
         self.lanes
             .values()
-            .filter(|lane| !lane.busy)
+            .filter(|lane| lane.claim.is_none())
             .filter_map(|lane| lane.items.first_key_value().map(|(_, item)| item.due))
             .min()
     }
@@ -156,13 +165,13 @@ mod tests {
         schedule.insert(2, route("a"), 0, 0);
         schedule.insert(3, route("b"), 0, 0);
         schedule.insert(4, route("c"), 0, 0);
-        assert_eq!(schedule.take_due(10, 2), [(1, route("a")), (3, route("b"))]);
-        assert_eq!(schedule.take_due(10, 5), [(4, route("c"))]);
+        assert_eq!(schedule.take_due(10, 2), [(route("a"), 1), (route("b"), 2)]);
+        assert_eq!(schedule.take_due(10, 5), [(route("c"), 3)]);
         assert_eq!(schedule.take_due(10, 5), []);
         schedule.remove(1, &route("a"));
         assert_eq!(schedule.take_due(10, 5), [], "lane a is still busy");
-        schedule.release(&route("a"));
-        assert_eq!(schedule.take_due(10, 5), [(2, route("a"))]);
+        schedule.release(&route("a"), 1);
+        assert_eq!(schedule.take_due(10, 5), [(route("a"), 4)]);
     }
 
     #[test]
@@ -172,7 +181,7 @@ mod tests {
             schedule.insert(id, route("a"), 0, 0);
         }
         schedule.insert(6, route("b"), 0, 0);
-        assert_eq!(schedule.take_due(10, 1), [(1, route("a"))]);
+        assert_eq!(schedule.take_due(10, 1), [(route("a"), 1)]);
         assert_eq!(schedule.due_after(&route("a"), None, 10, 3), [1, 2, 3]);
         assert_eq!(schedule.due_after(&route("a"), Some(3), 10, 3), [4, 5]);
         schedule.reschedule(4, &route("a"), 100);
@@ -188,7 +197,7 @@ mod tests {
     fn a_busy_lane_outlives_its_last_notification_until_released() {
         let mut schedule = Schedule::default();
         schedule.insert(1, route("a"), 0, 0);
-        assert_eq!(schedule.take_due(10, 5), [(1, route("a"))]);
+        assert_eq!(schedule.take_due(10, 5), [(route("a"), 1)]);
         schedule.remove(1, &route("a"));
         schedule.insert(2, route("a"), 0, 0);
         assert_eq!(
@@ -196,11 +205,28 @@ mod tests {
             [],
             "a second run of the same route must not start while the first is busy"
         );
-        schedule.release(&route("a"));
-        assert_eq!(schedule.take_due(10, 5), [(2, route("a"))]);
+        schedule.release(&route("a"), 1);
+        assert_eq!(schedule.take_due(10, 5), [(route("a"), 2)]);
         schedule.remove(2, &route("a"));
-        schedule.release(&route("a"));
+        schedule.release(&route("a"), 2);
         assert!(schedule.lanes.is_empty());
+    }
+
+    #[test]
+    fn only_the_claim_a_lane_is_held_with_frees_it() {
+        let mut schedule = Schedule::default();
+        schedule.insert(1, route("a"), 0, 0);
+        assert_eq!(schedule.take_due(10, 5), [(route("a"), 1)]);
+        schedule.release(&route("a"), 1);
+        assert_eq!(schedule.take_due(10, 5), [(route("a"), 2)]);
+        schedule.release(&route("a"), 1);
+        assert_eq!(
+            schedule.take_due(10, 5),
+            [],
+            "an earlier claim given back again does not free the lane"
+        );
+        schedule.release(&route("a"), 2);
+        assert_eq!(schedule.take_due(10, 5), [(route("a"), 3)]);
     }
 
     #[test]
@@ -210,11 +236,11 @@ mod tests {
         schedule.insert(2, route("a"), 0, 0);
         assert_eq!(schedule.take_due(50, 5), []);
         assert_eq!(schedule.next_due(), Some(100));
-        assert_eq!(schedule.take_due(100, 5), [(1, route("a"))]);
+        assert_eq!(schedule.take_due(100, 5), [(route("a"), 1)]);
         assert_eq!(schedule.next_due(), None);
         schedule.reschedule(1, &route("a"), 300);
         assert_eq!(schedule.next_due(), None, "the lane is busy until released");
-        schedule.release(&route("a"));
+        schedule.release(&route("a"), 1);
         assert_eq!(schedule.next_due(), Some(300));
     }
 

@@ -9,9 +9,9 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::committer::Settlement;
 use super::journal::Change;
-use super::outbox::{
-    DEAD_LETTERS, DEDUP_EXPIRY, DEDUP_KEYS, DeadRecord, Enqueued, Limits, META, OutboxError,
-    PENDING, PendingRecord, RetriedDeadLetters, decode, encode,
+use super::{DEAD_LETTERS, DEDUP_EXPIRY, DEDUP_KEYS, Limits, META, PENDING, decode, encode};
+use crate::delivery::outbox::records::{
+    DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
 };
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
