@@ -8,7 +8,7 @@
 //! not with another machine's.
 //!
 //! ```sh
-//! cargo bench --bench outbox
+//! cargo bench --features internals --bench outbox
 //! ```
 
 use std::hint::black_box;

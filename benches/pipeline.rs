@@ -4,8 +4,8 @@
 //! verification on a 25 KB body.
 //!
 //! ```sh
-//! cargo bench --bench pipeline                # everything
-//! cargo bench --bench pipeline -- render/     # one group
+//! cargo bench --features internals --bench pipeline                # everything
+//! cargo bench --features internals --bench pipeline -- render/     # one group
 //! ```
 
 use std::hint::black_box;

@@ -1,20 +1,40 @@
 //! pushjet-bridge: webhooks in, Pushjet push notifications out.
+//!
+//! The library's API is the application and its settings ([`app`], [`config`]), the Pushjet
+//! client ([`pushjet`]) and the embedded Pushjet-compatible server ([`pushjet_server`]); [`cli`]
+//! and [`telemetry`] serve the binary. Everything else is the crate's own; docs/modules.md maps it.
 
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod delivery;
-pub mod demo;
-pub mod http;
-pub mod metrics;
-pub mod notification;
-pub mod pipeline;
 pub mod pushjet;
 pub mod pushjet_server;
-pub mod reload;
-pub mod render;
-pub mod routes;
-pub mod secret;
-pub mod sources;
 pub mod telemetry;
-pub mod verify;
+
+mod demo;
+mod http;
+mod metrics;
+mod reload;
+mod secret;
+
+/// Declares modules that are the crate's own, public only with the `internals` feature: the
+/// criterion benchmarks in `benches/` measure them directly. Not a stable API.
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
+internal_modules!(
+    delivery,
+    notification,
+    pipeline,
+    render,
+    routes,
+    sources,
+    verify
+);

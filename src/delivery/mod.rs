@@ -28,31 +28,10 @@
 //!
 //! # Wiring
 //!
-//! ```no_run
-//! # async fn wire(settings: pushjet_bridge::config::Settings) -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use arc_swap::ArcSwap;
-//! use pushjet_bridge::delivery::{self, DeliverySettings, Enqueued, Outbox};
-//! # let api_url = pushjet_bridge::pushjet::ApiUrl::parse("http://127.0.0.1:8080/pushjet/")?;
-//! let delivery_settings = DeliverySettings::from_env()?;
-//! let data_dir = settings.server.data_dir.clone();
-//! let opened = delivery_settings.clone();
-//! let outbox = actix_web::web::block(move || Outbox::open(&data_dir, &opened)).await??;
-//! let routes = Arc::new(ArcSwap::from_pointee(settings.routes.clone()));
-//! let metrics = Arc::new(pushjet_bridge::metrics::Metrics::new());
-//! let dispatcher = delivery::spawn(outbox.clone(), routes, api_url, &delivery_settings, metrics);
-//! // In the hook handler, for an accepted webhook:
-//! # let route = pushjet_bridge::routes::RouteName::parse("gh")?;
-//! # let notifications = Vec::new();
-//! match outbox.enqueue(&route, notifications, Some("github:<delivery id>".into())).await {
-//!     Ok(Enqueued::Queued(ids)) => { /* 202 with the ids */ }
-//!     Ok(Enqueued::Duplicate) => { /* 200/202 saying it was a duplicate */ }
-//!     Err(error) => { /* 503 with Retry-After: error.retry_after() */ }
-//! }
-//! // After the HTTP server has stopped:
-//! dispatcher.shutdown(delivery_settings.shutdown_grace).await;
-//! # Ok(()) }
-//! ```
+//! `app.rs` opens the [`Outbox`] off the async workers, starts the dispatcher with [`spawn`]
+//! (over the bridge in force, which answers [`RouteSecrets`]), hands the outbox to the webhook
+//! and admin handlers as app data, and after the HTTP server has stopped calls
+//! [`DispatcherHandle::shutdown`] with the shutdown grace period.
 //!
 //! # Guarantees
 //!
@@ -100,9 +79,7 @@ mod worker;
 mod test_support;
 
 pub use crate::config::DeliverySettings;
-pub use outbox::{DeadLetter, Enqueued, Outbox, OutboxError, RetriedDeadLetters};
-pub use redb::{JOURNAL_FILE_NAME, OUTBOX_FILE_NAME};
-pub use retry::{Decision, Failure, RetryPolicy, classify};
-pub use worker::{
-    DispatcherHandle, RouteSecrets, SharedRoutes, ShutdownReport, Upstream, spawn, spawn_with,
-};
+pub use outbox::{Enqueued, Outbox, OutboxError};
+pub use redb::OUTBOX_FILE_NAME;
+pub use retry::{Failure, classify};
+pub use worker::{DispatcherHandle, RouteSecrets, spawn};

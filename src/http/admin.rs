@@ -12,17 +12,8 @@
 //! without it). Errors are `{"error": "<what to do>"}`: 400 for a malformed id or query, 404 for
 //! an unknown dead letter, 503 with `Retry-After` when the outbox is full or cannot be written.
 //!
-//! Mount with the outbox as app data:
-//!
-//! ```no_run
-//! # fn mount(outbox: pushjet_bridge::delivery::Outbox) -> Result<(), Box<dyn std::error::Error>> {
-//! use actix_web::{App, web};
-//! use pushjet_bridge::config::Settings;
-//! use pushjet_bridge::http::admin::{self, Admin};
-//! let admin = web::Data::new(Admin::new(outbox, Settings::from_env()?.tokens.admin));
-//! let app = App::new().app_data(admin.clone()).configure(admin::configure);
-//! # Ok(()) }
-//! ```
+//! `app.rs` mounts them with [`configure`], with `web::Data<Admin>` (the outbox and the admin
+//! token of the settings) and `web::Data<Reloader>` as app data.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

@@ -59,7 +59,7 @@ use crate::pushjet::Importance;
 use body::Body;
 
 pub use options::{
-    AlertGrouping, OptionError, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
+    AlertGrouping, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
     SourceSetting,
 };
 

@@ -57,7 +57,6 @@ mod journal;
 mod schedule;
 mod tables;
 
-pub use journal::JOURNAL_FILE_NAME;
 
 /// The outbox's file inside the data directory.
 pub const OUTBOX_FILE_NAME: &str = "outbox.redb";
