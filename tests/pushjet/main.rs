@@ -5,6 +5,7 @@
 mod common;
 
 mod client;
+mod closing;
 mod protocol;
 mod python;
 mod restart;
