@@ -104,7 +104,7 @@ pub async fn receive(
     let bridge = bridge.load_full();
     let request_id = request_id(&request);
     let outcome = match prepare(&request, &route_name, payload, &bridge).await {
-        Ok((route, prepared)) => hand_over(&route, &prepared, &outbox, &api)
+        Ok((route, prepared)) => hand_over(&route, &prepared, &outbox, &api, &metrics)
             .await
             .map(|handed| (route, prepared, handed)),
         Err(error) => Err(error),
@@ -215,6 +215,7 @@ async fn hand_over(
     prepared: &Prepared,
     outbox: &Outbox,
     api: &Api,
+    metrics: &Metrics,
 ) -> Result<Handed, HookError> {
     let notifications: Vec<NewMessage> = prepared.to_send().cloned().collect();
     if notifications.is_empty() {
@@ -229,7 +230,9 @@ async fn hand_over(
             Ok(Enqueued::Duplicate) => Ok(Handed::Duplicate),
             Err(error) => Err(HookError::Unavailable(error)),
         },
-        DeliveryMode::Sync => send_now(api, route, &notifications).await.map(Handed::Sent),
+        DeliveryMode::Sync => send_now(api, route, &notifications, metrics)
+            .await
+            .map(Handed::Sent),
     }
 }
 
@@ -268,14 +271,24 @@ fn count_accepted(metrics: &Metrics, route: &str, prepared: &Prepared, handed: &
 }
 
 /// Sends every notification now, in order; the first failure is the answer (502 when trying again
-/// may work, 424 when Pushjet refused the route's service).
+/// may work, 424 when Pushjet refused the route's service). Each request is timed in the metrics
+/// like a queued send.
 async fn send_now(
     api: &Api,
     route: &Route,
     notifications: &[NewMessage],
+    metrics: &Metrics,
 ) -> Result<usize, HookError> {
     for (sent, notification) in notifications.iter().enumerate() {
-        if let Err(error) = api.send(&route.secret, notification).await {
+        let started = Instant::now();
+        let result = api.send(&route.secret, notification).await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(error) if error.is_transient() => "transient",
+            Err(_) => "permanent",
+        };
+        metrics.observe_pushjet(outcome, started.elapsed());
+        if let Err(error) = result {
             tracing::error!(route = %route.name, sent, %error, "delivery to Pushjet failed");
             return Err(match classify(&error, &route.name) {
                 Failure::Transient { .. } => HookError::Upstream(error),
