@@ -248,6 +248,30 @@ async fn a_dedup_key_seen_within_the_window_is_a_duplicate_and_queues_nothing() 
 }
 
 #[actix_web::test]
+async fn the_same_dedup_key_on_another_route_is_not_a_duplicate() {
+    let dir = TempDir::new().unwrap();
+    let outbox = open(&dir);
+    let key = || Some("idempotency:shared-key".to_owned());
+    queued(
+        outbox
+            .enqueue(&route("ops"), vec![message("a")], key())
+            .await,
+    );
+    let other_route = outbox
+        .enqueue(&route("alerts"), vec![message("b")], key())
+        .await;
+    assert_eq!(
+        queued(other_route),
+        [2],
+        "a sender on one route cannot silence another"
+    );
+    let same_route = outbox
+        .enqueue(&route("ops"), vec![message("c")], key())
+        .await;
+    assert_eq!(same_route.unwrap(), Enqueued::Duplicate);
+}
+
+#[actix_web::test]
 async fn a_dedup_key_is_forgotten_after_the_window_and_remembered_across_restarts() {
     let dir = TempDir::new().unwrap();
     let clock = ManualClock::new();
