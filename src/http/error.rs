@@ -71,12 +71,13 @@ impl From<PipelineError> for HookError {
 
 impl HookError {
     /// What the log says: the answer's sentence, and for a failed authentication which check
-    /// failed (no secret is in it).
+    /// failed (no secret is in it); control characters from the request come out escaped.
     pub fn log_detail(&self) -> String {
-        match self {
+        let detail = match self {
             Self::Unauthorized(reason) => format!("authentication failed: {reason}"),
             other => other.to_string(),
-        }
+        };
+        crate::telemetry::escape_controls(&detail).into_owned()
     }
 
     /// A short word for metrics and logs: why the webhook was refused.

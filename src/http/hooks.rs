@@ -157,7 +157,7 @@ pub async fn receive(
                 request_id = %request_id,
                 route = %route.name,
                 source = prepared.source,
-                event = %prepared.event,
+                event = %crate::telemetry::escape_controls(&prepared.event),
                 action = prepared.action.as_deref().unwrap_or(""),
                 delivery = prepared.delivery_id.as_deref().unwrap_or(""),
                 outcome = word,

@@ -1,0 +1,75 @@
+//! Hostile input against the running service: what a request can make the service write to its
+//! log, and how it holds against many or slow clients.
+
+use std::time::{Duration, Instant};
+
+use crate::common::post;
+use crate::support::{Process, free_port};
+
+/// Starts the binary (no routes: the demo route on the embedded API) with its human log going to
+/// a file in `folder`; returns the process, its port and the log's path.
+async fn start_logged(
+    folder: &tempfile::TempDir,
+    vars: &[(&str, &str)],
+) -> (Process, u16, std::path::PathBuf) {
+    let log_path = folder.path().join("service.log");
+    let log = std::fs::File::create(&log_path).expect("a log file");
+    let port = free_port();
+    let data_dir = folder.path().join("data");
+    let process = Process::start_logging(&data_dir, port, vars, log);
+    Process::wait_ready(port).await;
+    (process, port, log_path)
+}
+
+/// Reads the log until it holds `count` lines containing `needle` (up to 5 s).
+async fn log_with(path: &std::path::Path, needle: &str, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).expect("the log");
+        if text.matches(needle).count() >= count || Instant::now() > deadline {
+            return text;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn control_characters_from_a_request_cannot_forge_a_log_line() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let (_process, port, log_path) = start_logged(&folder, &[]).await;
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let unknown = post(
+        &url("/hooks/x%0a2026-01-01T00:00:00Z%20INFO%20forged%20by%20the%20path%0d%00"),
+        &[],
+        "hello",
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    let by_body = post(
+        &url("/hooks/demo"),
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Gitlab-Event", "Push Hook"),
+        ],
+        r#"{"object_kind": "push\n2026-01-01T00:00:00Z INFO forged by the body\r\u0000"}"#,
+    )
+    .await;
+    assert!(by_body.status.is_client_error() || by_body.status.is_success());
+
+    let text = log_with(&log_path, "webhook", 2).await;
+    assert!(
+        text.contains("forged by the path") && text.contains("forged by the body"),
+        "both requests are logged:\n{text}"
+    );
+    for line in text.lines() {
+        assert!(
+            !line.contains("Z INFO forged") || line.contains("webhook"),
+            "a request forged a log line of its own: {line:?}\n{text}"
+        );
+    }
+    assert!(
+        !text.contains(['\r', '\0']),
+        "raw control characters in the log:\n{text:?}"
+    );
+}
