@@ -9,6 +9,7 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::delivery::OutboxError;
+use crate::http::encoding::EncodingError;
 use crate::pipeline::PipelineError;
 use crate::pushjet::Error as PushjetError;
 use crate::sources::DecodeError;
@@ -36,6 +37,10 @@ pub enum HookError {
     /// The body's content type is not one the bridge reads.
     #[error("{0}")]
     UnsupportedMediaType(DecodeError),
+    /// The body's `Content-Encoding` is not supported, the body does not decode, or it decodes
+    /// to more than the body limit.
+    #[error(transparent)]
+    Encoding(#[from] EncodingError),
     /// The body is malformed.
     #[error("{0}")]
     Malformed(DecodeError),
@@ -86,7 +91,11 @@ impl HookError {
             Self::UnknownRoute(_) => "unknown_route",
             Self::Unauthorized(_) => "auth",
             Self::TooLarge { .. } => "size",
-            Self::UnsupportedMediaType(_) => "content_type",
+            Self::UnsupportedMediaType(_) | Self::Encoding(EncodingError::Unsupported(_)) => {
+                "content_type"
+            }
+            Self::Encoding(EncodingError::TooLarge { .. }) => "size",
+            Self::Encoding(EncodingError::Corrupt { .. }) => "malformed",
             Self::Incomplete(_) | Self::Malformed(_) => "malformed",
             Self::Unavailable(_) => "unavailable",
             Self::Upstream(_) | Self::UpstreamRefused { .. } => "upstream",
@@ -101,7 +110,11 @@ impl ResponseError for HookError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Incomplete(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) | Self::Encoding(EncodingError::Unsupported(_)) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::Encoding(EncodingError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Encoding(EncodingError::Corrupt { .. }) => StatusCode::BAD_REQUEST,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamRefused { .. } => StatusCode::FAILED_DEPENDENCY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

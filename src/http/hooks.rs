@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::delivery::{Enqueued, Failure, Outbox, classify};
+use crate::http::encoding;
 use crate::http::error::HookError;
 use crate::http::request_id::RequestId;
 use crate::metrics::{Metrics, Rejection, route_source};
@@ -54,7 +55,9 @@ async fn prepare(
         .get(route_name)
         .ok_or_else(|| HookError::UnknownRoute(route_name.chars().take(64).collect()))?
         .clone();
+    encoding::check(request.headers())?;
     let body = read_body(request, payload, bridge.max_body_bytes).await?;
+    let body = encoding::decode(request.headers(), body, bridge.max_body_bytes)?;
     let inbound = Inbound {
         headers: request.headers(),
         query: request.query_string(),

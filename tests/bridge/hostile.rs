@@ -73,3 +73,62 @@ async fn control_characters_from_a_request_cannot_forge_a_log_line() {
         "raw control characters in the log:\n{text:?}"
     );
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("compressed");
+    encoder.finish().expect("compressed")
+}
+
+#[actix_web::test]
+async fn gzip_bodies_are_decoded_bombs_refused_and_unknown_encodings_refused() {
+    let app = crate::common::spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "zipped"),
+        ("PUSHJET_BRIDGE_MAX_BODY_BYTES", "65536"),
+    ])
+    .await;
+    let url = app.url("/hooks/zipped");
+    let json = br#"{"title": "Zipped", "message": "from a gzip body"}"#;
+    let answer = post(
+        &url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        gzip(json),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let message = crate::common::expect_one_message(&app.device).await;
+    assert_eq!(
+        (message.title.as_deref(), message.message.as_str()),
+        (Some("Zipped"), "from a gzip body")
+    );
+
+    let bomb = gzip(&vec![b' '; 8 * 1024 * 1024]);
+    assert!(bomb.len() < 65536, "the bomb itself is under the limit");
+    let answer = post(
+        &url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        bomb,
+    )
+    .await;
+    assert_eq!(answer.status, 413, "{}", answer.text);
+
+    let answer = post(
+        &url,
+        &[("Content-Type", "text/plain"), ("Content-Encoding", "br")],
+        "not really brotli",
+    )
+    .await;
+    assert_eq!(answer.status, 415, "{}", answer.text);
+    assert!(
+        answer.error().contains("Content-Encoding"),
+        "{}",
+        answer.text
+    );
+}
