@@ -124,14 +124,18 @@ impl Application {
         let admin = web::Data::new(Admin::new(outbox.clone(), settings.admin_token.clone()));
         let outbox_data = web::Data::new(outbox.clone());
         let bridge = web::Data::from(bridge);
+        let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.http_limits));
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
 
         let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
             let store = store.clone();
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
+                .wrap(from_fn(http::limits::guard))
                 .wrap(from_fn(http::metrics::time_requests))
                 .wrap(from_fn(http::request_id::assign))
+                .app_data(body_guard.clone())
                 .app_data(metrics.clone())
                 .app_data(metrics_token.clone())
                 .app_data(bridge.clone())
@@ -152,6 +156,9 @@ impl Application {
                 })
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .workers(workers)
+        .max_connections(settings.http_limits.max_connections.div_ceil(workers))
+        .client_request_timeout(settings.http_limits.request_timeout)
         .listen(listener)?
         .run();
         tracing::info!(address = %local, "listening");

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::delivery::DeliverySettings;
 use crate::http::admin::AdminToken;
+use crate::http::limits::HttpLimits;
 use crate::http::metrics::MetricsToken;
 use crate::pushjet::{ApiUrl, Importance, MESSAGE_MAX_BYTES, SecretKey};
 use crate::routes::{DeliveryMode, EventFilter, Route, RouteName, Routes};
@@ -64,6 +65,9 @@ pub struct Settings {
     pub source_vars: SourceVars,
     /// The token of the admin endpoints (`PUSHJET_BRIDGE_ADMIN_TOKEN[_FILE]`); `None` turns them off.
     pub admin_token: Option<AdminToken>,
+    // Limits against hostile load (README, "Limits").
+    /// Connections, request deadline and buffered body bytes.
+    pub http_limits: HttpLimits,
 }
 
 /// Why the settings could not be read; lists every problem at once.
@@ -256,6 +260,10 @@ impl Settings {
         let admin_token = AdminToken::from_vars(vars.clone())
             .map_err(|error| problems.push(error.to_string()))
             .ok();
+        // Limits against hostile load: any problem is in `problems`, so the defaults never serve.
+        let http_limits = HttpLimits::from_vars(vars.clone())
+            .map_err(|error| problems.extend(error.0))
+            .unwrap_or_default();
         match (
             listen,
             embedded_pushjet,
@@ -289,6 +297,7 @@ impl Settings {
                 admin_token,
                 metrics_token,
                 source_vars: SourceVars(source_vars),
+                http_limits,
             }),
             _ => Err(ConfigError(problems)),
         }

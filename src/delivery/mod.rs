@@ -83,7 +83,7 @@ mod journal;
 mod outbox;
 mod retry;
 mod schedule;
-mod settings;
+pub(crate) mod settings;
 mod tables;
 mod worker;
 

@@ -157,7 +157,7 @@ impl DeliverySettings {
 
 /// Parses one setting (blank counts as unset), recording a problem that names the variable and
 /// falling back to the default so every other problem is still found.
-fn setting<T>(
+pub(crate) fn setting<T>(
     problems: &mut Vec<String>,
     name: &str,
     raw: Option<String>,
@@ -173,7 +173,7 @@ fn setting<T>(
     })
 }
 
-fn parse_duration(raw: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw)
         .map_err(|error| format!("is not a duration such as 90s, 15m or 24h ({error})"))
 }

@@ -34,6 +34,14 @@ pub enum HookError {
     /// The body could not be read from the connection.
     #[error("the body could not be read: {0}")]
     Incomplete(String),
+    /// The body did not arrive within the request timeout; the connection is closed.
+    #[error("the request body did not arrive in time (PUSHJET_BRIDGE_REQUEST_TIMEOUT)")]
+    TimedOut,
+    /// The memory set aside for request bodies is taken: try again shortly.
+    #[error(
+        "too many request bodies are being received at once (PUSHJET_BRIDGE_MAX_BUFFERED_BYTES); try again shortly"
+    )]
+    Busy,
     /// The body's content type is not one the bridge reads.
     #[error("{0}")]
     UnsupportedMediaType(DecodeError),
@@ -97,7 +105,8 @@ impl HookError {
             Self::Encoding(EncodingError::TooLarge { .. }) => "size",
             Self::Encoding(EncodingError::Corrupt { .. }) => "malformed",
             Self::Incomplete(_) | Self::Malformed(_) => "malformed",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Busy => "unavailable",
+            Self::TimedOut => "timeout",
             Self::Upstream(_) | Self::UpstreamRefused { .. } => "upstream",
         }
     }
@@ -117,7 +126,8 @@ impl ResponseError for HookError {
             Self::Encoding(EncodingError::Corrupt { .. }) => StatusCode::BAD_REQUEST,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamRefused { .. } => StatusCode::FAILED_DEPENDENCY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -135,6 +145,12 @@ impl ResponseError for HookError {
                     .as_secs()
                     .max(1);
                 response.insert_header((header::RETRY_AFTER, seconds));
+            }
+            Self::Busy => {
+                response.insert_header((header::RETRY_AFTER, 1));
+            }
+            Self::TimedOut => {
+                response.force_close();
             }
             _ => {}
         }

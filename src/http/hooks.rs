@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::delivery::{Enqueued, Failure, Outbox, classify};
 use crate::http::encoding;
 use crate::http::error::HookError;
+use crate::http::limits;
 use crate::http::request_id::RequestId;
 use crate::metrics::{Metrics, Rejection, route_source};
 use crate::pipeline::{Bridge, Inbound, Prepared};
@@ -34,7 +35,15 @@ async fn read_body(
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| HookError::Incomplete(error.to_string()))?;
+        let chunk = chunk.map_err(|error| {
+            if limits::is_timed_out(&error) {
+                HookError::TimedOut
+            } else if limits::is_over_budget(&error) {
+                HookError::Busy
+            } else {
+                HookError::Incomplete(error.to_string())
+            }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(HookError::TooLarge { limit });
         }

@@ -6,5 +6,6 @@ pub mod encoding;
 pub mod error;
 pub mod health;
 pub mod hooks;
+pub mod limits;
 pub mod metrics;
 pub mod request_id;

@@ -2,6 +2,7 @@
 //! and turns itself into the body the real server sends.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::fields::TooLong;
@@ -54,6 +55,13 @@ pub enum ProtocolError {
     /// HTTP 500 with an HTML page, like any unhandled failure of the real server.
     #[error("internal error: {0}")]
     Internal(String),
+    // Limits against hostile load (not in the real server; see `super::limits`).
+    /// Id 7, HTTP 408: the body did not arrive within the request timeout; the connection closes.
+    #[error("Request timed out: the body did not arrive in time")]
+    TimedOut,
+    /// Id 7, HTTP 503 with `Retry-After`: the memory for request bodies is taken.
+    #[error("Server busy: too many request bodies at once, try again shortly")]
+    Busy,
 }
 
 impl ProtocolError {
@@ -68,7 +76,9 @@ impl ProtocolError {
             Self::MissingArgument(_)
             | Self::TooLong(_)
             | Self::BodyTooLarge { .. }
-            | Self::Malformed(_) => Some(7),
+            | Self::Malformed(_)
+            | Self::TimedOut
+            | Self::Busy => Some(7),
             Self::NoChanges => Some(10),
             Self::NotSubscribed => Some(11),
             Self::Internal(_) => None,
@@ -107,6 +117,8 @@ impl ResponseError for ProtocolError {
             Self::ServiceNotFound => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -123,9 +135,17 @@ impl ResponseError for ProtocolError {
                 )
             }
         };
-        HttpResponse::build(status)
-            .content_type(TEXT_HTML)
-            .body(body)
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::TimedOut => {
+                response.force_close();
+            }
+            Self::Busy => {
+                response.insert_header((RETRY_AFTER, 1));
+            }
+            _ => {}
+        }
+        response.content_type(TEXT_HTML).body(body)
     }
 }
 

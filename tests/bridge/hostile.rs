@@ -132,3 +132,62 @@ async fn gzip_bodies_are_decoded_bombs_refused_and_unknown_encodings_refused() {
         answer.text
     );
 }
+
+/// Opens a connection and sends `head` (and nothing more): a client that stalls.
+fn stall(port: u16, head: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connected");
+    stream.write_all(head.as_bytes()).expect("sent");
+    stream
+}
+
+/// What the service does with a stalled connection within `wait`: `Some(answer)` when it
+/// answered (possibly empty: it closed the connection), `None` when it still holds it open.
+fn outcome(mut stream: std::net::TcpStream, wait: Duration) -> Option<String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).expect("a timeout");
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Some(String::from_utf8_lossy(&answer).into_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => Some(String::new()),
+        Err(_) => None,
+    }
+}
+
+#[actix_web::test]
+async fn a_request_whose_headers_or_body_stall_is_cut_off_at_the_deadline() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let (_process, port, _log) =
+        start_logged(&folder, &[("PUSHJET_BRIDGE_REQUEST_TIMEOUT", "1s")]).await;
+    let stalled_body = stall(
+        port,
+        "POST /hooks/demo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly ten..",
+    );
+    let stalled_api_body = stall(
+        port,
+        "POST /pushjet/service HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=",
+    );
+    let stalled_headers = stall(port, "POST /hooks/demo HTTP/1.1\r\nHost: x\r\n");
+    let wait = Duration::from_secs(8);
+    let (body, api_body, headers) = actix_web::rt::task::spawn_blocking(move || {
+        (
+            outcome(stalled_body, wait),
+            outcome(stalled_api_body, wait),
+            outcome(stalled_headers, wait),
+        )
+    })
+    .await
+    .expect("the readers finish");
+    for (what, answer) in [
+        ("webhook body", body),
+        ("API body", api_body),
+        ("headers", headers),
+    ] {
+        let answer =
+            answer.unwrap_or_else(|| panic!("a stalled {what} still holds its connection"));
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "a stalled {what}: {answer}"
+        );
+    }
+}
