@@ -3,37 +3,26 @@
 
 use std::time::Instant;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::delivery::{Enqueued, Failure, Outbox, classify};
-use crate::http::encoding;
 use crate::http::error::HookError;
 use crate::http::limits;
 use crate::http::request_id::RequestId;
+use crate::http::{early, encoding};
 use crate::metrics::{Metrics, Rejection, route_source};
 use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
 use crate::reload::SharedBridge;
 use crate::routes::{DeliveryMode, Route};
 
-/// Reads the body up to `limit` bytes; a larger one is refused as soon as it is known.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, HookError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(HookError::TooLarge { limit });
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+/// Reads the body up to `limit` bytes (its declared length was checked with the headers). The
+/// buffer grows with what arrives, never to what a client merely declares.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, HookError> {
+    let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|error| {
             if limits::is_timed_out(&error) {
@@ -64,8 +53,8 @@ async fn prepare(
         .get(route_name)
         .ok_or_else(|| HookError::UnknownRoute(route_name.chars().take(64).collect()))?
         .clone();
-    encoding::check(request.headers())?;
-    let body = read_body(request, payload, bridge.max_body_bytes).await?;
+    early::check_headers(request, &route, bridge.max_body_bytes)?;
+    let body = read_body(payload, bridge.max_body_bytes).await?;
     let body = encoding::decode(request.headers(), body, bridge.max_body_bytes)?;
     let inbound = Inbound {
         headers: request.headers(),

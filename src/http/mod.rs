@@ -2,6 +2,7 @@
 //! errors become answers in one place ([`error`]).
 
 pub mod admin;
+pub mod early;
 pub mod encoding;
 pub mod error;
 pub mod health;

@@ -191,3 +191,44 @@ async fn a_request_whose_headers_or_body_stall_is_cut_off_at_the_deadline() {
         );
     }
 }
+
+const SECURE_TOKEN: &str = "a-long-enough-token-for-route-secure";
+
+#[actix_web::test]
+async fn a_request_failing_a_header_check_is_answered_before_its_body_is_read() {
+    let app = crate::common::spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "secure"),
+        ("PUSHJET_BRIDGE_ROUTE_SECURE_TOKEN", SECURE_TOKEN),
+    ])
+    .await;
+    let port = app.app.port;
+    let bearer = format!("Authorization: Bearer {SECURE_TOKEN}\r\n");
+    let cases = [
+        ("no token", String::new(), "text/plain", 401),
+        (
+            "wrong token",
+            "Authorization: Bearer wrong\r\n".to_owned(),
+            "text/plain",
+            401,
+        ),
+        ("an image", bearer.clone(), "image/png", 415),
+    ];
+    for (what, auth, content_type, status) in cases {
+        // The body is declared and never sent: only the headers can be checked.
+        let stream = stall(
+            port,
+            &format!(
+                "POST /hooks/secure HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {content_type}\r\nContent-Length: 4000000\r\n\r\n"
+            ),
+        );
+        let answer =
+            actix_web::rt::task::spawn_blocking(move || outcome(stream, Duration::from_secs(5)))
+                .await
+                .expect("the reader finishes")
+                .unwrap_or_else(|| panic!("{what}: no answer while the body is awaited"));
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{what}: {answer}"
+        );
+    }
+}
