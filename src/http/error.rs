@@ -93,6 +93,19 @@ impl HookError {
         crate::telemetry::escape_controls(&detail).into_owned()
     }
 
+    /// True for refusals decided from the headers alone, while the body may still be arriving.
+    fn refused_before_the_body(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownRoute(_)
+                | Self::Unauthorized(_)
+                | Self::TooLarge { .. }
+                | Self::UnsupportedMediaType(_)
+                | Self::Encoding(EncodingError::Unsupported(_))
+                | Self::Busy
+        )
+    }
+
     /// A short word for metrics and logs: why the webhook was refused.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -153,6 +166,10 @@ impl ResponseError for HookError {
                 response.force_close();
             }
             _ => {}
+        }
+        if self.refused_before_the_body() {
+            // The body was never read: close rather than read and drop it.
+            response.force_close();
         }
         response.json(json!({ "error": self.to_string() }))
     }

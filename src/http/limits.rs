@@ -31,7 +31,7 @@ pub struct HttpLimits {
     /// is 408 and the connection is closed (`PUSHJET_BRIDGE_REQUEST_TIMEOUT`, default `30s`).
     pub request_timeout: Duration,
     /// The most request body bytes held at once over all requests; a request whose body would
-    /// go beyond gets 503 with `Retry-After` (`PUSHJET_BRIDGE_MAX_BUFFERED_BYTES`, default 64 MiB).
+    /// go beyond gets 503 with `Retry-After` (`PUSHJET_BRIDGE_MAX_BUFFERED_BYTES`, default 32 MiB).
     pub max_buffered_bytes: usize,
 }
 
@@ -40,7 +40,7 @@ impl Default for HttpLimits {
         Self {
             max_connections: 4096,
             request_timeout: Duration::from_secs(30),
-            max_buffered_bytes: 64 * 1024 * 1024,
+            max_buffered_bytes: 32 * 1024 * 1024,
         }
     }
 }

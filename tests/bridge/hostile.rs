@@ -232,3 +232,87 @@ async fn a_request_failing_a_header_check_is_answered_before_its_body_is_read() 
         );
     }
 }
+
+/// The resident memory of a process, in bytes, from `/proc/<pid>/status`.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line");
+    kib * 1024
+}
+
+/// Opens `count` connections that each declare a 5 MiB body to `path` with `auth`, send `sent`
+/// bytes of it and stall, holding their connections open.
+fn trickle(
+    port: u16,
+    count: usize,
+    path: &str,
+    auth: &str,
+    sent: usize,
+) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    let chunk = vec![b'x'; sent];
+    (0..count)
+        .filter_map(|_| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            stream.set_write_timeout(Some(Duration::from_millis(200))).ok()?;
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: text/plain\r\nContent-Length: 5242880\r\n\r\n"
+            );
+            let _refused_or_stalled = stream
+                .write_all(head.as_bytes())
+                .and_then(|()| stream.write_all(&chunk));
+            Some(stream)
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn memory_stays_bounded_and_a_sender_is_served_while_many_connections_trickle_bodies() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let secret = "0123456789abcdef0123456789abcdef";
+    let (process, port, _log) = start_logged(
+        &folder,
+        &[
+            ("PUSHJET_BRIDGE_ROUTES", "secure"),
+            ("PUSHJET_BRIDGE_ROUTE_SECURE_SECRET", secret),
+            ("PUSHJET_BRIDGE_ROUTE_SECURE_TOKEN", SECURE_TOKEN),
+        ],
+    )
+    .await;
+    let pid = process.0.id();
+    let before = resident_bytes(pid);
+    let bearer = format!("Authorization: Bearer {SECURE_TOKEN}\r\n");
+    let held = actix_web::rt::task::spawn_blocking(move || {
+        let mut held = trickle(port, 600, "/hooks/secure", "", 64 * 1024);
+        held.extend(trickle(port, 100, "/hooks/secure", &bearer, 256 * 1024));
+        held
+    })
+    .await
+    .expect("the attackers connect");
+    assert!(held.len() >= 650, "only {} connections opened", held.len());
+
+    let answer = post(
+        &format!("http://127.0.0.1:{port}/hooks/secure"),
+        &[("Authorization", &format!("Bearer {SECURE_TOKEN}"))],
+        "a real notification",
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let during = resident_bytes(pid);
+    println!(
+        "resident memory: {} MiB before, {} MiB with {} connections trickling bodies",
+        before / (1024 * 1024),
+        during / (1024 * 1024),
+        held.len()
+    );
+    assert!(
+        during < 256 * 1024 * 1024,
+        "resident memory grew to {} MiB",
+        during / (1024 * 1024)
+    );
+    drop(held);
+}
