@@ -71,7 +71,11 @@ impl Application {
         let base_url = local_base_url(local);
         let store = if settings.embedded_pushjet {
             let data_dir = settings.data_dir.clone();
-            Some(Arc::new(blocking(move || Store::open(&data_dir)).await??))
+            let limits = settings.api_limits.store_limits();
+            Some(Arc::new(
+                blocking(move || Store::open(&data_dir).map(|store| store.with_limits(limits)))
+                    .await??,
+            ))
         } else {
             None
         };
@@ -126,10 +130,12 @@ impl Application {
         let bridge = web::Data::from(bridge);
         let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.http_limits));
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let api_guard = pushjet_server::ApiGuard::new(&settings.api_limits);
 
         let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
             let store = store.clone();
+            let api_guard = api_guard.clone();
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
                 .wrap(from_fn(http::limits::guard))
@@ -151,7 +157,7 @@ impl Application {
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {
                     if let Some(store) = store {
-                        config.service(pushjet_server::scope(store));
+                        config.service(pushjet_server::scope(store, api_guard));
                     }
                 })
         })

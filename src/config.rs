@@ -10,6 +10,7 @@ use crate::http::admin::AdminToken;
 use crate::http::limits::HttpLimits;
 use crate::http::metrics::MetricsToken;
 use crate::pushjet::{ApiUrl, Importance, MESSAGE_MAX_BYTES, SecretKey};
+use crate::pushjet_server::ApiLimits;
 use crate::routes::{DeliveryMode, EventFilter, Route, RouteName, Routes};
 use crate::sources::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceOptions, SourceSetting,
@@ -68,6 +69,8 @@ pub struct Settings {
     // Limits against hostile load (README, "Limits").
     /// Connections, request deadline and buffered body bytes.
     pub http_limits: HttpLimits,
+    /// The embedded Pushjet API's rate limit, create token and storage caps.
+    pub api_limits: ApiLimits,
 }
 
 /// Why the settings could not be read; lists every problem at once.
@@ -264,6 +267,9 @@ impl Settings {
         let http_limits = HttpLimits::from_vars(vars.clone())
             .map_err(|error| problems.extend(error.0))
             .unwrap_or_default();
+        let api_limits = ApiLimits::from_vars(vars.clone())
+            .map_err(|error| problems.extend(error.0))
+            .unwrap_or_default();
         match (
             listen,
             embedded_pushjet,
@@ -298,6 +304,7 @@ impl Settings {
                 metrics_token,
                 source_vars: SourceVars(source_vars),
                 http_limits,
+                api_limits,
             }),
             _ => Err(ConfigError(problems)),
         }

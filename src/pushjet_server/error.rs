@@ -62,6 +62,20 @@ pub enum ProtocolError {
     /// Id 7, HTTP 503 with `Retry-After`: the memory for request bodies is taken.
     #[error("Server busy: too many request bodies at once, try again shortly")]
     Busy,
+    /// Id 5, HTTP 429 with `Retry-After`: this client address sent too many writes.
+    #[error("Whoaw there cowboy, slow down!")]
+    RateLimited {
+        /// When the next write will be accepted.
+        retry_after: std::time::Duration,
+    },
+    /// Id 7, HTTP 401: creating services needs `PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN`.
+    #[error(
+        "Creating a service needs the server's create token (Authorization: Bearer, or a create_token field)"
+    )]
+    CreateTokenRequired,
+    /// Id 7, HTTP 507: the embedded API reached its disk ceiling and stores nothing more.
+    #[error("Insufficient storage: the server stores no more until space is freed")]
+    StorageFull,
 }
 
 impl ProtocolError {
@@ -78,7 +92,10 @@ impl ProtocolError {
             | Self::BodyTooLarge { .. }
             | Self::Malformed(_)
             | Self::TimedOut
-            | Self::Busy => Some(7),
+            | Self::Busy
+            | Self::CreateTokenRequired
+            | Self::StorageFull => Some(7),
+            Self::RateLimited { .. } => Some(5),
             Self::NoChanges => Some(10),
             Self::NotSubscribed => Some(11),
             Self::Internal(_) => None,
@@ -92,6 +109,7 @@ impl From<StoreError> for ProtocolError {
             StoreError::ServiceNotFound => Self::ServiceNotFound,
             StoreError::AlreadySubscribed => Self::AlreadySubscribed,
             StoreError::NotSubscribed => Self::NotSubscribed,
+            StoreError::Full => Self::StorageFull,
             other => Self::Internal(other.to_string()),
         }
     }
@@ -119,6 +137,9 @@ impl ResponseError for ProtocolError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::CreateTokenRequired => StatusCode::UNAUTHORIZED,
+            Self::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -142,6 +163,10 @@ impl ResponseError for ProtocolError {
             }
             Self::Busy => {
                 response.insert_header((RETRY_AFTER, 1));
+            }
+            Self::RateLimited { retry_after } => {
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+                response.insert_header((RETRY_AFTER, seconds.to_string()));
             }
             _ => {}
         }

@@ -6,6 +6,7 @@ mod common;
 
 mod client;
 mod closing;
+mod limits;
 mod protocol;
 mod python;
 mod restart;
