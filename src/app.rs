@@ -72,7 +72,11 @@ impl Application {
         let base_url = local_base_url(local);
         let store = if settings.pushjet.embedded {
             let data_dir = settings.server.data_dir.clone();
-            Some(Arc::new(blocking(move || Store::open(&data_dir)).await??))
+            let limits = settings.limits.api.store_limits();
+            Some(Arc::new(
+                blocking(move || Store::open(&data_dir).map(|store| store.with_limits(limits)))
+                    .await??,
+            ))
         } else {
             None
         };
@@ -124,14 +128,20 @@ impl Application {
         let admin = web::Data::new(Admin::new(outbox.clone(), settings.tokens.admin.clone()));
         let outbox_data = web::Data::new(outbox.clone());
         let bridge = web::Data::from(bridge);
+        let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.limits.http));
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let api_guard = pushjet_server::ApiGuard::new(&settings.limits.api);
 
         let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
             let store = store.clone();
+            let api_guard = api_guard.clone();
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
+                .wrap(from_fn(http::limits::guard))
                 .wrap(from_fn(http::metrics::time_requests))
                 .wrap(from_fn(http::request_id::assign))
+                .app_data(body_guard.clone())
                 .app_data(metrics.clone())
                 .app_data(metrics_token.clone())
                 .app_data(bridge.clone())
@@ -147,11 +157,14 @@ impl Application {
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {
                     if let Some(store) = store {
-                        config.service(pushjet_server::scope(store));
+                        config.service(pushjet_server::scope(store, api_guard));
                     }
                 })
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .workers(workers)
+        .max_connections(settings.limits.http.max_connections.div_ceil(workers))
+        .client_request_timeout(settings.limits.http.request_timeout)
         .listen(listener)?
         .run();
         tracing::info!(address = %local, "listening");

@@ -5,9 +5,11 @@
 //! - [`read`]: the variable set, blank-is-unset, `*_FILE` secrets, the problem list;
 //! - [`routes`]: `PUSHJET_BRIDGE_ROUTES` and each route's `PUSHJET_BRIDGE_ROUTE_<NAME>_*`;
 //! - [`delivery`]: the outbox and its dispatcher;
+//! - [`limits`]: limits against hostile load, on every request and on the embedded Pushjet API;
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
 
 mod delivery;
+mod limits;
 mod read;
 mod routes;
 
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use delivery::DeliverySettings;
+pub use limits::{ApiLimits, HttpLimits, MAX_BUFFERED_BYTES};
 use read::{Problems, Vars, parse_bool};
 
 use crate::pushjet::{ApiUrl, MESSAGE_MAX_BYTES};
@@ -65,7 +68,7 @@ pub struct Settings {
     pub routes: Routes,
     /// User templates that override built-ins (`PUSHJET_BRIDGE_TEMPLATES_DIR`).
     pub templates_dir: Option<PathBuf>,
-    /// How large a webhook and a message may be.
+    /// How large a webhook and a message may be, and the limits against hostile load.
     pub limits: Limits,
     /// The outbox and its delivery workers.
     pub delivery: DeliverySettings,
@@ -96,13 +99,17 @@ pub struct PushjetSettings {
     pub api_url: Option<ApiUrl>,
 }
 
-/// Sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Sizes and limits (README, "Limits").
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest accepted webhook body (`PUSHJET_BRIDGE_MAX_BODY_BYTES`, default 5 MiB).
     pub max_body_bytes: usize,
     /// Largest message sent; longer ones are cut (`PUSHJET_BRIDGE_MAX_MESSAGE_BYTES`, default 4096).
     pub max_message_bytes: usize,
+    /// Connections, the request deadline and buffered body bytes.
+    pub http: HttpLimits,
+    /// The embedded Pushjet API's rate limit, create token and storage caps.
+    pub api: ApiLimits,
 }
 
 /// The bearer tokens of the operator endpoints.
@@ -196,7 +203,7 @@ impl Settings {
                 .templates_dir
                 .clone()
                 .filter(|dir| !dir.as_os_str().is_empty()),
-            limits: read_limits(&global, &mut problems),
+            limits: read_limits(&global, &vars, &mut problems),
             delivery: DeliverySettings::read(&vars, &mut problems),
             tokens: read_tokens(global, &mut problems),
             source_vars: SourceVars(source_vars),
@@ -253,8 +260,11 @@ fn read_pushjet(
     PushjetSettings { embedded, api_url }
 }
 
-fn read_limits(global: &GlobalVars, problems: &mut Problems) -> Limits {
+fn read_limits(global: &GlobalVars, vars: &Vars, problems: &mut Problems) -> Limits {
+    let (http, api) = limits::read(vars, problems);
     Limits {
+        http,
+        api,
         max_body_bytes: problems.parse(
             "PUSHJET_BRIDGE_MAX_BODY_BYTES",
             global.max_body_bytes.as_deref(),

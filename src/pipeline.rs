@@ -193,7 +193,7 @@ pub fn render_all(
                 },
                 Err(error) => {
                     let error = error.to_string();
-                    tracing::error!(route = options.route, %template, %error, "template failed; sending the fallback notification");
+                    tracing::error!(route = options.route, %template, error = %crate::telemetry::escape_controls(&error), "template failed; sending the fallback notification");
                     PreparedNotification {
                         assembled: fallback(options.route, importance, options.max_message_bytes, &error, tree.value()),
                         template,

@@ -16,3 +16,35 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Text from a request made safe for a log line: every control character (line breaks, carriage
+/// returns, NUL, escape sequences) is written escaped (`\n`, `\r`, `\0`, `\u{1b}`), so a request
+/// cannot end a log line and forge the next one.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        if character.is_control() {
+            escaped.extend(character.escape_debug());
+        } else {
+            escaped.push(character);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_other_text_kept() {
+        assert_eq!(
+            escape_controls("a\nb\r\0c\u{1b}[2m"),
+            "a\\nb\\r\\0c\\u{1b}[2m"
+        );
+        assert_eq!(escape_controls("plain ü \"quoted\""), "plain ü \"quoted\"");
+    }
+}

@@ -173,7 +173,7 @@ pub async fn run(args: ClientArgs) -> Result<Value, ClientCommandError> {
                 importance: importance.unwrap_or_default(),
             };
             api.send(&secret, &message).await?;
-            Ok(json!({"status": "ok", "sent": message}))
+            Ok(json!({"status": "ok", "sent": sent_json(&message)}))
         }
         ClientCommand::Device(command) => run_device(&api, command).await,
     }
@@ -242,4 +242,30 @@ fn service_json(service: &Service) -> Value {
         value["secret_key"] = Value::String(secret.expose().to_owned());
     }
     value
+}
+
+/// A sent message as JSON, the way the server stores it: an empty title is no title (`null`).
+fn sent_json(message: &NewMessage) -> Value {
+    let mut value = json!(message);
+    if message.title.is_empty() {
+        value["title"] = Value::Null;
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_title_is_echoed_as_none_and_a_given_one_as_itself() {
+        let plain = NewMessage::text(MessageText::new("plain").unwrap());
+        assert_eq!(sent_json(&plain)["title"], Value::Null);
+        assert_eq!(sent_json(&plain)["message"], "plain");
+        let titled = NewMessage {
+            title: Title::new("Disk"),
+            ..plain
+        };
+        assert_eq!(sent_json(&titled)["title"], "Disk");
+    }
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::delivery::OutboxError;
+use crate::http::encoding::EncodingError;
 use crate::pipeline::PipelineError;
 use crate::pushjet::Error as PushjetError;
 use crate::sources::DecodeError;
@@ -33,9 +34,21 @@ pub enum HookError {
     /// The body could not be read from the connection.
     #[error("the body could not be read: {0}")]
     Incomplete(String),
+    /// The body did not arrive within the request timeout; the connection is closed.
+    #[error("the request body did not arrive in time (PUSHJET_BRIDGE_REQUEST_TIMEOUT)")]
+    TimedOut,
+    /// The memory set aside for request bodies is taken: try again shortly.
+    #[error(
+        "too many request bodies are being received at once (PUSHJET_BRIDGE_MAX_BUFFERED_BYTES); try again shortly"
+    )]
+    Busy,
     /// The body's content type is not one the bridge reads.
     #[error("{0}")]
     UnsupportedMediaType(DecodeError),
+    /// The body's `Content-Encoding` is not supported, the body does not decode, or it decodes
+    /// to more than the body limit.
+    #[error(transparent)]
+    Encoding(#[from] EncodingError),
     /// The body is malformed.
     #[error("{0}")]
     Malformed(DecodeError),
@@ -71,12 +84,26 @@ impl From<PipelineError> for HookError {
 
 impl HookError {
     /// What the log says: the answer's sentence, and for a failed authentication which check
-    /// failed (no secret is in it).
+    /// failed (no secret is in it); control characters from the request come out escaped.
     pub fn log_detail(&self) -> String {
-        match self {
+        let detail = match self {
             Self::Unauthorized(reason) => format!("authentication failed: {reason}"),
             other => other.to_string(),
-        }
+        };
+        crate::telemetry::escape_controls(&detail).into_owned()
+    }
+
+    /// True for refusals decided from the headers alone, while the body may still be arriving.
+    fn refused_before_the_body(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownRoute(_)
+                | Self::Unauthorized(_)
+                | Self::TooLarge { .. }
+                | Self::UnsupportedMediaType(_)
+                | Self::Encoding(EncodingError::Unsupported(_))
+                | Self::Busy
+        )
     }
 
     /// A short word for metrics and logs: why the webhook was refused.
@@ -85,9 +112,14 @@ impl HookError {
             Self::UnknownRoute(_) => "unknown_route",
             Self::Unauthorized(_) => "auth",
             Self::TooLarge { .. } => "size",
-            Self::UnsupportedMediaType(_) => "content_type",
+            Self::UnsupportedMediaType(_) | Self::Encoding(EncodingError::Unsupported(_)) => {
+                "content_type"
+            }
+            Self::Encoding(EncodingError::TooLarge { .. }) => "size",
+            Self::Encoding(EncodingError::Corrupt { .. }) => "malformed",
             Self::Incomplete(_) | Self::Malformed(_) => "malformed",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Busy => "unavailable",
+            Self::TimedOut => "timeout",
             Self::Upstream(_) | Self::UpstreamRefused { .. } => "upstream",
         }
     }
@@ -100,10 +132,15 @@ impl ResponseError for HookError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Incomplete(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) | Self::Encoding(EncodingError::Unsupported(_)) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::Encoding(EncodingError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Encoding(EncodingError::Corrupt { .. }) => StatusCode::BAD_REQUEST,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamRefused { .. } => StatusCode::FAILED_DEPENDENCY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -122,7 +159,17 @@ impl ResponseError for HookError {
                     .max(1);
                 response.insert_header((header::RETRY_AFTER, seconds));
             }
+            Self::Busy => {
+                response.insert_header((header::RETRY_AFTER, 1));
+            }
+            Self::TimedOut => {
+                response.force_close();
+            }
             _ => {}
+        }
+        if self.refused_before_the_body() {
+            // The body was never read: close rather than read and drop it.
+            response.force_close();
         }
         response.json(json!({ "error": self.to_string() }))
     }

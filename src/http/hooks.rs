@@ -3,37 +3,36 @@
 
 use std::time::Instant;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::delivery::{Enqueued, Failure, Outbox, classify};
 use crate::http::error::HookError;
+use crate::http::limits;
 use crate::http::request_id::RequestId;
+use crate::http::{early, encoding};
 use crate::metrics::{Metrics, Rejection, route_source};
 use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
 use crate::reload::SharedBridge;
 use crate::routes::{DeliveryMode, Route, RouteName};
 
-/// Reads the body up to `limit` bytes; a larger one is refused as soon as it is known.
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, HookError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(HookError::TooLarge { limit });
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+/// Reads the body up to `limit` bytes (its declared length was checked with the headers). The
+/// buffer grows with what arrives, never to what a client merely declares.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, HookError> {
+    let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| HookError::Incomplete(error.to_string()))?;
+        let chunk = chunk.map_err(|error| {
+            if limits::is_timed_out(&error) {
+                HookError::TimedOut
+            } else if limits::is_over_budget(&error) {
+                HookError::Busy
+            } else {
+                HookError::Incomplete(error.to_string())
+            }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(HookError::TooLarge { limit });
         }
@@ -49,7 +48,9 @@ async fn prepare(
     payload: web::Payload,
     bridge: &Bridge,
 ) -> Result<Prepared, HookError> {
-    let body = read_body(request, payload, bridge.max_body_bytes).await?;
+    early::check_headers(request, route, bridge.max_body_bytes)?;
+    let body = read_body(payload, bridge.max_body_bytes).await?;
+    let body = encoding::decode(request.headers(), body, bridge.max_body_bytes)?;
     let inbound = Inbound {
         headers: request.headers(),
         query: request.query_string(),
@@ -161,7 +162,7 @@ pub async fn receive(
     let (route, outcome) = match find_route(&bridge, &route_name) {
         Ok(route) => (
             Some(&route.name),
-            accept(&request, route, payload, &bridge, &outbox, &api).await,
+            accept(&request, route, payload, &bridge, &outbox, &api, &metrics).await,
         ),
         Err(error) => (None, Err(error)),
     };
@@ -177,9 +178,10 @@ async fn accept<'r>(
     bridge: &Bridge,
     outbox: &Outbox,
     api: &Api,
+    metrics: &Metrics,
 ) -> Result<Accepted<'r>, HookError> {
     let prepared = prepare(request, route, payload, bridge).await?;
-    let handed = hand_over(route, &prepared, outbox, api).await?;
+    let handed = hand_over(route, &prepared, outbox, api, metrics).await?;
     Ok(Accepted {
         route: &route.name,
         prepared,
@@ -210,9 +212,9 @@ fn observe(
                 request_id = %request_id,
                 route = route_label,
                 source = prepared.source,
-                event = %prepared.event,
-                action = prepared.action.as_deref().unwrap_or(""),
-                delivery = prepared.delivery_id.as_deref().unwrap_or(""),
+                event = %crate::telemetry::escape_controls(&prepared.event),
+                action = %crate::telemetry::escape_controls(prepared.action.as_deref().unwrap_or("")),
+                delivery = %crate::telemetry::escape_controls(prepared.delivery_id.as_deref().unwrap_or("")),
                 outcome = accepted.outcome(),
                 notifications = prepared.notifications.len(),
                 ids = %ids,
@@ -266,6 +268,7 @@ async fn hand_over(
     prepared: &Prepared,
     outbox: &Outbox,
     api: &Api,
+    metrics: &Metrics,
 ) -> Result<Handed, HookError> {
     let notifications: Vec<NewMessage> = prepared.to_send().cloned().collect();
     if notifications.is_empty() {
@@ -280,7 +283,9 @@ async fn hand_over(
             Ok(Enqueued::Duplicate) => Ok(Handed::Duplicate),
             Err(error) => Err(HookError::Unavailable(error)),
         },
-        DeliveryMode::Sync => send_now(api, route, &notifications).await.map(Handed::Sent),
+        DeliveryMode::Sync => send_now(api, route, &notifications, metrics)
+            .await
+            .map(Handed::Sent),
     }
 }
 
@@ -322,14 +327,24 @@ fn count_accepted(metrics: &Metrics, route: &str, accepted: &Accepted<'_>) {
 }
 
 /// Sends every notification now, in order; the first failure is the answer (502 when trying again
-/// may work, 424 when Pushjet refused the route's service).
+/// may work, 424 when Pushjet refused the route's service). Each request is timed in the metrics
+/// like a queued send.
 async fn send_now(
     api: &Api,
     route: &Route,
     notifications: &[NewMessage],
+    metrics: &Metrics,
 ) -> Result<usize, HookError> {
     for (sent, notification) in notifications.iter().enumerate() {
-        if let Err(error) = api.send(&route.secret, notification).await {
+        let started = Instant::now();
+        let result = api.send(&route.secret, notification).await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(error) if error.is_transient() => "transient",
+            Err(_) => "permanent",
+        };
+        metrics.observe_pushjet(outcome, started.elapsed());
+        if let Err(error) = result {
             tracing::error!(route = %route.name, sent, %error, "delivery to Pushjet failed");
             return Err(match classify(&error, &route.name) {
                 Failure::Transient { .. } => HookError::Upstream(error),

@@ -2,8 +2,11 @@
 //! errors become answers in one place ([`error`]).
 
 pub mod admin;
+pub mod early;
+pub mod encoding;
 pub mod error;
 pub mod health;
 pub mod hooks;
+pub mod limits;
 pub mod metrics;
 pub mod request_id;

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::device::Device;
 use super::error::{Error, RequestError};
+use super::reuse::ConnectionReuse;
 use super::wire::{ErrorEnvelope, ServiceEnvelope};
 use super::{DeviceUuid, NewMessage, PublicKey, SecretKey, Service};
 
@@ -63,6 +64,7 @@ pub struct Api {
     base: Url,
     client: awc::Client,
     timeout: Duration,
+    reuse: ConnectionReuse,
 }
 
 impl std::fmt::Debug for Api {
@@ -100,6 +102,7 @@ impl Api {
             base,
             client,
             timeout,
+            reuse: ConnectionReuse::default(),
         }
     }
 
@@ -196,12 +199,15 @@ impl Api {
         form: &[(&'static str, String)],
     ) -> Result<Value, Error> {
         let url = self.endpoint(endpoint);
-        let mut response = self
-            .client
-            .request(method, url.as_str())
+        let mut request = self.client.request(method, url.as_str());
+        if !self.reuse.may_reuse() {
+            request = request.force_close();
+        }
+        let mut response = request
             .send_form(&form)
             .await
             .map_err(|error| self.request_error(error))?;
+        self.reuse.learn(response.version(), response.headers());
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let body = response

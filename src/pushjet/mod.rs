@@ -16,6 +16,7 @@ mod error;
 mod fields;
 mod keys;
 mod message;
+mod reuse;
 mod service;
 pub mod wire;
 

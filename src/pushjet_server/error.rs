@@ -2,6 +2,7 @@
 //! and turns itself into the body the real server sends.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::fields::TooLong;
@@ -54,6 +55,27 @@ pub enum ProtocolError {
     /// HTTP 500 with an HTML page, like any unhandled failure of the real server.
     #[error("internal error: {0}")]
     Internal(String),
+    // Limits against hostile load (not in the real server; see `super::limits`).
+    /// Id 7, HTTP 408: the body did not arrive within the request timeout; the connection closes.
+    #[error("Request timed out: the body did not arrive in time")]
+    TimedOut,
+    /// Id 7, HTTP 503 with `Retry-After`: the memory for request bodies is taken.
+    #[error("Server busy: too many request bodies at once, try again shortly")]
+    Busy,
+    /// Id 5, HTTP 429 with `Retry-After`: this client address sent too many writes.
+    #[error("Whoaw there cowboy, slow down!")]
+    RateLimited {
+        /// When the next write will be accepted.
+        retry_after: std::time::Duration,
+    },
+    /// Id 7, HTTP 401: creating services needs `PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN`.
+    #[error(
+        "Creating a service needs the server's create token (Authorization: Bearer <PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN>)"
+    )]
+    CreateTokenRequired,
+    /// Id 7, HTTP 507: the embedded API reached its disk ceiling and stores nothing more.
+    #[error("Insufficient storage: the server stores no more until space is freed")]
+    StorageFull,
 }
 
 impl ProtocolError {
@@ -68,7 +90,12 @@ impl ProtocolError {
             Self::MissingArgument(_)
             | Self::TooLong(_)
             | Self::BodyTooLarge { .. }
-            | Self::Malformed(_) => Some(7),
+            | Self::Malformed(_)
+            | Self::TimedOut
+            | Self::Busy
+            | Self::CreateTokenRequired
+            | Self::StorageFull => Some(7),
+            Self::RateLimited { .. } => Some(5),
             Self::NoChanges => Some(10),
             Self::NotSubscribed => Some(11),
             Self::Internal(_) => None,
@@ -82,6 +109,7 @@ impl From<StoreError> for ProtocolError {
             StoreError::ServiceNotFound => Self::ServiceNotFound,
             StoreError::AlreadySubscribed => Self::AlreadySubscribed,
             StoreError::NotSubscribed => Self::NotSubscribed,
+            StoreError::Full => Self::StorageFull,
             other => Self::Internal(other.to_string()),
         }
     }
@@ -107,6 +135,11 @@ impl ResponseError for ProtocolError {
             Self::ServiceNotFound => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::CreateTokenRequired => StatusCode::UNAUTHORIZED,
+            Self::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -123,9 +156,21 @@ impl ResponseError for ProtocolError {
                 )
             }
         };
-        HttpResponse::build(status)
-            .content_type(TEXT_HTML)
-            .body(body)
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::TimedOut => {
+                response.force_close();
+            }
+            Self::Busy => {
+                response.insert_header((RETRY_AFTER, 1));
+            }
+            Self::RateLimited { retry_after } => {
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+                response.insert_header((RETRY_AFTER, seconds.to_string()));
+            }
+            _ => {}
+        }
+        response.content_type(TEXT_HTML).body(body)
     }
 }
 

@@ -139,8 +139,15 @@ impl FromRequest for Params {
 async fn read_body(mut payload: Payload, limit: usize) -> Result<Vec<u8>, ProtocolError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ProtocolError::Malformed("the request body could not be read"))?;
+        let chunk = chunk.map_err(|error| {
+            if crate::http::limits::is_timed_out(&error) {
+                ProtocolError::TimedOut
+            } else if crate::http::limits::is_over_budget(&error) {
+                ProtocolError::Busy
+            } else {
+                ProtocolError::Malformed("the request body could not be read")
+            }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ProtocolError::BodyTooLarge { limit });
         }

@@ -11,7 +11,8 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(Store::open(std::path::Path::new("/var/lib/pushjet-bridge"))?);
-//! HttpServer::new(move || App::new().service(pushjet_server::scope(store.clone())))
+//! let guard = pushjet_server::ApiGuard::default();
+//! HttpServer::new(move || App::new().service(pushjet_server::scope(store.clone(), guard.clone())))
 //!     .bind(("127.0.0.1", 8080))?
 //!     .run()
 //!     .await?;
@@ -58,13 +59,19 @@
 //! "unknown". The message text never starts with `Missing argument`, so a person can tell them
 //! apart. The HTTP status (400 or 413) is what the Python client looks at.
 //!
+//! Limits the real server does not have (see [`crate::config::ApiLimits`]): writes per client address (429, id
+//! 5), an optional token to create services (401, id 7), unread messages kept per service and
+//! device and their age (the oldest dropped), the bytes of one `GET /message` answer (the rest
+//! stays unread), and the database's size (507, id 7).
+//!
 //! Not implemented, as on the real server without the optional parts configured: the GCM
-//! endpoints, the ZeroMQ relay, rate limiting.
+//! endpoints, the ZeroMQ relay.
 
 mod error;
 mod fields;
 mod form;
 mod handlers;
+mod limits;
 mod store;
 
 #[cfg(test)]
@@ -72,17 +79,24 @@ mod tests;
 
 use std::sync::Arc;
 
-use actix_web::{Scope, web};
+use actix_web::dev::HttpServiceFactory;
+use actix_web::web;
 
 pub use fields::{Icon, Link, NAME_MAX_CHARS, ServiceName, TEXT_COLUMN_MAX_BYTES, TooLong};
 pub use form::BODY_LIMIT_BYTES;
-pub use store::{DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError};
+pub use limits::ApiGuard;
+pub use store::{DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError, StoreLimits};
 
 /// All endpoints under `/pushjet`, sharing `store`. Request bodies over [`BODY_LIMIT_BYTES`] are
-/// refused with 413, whatever payload limits the surrounding app sets.
-pub fn scope(store: Arc<Store>) -> Scope {
+/// refused with 413, whatever payload limits the surrounding app sets. Writes are rate limited
+/// and creating services may need a token, as the `guard`'s limits say; make the guard once and
+/// give each worker's scope a clone, so that all share one rate limit.
+pub fn scope(store: Arc<Store>, guard: ApiGuard) -> impl HttpServiceFactory {
     web::scope("/pushjet")
         .app_data(web::Data::from(store))
+        .app_data(guard.limiter)
+        .app_data(guard.limits)
+        .wrap(actix_web::middleware::from_fn(limits::guard))
         .service(
             web::resource(["", "/"])
                 .route(web::get().to(handlers::root))

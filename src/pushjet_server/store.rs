@@ -19,7 +19,8 @@
 //! | `meta` | name | the last message id and the last subscription number handed out |
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
@@ -80,6 +81,9 @@ pub enum StoreError {
     /// The device is not subscribed to that service.
     #[error("the device is not subscribed to that service")]
     NotSubscribed,
+    /// The database reached its size ceiling; nothing more is stored until space is freed.
+    #[error("the Pushjet database reached its size ceiling")]
+    Full,
 }
 
 impl From<redb::TransactionError> for StoreError {
@@ -167,11 +171,32 @@ struct MessageRecord {
     timestamp: i64,
 }
 
+/// What the store keeps, at most (see [`crate::config::ApiLimits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Messages kept per service, and returned per device; the oldest go first.
+    pub max_unread: usize,
+    /// How long a message is kept.
+    pub message_max_age: Duration,
+    /// Message bytes (text, title, link) in one fetch; at least one message is returned.
+    pub max_fetch_bytes: usize,
+    /// The database's size in bytes beyond which nothing new is stored.
+    pub max_disk_bytes: u64,
+}
+
+/// How long a database found over its ceiling is trusted to stay there.
+const SIZE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The embedded server's storage. Safe to share between threads (behind an `Arc`); redb runs one
 /// write transaction at a time and lets reads proceed alongside it.
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    path: PathBuf,
+    limits: StoreLimits,
+    /// When the size was last measured, and whether it was over the ceiling (trusted for
+    /// [`SIZE_CHECK_INTERVAL`] when it was).
+    size_check: Mutex<Option<(Instant, bool)>>,
 }
 
 impl Store {
@@ -195,7 +220,40 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            path: data_dir.join(DATABASE_FILE_NAME),
+            limits: crate::config::ApiLimits::default().store_limits(),
+            size_check: Mutex::new(None),
+        })
+    }
+
+    /// The same store, keeping to `limits`.
+    pub fn with_limits(self, limits: StoreLimits) -> Self {
+        Self { limits, ..self }
+    }
+
+    /// Refuses to store more once the database holds `max_disk_bytes`: the file's size while it
+    /// is smaller, else the bytes of the pages in use inside it (freed pages are reused before it
+    /// grows). Once over, it is measured again only every [`SIZE_CHECK_INTERVAL`].
+    fn check_space(&self) -> Result<(), StoreError> {
+        let file_size = std::fs::metadata(&self.path).map_or(0, |meta| meta.len());
+        if file_size < self.limits.max_disk_bytes {
+            return Ok(());
+        }
+        let mut checked = self.size_check.lock().map_err(|_| StoreError::Full)?;
+        let full = match *checked {
+            Some((at, true)) if at.elapsed() < SIZE_CHECK_INTERVAL => true,
+            _ => {
+                let stats = self.db.begin_write()?.stats()?;
+                let page_size = u64::try_from(stats.page_size()).unwrap_or(u64::MAX);
+                let used = stats.allocated_pages().saturating_mul(page_size);
+                let full = used >= self.limits.max_disk_bytes;
+                *checked = Some((Instant::now(), full));
+                full
+            }
+        };
+        if full { Err(StoreError::Full) } else { Ok(()) }
     }
 
     /// Creates a service with a fresh secret and returns its owner view (with `secret`).
@@ -204,6 +262,7 @@ impl Store {
         name: &ServiceName,
         icon: &Icon,
     ) -> Result<ServiceView, StoreError> {
+        self.check_space()?;
         let secret = SecretKey::generate().map_err(StoreError::Randomness)?;
         let record = ServiceRecord {
             public: secret.public_key(),
@@ -311,6 +370,7 @@ impl Store {
         secret: &SecretKey,
         message: &NewMessage,
     ) -> Result<SendOutcome, StoreError> {
+        self.check_space()?;
         let txn = self.db.begin_write()?;
         {
             let services = txn.open_table(SERVICES)?;
@@ -336,6 +396,7 @@ impl Store {
                 .insert(id, encode(&record)?.as_slice())?;
             txn.open_table(SERVICE_MESSAGES)?.insert((public, id), ())?;
             clean_up(&txn, public)?;
+            prune(&txn, public, &self.limits)?;
             tracing::debug!(
                 service = %service.public,
                 id,
@@ -348,7 +409,10 @@ impl Store {
     }
 
     /// Returns the device's unread messages, grouped by subscription in subscription order and
-    /// oldest first within each, and marks them read (a second call returns none of them).
+    /// oldest first within each, and marks them read (a second call returns none of them). Only
+    /// the newest `max_unread` count (older ones are dropped, marked read unseen), none older
+    /// than `message_max_age`, and no more than `max_fetch_bytes` of them (at least one): the
+    /// newer rest stays unread for the next call.
     pub fn fetch_messages(&self, device: &DeviceUuid) -> Result<Vec<MessageView>, StoreError> {
         let txn = self.db.begin_write()?;
         let messages = {
@@ -359,41 +423,71 @@ impl Store {
             }
             let services_read: Vec<String> =
                 mine.iter().map(|(public, _)| public.clone()).collect();
-            let secrets = txn.open_table(SERVICE_SECRETS)?;
-            let services = txn.open_table(SERVICES)?;
             let index = txn.open_table(SERVICE_MESSAGES)?;
-            let stored = txn.open_table(MESSAGES)?;
-            let mut messages = Vec::new();
-            let mut newest = 0;
-            for (public, subscription) in &mine {
-                let Some(service) = load_service_by_public(&secrets, &services, public)? else {
-                    continue;
-                };
-                let view = service.public_view();
+            // Every unread message as (id, subscription position), oldest first.
+            let mut unread = Vec::new();
+            for (position, (public, subscription)) in mine.iter().enumerate() {
                 let after = subscription.last_read.saturating_add(1);
                 for entry in index.range((public.as_str(), after)..=(public.as_str(), u64::MAX))? {
-                    let (key, _) = entry?;
-                    let id = key.value().1;
-                    let Some(record) = stored.get(id)? else {
-                        continue;
-                    };
-                    let record: MessageRecord = decode(record.value())?;
-                    newest = newest.max(id);
-                    messages.push(MessageView {
+                    unread.push((entry?.0.value().1, position));
+                }
+            }
+            drop(index);
+            unread.sort_unstable();
+            let dropped = unread.len().saturating_sub(self.limits.max_unread);
+            let oldest_kept = now().saturating_sub(
+                i64::try_from(self.limits.message_max_age.as_secs()).unwrap_or(i64::MAX),
+            );
+            let secrets = txn.open_table(SERVICE_SECRETS)?;
+            let services = txn.open_table(SERVICES)?;
+            let stored = txn.open_table(MESSAGES)?;
+            let mut views = vec![None; mine.len()];
+            let mut consumed = vec![0u64; mine.len()];
+            let mut chosen = Vec::new();
+            let mut bytes = 0usize;
+            for (rank, (id, position)) in unread.into_iter().enumerate() {
+                let Some(record) = stored.get(id)? else {
+                    consumed[position] = id;
+                    continue;
+                };
+                let record: MessageRecord = decode(record.value())?;
+                if rank < dropped || record.timestamp < oldest_kept {
+                    consumed[position] = id;
+                    continue;
+                }
+                let size = record.message.len() + record.title.len() + record.link.len();
+                if !chosen.is_empty() && bytes.saturating_add(size) > self.limits.max_fetch_bytes {
+                    break;
+                }
+                if views[position].is_none() {
+                    let public = &mine[position].0;
+                    views[position] = load_service_by_public(&secrets, &services, public)?
+                        .map(|service| service.public_view());
+                }
+                let Some(view) = views[position].clone() else {
+                    consumed[position] = id;
+                    continue;
+                };
+                bytes = bytes.saturating_add(size);
+                consumed[position] = id;
+                chosen.push((
+                    position,
+                    id,
+                    MessageView {
                         level: record.level,
                         link: record.link,
                         message: record.message,
-                        service: view.clone(),
+                        service: view,
                         timestamp: record.timestamp,
                         title: record.title,
-                    });
-                }
+                    },
+                ));
             }
-            drop((secrets, services, index, stored));
+            drop((secrets, services, stored));
             let checked = now();
-            for (public, mut subscription) in mine {
+            for (position, (public, mut subscription)) in mine.into_iter().enumerate() {
                 subscription.timestamp_checked = checked;
-                subscription.last_read = subscription.last_read.max(newest);
+                subscription.last_read = subscription.last_read.max(consumed[position]);
                 subscriptions.insert(
                     (device.as_str(), public.as_str()),
                     encode(&subscription)?.as_slice(),
@@ -403,7 +497,8 @@ impl Store {
             for public in &services_read {
                 clean_up(&txn, public)?;
             }
-            messages
+            chosen.sort_unstable_by_key(|(position, id, _)| (*position, *id));
+            chosen.into_iter().map(|(_, _, view)| view).collect()
         };
         txn.commit()?;
         Ok(messages)
@@ -446,6 +541,7 @@ impl Store {
         device: &DeviceUuid,
         public: &PublicKey,
     ) -> Result<ServiceView, StoreError> {
+        self.check_space()?;
         let txn = self.db.begin_write()?;
         let service = {
             let secrets = txn.open_table(SERVICE_SECRETS)?;
@@ -630,6 +726,34 @@ fn clean_up(txn: &WriteTransaction, public: &str) -> Result<(), StoreError> {
     }
     drop(subscriptions);
     delete_messages_up_to(txn, public, everyone_read)
+}
+
+/// Deletes the service's oldest messages beyond `max_unread` and those older than
+/// `message_max_age`.
+fn prune(txn: &WriteTransaction, public: &str, limits: &StoreLimits) -> Result<(), StoreError> {
+    let mut index = txn.open_table(SERVICE_MESSAGES)?;
+    let mut ids = Vec::new();
+    for entry in index.range((public, 0)..=(public, u64::MAX))? {
+        ids.push(entry?.0.value().1);
+    }
+    let excess = ids.len().saturating_sub(limits.max_unread);
+    let oldest_kept =
+        now().saturating_sub(i64::try_from(limits.message_max_age.as_secs()).unwrap_or(i64::MAX));
+    let mut messages = txn.open_table(MESSAGES)?;
+    for (position, id) in ids.into_iter().enumerate() {
+        let expired = position < excess
+            || match messages.get(id)? {
+                Some(record) => decode::<MessageRecord>(record.value())?.timestamp < oldest_kept,
+                None => true,
+            };
+        if !expired {
+            // Ids grow with time: every later message is younger.
+            break;
+        }
+        index.remove((public, id))?;
+        messages.remove(id)?;
+    }
+    Ok(())
 }
 
 /// Deletes the service's messages with ids up to and including `last`.

@@ -85,7 +85,10 @@ impl Harness {
     }
 
     async fn call(&self, request: TestRequest) -> Reply {
-        let app = test::init_service(App::new().service(scope(self.store.clone()))).await;
+        let app = test::init_service(
+            App::new().service(scope(self.store.clone(), super::ApiGuard::default())),
+        )
+        .await;
         let response = test::call_service(&app, request.to_request()).await;
         let header = |name| {
             response

@@ -37,6 +37,11 @@ enum Format {
     Sniff,
 }
 
+/// Refuses a content type the bridge does not read, from the headers alone.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), DecodeError> {
+    format(headers).map(|_| ())
+}
+
 fn format(headers: &HeaderMap) -> Result<Format, DecodeError> {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return Ok(Format::Sniff);

@@ -58,6 +58,7 @@ use serde_json::{Map, Value};
 use crate::pushjet::Importance;
 use body::Body;
 
+pub use body::check_content_type;
 pub use options::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
     SourceSetting,

@@ -349,3 +349,36 @@ fn errors_show_no_credential() {
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains("hunter"), "{shown}");
 }
+
+#[test]
+fn header_checks_refuse_what_needs_no_body_and_leave_hmac_tags_for_later() {
+    let auth = InboundAuth::new(
+        Some("It's a Secret to Everybody"),
+        Some("s3cr3t-test-token"),
+        None,
+    )
+    .unwrap();
+    let signed = headers(&[
+        ("X-Hub-Signature-256", DOCS_SIGNATURE),
+        ("Authorization", "Bearer s3cr3t-test-token"),
+    ]);
+    assert_eq!(auth.verify_headers(&signed, ""), Ok(()));
+    let unsigned = headers(&[("Authorization", "Bearer s3cr3t-test-token")]);
+    assert_eq!(
+        auth.verify_headers(&unsigned, ""),
+        Err(AuthError::MissingSignature)
+    );
+    let no_token = headers(&[("X-Hub-Signature-256", DOCS_SIGNATURE)]);
+    assert_eq!(
+        auth.verify_headers(&no_token, ""),
+        Err(AuthError::MissingToken)
+    );
+    let gitlab = secrets("gitlab-secret");
+    let wrong = headers(&[("X-Gitlab-Token", "not-it")]);
+    assert_eq!(
+        gitlab.verify_headers(&wrong, ""),
+        Err(AuthError::SignatureMismatch)
+    );
+    let right = headers(&[("X-Gitlab-Token", "gitlab-secret")]);
+    assert_eq!(gitlab.verify_headers(&right, ""), Ok(()));
+}

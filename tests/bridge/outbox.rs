@@ -368,6 +368,17 @@ async fn a_sync_route_answers_after_pushjet_accepted() {
         ["right now"],
         "already there when the answer came"
     );
+    let mut metrics = awc::Client::default()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("the metrics answer");
+    let metrics = String::from_utf8(metrics.body().await.expect("a body").to_vec()).expect("text");
+    assert!(
+        metrics
+            .contains("pushjet_bridge_pushjet_request_duration_seconds_count{outcome=\"ok\"} 1\n"),
+        "the sync send is timed like a queued one:\n{metrics}"
+    );
 }
 
 #[actix_web::test]

@@ -5,6 +5,8 @@
 mod common;
 
 mod client;
+mod closing;
+mod limits;
 mod protocol;
 mod python;
 mod restart;

@@ -133,3 +133,29 @@ async fn the_data_directory_is_where_the_outbox_was_opened() {
     assert_eq!(outbox.data_dir(), Some(dir.path()));
     assert!(outbox.is_writable());
 }
+
+#[actix_web::test]
+async fn the_same_dedup_key_on_another_route_is_not_a_duplicate() {
+    let dir = TempDir::new().unwrap();
+    let outbox = open(&dir);
+    let key = || Some("idempotency:shared-key".to_owned());
+    let first = outbox
+        .enqueue(&route("ops"), vec![message("a")], key())
+        .await
+        .unwrap();
+    assert_eq!(first, Enqueued::Queued(vec![1]));
+    let other_route = outbox
+        .enqueue(&route("alerts"), vec![message("b")], key())
+        .await
+        .unwrap();
+    assert_eq!(
+        other_route,
+        Enqueued::Queued(vec![2]),
+        "a sender on one route cannot silence another"
+    );
+    let same_route = outbox
+        .enqueue(&route("ops"), vec![message("c")], key())
+        .await
+        .unwrap();
+    assert_eq!(same_route, Enqueued::Duplicate);
+}

@@ -140,6 +140,7 @@ impl<'txn> Tables<'txn> {
         limits: Limits,
         effects: &mut Vec<Effect>,
     ) -> Outcome<Enqueued> {
+        let dedup_key = dedup_key.map(|key| route_scoped(route, &key));
         let seen = match &dedup_key {
             Some(key) => self.dedup.get(key.as_str())?.map(|value| value.value()),
             None => None,
@@ -353,4 +354,11 @@ fn read_dead(bytes: &[u8]) -> Result<(DeadRecord, RouteName), OutboxError> {
     let route =
         RouteName::parse(&record.route).map_err(|error| OutboxError::Record(error.to_string()))?;
     Ok((record, route))
+}
+
+/// A dedup key as stored: prefixed with its route (route names hold no `/`), so that the same
+/// delivery id or `Idempotency-Key` on another route is not a duplicate: a sender on one route
+/// cannot silence another.
+fn route_scoped(route: &RouteName, key: &str) -> String {
+    format!("{route}/{key}")
 }
