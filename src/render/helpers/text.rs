@@ -34,6 +34,55 @@ pub(super) fn truncate(args: &[&Value]) -> Result<Value, String> {
     Ok(Value::String(format!("{}…", kept.trim_end())))
 }
 
+/// `{{humanize action}}`: a machine name in words: `converted_to_draft` is `converted to draft`,
+/// `DetailedStatus` is unchanged but for its underscores and dashes.
+pub(super) fn humanize(args: &[&Value]) -> Result<Value, String> {
+    let text = as_text(arg(args, 0)).replace(['_', '-'], " ");
+    Ok(Value::String(
+        text.split_whitespace().collect::<Vec<_>>().join(" "),
+    ))
+}
+
+/// `{{fit 60 "PR opened: " repository.full_name "#" number " " title}}`: the parts joined, at most
+/// that many characters: while too long, the longest part is cut (ending in `…`), so the name of
+/// the object survives and its long free text gives way.
+pub(super) fn fit(args: &[&Value]) -> Result<Value, String> {
+    let limit = as_count(arg(args, 0), "the length")?;
+    let mut parts: Vec<String> = args.iter().skip(1).map(|part| as_text(part)).collect();
+    let count = |parts: &[String]| parts.iter().map(|part| part.chars().count()).sum::<usize>();
+    while count(&parts) > limit {
+        let excess = count(&parts) - limit;
+        let Some((index, longest)) = parts
+            .iter()
+            .map(|part| part.chars().count())
+            .enumerate()
+            .max_by_key(|(index, length)| (*length, usize::MAX - index))
+        else {
+            break;
+        };
+        if longest <= 1 {
+            break;
+        }
+        let keep = longest.saturating_sub(excess).max(1);
+        let cut = truncate(&[&Value::String(parts[index].clone()), &Value::from(keep)])?;
+        parts[index] = as_text(&cut);
+    }
+    let joined: String = parts.concat();
+    let shown: String = joined.chars().take(limit).collect();
+    Ok(Value::String(shown.trim_end().to_owned()))
+}
+
+/// `{{wrap "#" number}}`, `{{wrap " (" branch ")"}}`: the value between the texts around it, or
+/// nothing at all when the value is missing or empty, so no `#` or `()` is left alone.
+pub(super) fn wrap(args: &[&Value]) -> Result<Value, String> {
+    let value = as_text(arg(args, 1));
+    if value.trim().is_empty() {
+        return Ok(Value::String(String::new()));
+    }
+    let (before, after) = (as_text(arg(args, 0)), as_text(arg(args, 2)));
+    Ok(Value::String(format!("{before}{value}{after}")))
+}
+
 /// `{{upper text}}`: upper case.
 pub(super) fn upper(args: &[&Value]) -> Result<Value, String> {
     Ok(Value::String(as_text(arg(args, 0)).to_uppercase()))
@@ -197,6 +246,45 @@ mod tests {
         let error = render("{{truncate s}}", &json!({"s": "x"})).expect_err("no length");
         assert!(error.contains("truncate"), "{error}");
         assert!(render("{{truncate s \"ten\"}}", &json!({"s": "x"})).is_err());
+    }
+
+    #[test]
+    fn humanize_turns_machine_names_into_words() {
+        let data = json!({"a": "converted_to_draft", "b": "in-progress", "c": "opened"});
+        assert_eq!(
+            ok(
+                "{{humanize a}}|{{humanize b}}|{{humanize c}}|{{humanize missing}}",
+                &data
+            ),
+            "converted to draft|in progress|opened|"
+        );
+    }
+
+    #[test]
+    fn fit_cuts_the_longest_part_first() {
+        let data = json!({"repo": "octo/hello", "title": "A very long pull request title indeed"});
+        assert_eq!(
+            ok("{{fit 30 \"PR: \" repo \"#\" 12 \" \" title}}", &data),
+            "PR: octo/hello#12 A very long…"
+        );
+        assert_eq!(
+            ok("{{fit 80 \"PR: \" repo \"#\" 12 \" \" title}}", &data),
+            "PR: octo/hello#12 A very long pull request title indeed"
+        );
+        assert_eq!(ok("[{{fit 10 missing}}]", &data), "[]");
+        assert!(render("{{fit \"x\" repo}}", &data).is_err());
+    }
+
+    #[test]
+    fn wrap_puts_text_around_a_value_only_when_there_is_one() {
+        let data = json!({"n": 12, "b": "main", "e": ""});
+        assert_eq!(
+            ok(
+                "{{wrap \"#\" n}}|{{wrap \" (\" b \")\"}}|{{wrap \"(\" e \")\"}}|{{wrap \"#\" missing}}",
+                &data
+            ),
+            "#12| (main)||"
+        );
     }
 
     #[test]
