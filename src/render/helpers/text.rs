@@ -64,8 +64,21 @@ pub(super) fn fit(args: &[&Value]) -> Result<Value, String> {
             break;
         }
         let keep = longest.saturating_sub(excess).max(1);
-        let cut = truncate(&[&Value::String(parts[index].clone()), &Value::from(keep)])?;
-        parts[index] = as_text(&cut);
+        let part = &parts[index];
+        // ` (a long branch)` is cut inside its brackets: ` (a long…)`.
+        let closing = part
+            .strip_suffix(')')
+            .filter(|inner| inner.contains('(') && keep > 3);
+        parts[index] = match closing {
+            Some(inner) => {
+                let cut = truncate(&[&Value::String(inner.to_owned()), &Value::from(keep - 1)])?;
+                format!("{})", as_text(&cut))
+            }
+            None => as_text(&truncate(&[
+                &Value::String(part.clone()),
+                &Value::from(keep),
+            ])?),
+        };
     }
     let joined: String = parts.concat();
     let shown: String = joined.chars().take(limit).collect();
@@ -81,6 +94,19 @@ pub(super) fn wrap(args: &[&Value]) -> Result<Value, String> {
     }
     let (before, after) = (as_text(arg(args, 0)), as_text(arg(args, 2)));
     Ok(Value::String(format!("{before}{value}{after}")))
+}
+
+/// `{{pick conclusion "success" "Passed" "failure" "FAILED" "Finished"}}`: the text paired with
+/// the first key equal to the value; the last argument, when unpaired, is the fallback.
+pub(super) fn pick(args: &[&Value]) -> Result<Value, String> {
+    let value = as_text(arg(args, 0));
+    let choices = args.get(1..).unwrap_or_default();
+    let found = choices
+        .chunks_exact(2)
+        .find(|pair| as_text(pair[0]) == value)
+        .map(|pair| pair[1]);
+    let fallback = choices.chunks_exact(2).remainder().first().copied();
+    Ok(found.or(fallback).cloned().unwrap_or(Value::Null))
 }
 
 /// `{{upper text}}`: upper case.
@@ -125,9 +151,12 @@ pub(super) fn starts_with(args: &[&Value]) -> Result<Value, String> {
 }
 
 /// `{{pluralize n "commit"}}` is `1 commit` or `3 commits`; a third argument gives the plural
-/// when adding `s` is wrong (`{{pluralize n "entry" "entries"}}`).
+/// when adding `s` is wrong (`{{pluralize n "entry" "entries"}}`). A missing count renders empty.
 pub(super) fn pluralize(args: &[&Value]) -> Result<Value, String> {
     let count = arg(args, 0);
+    if count.is_null() {
+        return Ok(Value::String(String::new()));
+    }
     let number =
         as_number(count).ok_or_else(|| format!("the count must be a number, not {count}"))?;
     let singular = arg(args, 1)
@@ -288,6 +317,27 @@ mod tests {
     }
 
     #[test]
+    fn pick_chooses_the_text_paired_with_the_value() {
+        let template = "{{pick c \"success\" \"Passed\" \"failure\" \"FAILED\" \"Finished\"}}";
+        assert_eq!(ok(template, &json!({"c": "failure"})), "FAILED");
+        assert_eq!(ok(template, &json!({"c": "neutral"})), "Finished");
+        assert_eq!(ok(template, &json!({})), "Finished");
+        assert_eq!(ok("[{{pick c \"a\" \"A\"}}]", &json!({"c": "b"})), "[]");
+    }
+
+    #[test]
+    fn fit_cuts_inside_brackets_and_keeps_them_closed() {
+        let data = json!({"branch": "a-very-long-branch-name-indeed"});
+        assert_eq!(
+            ok(
+                "{{fit 24 \"FAILED: job\" (wrap \" (\" branch \")\")}}",
+                &data
+            ),
+            "FAILED: job (a-very-lo…)"
+        );
+    }
+
+    #[test]
     fn upper_and_lower_change_case_and_render_other_values_as_text() {
         let data = json!({"s": "Firing", "n": 3});
         assert_eq!(
@@ -337,6 +387,7 @@ mod tests {
             ok("{{pluralize n \"commit\"}}", &json!({"n": "1"})),
             "1 commit"
         );
+        assert_eq!(ok("[{{pluralize n \"commit\"}}]", &json!({})), "[]");
     }
 
     #[test]
