@@ -375,3 +375,144 @@ fn every_fixture_reads_well_with_optional_fields_removed() {
     );
     assert!(checked > 400, "only {checked} variants rendered");
 }
+
+/// The URLs a notification should open, most specific first: what was said (a comment, review or
+/// answer), then the object the event is about, then GitLab's object.
+const SPECIFIC_LINKS: [&str; 17] = [
+    "alert.html_url",
+    "comment.html_url",
+    "review.html_url",
+    "answer.html_url",
+    "pull_request.html_url",
+    "issue.html_url",
+    "discussion.html_url",
+    "milestone.html_url",
+    "release.html_url",
+    "security_advisory.html_url",
+    "package.html_url",
+    "registry_package.html_url",
+    "workflow_job.html_url",
+    "workflow_run.html_url",
+    "check_run.html_url",
+    "project.html_url",
+    "object_attributes.url",
+];
+
+/// The value at a dotted path, if it is an absolute http(s) URL.
+fn url_at(payload: &Value, path: &str) -> Option<String> {
+    let value = path
+        .split('.')
+        .try_fold(payload, |value, key| value.get(key))?;
+    value
+        .as_str()
+        .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+        .map(str::to_owned)
+}
+
+#[test]
+fn every_forge_fixture_links_the_most_specific_page_it_offers() {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in cases() {
+        if !matches!(case.source, "github" | "gitea" | "gitlab") {
+            continue;
+        }
+        let payload = payload_of(&case);
+        let Some((path, url)) = SPECIFIC_LINKS
+            .iter()
+            .find_map(|path| url_at(&payload, path).map(|url| (path, url)))
+        else {
+            continue;
+        };
+        checked += 1;
+        let (name, fields) = render_case(&renderer, &case);
+        if !fields.link.starts_with(&url) {
+            failures.push(format!(
+                "{} ({name}): link {:?}, but {path} is {url:?}",
+                case.label, fields.link
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert!(
+        checked > 25,
+        "only {checked} fixtures offer a specific link"
+    );
+}
+
+/// `templates/README.md`, whose coverage table says which template each event gets.
+const TEMPLATES_README: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/README.md"));
+
+/// The rows of the coverage table: source, `event` or `event.action`, template name.
+fn coverage_rows() -> Vec<(String, String, String)> {
+    let section = TEMPLATES_README
+        .split("\n## Coverage")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("templates/README.md has a Coverage section");
+    section
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<String> = line
+                .split('|')
+                .map(|cell| cell.trim().trim_matches('`').to_owned())
+                .filter(|cell| !cell.is_empty())
+                .collect();
+            assert_eq!(cells.len(), 3, "coverage row {line:?}");
+            (cells[0].clone(), cells[1].clone(), cells[2].clone())
+        })
+        .collect()
+}
+
+/// What the bridge looks up for a row: `event.action`, or the event with an action no template
+/// names (so an event row shows what its other actions get).
+fn row_lookup<'a>(renderer: &'a Renderer, source: &str, key: &str) -> Option<&'a str> {
+    match key.split_once('.') {
+        Some((event, action)) => renderer.lookup(source, event, Some(action), None),
+        None => renderer.lookup(source, key, Some("any_other_action"), None),
+    }
+}
+
+#[test]
+fn coverage_table_says_which_template_each_event_gets() {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    let rows = coverage_rows();
+    assert!(rows.len() > 50, "only {} coverage rows", rows.len());
+    let mut wrong = Vec::new();
+    for (source, key, template) in &rows {
+        let found = row_lookup(&renderer, source, key);
+        if found != Some(template.as_str()) {
+            wrong.push(format!(
+                "{source} {key}: the table says {template}, the bridge uses {found:?}"
+            ));
+        }
+    }
+    for name in renderer.names() {
+        if !rows.iter().any(|(_, _, template)| template == name) {
+            wrong.push(format!("{name} is in no row of the coverage table"));
+        }
+    }
+    for case in cases() {
+        if matches!(case.source, "alertmanager" | "grafana") {
+            continue;
+        }
+        let listed = rows.iter().any(|(source, key, _)| {
+            source == case.source
+                && (*key == case.event
+                    || case
+                        .action
+                        .as_ref()
+                        .is_some_and(|action| *key == format!("{}.{action}", case.event)))
+        });
+        if !listed {
+            wrong.push(format!(
+                "{}: event {} is not in the coverage table",
+                case.label, case.event
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
