@@ -66,12 +66,22 @@ mod tests {
             Some("completed"),
         ),
         (
+            "code_scanning_alert.created.json",
+            "code_scanning_alert",
+            Some("created"),
+        ),
+        (
             "commit_comment.created.json",
             "commit_comment",
             Some("created"),
         ),
         ("create.json", "create", None),
         ("delete.json", "delete", None),
+        (
+            "dependabot_alert.created.json",
+            "dependabot_alert",
+            Some("created"),
+        ),
         ("deployment.created.json", "deployment", Some("created")),
         (
             "deployment_status.created.json",
@@ -133,6 +143,16 @@ mod tests {
         ("push.real-2019.json", "push", None),
         ("release.published.json", "release", Some("published")),
         ("repository.created.json", "repository", Some("created")),
+        (
+            "secret_scanning_alert.reopened.json",
+            "secret_scanning_alert",
+            Some("reopened"),
+        ),
+        (
+            "security_advisory.published.json",
+            "security_advisory",
+            Some("published"),
+        ),
         ("star.created.json", "star", Some("created")),
         ("star.created.real-2025.json", "star", Some("created")),
         ("star.deleted.json", "star", Some("deleted")),
