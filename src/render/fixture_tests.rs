@@ -59,12 +59,14 @@ fn forge_case(source: &'static str, stem: &str, payload: Value) -> Case {
     }
 }
 
-/// GitLab: event from `object_kind` (`build` is `job`), action from `object_attributes.action`.
+/// GitLab: event from `object_kind` (`build` is `job`; without one, the header's, which the file
+/// name starts with), action from `object_attributes.action`.
 fn gitlab_case(stem: &str, payload: Value) -> Case {
     let event = match payload["object_kind"].as_str() {
         Some("build") => "job".to_owned(),
         Some(kind) => kind.to_owned(),
-        None => "unknown".to_owned(),
+        // Member and subgroup hooks have no object_kind: the header names them, as the file does.
+        None => stem.split('.').next().unwrap_or(stem).to_owned(),
     };
     let action = payload["object_attributes"]["action"]
         .as_str()
