@@ -359,14 +359,14 @@ fn github_review_request_uses_its_own_template_and_is_4() {
 #[test]
 fn github_event_without_a_template_names_event_action_and_sender() {
     let mut case = fixture("github", "star.created.json");
-    case.event = "member".to_owned();
-    case.action = Some("added".to_owned());
-    case.context["bridge"]["event"] = json!("member");
-    case.context["bridge"]["action"] = json!("added");
+    case.event = "deploy_key".to_owned();
+    case.action = Some("created".to_owned());
+    case.context["bridge"]["event"] = json!("deploy_key");
+    case.context["bridge"]["action"] = json!("created");
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "Codertocat/Hello-World: member added");
+    assert_eq!(fields.title, "Codertocat/Hello-World: deploy key created");
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.importance, "3");
 }

@@ -90,6 +90,7 @@ mod tests {
         ),
         ("discussion.created.json", "discussion", Some("created")),
         ("fork.json", "fork", None),
+        ("gollum.json", "gollum", None),
         (
             "issue_comment.created.json",
             "issue_comment",
@@ -103,6 +104,14 @@ mod tests {
         ("issues.opened.empty-body.json", "issues", Some("opened")),
         ("issues.opened.json", "issues", Some("opened")),
         ("issues.opened.real-2025.json", "issues", Some("opened")),
+        ("member.added.json", "member", Some("added")),
+        (
+            "merge_group.checks_requested.json",
+            "merge_group",
+            Some("checks_requested"),
+        ),
+        ("milestone.created.json", "milestone", Some("created")),
+        ("page_build.json", "page_build", None),
         ("ping.app.json", "ping", None),
         ("ping.json", "ping", None),
         ("ping.real-2019.json", "ping", None),
@@ -143,6 +152,11 @@ mod tests {
         ("push.real-2019.json", "push", None),
         ("release.published.json", "release", Some("published")),
         ("repository.created.json", "repository", Some("created")),
+        (
+            "repository_vulnerability_alert.create.json",
+            "repository_vulnerability_alert",
+            Some("create"),
+        ),
         (
             "secret_scanning_alert.reopened.json",
             "secret_scanning_alert",
