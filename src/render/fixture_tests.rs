@@ -359,14 +359,17 @@ fn github_review_request_uses_its_own_template_and_is_4() {
 #[test]
 fn github_event_without_a_template_names_event_action_and_sender() {
     let mut case = fixture("github", "star.created.json");
-    case.event = "deploy_key".to_owned();
+    case.event = "branch_protection_rule".to_owned();
     case.action = Some("created".to_owned());
-    case.context["bridge"]["event"] = json!("deploy_key");
+    case.context["bridge"]["event"] = json!("branch_protection_rule");
     case.context["bridge"]["action"] = json!("created");
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "Codertocat/Hello-World: deploy key created");
+    assert_eq!(
+        fields.title,
+        "Codertocat/Hello-World: branch protection rule created"
+    );
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.importance, "3");
 }
@@ -526,11 +529,11 @@ fn github_pull_request_action_is_in_words() {
 #[test]
 fn github_organisation_event_without_a_template_is_placed_in_the_organisation() {
     let mut case = fixture("github", "workflow_dispatch.json");
-    case.event = "organization".to_owned();
-    case.action = Some("member_added".to_owned());
-    case.context["bridge"]["event"] = json!("organization");
-    case.context["bridge"]["action"] = json!("member_added");
-    case.context["action"] = json!("member_added");
+    case.event = "membership".to_owned();
+    case.action = Some("added".to_owned());
+    case.context["bridge"]["event"] = json!("membership");
+    case.context["bridge"]["action"] = json!("added");
+    case.context["action"] = json!("added");
     case.context["membership"] =
         json!({"user": {"login": "hubot", "html_url": "https://github.com/hubot"}});
     case.context
@@ -540,7 +543,7 @@ fn github_organisation_event_without_a_template_is_placed_in_the_organisation() 
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "octo-org: organization member added hubot");
+    assert_eq!(fields.title, "octo-org: membership added hubot");
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.link, "https://github.com/hubot");
 }

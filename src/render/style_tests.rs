@@ -115,7 +115,11 @@ fn line_problems(line: &str, sender_text: &[String], found: &mut Vec<String>) {
         }
     }
     for lonely in [" ,", " )", "( ", " :"] {
-        if trimmed.contains(lonely) && !written(lonely) {
+        let sender_wrote_it = trimmed.match_indices(lonely).all(|(at, _)| {
+            let after: String = trimmed[at + 1..].chars().take(8).collect();
+            written(&after)
+        });
+        if trimmed.contains(lonely) && !sender_wrote_it {
             found.push(format!("{lonely:?} in {line:?}"));
         }
     }

@@ -82,6 +82,7 @@ mod tests {
             "dependabot_alert",
             Some("created"),
         ),
+        ("deploy_key.created.json", "deploy_key", Some("created")),
         ("deployment.created.json", "deployment", Some("created")),
         (
             "deployment_status.created.json",
@@ -104,6 +105,7 @@ mod tests {
         ("issues.opened.empty-body.json", "issues", Some("opened")),
         ("issues.opened.json", "issues", Some("opened")),
         ("issues.opened.real-2025.json", "issues", Some("opened")),
+        ("label.created.json", "label", Some("created")),
         ("member.added.json", "member", Some("added")),
         (
             "merge_group.checks_requested.json",
@@ -111,10 +113,16 @@ mod tests {
             Some("checks_requested"),
         ),
         ("milestone.created.json", "milestone", Some("created")),
+        (
+            "organization.member_invited.json",
+            "organization",
+            Some("member_invited"),
+        ),
         ("page_build.json", "page_build", None),
         ("ping.app.json", "ping", None),
         ("ping.json", "ping", None),
         ("ping.real-2019.json", "ping", None),
+        ("public.json", "public", None),
         ("pull_request.closed.json", "pull_request", Some("closed")),
         (
             "pull_request.closed.not-merged.json",
