@@ -202,6 +202,11 @@ mod tests {
             "workflow_run",
             Some("completed"),
         ),
+        (
+            "workflow_run.requested.with-conclusion.json",
+            "workflow_run",
+            Some("requested"),
+        ),
     ];
 
     fn deliver(file: &str, event: &str) -> Decoded {
