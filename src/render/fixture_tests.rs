@@ -547,3 +547,34 @@ fn github_organisation_event_without_a_template_is_placed_in_the_organisation() 
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.link, "https://github.com/hubot");
 }
+
+#[test]
+fn gitea_review_events_say_what_the_review_decided() {
+    let approved = fixture("gitea", "pull_request_approved.reviewed.json");
+    let read_as = |event: &str, review_type: &str| {
+        let mut case = fixture("gitea", "pull_request_approved.reviewed.json");
+        case.event = event.to_owned();
+        case.context["bridge"]["event"] = json!(event);
+        case.context["review"]["type"] = json!(review_type);
+        render_fields(&case)
+    };
+
+    let rejected = read_as("pull_request_rejected", "pull_request_review_rejected");
+    let comment = read_as("pull_request_comment", "pull_request_review_comment");
+
+    assert_eq!(
+        render_fields(&approved).title,
+        "Approved: jcitizen/my-repo#1 Add LICENSE File"
+    );
+    assert_eq!(
+        rejected.title,
+        "Changes requested: jcitizen/my-repo#1 Add LICENSE File"
+    );
+    assert_eq!(rejected.message, "jcitizen requested changes: I approve");
+    assert_eq!(rejected.importance, "4");
+    assert_eq!(
+        comment.title,
+        "Reviewed: jcitizen/my-repo#1 Add LICENSE File"
+    );
+    assert_eq!(comment.importance, "2");
+}
