@@ -359,16 +359,16 @@ fn github_review_request_uses_its_own_template_and_is_4() {
 #[test]
 fn github_event_without_a_template_names_event_action_and_sender() {
     let mut case = fixture("github", "star.created.json");
-    case.event = "branch_protection_rule".to_owned();
+    case.event = "repository_ruleset".to_owned();
     case.action = Some("created".to_owned());
-    case.context["bridge"]["event"] = json!("branch_protection_rule");
+    case.context["bridge"]["event"] = json!("repository_ruleset");
     case.context["bridge"]["action"] = json!("created");
 
     let fields = render_fields(&case);
 
     assert_eq!(
         fields.title,
-        "Codertocat/Hello-World: branch protection rule created"
+        "Codertocat/Hello-World: repository ruleset created"
     );
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.importance, "3");

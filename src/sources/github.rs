@@ -55,6 +55,11 @@ mod tests {
     /// The `X-GitHub-Event` and body `action` of each fixture, from github/HEADERS.md.
     const EXPECTED: &[(&str, &str, Option<&str>)] = &[
         (
+            "branch_protection_rule.created.json",
+            "branch_protection_rule",
+            Some("created"),
+        ),
+        (
             "check_run.completed.failure.json",
             "check_run",
             Some("completed"),
@@ -158,6 +163,7 @@ mod tests {
         ("push.json", "push", None),
         ("push.new-branch.json", "push", None),
         ("push.real-2019.json", "push", None),
+        ("release.prereleased.json", "release", Some("prereleased")),
         ("release.published.json", "release", Some("published")),
         ("repository.created.json", "repository", Some("created")),
         (
@@ -175,6 +181,7 @@ mod tests {
             "security_advisory",
             Some("published"),
         ),
+        ("sponsorship.created.json", "sponsorship", Some("created")),
         ("star.created.json", "star", Some("created")),
         ("star.created.real-2025.json", "star", Some("created")),
         ("star.deleted.json", "star", Some("deleted")),
