@@ -95,6 +95,11 @@ mod tests {
             Some("created"),
         ),
         ("discussion.created.json", "discussion", Some("created")),
+        (
+            "discussion_comment.created.json",
+            "discussion_comment",
+            Some("created"),
+        ),
         ("fork.json", "fork", None),
         ("gollum.json", "gollum", None),
         (
@@ -166,6 +171,11 @@ mod tests {
         ("release.prereleased.json", "release", Some("prereleased")),
         ("release.published.json", "release", Some("published")),
         ("repository.created.json", "repository", Some("created")),
+        (
+            "repository_dispatch.json",
+            "repository_dispatch",
+            Some("on-demand-test"),
+        ),
         (
             "repository_vulnerability_alert.create.json",
             "repository_vulnerability_alert",
