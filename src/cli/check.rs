@@ -176,7 +176,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("github")).unwrap();
         std::fs::write(
             dir.path().join("github/push.toml"),
-            "message = '{{pluralize no_such_field \"commit\"}}'\n",
+            "message = '{{truncate ref \"ten\"}}'\n",
         )
         .unwrap();
         let renderer = Renderer::load(Some(dir.path())).unwrap();

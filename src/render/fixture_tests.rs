@@ -11,16 +11,16 @@ use super::{RenderedFields, Renderer};
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// One notification to render: which template chain to use and its context.
-struct Case {
-    label: String,
-    source: &'static str,
-    event: String,
-    action: Option<String>,
-    context: Value,
+pub(super) struct Case {
+    pub(super) label: String,
+    pub(super) source: &'static str,
+    pub(super) event: String,
+    pub(super) action: Option<String>,
+    pub(super) context: Value,
 }
 
 /// The fixture files of one source, sorted.
-fn fixture_files(source: &str) -> Vec<PathBuf> {
+pub(super) fn fixture_files(source: &str) -> Vec<PathBuf> {
     let dir = Path::new(FIXTURES).join(source);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
@@ -59,12 +59,14 @@ fn forge_case(source: &'static str, stem: &str, payload: Value) -> Case {
     }
 }
 
-/// GitLab: event from `object_kind` (`build` is `job`), action from `object_attributes.action`.
+/// GitLab: event from `object_kind` (`build` is `job`; without one, the header's, which the file
+/// name starts with), action from `object_attributes.action`.
 fn gitlab_case(stem: &str, payload: Value) -> Case {
     let event = match payload["object_kind"].as_str() {
         Some("build") => "job".to_owned(),
         Some(kind) => kind.to_owned(),
-        None => "unknown".to_owned(),
+        // Member and subgroup hooks have no object_kind: the header names them, as the file does.
+        None => stem.split('.').next().unwrap_or(stem).to_owned(),
     };
     let action = payload["object_attributes"]["action"]
         .as_str()
@@ -101,8 +103,8 @@ fn alert_case(source: &'static str, stem: &str, payload: Value) -> Case {
         firing
             .iter()
             .map(|alert| match alert["labels"]["severity"].as_str() {
-                Some("critical") => 5,
-                Some("warning" | "error") => 4,
+                Some("critical" | "page") => 5,
+                Some("warning" | "error" | "major") => 4,
                 Some("info") => 2,
                 _ => 3,
             })
@@ -125,7 +127,7 @@ fn alert_case(source: &'static str, stem: &str, payload: Value) -> Case {
     }
 }
 
-fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for source in ["github", "gitea", "gitlab", "alertmanager", "grafana"] {
         for path in fixture_files(source) {
@@ -136,13 +138,7 @@ fn cases() -> Vec<Case> {
                 .to_owned();
             let text = fs::read_to_string(&path).expect("readable fixture");
             let payload: Value = serde_json::from_str(&text).expect("JSON fixture");
-            cases.push(match source {
-                "github" => forge_case("github", &stem, payload),
-                "gitea" => forge_case("gitea", &stem, payload),
-                "gitlab" => gitlab_case(&stem, payload),
-                "alertmanager" => alert_case("alertmanager", &stem, payload),
-                _ => alert_case("grafana", &stem, payload),
-            });
+            cases.push(case_of(source, &stem, payload));
         }
     }
     cases
@@ -194,7 +190,7 @@ fn violations(fields: &RenderedFields) -> Vec<String> {
     found
 }
 
-fn render_case(renderer: &Renderer, case: &Case) -> (String, RenderedFields) {
+pub(super) fn render_case(renderer: &Renderer, case: &Case) -> (String, RenderedFields) {
     let name = renderer
         .lookup(case.source, &case.event, case.action.as_deref(), None)
         .unwrap_or_else(|| panic!("{}: no template", case.label));
@@ -238,11 +234,15 @@ fn every_fixture_reads_as_its_snapshot() {
 }
 
 /// The case built from one fixture file, e.g. `fixture("github", "push.json")`.
-fn fixture(source: &'static str, file: &str) -> Case {
+pub(super) fn fixture(source: &'static str, file: &str) -> Case {
     let path = Path::new(FIXTURES).join(source).join(file);
     let text = fs::read_to_string(&path).expect("readable fixture");
     let payload: Value = serde_json::from_str(&text).expect("JSON fixture");
-    let stem = file.trim_end_matches(".json");
+    case_of(source, file.trim_end_matches(".json"), payload)
+}
+
+/// The case of a payload of `source` from the fixture named `stem` (its name without `.json`).
+pub(super) fn case_of(source: &'static str, stem: &str, payload: Value) -> Case {
     match source {
         "github" | "gitea" => forge_case(source, stem, payload),
         "gitlab" => gitlab_case(stem, payload),
@@ -359,14 +359,17 @@ fn github_review_request_uses_its_own_template_and_is_4() {
 #[test]
 fn github_event_without_a_template_names_event_action_and_sender() {
     let mut case = fixture("github", "star.created.json");
-    case.event = "member".to_owned();
-    case.action = Some("added".to_owned());
-    case.context["bridge"]["event"] = json!("member");
-    case.context["bridge"]["action"] = json!("added");
+    case.event = "repository_ruleset".to_owned();
+    case.action = Some("created".to_owned());
+    case.context["bridge"]["event"] = json!("repository_ruleset");
+    case.context["bridge"]["action"] = json!("created");
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "Codertocat/Hello-World: member added");
+    assert_eq!(
+        fields.title,
+        "Codertocat/Hello-World: repository ruleset created"
+    );
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.importance, "3");
 }
@@ -390,4 +393,188 @@ fn alert_split_per_status_reads_resolved_for_the_resolved_part() {
         fields.message
     );
     assert_eq!(fields.importance, "1");
+}
+
+#[test]
+fn grafana_single_firing_alert_says_since_when() {
+    let mut case = fixture("grafana", "firing.grafana-alerting-default-payload.json");
+    case.context["alerts"][0]["startsAt"] = json!("2021-10-12T09:51:03.157076+02:00");
+    case.context["bridge"]["firing"][0]["startsAt"] = json!("2021-10-12T09:51:03.157076+02:00");
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields
+            .message
+            .starts_with("Firing since 2021-10-12 07:51 UTC"),
+        "{}",
+        fields.message
+    );
+}
+
+#[test]
+fn alert_resolved_without_an_end_time_says_resolved_without_a_duration() {
+    let mut case = fixture("alertmanager", "captured-resolved-single.json");
+    case.context["alerts"][0]["endsAt"] = json!("0001-01-01T00:00:00Z");
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields.message.starts_with("Resolved (warning)\n"),
+        "{}",
+        fields.message
+    );
+}
+
+#[test]
+fn grafana_group_is_titled_after_its_first_firing_alert() {
+    let mut case = fixture("grafana", "firing.docs-two-alerts.json");
+    case.context["alerts"][0]["status"] = json!("resolved");
+    case.context["commonLabels"]
+        .as_object_mut()
+        .expect("labels")
+        .remove("alertname");
+    let alerts = case.context["alerts"].clone();
+    case.context["bridge"]["firing"] = json!([alerts[1]]);
+    case.context["bridge"]["resolved"] = json!([alerts[0]]);
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "FIRING 1: High CPU usage and others");
+    assert_eq!(
+        fields.link,
+        "https://play.grafana.org/alerting/d1rdpdv7k/edit"
+    );
+}
+
+#[test]
+fn gitlab_merge_request_without_iid_or_target_branch_reads_whole() {
+    let mut case = fixture("gitlab", "merge_request.open.json");
+    let attributes = case.context["object_attributes"]
+        .as_object_mut()
+        .expect("attributes");
+    attributes.remove("iid");
+    attributes.remove("target_branch");
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "MR opened: gitlabhq/gitlab-test MS-Viewport");
+    assert_eq!(fields.message, "user1 wants to merge ms-viewport");
+}
+
+#[test]
+fn gitlab_pipeline_without_detailed_status_names_its_status() {
+    let mut case = fixture("gitlab", "pipeline.success-with-failed-job.json");
+    case.context["object_attributes"]
+        .as_object_mut()
+        .expect("attributes")
+        .remove("detailed_status");
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields.message.contains("Pipeline success after 1m 3s\n"),
+        "{}",
+        fields.message
+    );
+}
+
+#[test]
+fn github_workflow_run_reads_its_conclusion_whatever_the_action() {
+    let mut case = fixture("github", "workflow_run.completed.json");
+    case.context["action"] = json!("in_progress");
+    case.context["bridge"]["action"] = json!("in_progress");
+    case.context["workflow_run"]["conclusion"] = json!("failure");
+    let failed = render_fields(&case);
+    case.context["workflow_run"]["conclusion"] = json!("action_required");
+    let waiting = render_fields(&case);
+
+    assert_eq!(failed.title, "FAILED: test on octo-repo (master)");
+    assert!(
+        failed.message.starts_with("Run #163 failed"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(failed.importance, "5");
+    assert_eq!(waiting.title, "APPROVAL NEEDED: test on octo-repo (master)");
+    assert!(
+        waiting
+            .message
+            .starts_with("Run #163 waits for someone to approve it\n"),
+        "{}",
+        waiting.message
+    );
+    assert_eq!(waiting.importance, "4");
+}
+
+#[test]
+fn github_pull_request_action_is_in_words() {
+    let mut case = fixture("github", "pull_request.opened.json");
+    case.action = Some("converted_to_draft".to_owned());
+    case.context["action"] = json!("converted_to_draft");
+    case.context["bridge"]["action"] = json!("converted_to_draft");
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields
+            .title
+            .starts_with("PR converted to draft: Codertocat/Hello-World#2 "),
+        "{}",
+        fields.title
+    );
+    assert!(fields.title.chars().count() <= 80, "{}", fields.title);
+}
+
+#[test]
+fn github_organisation_event_without_a_template_is_placed_in_the_organisation() {
+    let mut case = fixture("github", "workflow_dispatch.json");
+    case.event = "membership".to_owned();
+    case.action = Some("added".to_owned());
+    case.context["bridge"]["event"] = json!("membership");
+    case.context["bridge"]["action"] = json!("added");
+    case.context["action"] = json!("added");
+    case.context["membership"] =
+        json!({"user": {"login": "hubot", "html_url": "https://github.com/hubot"}});
+    case.context
+        .as_object_mut()
+        .expect("payload")
+        .remove("repository");
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "octo-org: membership added hubot");
+    assert_eq!(fields.message, "by Codertocat");
+    assert_eq!(fields.link, "https://github.com/hubot");
+}
+
+#[test]
+fn gitea_review_events_say_what_the_review_decided() {
+    let approved = fixture("gitea", "pull_request_approved.reviewed.json");
+    let read_as = |event: &str, review_type: &str| {
+        let mut case = fixture("gitea", "pull_request_approved.reviewed.json");
+        case.event = event.to_owned();
+        case.context["bridge"]["event"] = json!(event);
+        case.context["review"]["type"] = json!(review_type);
+        render_fields(&case)
+    };
+
+    let rejected = read_as("pull_request_rejected", "pull_request_review_rejected");
+    let comment = read_as("pull_request_comment", "pull_request_review_comment");
+
+    assert_eq!(
+        render_fields(&approved).title,
+        "Approved: jcitizen/my-repo#1 Add LICENSE File"
+    );
+    assert_eq!(
+        rejected.title,
+        "Changes requested: jcitizen/my-repo#1 Add LICENSE File"
+    );
+    assert_eq!(rejected.message, "jcitizen requested changes: I approve");
+    assert_eq!(rejected.importance, "4");
+    assert_eq!(
+        comment.title,
+        "Reviewed: jcitizen/my-repo#1 Add LICENSE File"
+    );
+    assert_eq!(comment.importance, "2");
 }

@@ -288,4 +288,6 @@ fn tidy_message(rendered: &str) -> String {
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod style_tests;
+#[cfg(test)]
 mod tests;

@@ -64,6 +64,7 @@ mod tests {
     const EXPECTED: &[(&str, &str, Option<&str>)] = &[
         ("create.json", "create", None),
         ("delete.json", "delete", None),
+        ("fork.json", "fork", None),
         (
             "issue_comment.created.json",
             "issue_comment",
@@ -71,10 +72,16 @@ mod tests {
         ),
         ("issues.opened.json", "issues", Some("opened")),
         ("pull_request.opened.json", "pull_request", Some("opened")),
+        (
+            "pull_request_approved.reviewed.json",
+            "pull_request_approved",
+            Some("reviewed"),
+        ),
         ("push.forgejo-codeberg.json", "push", None),
         ("push.gitea-docs.json", "push", None),
         ("push.json", "push", None),
         ("release.published.json", "release", Some("published")),
+        ("repository.created.json", "repository", Some("created")),
     ];
 
     const DELIVERY: &str = "f6266f16-1bf3-46a5-9ea4-602e06ead473";

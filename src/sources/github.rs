@@ -55,6 +55,11 @@ mod tests {
     /// The `X-GitHub-Event` and body `action` of each fixture, from github/HEADERS.md.
     const EXPECTED: &[(&str, &str, Option<&str>)] = &[
         (
+            "branch_protection_rule.created.json",
+            "branch_protection_rule",
+            Some("created"),
+        ),
+        (
             "check_run.completed.failure.json",
             "check_run",
             Some("completed"),
@@ -66,12 +71,23 @@ mod tests {
             Some("completed"),
         ),
         (
+            "code_scanning_alert.created.json",
+            "code_scanning_alert",
+            Some("created"),
+        ),
+        (
             "commit_comment.created.json",
             "commit_comment",
             Some("created"),
         ),
         ("create.json", "create", None),
         ("delete.json", "delete", None),
+        (
+            "dependabot_alert.created.json",
+            "dependabot_alert",
+            Some("created"),
+        ),
+        ("deploy_key.created.json", "deploy_key", Some("created")),
         ("deployment.created.json", "deployment", Some("created")),
         (
             "deployment_status.created.json",
@@ -79,7 +95,13 @@ mod tests {
             Some("created"),
         ),
         ("discussion.created.json", "discussion", Some("created")),
+        (
+            "discussion_comment.created.json",
+            "discussion_comment",
+            Some("created"),
+        ),
         ("fork.json", "fork", None),
+        ("gollum.json", "gollum", None),
         (
             "issue_comment.created.json",
             "issue_comment",
@@ -93,9 +115,24 @@ mod tests {
         ("issues.opened.empty-body.json", "issues", Some("opened")),
         ("issues.opened.json", "issues", Some("opened")),
         ("issues.opened.real-2025.json", "issues", Some("opened")),
+        ("label.created.json", "label", Some("created")),
+        ("member.added.json", "member", Some("added")),
+        (
+            "merge_group.checks_requested.json",
+            "merge_group",
+            Some("checks_requested"),
+        ),
+        ("milestone.created.json", "milestone", Some("created")),
+        (
+            "organization.member_invited.json",
+            "organization",
+            Some("member_invited"),
+        ),
+        ("page_build.json", "page_build", None),
         ("ping.app.json", "ping", None),
         ("ping.json", "ping", None),
         ("ping.real-2019.json", "ping", None),
+        ("public.json", "public", None),
         ("pull_request.closed.json", "pull_request", Some("closed")),
         (
             "pull_request.closed.not-merged.json",
@@ -131,8 +168,30 @@ mod tests {
         ("push.json", "push", None),
         ("push.new-branch.json", "push", None),
         ("push.real-2019.json", "push", None),
+        ("release.prereleased.json", "release", Some("prereleased")),
         ("release.published.json", "release", Some("published")),
         ("repository.created.json", "repository", Some("created")),
+        (
+            "repository_dispatch.json",
+            "repository_dispatch",
+            Some("on-demand-test"),
+        ),
+        (
+            "repository_vulnerability_alert.create.json",
+            "repository_vulnerability_alert",
+            Some("create"),
+        ),
+        (
+            "secret_scanning_alert.reopened.json",
+            "secret_scanning_alert",
+            Some("reopened"),
+        ),
+        (
+            "security_advisory.published.json",
+            "security_advisory",
+            Some("published"),
+        ),
+        ("sponsorship.created.json", "sponsorship", Some("created")),
         ("star.created.json", "star", Some("created")),
         ("star.created.real-2025.json", "star", Some("created")),
         ("star.deleted.json", "star", Some("deleted")),
@@ -159,6 +218,11 @@ mod tests {
             "workflow_run.completed.with-pull-requests.json",
             "workflow_run",
             Some("completed"),
+        ),
+        (
+            "workflow_run.requested.with-conclusion.json",
+            "workflow_run",
+            Some("requested"),
         ),
     ];
 

@@ -103,6 +103,43 @@ mod tests {
         ),
         ("push.json", "Push Hook", "push", None),
         ("tag_push.json", "Tag Push Hook", "tag_push", None),
+        (
+            "access_token.expiring.json",
+            "Resource Access Token Hook",
+            "access_token",
+            None,
+        ),
+        (
+            "deployment.success.json",
+            "Deployment Hook",
+            "deployment",
+            None,
+        ),
+        (
+            "feature_flag.json",
+            "Feature Flag Hook",
+            "feature_flag",
+            None,
+        ),
+        (
+            "member.user_add_to_group.json",
+            "Member Hook",
+            "member",
+            None,
+        ),
+        ("release.create.json", "Release Hook", "release", None),
+        (
+            "subgroup.subgroup_create.json",
+            "Subgroup Hook",
+            "subgroup",
+            None,
+        ),
+        (
+            "wiki_page.create.json",
+            "Wiki Page Hook",
+            "wiki_page",
+            Some("create"),
+        ),
     ];
 
     fn deliver(body: &[u8], hook: &str) -> Result<Decoded, DecodeError> {

@@ -359,6 +359,13 @@ mod tests {
             ("pipeline", "Pipeline Hook"),
             ("push", "Push Hook"),
             ("tag_push", "Tag Push Hook"),
+            ("access_token", "Resource Access Token Hook"),
+            ("deployment", "Deployment Hook"),
+            ("feature_flag", "Feature Flag Hook"),
+            ("member", "Member Hook"),
+            ("release", "Release Hook"),
+            ("subgroup", "Subgroup Hook"),
+            ("wiki_page", "Wiki Page Hook"),
         ];
         for file in fixture_names("gitlab") {
             let hook = hooks

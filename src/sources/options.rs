@@ -212,11 +212,13 @@ impl SeverityImportance {
 }
 
 impl Default for SeverityImportance {
-    /// `critical=5,error=4,warning=4,info=2`.
+    /// `critical=5,page=5,major=4,error=4,warning=4,info=2`.
     fn default() -> Self {
         let entry = |name: &str, level| (name.to_owned(), Importance::new(level));
         let entries = [
             entry("critical", 5),
+            entry("page", 5),
+            entry("major", 4),
             entry("error", 4),
             entry("warning", 4),
             entry("info", 2),
@@ -328,7 +330,7 @@ mod tests {
 
     #[test]
     fn severity_default_is_the_documented_mapping() {
-        let parsed: SeverityImportance = "critical=5,error=4,warning=4,info=2"
+        let parsed: SeverityImportance = "critical=5,page=5,major=4,error=4,warning=4,info=2"
             .parse()
             .expect("the default text parses");
         assert_eq!(parsed, SeverityImportance::default());
@@ -340,6 +342,13 @@ mod tests {
         assert_eq!(mapping.get("CRITICAL").map(Importance::get), Some(5));
         assert_eq!(mapping.get("Info").map(Importance::get), Some(2));
         assert_eq!(mapping.get("debug"), None);
+    }
+
+    #[test]
+    fn severity_default_maps_page_and_major() {
+        let mapping = SeverityImportance::default();
+        assert_eq!(mapping.get("page").map(Importance::get), Some(5));
+        assert_eq!(mapping.get("major").map(Importance::get), Some(4));
     }
 
     #[test]

@@ -45,6 +45,13 @@ pub fn gitlab_hook(file: &str) -> &'static str {
         "pipeline" => "Pipeline Hook",
         "push" => "Push Hook",
         "tag_push" => "Tag Push Hook",
+        "access_token" => "Resource Access Token Hook",
+        "deployment" => "Deployment Hook",
+        "feature_flag" => "Feature Flag Hook",
+        "member" => "Member Hook",
+        "release" => "Release Hook",
+        "subgroup" => "Subgroup Hook",
+        "wiki_page" => "Wiki Page Hook",
         other => panic!("no X-Gitlab-Event known for {other} ({file}); add it to gitlab_hook"),
     }
 }

@@ -15,9 +15,13 @@ use serde_json::Value;
 type HelperFn = fn(&[&Value]) -> Result<Value, String>;
 
 /// Every helper this module adds, by the name templates call it.
-const HELPERS: [(&str, HelperFn); 23] = [
+const HELPERS: [(&str, HelperFn); 27] = [
     ("default", text::default),
     ("truncate", text::truncate),
+    ("fit", text::fit),
+    ("humanize", text::humanize),
+    ("wrap", text::wrap),
+    ("pick", text::pick),
     ("upper", text::upper),
     ("lower", text::lower),
     ("first_line", text::first_line),

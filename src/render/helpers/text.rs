@@ -34,6 +34,81 @@ pub(super) fn truncate(args: &[&Value]) -> Result<Value, String> {
     Ok(Value::String(format!("{}…", kept.trim_end())))
 }
 
+/// `{{humanize action}}`: a machine name in words: `converted_to_draft` is `converted to draft`,
+/// `DetailedStatus` is unchanged but for its underscores and dashes.
+pub(super) fn humanize(args: &[&Value]) -> Result<Value, String> {
+    let text = as_text(arg(args, 0)).replace(['_', '-'], " ");
+    Ok(Value::String(
+        text.split_whitespace().collect::<Vec<_>>().join(" "),
+    ))
+}
+
+/// `{{fit 60 "PR opened: " repository.full_name "#" number " " title}}`: the parts joined, at most
+/// that many characters: while too long, the longest part is cut (ending in `…`), so the name of
+/// the object survives and its long free text gives way.
+pub(super) fn fit(args: &[&Value]) -> Result<Value, String> {
+    let limit = as_count(arg(args, 0), "the length")?;
+    let mut parts: Vec<String> = args.iter().skip(1).map(|part| as_text(part)).collect();
+    let count = |parts: &[String]| parts.iter().map(|part| part.chars().count()).sum::<usize>();
+    while count(&parts) > limit {
+        let excess = count(&parts) - limit;
+        let Some((index, longest)) = parts
+            .iter()
+            .map(|part| part.chars().count())
+            .enumerate()
+            .max_by_key(|(index, length)| (*length, usize::MAX - index))
+        else {
+            break;
+        };
+        if longest <= 1 {
+            break;
+        }
+        let keep = longest.saturating_sub(excess).max(1);
+        let part = &parts[index];
+        // ` (a long branch)` is cut inside its brackets: ` (a long…)`.
+        let closing = part
+            .strip_suffix(')')
+            .filter(|inner| inner.contains('(') && keep > 3);
+        parts[index] = match closing {
+            Some(inner) => {
+                let cut = truncate(&[&Value::String(inner.to_owned()), &Value::from(keep - 1)])?;
+                format!("{})", as_text(&cut))
+            }
+            None => as_text(&truncate(&[
+                &Value::String(part.clone()),
+                &Value::from(keep),
+            ])?),
+        };
+    }
+    let joined: String = parts.concat();
+    let shown: String = joined.chars().take(limit).collect();
+    Ok(Value::String(shown.trim_end().to_owned()))
+}
+
+/// `{{wrap "#" number}}`, `{{wrap " (" branch ")"}}`: the value between the texts around it, or
+/// nothing at all when the value is missing or empty, so no `#` or `()` is left alone.
+pub(super) fn wrap(args: &[&Value]) -> Result<Value, String> {
+    let value = as_text(arg(args, 1));
+    if value.trim().is_empty() {
+        return Ok(Value::String(String::new()));
+    }
+    let (before, after) = (as_text(arg(args, 0)), as_text(arg(args, 2)));
+    Ok(Value::String(format!("{before}{value}{after}")))
+}
+
+/// `{{pick conclusion "success" "Passed" "failure" "FAILED" "Finished"}}`: the text paired with
+/// the first key equal to the value; the last argument, when unpaired, is the fallback.
+pub(super) fn pick(args: &[&Value]) -> Result<Value, String> {
+    let value = as_text(arg(args, 0));
+    let choices = args.get(1..).unwrap_or_default();
+    let found = choices
+        .chunks_exact(2)
+        .find(|pair| as_text(pair[0]) == value)
+        .map(|pair| pair[1]);
+    let fallback = choices.chunks_exact(2).remainder().first().copied();
+    Ok(found.or(fallback).cloned().unwrap_or(Value::Null))
+}
+
 /// `{{upper text}}`: upper case.
 pub(super) fn upper(args: &[&Value]) -> Result<Value, String> {
     Ok(Value::String(as_text(arg(args, 0)).to_uppercase()))
@@ -76,9 +151,12 @@ pub(super) fn starts_with(args: &[&Value]) -> Result<Value, String> {
 }
 
 /// `{{pluralize n "commit"}}` is `1 commit` or `3 commits`; a third argument gives the plural
-/// when adding `s` is wrong (`{{pluralize n "entry" "entries"}}`).
+/// when adding `s` is wrong (`{{pluralize n "entry" "entries"}}`). A missing count renders empty.
 pub(super) fn pluralize(args: &[&Value]) -> Result<Value, String> {
     let count = arg(args, 0);
+    if count.is_null() {
+        return Ok(Value::String(String::new()));
+    }
     let number =
         as_number(count).ok_or_else(|| format!("the count must be a number, not {count}"))?;
     let singular = arg(args, 1)
@@ -200,6 +278,66 @@ mod tests {
     }
 
     #[test]
+    fn humanize_turns_machine_names_into_words() {
+        let data = json!({"a": "converted_to_draft", "b": "in-progress", "c": "opened"});
+        assert_eq!(
+            ok(
+                "{{humanize a}}|{{humanize b}}|{{humanize c}}|{{humanize missing}}",
+                &data
+            ),
+            "converted to draft|in progress|opened|"
+        );
+    }
+
+    #[test]
+    fn fit_cuts_the_longest_part_first() {
+        let data = json!({"repo": "octo/hello", "title": "A very long pull request title indeed"});
+        assert_eq!(
+            ok("{{fit 30 \"PR: \" repo \"#\" 12 \" \" title}}", &data),
+            "PR: octo/hello#12 A very long…"
+        );
+        assert_eq!(
+            ok("{{fit 80 \"PR: \" repo \"#\" 12 \" \" title}}", &data),
+            "PR: octo/hello#12 A very long pull request title indeed"
+        );
+        assert_eq!(ok("[{{fit 10 missing}}]", &data), "[]");
+        assert!(render("{{fit \"x\" repo}}", &data).is_err());
+    }
+
+    #[test]
+    fn wrap_puts_text_around_a_value_only_when_there_is_one() {
+        let data = json!({"n": 12, "b": "main", "e": ""});
+        assert_eq!(
+            ok(
+                "{{wrap \"#\" n}}|{{wrap \" (\" b \")\"}}|{{wrap \"(\" e \")\"}}|{{wrap \"#\" missing}}",
+                &data
+            ),
+            "#12| (main)||"
+        );
+    }
+
+    #[test]
+    fn pick_chooses_the_text_paired_with_the_value() {
+        let template = "{{pick c \"success\" \"Passed\" \"failure\" \"FAILED\" \"Finished\"}}";
+        assert_eq!(ok(template, &json!({"c": "failure"})), "FAILED");
+        assert_eq!(ok(template, &json!({"c": "neutral"})), "Finished");
+        assert_eq!(ok(template, &json!({})), "Finished");
+        assert_eq!(ok("[{{pick c \"a\" \"A\"}}]", &json!({"c": "b"})), "[]");
+    }
+
+    #[test]
+    fn fit_cuts_inside_brackets_and_keeps_them_closed() {
+        let data = json!({"branch": "a-very-long-branch-name-indeed"});
+        assert_eq!(
+            ok(
+                "{{fit 24 \"FAILED: job\" (wrap \" (\" branch \")\")}}",
+                &data
+            ),
+            "FAILED: job (a-very-lo…)"
+        );
+    }
+
+    #[test]
     fn upper_and_lower_change_case_and_render_other_values_as_text() {
         let data = json!({"s": "Firing", "n": 3});
         assert_eq!(
@@ -249,6 +387,7 @@ mod tests {
             ok("{{pluralize n \"commit\"}}", &json!({"n": "1"})),
             "1 commit"
         );
+        assert_eq!(ok("[{{pluralize n \"commit\"}}]", &json!({})), "[]");
     }
 
     #[test]
