@@ -212,6 +212,26 @@ impl Settings {
     }
 }
 
+/// `PUSHJET_BRIDGE_LISTEN` alone (the env file included), for `healthcheck`, which must find the
+/// service even where the rest of the configuration cannot be read.
+pub fn listen_from_env() -> Option<String> {
+    single_from_env("PUSHJET_BRIDGE_LISTEN")
+}
+
+/// `PUSHJET_BRIDGE_TEMPLATES_DIR` alone (the env file included), for `check`, which checks the
+/// templates even when the rest of the configuration is invalid.
+pub fn templates_dir_from_env() -> Option<PathBuf> {
+    single_from_env("PUSHJET_BRIDGE_TEMPLATES_DIR").map(PathBuf::from)
+}
+
+fn single_from_env(name: &str) -> Option<String> {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    Vars::with_env_file(&vars)
+        .ok()?
+        .get(name)
+        .filter(|value| !value.trim().is_empty())
+}
+
 fn read_server(global: &GlobalVars, problems: &mut Problems) -> ServerSettings {
     ServerSettings {
         listen: problems.parse(

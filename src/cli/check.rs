@@ -64,7 +64,7 @@ pub fn run() -> CheckReport {
     let templates_dir = settings
         .as_ref()
         .and_then(|settings| settings.templates_dir.clone())
-        .or_else(|| std::env::var_os("PUSHJET_BRIDGE_TEMPLATES_DIR").map(Into::into));
+        .or_else(crate::config::templates_dir_from_env);
     let renderer = match Renderer::load(templates_dir.as_deref()) {
         Ok(renderer) => renderer,
         Err(error) => {

@@ -50,7 +50,7 @@ pub fn default_url(listen: Option<&str>) -> String {
 pub async fn run(args: HealthcheckArgs) -> Result<String, HealthcheckError> {
     let url = args
         .url
-        .unwrap_or_else(|| default_url(std::env::var("PUSHJET_BRIDGE_LISTEN").ok().as_deref()));
+        .unwrap_or_else(|| default_url(crate::config::listen_from_env().as_deref()));
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(args.timeout))
         .finish();

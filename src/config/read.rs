@@ -37,6 +37,11 @@ impl Vars {
         Ok(Self(merged))
     }
 
+    /// The value of one variable.
+    pub(super) fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+
     /// The variables whose names start with `prefix`, as the fields of `T` (envy, the prefix
     /// removed and the rest lower-cased).
     pub(super) fn section<T: DeserializeOwned>(
