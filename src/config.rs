@@ -302,13 +302,11 @@ fn read_limits(global: &GlobalVars, vars: &Vars, problems: &mut Problems) -> Lim
 
 fn read_tokens(global: GlobalVars, problems: &mut Problems) -> Tokens {
     let admin = problems
-        .secret(
+        .optional_token(
             "PUSHJET_BRIDGE_ADMIN_TOKEN",
             global.admin_token,
             global.admin_token_file,
         )
-        .filter(|token| !token.is_empty())
-        .map(|token| Secret::new(&token))
         .filter(|token| {
             let long_enough = token.char_count() >= ADMIN_TOKEN_MIN_CHARS;
             if !long_enough {
@@ -319,14 +317,11 @@ fn read_tokens(global: GlobalVars, problems: &mut Problems) -> Tokens {
             }
             long_enough
         });
-    let metrics = problems
-        .secret(
-            "PUSHJET_BRIDGE_METRICS_TOKEN",
-            global.metrics_token,
-            global.metrics_token_file,
-        )
-        .filter(|token| !token.is_empty())
-        .map(|token| Secret::new(&token));
+    let metrics = problems.optional_token(
+        "PUSHJET_BRIDGE_METRICS_TOKEN",
+        global.metrics_token,
+        global.metrics_token_file,
+    );
     Tokens { admin, metrics }
 }
 

@@ -174,14 +174,11 @@ pub(super) fn read(vars: &Vars, problems: &mut Problems) -> (HttpLimits, ApiLimi
             api.max_disk_bytes,
             |raw| parse_count(raw, 1..=u64::MAX),
         ),
-        create_token: problems
-            .secret(
-                &name("PUSHJET_CREATE_TOKEN"),
-                raw.pushjet_create_token,
-                raw.pushjet_create_token_file,
-            )
-            .filter(|token| !token.is_empty())
-            .map(|token| Secret::new(&token)),
+        create_token: problems.optional_token(
+            &name("PUSHJET_CREATE_TOKEN"),
+            raw.pushjet_create_token,
+            raw.pushjet_create_token_file,
+        ),
     };
     (http, api)
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::secret::Secret;
+
 /// The variables settings are read from, one value per name, with those of
 /// `PUSHJET_BRIDGE_ENV_FILE` added (the file's win).
 #[derive(Clone)]
@@ -139,6 +141,18 @@ impl Problems {
             (None, None) => return None,
         };
         Some(raw.trim().to_owned())
+    }
+
+    /// An optional token (`NAME` or `NAME_FILE`, see [`Problems::secret`]); blank means unset.
+    pub(super) fn optional_token(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+        file: Option<PathBuf>,
+    ) -> Option<Secret> {
+        self.secret(name, value, file)
+            .filter(|token| !token.is_empty())
+            .map(|token| Secret::new(&token))
     }
 }
 
