@@ -7,6 +7,7 @@ mod common;
 mod alertmanager;
 mod errors;
 mod fixtures;
+mod formats;
 mod operations;
 mod outbox;
 mod secrets;
