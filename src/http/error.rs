@@ -39,6 +39,9 @@ pub enum HookError {
     /// The body is malformed.
     #[error("{0}")]
     Malformed(DecodeError),
+    /// A protocol adapter (ntfy, Gotify) found a parameter it cannot use; the text says which.
+    #[error("{0}")]
+    InvalidParameter(String),
     /// Pushjet failed or could not be reached; trying again later may work.
     #[error("Pushjet did not take the notification: {0}")]
     Upstream(PushjetError),
@@ -86,7 +89,7 @@ impl HookError {
             Self::Unauthorized(_) => "auth",
             Self::TooLarge { .. } => "size",
             Self::UnsupportedMediaType(_) => "content_type",
-            Self::Incomplete(_) | Self::Malformed(_) => "malformed",
+            Self::Incomplete(_) | Self::Malformed(_) | Self::InvalidParameter(_) => "malformed",
             Self::Unavailable(_) => "unavailable",
             Self::Upstream(_) | Self::UpstreamRefused { .. } => "upstream",
         }
@@ -99,7 +102,9 @@ impl ResponseError for HookError {
             Self::UnknownRoute(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Incomplete(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Incomplete(_) | Self::Malformed(_) | Self::InvalidParameter(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamRefused { .. } => StatusCode::FAILED_DEPENDENCY,

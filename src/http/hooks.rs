@@ -16,9 +16,10 @@ use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
 use crate::reload::SharedBridge;
 use crate::routes::{DeliveryMode, Route, RouteName};
+use crate::sources::SourceKind;
 
 /// Reads the body up to `limit` bytes; a larger one is refused as soon as it is known.
-async fn read_body(
+pub(crate) async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -59,7 +60,7 @@ async fn prepare(
 }
 
 /// The route a path names, or the 404 that says so.
-fn find_route<'b>(bridge: &'b Bridge, route_name: &str) -> Result<&'b Route, HookError> {
+pub(crate) fn find_route<'b>(bridge: &'b Bridge, route_name: &str) -> Result<&'b Route, HookError> {
     bridge
         .routes
         .get(route_name)
@@ -80,7 +81,7 @@ pub async fn preview(
 }
 
 /// What happened to an accepted webhook's notifications.
-enum Handed {
+pub(crate) enum Handed {
     /// Nothing to send: filtered, or every template skipped.
     Nothing,
     /// Stored in the outbox with these ids.
@@ -92,13 +93,18 @@ enum Handed {
 }
 
 /// An accepted webhook: what it turned into and where its notifications went.
-struct Accepted<'r> {
+pub(crate) struct Accepted<'r> {
     route: &'r RouteName,
     prepared: Prepared,
     handed: Handed,
 }
 
 impl Accepted<'_> {
+    /// Where its notifications went.
+    pub(crate) fn handed(&self) -> &Handed {
+        &self.handed
+    }
+
     /// The word the log line uses for the outcome.
     fn outcome(&self) -> &'static str {
         match self.handed {
@@ -179,6 +185,29 @@ async fn accept<'r>(
     api: &Api,
 ) -> Result<Accepted<'r>, HookError> {
     let prepared = prepare(request, route, payload, bridge).await?;
+    hand_over_prepared(route, prepared, outbox, api).await
+}
+
+/// Runs a request a protocol adapter (ntfy, Gotify) turned into `source`'s shape through the
+/// pipeline as a webhook of `route`, and hands its notifications over as `/hooks` does.
+pub(crate) async fn accept_adapted<'r>(
+    route: &'r Route,
+    inbound: Inbound<'_>,
+    source: SourceKind,
+    bridge: &Bridge,
+    outbox: &Outbox,
+    api: &Api,
+) -> Result<Accepted<'r>, HookError> {
+    let prepared = bridge.prepare_as(route, inbound, source)?;
+    hand_over_prepared(route, prepared, outbox, api).await
+}
+
+async fn hand_over_prepared<'r>(
+    route: &'r Route,
+    prepared: Prepared,
+    outbox: &Outbox,
+    api: &Api,
+) -> Result<Accepted<'r>, HookError> {
     let handed = hand_over(route, &prepared, outbox, api).await?;
     Ok(Accepted {
         route: &route.name,
@@ -188,7 +217,7 @@ async fn accept<'r>(
 }
 
 /// Logs one line for the webhook and counts it in the metrics.
-fn observe(
+pub(crate) fn observe(
     metrics: &Metrics,
     request: &HttpRequest,
     route: Option<&RouteName>,

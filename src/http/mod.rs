@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod error;
+pub mod gotify;
 pub mod health;
 pub mod hooks;
 pub mod metrics;
+pub mod ntfy;
 pub mod request_id;

@@ -10,6 +10,7 @@ mod fixtures;
 mod formats;
 mod operations;
 mod outbox;
+mod publish;
 mod secrets;
 mod signatures;
 mod snapshots;
