@@ -5,6 +5,8 @@
 mod common;
 
 mod alertmanager;
+mod alertmanager_chat;
+mod apprise;
 mod errors;
 mod fixtures;
 mod formats;

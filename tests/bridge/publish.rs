@@ -13,14 +13,14 @@ use crate::common::{
     spawn_app_with_routes,
 };
 
-const TOKEN: &str = "ntfy-and-gotify-token-1";
+pub const TOKEN: &str = "ntfy-and-gotify-token-1";
 const OTHER_TOKEN: &str = "a-second-route-token-22";
-const USER: &str = "uptime";
-const PASSWORD: &str = "kuma:pass";
+pub const USER: &str = "uptime";
+pub const PASSWORD: &str = "kuma:pass";
 
 /// Routes `ops` (a token), `home` (basic auth), `other` (another token) and `open` (no
 /// authentication), all to one service, with bodies over 4 KiB refused.
-async fn app() -> RoutedApp {
+pub async fn app() -> RoutedApp {
     let basic = format!("{USER}:{PASSWORD}");
     spawn_app_with_routes(&[
         ("PUSHJET_BRIDGE_ROUTES", "ops,home,other,open"),
