@@ -299,3 +299,27 @@ async fn apprise_pushjet_posts_at_the_root_and_under_pushjet_with_a_json_body() 
     .await;
     assert_eq!(wrong.status, 404, "{}", wrong.text);
 }
+
+/// Sonarr's and Radarr's ntfy connection: `POST /<topic>` with the message in `X-Message` and an
+/// empty body, a numeric `X-Priority` and an access token.
+#[actix_web::test]
+async fn ntfy_message_in_a_header_as_the_arr_apps_send_it() {
+    let app = app().await;
+    let auth = bearer();
+    let answer = post(
+        &app.url("/ops"),
+        &[
+            ("Authorization", &auth),
+            ("X-Title", "Sonarr - Test Notification"),
+            ("X-Message", "This is a test message from Sonarr"),
+            ("X-Priority", "2"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let message = expect_one_message(&app.device).await;
+    assert_eq!(message.title.as_deref(), Some("Sonarr - Test Notification"));
+    assert_eq!(message.message, "This is a test message from Sonarr");
+    assert_eq!(message.importance.get(), 2);
+}
