@@ -160,6 +160,7 @@ mod tests {
                 }),
                 400,
             ),
+            (HookError::InvalidParameter("priority".into()), 400),
             (
                 HookError::Upstream(PushjetError::RateLimited { retry_after: None }),
                 502,

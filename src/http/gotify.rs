@@ -2,8 +2,8 @@
 //! Apprise's `pjet://` plugin. See `docs/ntfy-gotify.md`.
 //!
 //! **Gotify.** The application token (`?token=`, else `X-Gotify-Key`, else
-//! `Authorization: Bearer`) names the route whose `TOKEN` it is; a missing token, or one no route
-//! has, is a 401 that does not say which. The fields `title`, `message` (required) and `priority`
+//! `Authorization: Bearer`) names the route whose `TOKEN` it is (the first by name when routes
+//! share a token); a missing token, or one no route has, is a 401 that does not say which. The fields `title`, `message` (required) and `priority`
 //! come as JSON, as a form, or in the query string; `extras` only in JSON, where
 //! `extras["client::notification"].click.url` is the link. The message goes through the pipeline
 //! as a webhook of the route (source `gotify`, so `templates/gotify/` renders it, the priority
