@@ -22,7 +22,7 @@ use super::{DecodeError, Decoded, SourceKind, SourceOptions};
 use crate::pushjet::Importance;
 
 /// The importance of a Gotify priority (0–10); `None` outside that range.
-pub fn importance(priority: i64) -> Option<Importance> {
+fn importance(priority: i64) -> Option<Importance> {
     let level = match priority {
         0 => 1,
         1..=3 => 2,

@@ -69,7 +69,6 @@ use serde_json::{Map, Value};
 use crate::pushjet::Importance;
 use body::Body;
 
-pub use gotify::importance as gotify_importance;
 pub use ntfy::{InvalidPriority, parse_priority as parse_ntfy_priority};
 pub use options::{
     AlertGrouping, OptionError, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
