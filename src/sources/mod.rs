@@ -18,7 +18,7 @@
 //! - **alertmanager, grafana**: see *Alerts* below.
 //! - **slack (and Mattermost), discord, teams, apprise, ntfy, gotify**: `title`, `message` and
 //!   `link` read from the format (strings, empty when not given) and `payload` (the body as
-//!   sent); see each module and [`chat`]. A red colour (Slack's `danger`) raises the importance to
+//!   sent); see each module and `chat.rs`. A red colour (Slack's `danger`) raises the importance to
 //!   4; Apprise's type, ntfy's and Gotify's priority set it.
 //! - **generic**: `title`, `message`, `link`, `importance` (strings, empty when not given),
 //!   `summary` (readable `key: value` lines of the other fields) and `payload` (the body as sent);
