@@ -261,13 +261,7 @@ fn parameters(
         insert_priority(&mut message, &priority)?;
     }
     if let Some(tags) = get(&TAGS)? {
-        let tags: Vec<Value> = tags
-            .split(',')
-            .map(str::trim)
-            .filter(|tag| !tag.is_empty())
-            .map(Value::from)
-            .collect();
-        message.insert("tags".into(), tags.into());
+        message.insert("tags".into(), split_tags(&tags).into());
     }
     for (param, key) in [(&CLICK, "click"), (&ICON, "icon")] {
         if let Some(value) = get(param)? {
@@ -282,6 +276,15 @@ fn parameters(
         message.insert("markdown".into(), on.into());
     }
     Ok(message)
+}
+
+/// Comma-separated tags as a list.
+fn split_tags(tags: &str) -> Vec<Value> {
+    tags.split(',')
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty())
+        .map(Value::from)
+        .collect()
 }
 
 /// Checks a priority and stores it as ntfy's number; empty or `0` sets none.
@@ -354,6 +357,9 @@ fn merge_json(message: &mut Map<String, Value>, json: Map<String, Value>) -> Res
             ("priority", Value::String(word)) => insert_priority(message, &word)?,
             ("actions", Value::String(short)) => {
                 message.insert(key, parse_actions(&short)?.into());
+            }
+            ("tags", Value::String(tags)) => {
+                message.insert(key, split_tags(&tags).into());
             }
             ("topic", _) | (_, Value::Null) => {}
             (_, value) => {
@@ -494,13 +500,13 @@ mod tests {
         )
         .expect("valid");
         let json = json_message(
-            br#"{"topic":"ops","title":"Backup failed","message":"db-1","tags":["x"]}"#,
+            br#"{"topic":"ops","title":"Backup failed","message":"db-1","tags":"x, y"}"#,
         )
         .expect("JSON message");
         merge_json(&mut message, json).expect("merges");
         assert_eq!(
             Value::Object(message),
-            json!({"title": "Backup failed", "message": "db-1", "priority": 5, "tags": ["x"]})
+            json!({"title": "Backup failed", "message": "db-1", "priority": 5, "tags": ["x", "y"]})
         );
         assert!(json_message(b"not json").is_err());
         assert!(json_message(b"[1]").is_err());
