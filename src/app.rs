@@ -155,11 +155,13 @@ impl Application {
                 .configure(http::admin::configure)
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
-                .configure(move |config| {
-                    if let Some(store) = store {
-                        config.service(pushjet_server::scope(store, api_guard));
+                .configure(|config| {
+                    if let Some(store) = store.clone() {
+                        config.service(pushjet_server::scope(store, api_guard.clone()));
                     }
                 })
+                .service(http::gotify::message_resource(store))
+                .configure(http::ntfy::configure)
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .workers(workers)

@@ -9,7 +9,7 @@ use crate::notification::{Assembled, assemble};
 use crate::pushjet::{Importance, NewMessage, Title};
 use crate::render::{RenderedFields, Renderer, TemplateContext};
 use crate::routes::{Route, Routes};
-use crate::sources::{self, DecodeError, Decoded, SourceOptions};
+use crate::sources::{self, DecodeError, Decoded, SourceKind, SourceOptions, SourceSetting};
 use crate::verify::AuthError;
 
 /// The configuration in force for webhooks: routes, templates and limits. Built once at start-up
@@ -109,11 +109,34 @@ pub struct RenderOptions<'a> {
 impl Bridge {
     /// Runs a webhook through the line: authenticate against `route`, decode, filter, render.
     pub fn prepare(&self, route: &Route, inbound: Inbound<'_>) -> Result<Prepared, PipelineError> {
+        self.prepare_with(route, inbound, &route.source)
+    }
+
+    /// [`Self::prepare`] for a body in the shape of `source` whatever the route's `SOURCE`: what
+    /// the protocol adapters (ntfy, Gotify) hand over after turning a request into that shape.
+    pub fn prepare_as(
+        &self,
+        route: &Route,
+        inbound: Inbound<'_>,
+        source: SourceKind,
+    ) -> Result<Prepared, PipelineError> {
+        let options = SourceOptions {
+            setting: SourceSetting::Fixed(source),
+            ..route.source.clone()
+        };
+        self.prepare_with(route, inbound, &options)
+    }
+
+    fn prepare_with(
+        &self,
+        route: &Route,
+        inbound: Inbound<'_>,
+        options: &SourceOptions,
+    ) -> Result<Prepared, PipelineError> {
         route
             .auth
             .verify(inbound.headers, inbound.query, inbound.body)?;
-        let mut decoded =
-            sources::decode(inbound.headers, inbound.query, inbound.body, &route.source)?;
+        let mut decoded = sources::decode(inbound.headers, inbound.query, inbound.body, options)?;
         let filtered = (!route.sends(&decoded.event, decoded.action.as_deref()))
             .then(|| filter_reason(route, &decoded));
         let notifications = if filtered.is_some() {

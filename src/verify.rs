@@ -157,6 +157,14 @@ impl InboundAuth {
         Ok(Self { verifiers })
     }
 
+    /// Whether this route has a token and `candidate` is it (compared in constant time): how the
+    /// Gotify endpoint finds the route an application token names.
+    pub fn has_token(&self, candidate: &str) -> bool {
+        self.verifiers
+            .iter()
+            .any(|verifier| matches!(verifier, Verifier::Token(token) if token.matches(candidate.as_bytes())))
+    }
+
     /// True when no method is configured, so every request is accepted.
     pub fn is_open(&self) -> bool {
         self.verifiers.is_empty()

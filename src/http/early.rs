@@ -20,6 +20,12 @@ pub fn check_headers(request: &HttpRequest, route: &Route, limit: usize) -> Resu
         error @ DecodeError::UnsupportedContentType(_) => HookError::UnsupportedMediaType(error),
         other => HookError::Malformed(other),
     })?;
+    check_body_headers(request, limit)
+}
+
+/// Refuses a body that could not be read whatever the endpoint: an unknown content encoding or a
+/// declared length over `limit`.
+pub fn check_body_headers(request: &HttpRequest, limit: usize) -> Result<(), HookError> {
     encoding::check(request.headers())?;
     let declared = request
         .headers()

@@ -52,6 +52,9 @@ pub enum HookError {
     /// The body is malformed.
     #[error("{0}")]
     Malformed(DecodeError),
+    /// A protocol adapter (ntfy, Gotify) found a parameter it cannot use; the text says which.
+    #[error("{0}")]
+    InvalidParameter(String),
     /// Pushjet failed or could not be reached; trying again later may work.
     #[error("Pushjet did not take the notification: {0}")]
     Upstream(PushjetError),
@@ -117,7 +120,7 @@ impl HookError {
             }
             Self::Encoding(EncodingError::TooLarge { .. }) => "size",
             Self::Encoding(EncodingError::Corrupt { .. }) => "malformed",
-            Self::Incomplete(_) | Self::Malformed(_) => "malformed",
+            Self::Incomplete(_) | Self::Malformed(_) | Self::InvalidParameter(_) => "malformed",
             Self::Unavailable(_) | Self::Busy => "unavailable",
             Self::TimedOut => "timeout",
             Self::Upstream(_) | Self::UpstreamRefused { .. } => "upstream",
@@ -131,7 +134,9 @@ impl ResponseError for HookError {
             Self::UnknownRoute(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Incomplete(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Incomplete(_) | Self::Malformed(_) | Self::InvalidParameter(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnsupportedMediaType(_) | Self::Encoding(EncodingError::Unsupported(_)) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -202,6 +207,7 @@ mod tests {
                 }),
                 400,
             ),
+            (HookError::InvalidParameter("priority".into()), 400),
             (
                 HookError::Upstream(PushjetError::RateLimited { retry_after: None }),
                 502,

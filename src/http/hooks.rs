@@ -18,6 +18,7 @@ use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
 use crate::reload::SharedBridge;
 use crate::routes::{DeliveryMode, Route, RouteName};
+use crate::sources::SourceKind;
 
 /// Reads the body up to `limit` bytes (its declared length was checked with the headers). The
 /// buffer grows with what arrives, never to what a client merely declares.
@@ -41,6 +42,29 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body.freeze())
 }
 
+/// Reads a body whose headers passed their checks, at most `limit` bytes, decoded when it has a
+/// `Content-Encoding`.
+async fn read_decoded_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, HookError> {
+    let body = read_body(payload, limit).await?;
+    Ok(encoding::decode(request.headers(), body, limit)?)
+}
+
+/// Reads the body of a request a protocol adapter (ntfy, Gotify) authenticates itself: refused
+/// from its headers when its encoding or declared length cannot be read, then as `/hooks` reads
+/// one.
+pub(crate) async fn read_adapted_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, HookError> {
+    early::check_body_headers(request, limit)?;
+    read_decoded_body(request, payload, limit).await
+}
+
 /// Reads the body and runs the pipeline for `route`.
 async fn prepare(
     request: &HttpRequest,
@@ -49,8 +73,7 @@ async fn prepare(
     bridge: &Bridge,
 ) -> Result<Prepared, HookError> {
     early::check_headers(request, route, bridge.max_body_bytes)?;
-    let body = read_body(payload, bridge.max_body_bytes).await?;
-    let body = encoding::decode(request.headers(), body, bridge.max_body_bytes)?;
+    let body = read_decoded_body(request, payload, bridge.max_body_bytes).await?;
     let inbound = Inbound {
         headers: request.headers(),
         query: request.query_string(),
@@ -60,7 +83,7 @@ async fn prepare(
 }
 
 /// The route a path names, or the 404 that says so.
-fn find_route<'b>(bridge: &'b Bridge, route_name: &str) -> Result<&'b Route, HookError> {
+pub(crate) fn find_route<'b>(bridge: &'b Bridge, route_name: &str) -> Result<&'b Route, HookError> {
     bridge
         .routes
         .get(route_name)
@@ -80,8 +103,17 @@ pub async fn preview(
     Ok(HttpResponse::Ok().json(json!({ "route": route.name, "preview": prepared })))
 }
 
+/// Where accepted notifications go: the outbox, or Pushjet directly for `sync` routes (each
+/// request timed in the metrics).
+#[derive(Clone, Copy)]
+pub(crate) struct Handoff<'a> {
+    pub(crate) outbox: &'a Outbox,
+    pub(crate) api: &'a Api,
+    pub(crate) metrics: &'a Metrics,
+}
+
 /// What happened to an accepted webhook's notifications.
-enum Handed {
+pub(crate) enum Handed {
     /// Nothing to send: filtered, or every template skipped.
     Nothing,
     /// Stored in the outbox with these ids.
@@ -93,13 +125,18 @@ enum Handed {
 }
 
 /// An accepted webhook: what it turned into and where its notifications went.
-struct Accepted<'r> {
+pub(crate) struct Accepted<'r> {
     route: &'r RouteName,
     prepared: Prepared,
     handed: Handed,
 }
 
 impl Accepted<'_> {
+    /// Where its notifications went.
+    pub(crate) fn handed(&self) -> &Handed {
+        &self.handed
+    }
+
     /// The word the log line uses for the outcome.
     fn outcome(&self) -> &'static str {
         match self.handed {
@@ -162,7 +199,18 @@ pub async fn receive(
     let (route, outcome) = match find_route(&bridge, &route_name) {
         Ok(route) => (
             Some(&route.name),
-            accept(&request, route, payload, &bridge, &outbox, &api, &metrics).await,
+            accept(
+                &request,
+                route,
+                payload,
+                &bridge,
+                Handoff {
+                    outbox: &outbox,
+                    api: &api,
+                    metrics: &metrics,
+                },
+            )
+            .await,
         ),
         Err(error) => (None, Err(error)),
     };
@@ -176,12 +224,31 @@ async fn accept<'r>(
     route: &'r Route,
     payload: web::Payload,
     bridge: &Bridge,
-    outbox: &Outbox,
-    api: &Api,
-    metrics: &Metrics,
+    handoff: Handoff<'_>,
 ) -> Result<Accepted<'r>, HookError> {
     let prepared = prepare(request, route, payload, bridge).await?;
-    let handed = hand_over(route, &prepared, outbox, api, metrics).await?;
+    hand_over_prepared(route, prepared, handoff).await
+}
+
+/// Runs a request a protocol adapter (ntfy, Gotify) turned into `source`'s shape through the
+/// pipeline as a webhook of `route`, and hands its notifications over as `/hooks` does.
+pub(crate) async fn accept_adapted<'r>(
+    route: &'r Route,
+    inbound: Inbound<'_>,
+    source: SourceKind,
+    bridge: &Bridge,
+    handoff: Handoff<'_>,
+) -> Result<Accepted<'r>, HookError> {
+    let prepared = bridge.prepare_as(route, inbound, source)?;
+    hand_over_prepared(route, prepared, handoff).await
+}
+
+async fn hand_over_prepared<'r>(
+    route: &'r Route,
+    prepared: Prepared,
+    handoff: Handoff<'_>,
+) -> Result<Accepted<'r>, HookError> {
+    let handed = hand_over(route, &prepared, handoff).await?;
     Ok(Accepted {
         route: &route.name,
         prepared,
@@ -190,7 +257,7 @@ async fn accept<'r>(
 }
 
 /// Logs one line for the webhook and counts it in the metrics.
-fn observe(
+pub(crate) fn observe(
     metrics: &Metrics,
     request: &HttpRequest,
     route: Option<&RouteName>,
@@ -266,16 +333,15 @@ fn request_id(request: &HttpRequest) -> String {
 async fn hand_over(
     route: &Route,
     prepared: &Prepared,
-    outbox: &Outbox,
-    api: &Api,
-    metrics: &Metrics,
+    handoff: Handoff<'_>,
 ) -> Result<Handed, HookError> {
     let notifications: Vec<NewMessage> = prepared.to_send().cloned().collect();
     if notifications.is_empty() {
         return Ok(Handed::Nothing);
     }
     match route.delivery {
-        DeliveryMode::Queued => match outbox
+        DeliveryMode::Queued => match handoff
+            .outbox
             .enqueue(&route.name, notifications, prepared.dedup_key.clone())
             .await
         {
@@ -283,7 +349,7 @@ async fn hand_over(
             Ok(Enqueued::Duplicate) => Ok(Handed::Duplicate),
             Err(error) => Err(HookError::Unavailable(error)),
         },
-        DeliveryMode::Sync => send_now(api, route, &notifications, metrics)
+        DeliveryMode::Sync => send_now(handoff.api, route, &notifications, handoff.metrics)
             .await
             .map(Handed::Sent),
     }

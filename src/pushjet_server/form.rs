@@ -125,8 +125,11 @@ impl FromRequest for Params {
             }
             let body = read_body(payload, BODY_LIMIT_BYTES).await?;
             let form = match kind {
-                BodyKind::UrlEncoded => parse_urlencoded(&body)
-                    .ok_or(ProtocolError::Malformed("the form body is not UTF-8 text"))?,
+                BodyKind::UrlEncoded => match json_object_fields(&body) {
+                    Some(fields) => fields,
+                    None => parse_urlencoded(&body)
+                        .ok_or(ProtocolError::Malformed("the form body is not UTF-8 text"))?,
+                },
                 BodyKind::Multipart => parse_multipart(&headers, Bytes::from(body)).await?,
                 BodyKind::Ignored => Vec::new(),
             };
@@ -184,6 +187,30 @@ async fn parse_multipart(
         }
     }
     Ok(form)
+}
+
+/// A "form" body that is a JSON object, as Apprise's `pjet://` plugin sends under a form content
+/// type: its text, number and boolean members as fields (null ones left out). `None` for any other
+/// body. The real server would find no fields in it (a deliberate difference, so that Apprise
+/// works).
+fn json_object_fields(body: &[u8]) -> Option<Vec<(String, String)>> {
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    let serde_json::Value::Object(object) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    Some(
+        object
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                serde_json::Value::String(text) => Some((name, text)),
+                serde_json::Value::Number(number) => Some((name, number.to_string())),
+                serde_json::Value::Bool(flag) => Some((name, flag.to_string())),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// Decodes `application/x-www-form-urlencoded` data: pairs split on `&`, name and value on the
@@ -257,6 +284,23 @@ mod tests {
                 ("", "x")
             ])
         );
+    }
+
+    #[test]
+    fn a_json_object_under_a_form_type_gives_its_plain_members() {
+        let fields = json_object_fields(
+            br#" {"message": "db-1 down", "title": "Backup", "link": null, "level": 4, "x": [1]}"#,
+        );
+        assert_eq!(
+            fields,
+            Some(pairs(&[
+                ("level", "4"),
+                ("message", "db-1 down"),
+                ("title", "Backup")
+            ]))
+        );
+        assert_eq!(json_object_fields(b"message=hi"), None);
+        assert_eq!(json_object_fields(b"{not json"), None);
     }
 
     #[test]

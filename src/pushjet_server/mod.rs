@@ -25,7 +25,7 @@
 //! | path | methods |
 //! |---|---|
 //! | `/pushjet/service` | `POST` create, `GET` read, `PATCH` edit, `DELETE` delete |
-//! | `/pushjet/message` | `POST` send, `GET` fetch and mark read, `DELETE` mark all read |
+//! | `/pushjet/message` (also `/pushjet/message/`) | `POST` send, `GET` fetch and mark read, `DELETE` mark all read |
 //! | `/pushjet/subscription` | `POST` subscribe, `GET` list, `DELETE` unsubscribe |
 //! | `/pushjet/` | `GET` → 302 to `http://docs.pushjet.io` |
 //! | `/pushjet/version` | `GET` → this crate's version |
@@ -33,7 +33,9 @@
 //! Parameters come as `application/x-www-form-urlencoded` or `multipart/form-data` bodies (on
 //! every method, `DELETE` and `PATCH` included); `secret`, `service` and `uuid` may also be in the
 //! query string (a non-empty body value wins), every other field only counts in the body. Any other
-//! body (JSON included) is ignored, so its fields are missing.
+//! body is ignored, so its fields are missing; except that a JSON object sent as
+//! `application/x-www-form-urlencoded` (what Apprise's `pjet://` plugin sends, to `/message/` at
+//! the root of the host, which the bridge also serves) gives its plain members as fields.
 //!
 //! Anything else under `/pushjet` is a 404 HTML page (`/gcm` included, as on a server without a
 //! Google key); a known path with another method is a 405 HTML page with an `Allow` header.
@@ -50,6 +52,7 @@
 //! | `GET /version` | first 7 characters of the git commit, or 500 outside a checkout | the crate version, e.g. `0.1.0` |
 //! | key with one trailing newline (`secret=…%0A`) | passes the regex (Python's `$`), then 404 id 6 (or, for a `uuid`, stored with the newline) | malformed: 400 id 1/2/3 |
 //! | `HEAD`, `OPTIONS` | answered by Flask | 405 |
+//! | a JSON object body under the form content type (Apprise's `pjet://`) | no fields: 400 `message` missing | its text, number and boolean members are the fields |
 //! | `/robots.txt`, `/favicon.ico` | static files | 404 (crawlers only read them at the host's root) |
 //! | messages every subscriber has read | deleted after a send and a fetch | also deleted after an unsubscribe (never visible either way) |
 //!
@@ -87,6 +90,12 @@ pub use form::BODY_LIMIT_BYTES;
 pub use limits::ApiGuard;
 pub use store::{DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError, StoreLimits};
 
+/// `POST /message` alone, for mounting where Apprise's `pjet://` plugin posts (the root of the
+/// host); the resource that mounts it must hold the [`Store`] as app data.
+pub fn send_message_route() -> actix_web::Route {
+    web::post().to(handlers::send_message)
+}
+
 /// All endpoints under `/pushjet`, sharing `store`. Request bodies over [`BODY_LIMIT_BYTES`] are
 /// refused with 413, whatever payload limits the surrounding app sets. Writes are rate limited
 /// and creating services may need a token, as the `guard`'s limits say; make the guard once and
@@ -116,7 +125,7 @@ pub fn scope(store: Arc<Store>, guard: ApiGuard) -> impl HttpServiceFactory {
                 .default_service(handlers::method_not_allowed("DELETE, GET, PATCH, POST")),
         )
         .service(
-            web::resource("/message")
+            web::resource(["/message", "/message/"])
                 .route(web::post().to(handlers::send_message))
                 .route(web::get().to(handlers::fetch_messages))
                 .route(web::delete().to(handlers::mark_all_read))

@@ -16,6 +16,10 @@
 //!   `Merge Request Hook` → `merge_request`, when there is none) and its action is
 //!   `object_attributes.action`.
 //! - **alertmanager, grafana**: see *Alerts* below.
+//! - **slack (and Mattermost), discord, teams, apprise, ntfy, gotify**: `title`, `message` and
+//!   `link` read from the format (strings, empty when not given) and `payload` (the body as
+//!   sent); see each module and `chat.rs`. A red colour (Slack's `danger`) raises the importance to
+//!   4; Apprise's type, ntfy's and Gotify's priority set it.
 //! - **generic**: `title`, `message`, `link`, `importance` (strings, empty when not given),
 //!   `summary` (readable `key: value` lines of the other fields) and `payload` (the body as sent);
 //!   event `message`. `bridge.importance` is the sender's importance when it is `1`..`5` or one of
@@ -44,13 +48,20 @@
 
 mod alertmanager;
 mod alerts;
+mod apprise;
 mod body;
+mod chat;
+mod discord;
 mod generic;
 mod gitea;
 mod github;
 mod gitlab;
+mod gotify;
 mod grafana;
+mod ntfy;
 mod options;
+mod slack;
+mod teams;
 
 use actix_web::http::header::HeaderMap;
 use serde_json::{Map, Value};
@@ -59,6 +70,7 @@ use crate::pushjet::Importance;
 use body::Body;
 
 pub use body::check_content_type;
+pub use ntfy::parse_priority as parse_ntfy_priority;
 pub use options::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
     SourceSetting,
@@ -172,11 +184,19 @@ pub fn decode(
         SourceKind::Gitlab => gitlab::decode(headers, body, options),
         SourceKind::Alertmanager => alertmanager::decode(body, options),
         SourceKind::Grafana => grafana::decode(body, options),
+        SourceKind::Slack => slack::decode(headers, body, options),
+        SourceKind::Discord => discord::decode(headers, body, options),
+        SourceKind::Teams => teams::decode(headers, body, options),
+        SourceKind::Apprise => apprise::decode(headers, body, options),
+        SourceKind::Ntfy => ntfy::decode(headers, body, options),
+        SourceKind::Gotify => gotify::decode(headers, body, options),
         SourceKind::Generic => Ok(generic::decode(headers, query, body, options)),
     }
 }
 
-/// Recognises the sender. Gitea and Forgejo come first: they also send `X-GitHub-Event`.
+/// Recognises the sender. Gitea and Forgejo come first: they also send `X-GitHub-Event`. Apprise
+/// and Teams come before Slack: their bodies also have an `attachments` array. ntfy and Gotify
+/// bodies come from their own endpoints, never from recognition.
 fn detect(headers: &HeaderMap, body: &Body) -> SourceKind {
     if gitea::recognises(headers) {
         SourceKind::Gitea
@@ -184,14 +204,30 @@ fn detect(headers: &HeaderMap, body: &Body) -> SourceKind {
         SourceKind::Gitlab
     } else if github::recognises(headers) {
         SourceKind::Github
-    } else if let Body::Json(payload) = body {
-        if alertmanager::recognises(payload) {
-            SourceKind::Alertmanager
-        } else if grafana::recognises(payload) {
-            SourceKind::Grafana
-        } else {
-            SourceKind::Generic
+    } else {
+        match body {
+            Body::Json(payload) => detect_json(payload),
+            Body::Form(fields) if apprise::recognises(fields) => SourceKind::Apprise,
+            Body::Form(_) | Body::Text(_) => SourceKind::Generic,
         }
+    }
+}
+
+/// Recognises a JSON sender by the shape of its payload.
+fn detect_json(payload: &Value) -> SourceKind {
+    let object = payload.as_object();
+    if alertmanager::recognises(payload) {
+        SourceKind::Alertmanager
+    } else if grafana::recognises(payload) {
+        SourceKind::Grafana
+    } else if object.is_some_and(apprise::recognises) {
+        SourceKind::Apprise
+    } else if teams::recognises(payload) {
+        SourceKind::Teams
+    } else if slack::recognises(payload) {
+        SourceKind::Slack
+    } else if discord::recognises(payload) {
+        SourceKind::Discord
     } else {
         SourceKind::Generic
     }

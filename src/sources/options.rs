@@ -11,7 +11,7 @@ use crate::pushjet::Importance;
 pub enum OptionError {
     /// Not one of the known sources.
     #[error(
-        "unknown source {0:?}; use auto, github, gitea, gitlab, alertmanager, grafana or generic"
+        "unknown source {0:?}; use auto, github, gitea, gitlab, alertmanager, grafana, slack, mattermost, discord, teams, apprise, ntfy, gotify or generic"
     )]
     Source(String),
     /// Not one of the grouping modes.
@@ -38,18 +38,36 @@ pub enum SourceKind {
     Alertmanager,
     /// Grafana alerting's webhook contact point (unified and legacy).
     Grafana,
+    /// Slack's incoming-webhook message, also what Mattermost takes (`mattermost` is an alias).
+    Slack,
+    /// Discord's execute-webhook message.
+    Discord,
+    /// Microsoft Teams' MessageCard and Adaptive Card messages.
+    Teams,
+    /// Apprise's `json://` and `form://` notifications.
+    Apprise,
+    /// ntfy's message, from the ntfy publish endpoints.
+    Ntfy,
+    /// Gotify's message, from the Gotify message endpoint.
+    Gotify,
     /// Anything else: curl, scripts, other services.
     Generic,
 }
 
 impl SourceKind {
     /// Every source, in the order of their names.
-    pub const ALL: [SourceKind; 6] = [
+    pub const ALL: [SourceKind; 12] = [
         Self::Github,
         Self::Gitea,
         Self::Gitlab,
         Self::Alertmanager,
         Self::Grafana,
+        Self::Slack,
+        Self::Discord,
+        Self::Teams,
+        Self::Apprise,
+        Self::Ntfy,
+        Self::Gotify,
         Self::Generic,
     ];
 
@@ -61,6 +79,12 @@ impl SourceKind {
             Self::Gitlab => "gitlab",
             Self::Alertmanager => "alertmanager",
             Self::Grafana => "grafana",
+            Self::Slack => "slack",
+            Self::Discord => "discord",
+            Self::Teams => "teams",
+            Self::Apprise => "apprise",
+            Self::Ntfy => "ntfy",
+            Self::Gotify => "gotify",
             Self::Generic => "generic",
         }
     }
@@ -76,6 +100,9 @@ impl FromStr for SourceKind {
     type Err = OptionError;
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         let wanted = raw.trim();
+        if wanted.eq_ignore_ascii_case("mattermost") {
+            return Ok(Self::Slack);
+        }
         Self::ALL
             .into_iter()
             .find(|kind| kind.as_str().eq_ignore_ascii_case(wanted))
@@ -111,7 +138,7 @@ impl fmt::Display for SourceSetting {
 
 impl FromStr for SourceSetting {
     type Err = OptionError;
-    /// Parses `auto|github|gitea|gitlab|alertmanager|grafana|generic`, ignoring case.
+    /// Parses `auto` or a source's name (`mattermost` meaning `slack`), ignoring case.
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         if raw.trim().eq_ignore_ascii_case("auto") {
             Ok(Self::Auto)
@@ -303,8 +330,12 @@ mod tests {
             assert_eq!(setting.as_str().parse(), Ok(setting));
         }
         assert_eq!(
-            "slack".parse::<SourceSetting>(),
-            Err(OptionError::Source("slack".to_owned()))
+            "Mattermost".parse(),
+            Ok(SourceSetting::Fixed(SourceKind::Slack))
+        );
+        assert_eq!(
+            "hipchat".parse::<SourceSetting>(),
+            Err(OptionError::Source("hipchat".to_owned()))
         );
     }
 

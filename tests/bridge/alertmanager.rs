@@ -26,7 +26,7 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn required(names: &[&str]) -> PathBuf {
+pub fn required(names: &[&str]) -> PathBuf {
     on_path(names).unwrap_or_else(|| {
         panic!(
             "none of {names:?} is on PATH: this test needs the real Prometheus Alertmanager; \
@@ -45,7 +45,7 @@ fn free_port() -> u16 {
 }
 
 /// A running Alertmanager, killed when dropped.
-struct Alertmanager {
+pub struct Alertmanager {
     child: Child,
     url: String,
     log: PathBuf,
@@ -53,6 +53,20 @@ struct Alertmanager {
 
 impl Alertmanager {
     fn start(binary: &Path, dir: &Path, webhook_url: &str) -> Self {
+        Self::start_with_receiver(
+            binary,
+            dir,
+            &format!(
+                "    webhook_configs:\n      - url: {webhook_url}\n        \
+                 send_resolved: true\n        http_config:\n          authorization:\n            \
+                 type: Bearer\n            credentials: {TOKEN}\n"
+            ),
+        )
+    }
+
+    /// Starts Alertmanager with one receiver, `bridge`, whose configuration (its `*_configs`
+    /// entries, indented by four spaces) is `receiver`.
+    pub fn start_with_receiver(binary: &Path, dir: &Path, receiver: &str) -> Self {
         let config = dir.join("alertmanager.yml");
         std::fs::write(
             &config,
@@ -60,9 +74,7 @@ impl Alertmanager {
                 "global:\n  resolve_timeout: 1m\n\
                  route:\n  receiver: bridge\n  group_by: [alertname]\n  group_wait: 1s\n  \
                  group_interval: 1s\n  repeat_interval: 1h\n\
-                 receivers:\n  - name: bridge\n    webhook_configs:\n      - url: {webhook_url}\n        \
-                 send_resolved: true\n        http_config:\n          authorization:\n            \
-                 type: Bearer\n            credentials: {TOKEN}\n"
+                 receivers:\n  - name: bridge\n{receiver}"
             ),
         )
         .expect("the configuration is written");
@@ -86,12 +98,12 @@ impl Alertmanager {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits until `/-/ready` answers 200.
-    async fn ready(&mut self) {
+    pub async fn ready(&mut self) {
         let client = awc::Client::default();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -121,7 +133,7 @@ impl Drop for Alertmanager {
 }
 
 /// Runs `amtool alert add` against the Alertmanager with extra arguments.
-async fn amtool_add(amtool: &Path, alertmanager: &Alertmanager, extra: &[String]) {
+pub async fn amtool_add(amtool: &Path, alertmanager: &Alertmanager, extra: &[String]) {
     let mut command = Command::new(amtool);
     command
         .arg(format!("--alertmanager.url={}", alertmanager.url))
@@ -168,7 +180,7 @@ async fn next_message(device: &Device, alertmanager: &Alertmanager) -> Message {
 }
 
 /// `seconds` since the Unix epoch as RFC 3339 in UTC, as amtool's `--end` takes it.
-fn rfc3339(seconds: u64) -> String {
+pub fn rfc3339(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
     let rest = seconds % 86_400;
     // Howard Hinnant's civil-from-days.

@@ -130,7 +130,7 @@ fn strings_contain(value: &Value, needle: &str) -> bool {
 }
 
 /// Previews every fixture of `dir` and fails with the list of every broken invariant.
-async fn assert_every_fixture_previews_well(dir: &str) {
+pub async fn assert_every_fixture_previews_well(dir: &str) {
     let app = preview_app().await;
     let names = fixture_names(dir);
     assert!(!names.is_empty(), "no fixtures in {dir}");

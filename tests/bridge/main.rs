@@ -5,11 +5,15 @@
 mod common;
 
 mod alertmanager;
+mod alertmanager_chat;
+mod apprise;
 mod errors;
 mod fixtures;
+mod formats;
 mod hostile;
 mod operations;
 mod outbox;
+mod publish;
 mod secrets;
 mod signatures;
 mod snapshots;

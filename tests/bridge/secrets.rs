@@ -120,6 +120,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{basic}x"))
     );
+    let ntfy_auth = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&good_bearer);
     let json = ("Content-Type", "application/json");
     let hello = r#"{"message":"hello"}"#;
     // Each request gets the sender's headers with a delivery id of its own, as GitHub sends them.
@@ -216,6 +217,44 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
             hello.into(),
             2,
         ),
+        // ntfy's publish (a bearer token, then ntfy's ?auth=), Gotify's (the first route by name
+        // with the token: leak-broken) and Apprise's Pushjet send (the service's secret).
+        (
+            "/leak-token".into(),
+            owned(&[("Authorization", &good_bearer)]),
+            b"ntfy".to_vec(),
+            2,
+        ),
+        (
+            format!("/leak-token?auth={ntfy_auth}"),
+            Vec::new(),
+            b"ntfy auth".to_vec(),
+            2,
+        ),
+        (
+            "/leak-token".into(),
+            owned(&[("Authorization", &near_token)]),
+            b"ntfy".to_vec(),
+            401,
+        ),
+        (
+            "/message".into(),
+            owned(&[json, ("X-Gotify-Key", &token)]),
+            hello.into(),
+            2,
+        ),
+        (
+            format!("/message?token={token}x"),
+            owned(&[json]),
+            hello.into(),
+            401,
+        ),
+        (
+            format!("/message/?secret={pushjet_secret}"),
+            owned(&[("Content-Type", "application/x-www-form-urlencoded")]),
+            hello.into(),
+            2,
+        ),
     ];
     let mut answers: Vec<(String, Answer)> = Vec::new();
     for (path, headers, body, expected) in requests {
@@ -236,9 +275,10 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         }
         answers.push((path, answer));
     }
-    // Two pushes, two tokens, one basic, one template-error fallback: wait until all were
-    // delivered, so the delivery's own logging is captured too.
-    let messages = wait_for_messages(&app.device, 6).await;
+    // Two pushes, two tokens, one basic, one template-error fallback, two ntfy publishes, one
+    // Gotify message (a fallback too) and one Pushjet send: wait until all were delivered, so the
+    // delivery's own logging is captured too.
+    let messages = wait_for_messages(&app.device, 10).await;
     let port = app.app.port;
     app.app.stop().await;
 
@@ -248,6 +288,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         ("webhook secret", webhook_secret.as_str()),
         ("old webhook secret", old_webhook_secret.as_str()),
         ("token", token.as_str()),
+        ("token as ntfy's auth parameter", ntfy_auth.as_str()),
         ("basic auth password", password.as_str()),
         (
             "basic auth header",

@@ -8,7 +8,7 @@ use crate::fixtures::{preview, preview_app};
 use crate::support::fixture_names;
 
 /// What a preview answer shows a reader: the notifications, a skip, a filter, or the error.
-fn readable(answer: &crate::common::Answer) -> Value {
+pub fn readable(answer: &crate::common::Answer) -> Value {
     if !answer.status.is_success() {
         return json!({ "status": answer.status.as_u16(), "error": answer.error() });
     }
@@ -46,7 +46,7 @@ fn readable(answer: &crate::common::Answer) -> Value {
     }
 }
 
-async fn snapshot_every_fixture(dir: &str) {
+pub async fn snapshot_every_fixture(dir: &str) {
     let app = preview_app().await;
     for file in fixture_names(dir) {
         let answer = preview(&app, dir, &file).await;

@@ -33,7 +33,7 @@ use crate::routes::RouteName;
 const MAX_BATCH: usize = 1024;
 /// How long a write transaction collects batches (already durable in the journal) before it is
 /// committed: how late, at most, the dispatcher hears of a new notification.
-const APPLY_DELAY: Duration = Duration::from_millis(10);
+pub(super) const APPLY_DELAY: Duration = Duration::from_millis(10);
 
 type Reply<T> = oneshot::Sender<Result<T, OutboxError>>;
 
@@ -124,7 +124,7 @@ pub(super) fn run(core: &Core, requests: &Receiver<Request>, mut journal: Option
     loop {
         let wait = open
             .as_ref()
-            .map(|open| APPLY_DELAY.saturating_sub(open.since.elapsed()));
+            .map(|open| core.apply_delay.saturating_sub(open.since.elapsed()));
         let first = match wait {
             Some(wait) => match requests.recv_timeout(wait) {
                 Ok(request) => Some(request),
@@ -149,7 +149,7 @@ pub(super) fn run(core: &Core, requests: &Receiver<Request>, mut journal: Option
         }
         let expired = open
             .as_ref()
-            .is_some_and(|open| open.since.elapsed() >= APPLY_DELAY);
+            .is_some_and(|open| open.since.elapsed() >= core.apply_delay);
         if expired || idle {
             finish(core, open.take(), journal.as_mut());
         }

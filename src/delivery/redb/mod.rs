@@ -117,6 +117,9 @@ struct Core {
     /// when the committer's open transaction is committed, a few milliseconds later.
     staged: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// How long the committer's write transaction collects batches ([`committer::APPLY_DELAY`];
+    /// tests that take crash images hold commits back longer).
+    apply_delay: Duration,
     /// How many write transactions the committer has made.
     #[cfg(test)]
     transactions: std::sync::atomic::AtomicU64,
@@ -169,14 +172,21 @@ impl RedbOutbox {
     ///
     /// Blocking disk I/O: call it at start-up or inside `web::block`, not on an async worker.
     pub fn open(data_dir: &Path, settings: &DeliverySettings) -> Result<Self, OutboxError> {
-        Self::open_with_clock(data_dir, settings, Arc::new(SystemClock))
+        Self::open_with_clock(
+            data_dir,
+            settings,
+            Arc::new(SystemClock),
+            committer::APPLY_DELAY,
+        )
     }
 
-    /// [`Self::open`] with the clock that dates notifications and dedup keys.
+    /// [`Self::open`] with the clock that dates notifications and dedup keys, and the time a
+    /// write transaction collects batches before it is committed.
     fn open_with_clock(
         data_dir: &Path,
         settings: &DeliverySettings,
         clock: Arc<dyn Clock>,
+        apply_delay: Duration,
     ) -> Result<Self, OutboxError> {
         create_private_dir(data_dir).map_err(|error| {
             OutboxError::Unavailable(format!(
@@ -196,7 +206,7 @@ impl RedbOutbox {
                     OutboxError::Unavailable(format!("cannot open {}: {other}", path.display()))
                 }
             })?;
-        Self::start(db, path, Some(data_dir), settings, clock)
+        Self::start(db, path, Some(data_dir), settings, (clock, apply_delay))
     }
 
     /// Opens an outbox kept in the given storage backend (tests use one that can fail on demand),
@@ -215,7 +225,7 @@ impl RedbOutbox {
             PathBuf::from("backend"),
             journal_dir,
             settings,
-            Arc::new(SystemClock),
+            (Arc::new(SystemClock), committer::APPLY_DELAY),
         )
     }
 
@@ -226,7 +236,7 @@ impl RedbOutbox {
         path: PathBuf,
         journal_dir: Option<&Path>,
         settings: &DeliverySettings,
-        clock: Arc<dyn Clock>,
+        (clock, apply_delay): (Arc<dyn Clock>, Duration),
     ) -> Result<Self, OutboxError> {
         let txn = db.begin_write()?;
         {
@@ -259,6 +269,7 @@ impl RedbOutbox {
             staged: AtomicU64::new(0),
             limits,
             clock,
+            apply_delay,
             #[cfg(test)]
             transactions: std::sync::atomic::AtomicU64::new(0),
         });

@@ -57,6 +57,19 @@ async fn enqueued_notifications_are_on_disk_when_enqueue_returns() {
     assert_eq!(stored.attempts, 0);
 }
 
+/// An outbox whose write transaction is not committed by time (an hour), only when a request
+/// asks for it or the outbox closes: what its journal holds can be copied into a crash image
+/// without a commit in between starting the journal over, however slow the machine.
+fn open_holding_commits(dir: &TempDir) -> RedbOutbox {
+    RedbOutbox::open_with_clock(
+        dir.path(),
+        &fast_settings(),
+        Arc::new(SystemClock),
+        Duration::from_secs(3600),
+    )
+    .unwrap()
+}
+
 /// The database file as it is now: taken right after opening, it is what a crash leaves
 /// when the crash comes before the first commit (the one that holds nothing of the journal).
 fn database_bytes(dir: &TempDir) -> Vec<u8> {
@@ -76,7 +89,7 @@ fn crash_image(database: &[u8], dir: &TempDir) -> TempDir {
 #[actix_web::test]
 async fn a_crash_loses_nothing_the_journal_holds_and_applies_it_once() {
     let dir = TempDir::new().unwrap();
-    let outbox = open(&dir);
+    let outbox = open_holding_commits(&dir);
     let database = database_bytes(&dir);
     let key = || Some("github:crash".to_owned());
     let first = queued(
@@ -251,7 +264,7 @@ async fn a_dedup_key_is_forgotten_after_the_window_and_remembered_across_restart
         ..fast_settings()
     };
     let key = || Some("gitlab:1".to_owned());
-    let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone()).unwrap();
+    let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone(), committer::APPLY_DELAY).unwrap();
     queued(
         outbox
             .enqueue(&route("gl"), vec![message("a")], key())
@@ -260,7 +273,7 @@ async fn a_dedup_key_is_forgotten_after_the_window_and_remembered_across_restart
     drop(outbox);
 
     clock.advance(Duration::from_secs(3599));
-    let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone()).unwrap();
+    let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone(), committer::APPLY_DELAY).unwrap();
     let within = outbox
         .enqueue(&route("gl"), vec![message("a")], key())
         .await;
@@ -498,7 +511,12 @@ async fn retrying_all_dead_letters_queues_what_fits_oldest_first() {
 async fn the_oldest_pending_age_follows_the_clock() {
     let dir = TempDir::new().unwrap();
     let clock = ManualClock::new();
-    let outbox = RedbOutbox::open_with_clock(dir.path(), &fast_settings(), clock.clone()).unwrap();
+    let outbox = RedbOutbox::open_with_clock(
+        dir.path(),
+        &fast_settings(),
+        clock.clone(),
+        committer::APPLY_DELAY,
+    ).unwrap();
     assert_eq!(outbox.oldest_pending_age(), None);
     queued(outbox.enqueue(&route("gh"), vec![message("a")], None).await);
     clock.advance(Duration::from_secs(5));
