@@ -209,6 +209,7 @@ mod tests {
             "workflow_job",
             Some("completed"),
         ),
+        ("workflow_job.queued.json", "workflow_job", Some("queued")),
         (
             "workflow_run.completed.json",
             "workflow_run",
