@@ -118,6 +118,7 @@ mod tests {
         ("issues.opened.real-2025.json", "issues", Some("opened")),
         ("label.created.json", "label", Some("created")),
         ("member.added.json", "member", Some("added")),
+        ("meta.deleted.json", "meta", Some("deleted")),
         (
             "merge_group.checks_requested.json",
             "merge_group",
@@ -197,6 +198,7 @@ mod tests {
         ("star.created.real-2025.json", "star", Some("created")),
         ("star.deleted.json", "star", Some("deleted")),
         ("status.json", "status", None),
+        ("team.created.json", "team", Some("created")),
         ("team_add.json", "team_add", None),
         ("watch.started.json", "watch", Some("started")),
         ("watch.started.real-2025.json", "watch", Some("started")),
