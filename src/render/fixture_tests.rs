@@ -529,13 +529,13 @@ fn github_pull_request_action_is_in_words() {
 #[test]
 fn github_organisation_event_without_a_template_is_placed_in_the_organisation() {
     let mut case = fixture("github", "workflow_dispatch.json");
-    case.event = "membership".to_owned();
-    case.action = Some("added".to_owned());
-    case.context["bridge"]["event"] = json!("membership");
-    case.context["bridge"]["action"] = json!("added");
-    case.context["action"] = json!("added");
-    case.context["membership"] =
-        json!({"user": {"login": "hubot", "html_url": "https://github.com/hubot"}});
+    case.event = "org_block".to_owned();
+    case.action = Some("blocked".to_owned());
+    case.context["bridge"]["event"] = json!("org_block");
+    case.context["bridge"]["action"] = json!("blocked");
+    case.context["action"] = json!("blocked");
+    case.context["blocked_user"] =
+        json!({"login": "hubot", "html_url": "https://github.com/hubot"});
     case.context
         .as_object_mut()
         .expect("payload")
@@ -543,7 +543,7 @@ fn github_organisation_event_without_a_template_is_placed_in_the_organisation() 
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "octo-org: membership added hubot");
+    assert_eq!(fields.title, "octo-org: org block blocked hubot");
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.link, "https://github.com/hubot");
 }

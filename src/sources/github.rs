@@ -118,6 +118,11 @@ mod tests {
         ("issues.opened.real-2025.json", "issues", Some("opened")),
         ("label.created.json", "label", Some("created")),
         ("member.added.json", "member", Some("added")),
+        (
+            "membership.removed.with-deleted-team.json",
+            "membership",
+            Some("removed"),
+        ),
         ("meta.deleted.json", "meta", Some("deleted")),
         (
             "merge_group.checks_requested.json",
