@@ -578,3 +578,51 @@ fn gitea_review_events_say_what_the_review_decided() {
     );
     assert_eq!(comment.importance, "2");
 }
+
+#[test]
+fn gitea_event_without_a_template_names_the_object_and_links_it() {
+    let mut case = fixture("gitea", "issues.opened.json");
+    case.event = "wiki".to_owned();
+    case.action = Some("created".to_owned());
+    case.context["bridge"]["event"] = json!("wiki");
+    case.context["bridge"]["action"] = json!("created");
+    case.context["action"] = json!("created");
+    let fields_with_issue = render_fields(&case);
+    let context = case.context.as_object_mut().expect("payload");
+    context.remove("issue");
+    context.insert("page".to_owned(), json!("Home"));
+    let fields = render_fields(&case);
+
+    assert_eq!(
+        fields_with_issue.title,
+        "example/example: wiki created #1 example"
+    );
+    assert_eq!(fields.title, "example/example: wiki created Home");
+    assert_eq!(fields.link, "http://localhost:3000/example/example");
+    assert_eq!(fields.importance, "3");
+}
+
+#[test]
+fn gitlab_event_without_a_template_names_the_object_and_links_it() {
+    let mut case = fixture("gitlab", "issue.open.json");
+    case.event = "emoji".to_owned();
+    case.action = Some("award".to_owned());
+    case.context["bridge"]["event"] = json!("emoji");
+    case.context["bridge"]["action"] = json!("award");
+    case.context["object_kind"] = json!("emoji");
+    case.context["object_attributes"] = json!({
+        "name": "thumbsup",
+        "action": "award",
+        "awardable_type": "Issue",
+        "awarded_on_url": "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+    });
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "gitlabhq/gitlab-test: emoji award thumbsup");
+    assert_eq!(fields.message, "by root");
+    assert_eq!(
+        fields.link,
+        "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+    );
+}
