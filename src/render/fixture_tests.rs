@@ -626,3 +626,39 @@ fn gitlab_event_without_a_template_names_the_object_and_links_it() {
         "http://example.com/gitlabhq/gitlab-test/-/issues/23"
     );
 }
+
+#[test]
+fn github_review_thread_resolved_names_the_thread_and_links_its_first_comment() {
+    let mut case = fixture("github", "pull_request_review_comment.created.json");
+    case.event = "pull_request_review_thread".to_owned();
+    case.action = Some("resolved".to_owned());
+    case.context["bridge"]["event"] = json!("pull_request_review_thread");
+    case.context["bridge"]["action"] = json!("resolved");
+    case.context["action"] = json!("resolved");
+    let comment = case.context["comment"].clone();
+    case.context["thread"] = json!({"node_id": "PRRT_1", "comments": [comment.clone(), comment]});
+    case.context
+        .as_object_mut()
+        .expect("payload")
+        .remove("comment");
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields
+            .title
+            .starts_with("Review thread resolved: Codertocat/Hello-World#2 "),
+        "{}",
+        fields.title
+    );
+    assert_eq!(
+        fields.message,
+        "Codertocat resolved a thread on README.md\nCodertocat: Maybe you should use more emoji on this line.\n… and 1 more comment"
+    );
+    assert_eq!(
+        fields.link,
+        case.context["thread"]["comments"][0]["html_url"]
+            .as_str()
+            .expect("URL")
+    );
+}
