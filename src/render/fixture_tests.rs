@@ -662,3 +662,45 @@ fn github_review_thread_resolved_names_the_thread_and_links_its_first_comment() 
             .expect("URL")
     );
 }
+
+#[test]
+fn github_deployment_review_requested_asks_for_approval_at_importance_4() {
+    let mut case = fixture("github", "workflow_run.completed.json");
+    case.event = "deployment_review".to_owned();
+    case.action = Some("requested".to_owned());
+    case.context["bridge"]["event"] = json!("deployment_review");
+    case.context["bridge"]["action"] = json!("requested");
+    case.context["action"] = json!("requested");
+    case.context["environment"] = json!("production");
+    case.context["requestor"] = json!({"login": "ilmax"});
+    case.context["reviewers"] = json!([{"type": "User", "reviewer": {"login": "octocat"}}, {"type": "Team", "reviewer": {"name": "ops"}}]);
+    let requested = render_fields(&case);
+    case.action = Some("rejected".to_owned());
+    case.context["bridge"]["action"] = json!("rejected");
+    case.context["action"] = json!("rejected");
+    case.context["approver"] = json!({"login": "octocat"});
+    case.context["comment"] = json!("Not on a Friday");
+    let rejected = render_fields(&case);
+
+    assert_eq!(
+        requested.title,
+        "APPROVAL NEEDED: deploy octo-repo to production"
+    );
+    assert_eq!(
+        requested.message,
+        "ilmax asks octocat, ops to approve\ntest run #163 on master"
+    );
+    assert_eq!(requested.importance, "4");
+    assert_eq!(rejected.title, "Deploy rejected: octo-repo to production");
+    assert!(
+        rejected
+            .message
+            .starts_with("octocat rejected: Not on a Friday\n"),
+        "{}",
+        rejected.message
+    );
+    assert_eq!(
+        requested.link,
+        "https://github.com/octo-org/octo-repo/actions/runs/289782451"
+    );
+}
