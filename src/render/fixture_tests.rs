@@ -20,7 +20,7 @@ pub(super) struct Case {
 }
 
 /// The fixture files of one source, sorted.
-pub(super) fn fixture_files(source: &str) -> Vec<PathBuf> {
+fn fixture_files(source: &str) -> Vec<PathBuf> {
     let dir = Path::new(FIXTURES).join(source);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))

@@ -1,7 +1,7 @@
 //! How every built-in notification reads, checked over every fixture and over variants of each
 //! with optional fields removed: short titles in words, no text left dangling where a value was
-//! missing, and the most specific link the payload offers (see `NOTIFICATIONS.md` rules in
-//! `templates/README.md`).
+//! missing, and the most specific link the payload offers (`templates/README.md`, "How the
+//! built-in templates are checked"); and the coverage table of `templates/README.md`.
 
 use std::collections::BTreeSet;
 
