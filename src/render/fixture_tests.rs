@@ -582,23 +582,32 @@ fn gitea_review_events_say_what_the_review_decided() {
 #[test]
 fn gitea_event_without_a_template_names_the_object_and_links_it() {
     let mut case = fixture("gitea", "issues.opened.json");
-    case.event = "wiki".to_owned();
-    case.action = Some("created".to_owned());
-    case.context["bridge"]["event"] = json!("wiki");
-    case.context["bridge"]["action"] = json!("created");
-    case.context["action"] = json!("created");
+    case.event = "workflow_run".to_owned();
+    case.action = Some("completed".to_owned());
+    case.context["bridge"]["event"] = json!("workflow_run");
+    case.context["bridge"]["action"] = json!("completed");
+    case.context["action"] = json!("completed");
     let fields_with_issue = render_fields(&case);
     let context = case.context.as_object_mut().expect("payload");
     context.remove("issue");
-    context.insert("page".to_owned(), json!("Home"));
+    context.insert(
+        "workflow_run".to_owned(),
+        json!({"display_title": "Build", "html_url": "http://localhost:3000/example/example/actions/runs/3"}),
+    );
     let fields = render_fields(&case);
 
     assert_eq!(
         fields_with_issue.title,
-        "example/example: wiki created #1 example"
+        "example/example: workflow run completed #1 example"
     );
-    assert_eq!(fields.title, "example/example: wiki created Home");
-    assert_eq!(fields.link, "http://localhost:3000/example/example");
+    assert_eq!(
+        fields.title,
+        "example/example: workflow run completed Build"
+    );
+    assert_eq!(
+        fields.link,
+        "http://localhost:3000/example/example/actions/runs/3"
+    );
     assert_eq!(fields.importance, "3");
 }
 
@@ -703,4 +712,62 @@ fn github_deployment_review_requested_asks_for_approval_at_importance_4() {
         requested.link,
         "https://github.com/octo-org/octo-repo/actions/runs/289782451"
     );
+}
+
+/// A Gitea fixture turned into another event: its repository and sender, with `fields` added.
+fn gitea_event(event: &str, action: Option<&str>, fields: Value) -> Case {
+    let mut case = fixture("gitea", "create.json");
+    case.event = event.to_owned();
+    case.action = action.map(str::to_owned);
+    case.context["bridge"]["event"] = json!(event);
+    case.context["bridge"]["action"] = json!(action);
+    let context = case.context.as_object_mut().expect("payload");
+    for key in ["ref", "ref_type", "sha"] {
+        context.remove(key);
+    }
+    if let Value::Object(fields) = fields {
+        context.extend(fields);
+    }
+    case
+}
+
+#[test]
+fn gitea_wiki_status_and_package_events_read_in_words() {
+    let wiki = render_fields(&gitea_event(
+        "wiki",
+        Some("edited"),
+        json!({"action": "edited", "page": "Getting Started", "comment": "Fix the install steps"}),
+    ));
+    let status = render_fields(&gitea_event(
+        "status",
+        None,
+        json!({"state": "failure", "context": "ci/build", "description": "2 tests failed",
+               "sha": "9b3a1cd2f7e6", "target_url": "https://ci.example.com/builds/7",
+               "commit": {"message": "Fix login\n\nDetails", "author": {"name": "Jane"}}}),
+    ));
+    let package = render_fields(&gitea_event(
+        "package",
+        Some("created"),
+        json!({"action": "created", "package": {"type": "npm", "name": "left-pad", "version": "1.3.0",
+               "html_url": "http://localhost:3000/example/-/packages/npm/left-pad/1.3.0"}}),
+    ));
+
+    assert_eq!(
+        wiki.title,
+        "example/example: wiki page edited Getting Started"
+    );
+    assert_eq!(wiki.message, "example: Fix the install steps");
+    assert_eq!(
+        wiki.link,
+        "http://localhost:3000/example/example/wiki/Getting%20Started"
+    );
+    assert_eq!(status.title, "FAILED: ci/build on example (9b3a1cd)");
+    assert_eq!(status.message, "2 tests failed\n9b3a1cd Fix login — Jane");
+    assert_eq!(status.importance, "4");
+    assert_eq!(status.link, "https://ci.example.com/builds/7");
+    assert_eq!(
+        package.title,
+        "example/example: package created left-pad 1.3.0"
+    );
+    assert_eq!(package.message, "npm package by example");
 }
