@@ -771,3 +771,44 @@ fn gitea_wiki_status_and_package_events_read_in_words() {
     );
     assert_eq!(package.message, "npm package by example");
 }
+
+#[test]
+fn github_package_published_names_package_and_version_and_links_the_version() {
+    let read_as = |event: &str| {
+        let mut case = fixture("github", "release.published.json");
+        case.event = event.to_owned();
+        case.context["bridge"]["event"] = json!(event);
+        case.context[event] = json!({
+            "name": "hello-world-npm",
+            "package_type": "npm",
+            "html_url": "https://github.com/Codertocat/hello-world-npm/packages/10696",
+            "package_version": {
+                "version": "1.0.4",
+                "summary": "A simple npm package to demonstrate GitHub Packages",
+                "html_url": "https://github.com/Codertocat/hello-world-npm/packages/10696?version=1.0.4",
+                "author": {"login": "Codertocat"}
+            }
+        });
+        case.context
+            .as_object_mut()
+            .expect("payload")
+            .remove("release");
+        render_fields(&case)
+    };
+
+    for event in ["package", "registry_package"] {
+        let fields = read_as(event);
+        assert_eq!(
+            fields.title, "Codertocat/Hello-World: package published hello-world-npm 1.0.4",
+            "{event}"
+        );
+        assert_eq!(
+            fields.message,
+            "npm package by Codertocat\nA simple npm package to demonstrate GitHub Packages"
+        );
+        assert_eq!(
+            fields.link,
+            "https://github.com/Codertocat/hello-world-npm/packages/10696?version=1.0.4"
+        );
+    }
+}
