@@ -20,7 +20,7 @@ pub(super) struct Case {
 }
 
 /// The fixture files of one source, sorted.
-pub(super) fn fixture_files(source: &str) -> Vec<PathBuf> {
+fn fixture_files(source: &str) -> Vec<PathBuf> {
     let dir = Path::new(FIXTURES).join(source);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
@@ -529,13 +529,13 @@ fn github_pull_request_action_is_in_words() {
 #[test]
 fn github_organisation_event_without_a_template_is_placed_in_the_organisation() {
     let mut case = fixture("github", "workflow_dispatch.json");
-    case.event = "membership".to_owned();
-    case.action = Some("added".to_owned());
-    case.context["bridge"]["event"] = json!("membership");
-    case.context["bridge"]["action"] = json!("added");
-    case.context["action"] = json!("added");
-    case.context["membership"] =
-        json!({"user": {"login": "hubot", "html_url": "https://github.com/hubot"}});
+    case.event = "org_block".to_owned();
+    case.action = Some("blocked".to_owned());
+    case.context["bridge"]["event"] = json!("org_block");
+    case.context["bridge"]["action"] = json!("blocked");
+    case.context["action"] = json!("blocked");
+    case.context["blocked_user"] =
+        json!({"login": "hubot", "html_url": "https://github.com/hubot"});
     case.context
         .as_object_mut()
         .expect("payload")
@@ -543,7 +543,7 @@ fn github_organisation_event_without_a_template_is_placed_in_the_organisation() 
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "octo-org: membership added hubot");
+    assert_eq!(fields.title, "octo-org: org block blocked hubot");
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.link, "https://github.com/hubot");
 }
@@ -577,4 +577,238 @@ fn gitea_review_events_say_what_the_review_decided() {
         "Reviewed: jcitizen/my-repo#1 Add LICENSE File"
     );
     assert_eq!(comment.importance, "2");
+}
+
+#[test]
+fn gitea_event_without_a_template_names_the_object_and_links_it() {
+    let mut case = fixture("gitea", "issues.opened.json");
+    case.event = "workflow_run".to_owned();
+    case.action = Some("completed".to_owned());
+    case.context["bridge"]["event"] = json!("workflow_run");
+    case.context["bridge"]["action"] = json!("completed");
+    case.context["action"] = json!("completed");
+    let fields_with_issue = render_fields(&case);
+    let context = case.context.as_object_mut().expect("payload");
+    context.remove("issue");
+    context.insert(
+        "workflow_run".to_owned(),
+        json!({"display_title": "Build", "html_url": "http://localhost:3000/example/example/actions/runs/3"}),
+    );
+    let fields = render_fields(&case);
+
+    assert_eq!(
+        fields_with_issue.title,
+        "example/example: workflow run completed #1 example"
+    );
+    assert_eq!(
+        fields.title,
+        "example/example: workflow run completed Build"
+    );
+    assert_eq!(
+        fields.link,
+        "http://localhost:3000/example/example/actions/runs/3"
+    );
+    assert_eq!(fields.importance, "3");
+}
+
+#[test]
+fn gitlab_event_without_a_template_names_the_object_and_links_it() {
+    let mut case = fixture("gitlab", "issue.open.json");
+    case.event = "emoji".to_owned();
+    case.action = Some("award".to_owned());
+    case.context["bridge"]["event"] = json!("emoji");
+    case.context["bridge"]["action"] = json!("award");
+    case.context["object_kind"] = json!("emoji");
+    case.context["object_attributes"] = json!({
+        "name": "thumbsup",
+        "action": "award",
+        "awardable_type": "Issue",
+        "awarded_on_url": "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+    });
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "gitlabhq/gitlab-test: emoji award thumbsup");
+    assert_eq!(fields.message, "by root");
+    assert_eq!(
+        fields.link,
+        "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+    );
+}
+
+#[test]
+fn github_review_thread_resolved_names_the_thread_and_links_its_first_comment() {
+    let mut case = fixture("github", "pull_request_review_comment.created.json");
+    case.event = "pull_request_review_thread".to_owned();
+    case.action = Some("resolved".to_owned());
+    case.context["bridge"]["event"] = json!("pull_request_review_thread");
+    case.context["bridge"]["action"] = json!("resolved");
+    case.context["action"] = json!("resolved");
+    let comment = case.context["comment"].clone();
+    case.context["thread"] = json!({"node_id": "PRRT_1", "comments": [comment.clone(), comment]});
+    case.context
+        .as_object_mut()
+        .expect("payload")
+        .remove("comment");
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields
+            .title
+            .starts_with("Review thread resolved: Codertocat/Hello-World#2 "),
+        "{}",
+        fields.title
+    );
+    assert_eq!(
+        fields.message,
+        "Codertocat resolved a thread on README.md\nCodertocat: Maybe you should use more emoji on this line.\n… and 1 more comment"
+    );
+    assert_eq!(
+        fields.link,
+        case.context["thread"]["comments"][0]["html_url"]
+            .as_str()
+            .expect("URL")
+    );
+}
+
+#[test]
+fn github_deployment_review_requested_asks_for_approval_at_importance_4() {
+    let mut case = fixture("github", "workflow_run.completed.json");
+    case.event = "deployment_review".to_owned();
+    case.action = Some("requested".to_owned());
+    case.context["bridge"]["event"] = json!("deployment_review");
+    case.context["bridge"]["action"] = json!("requested");
+    case.context["action"] = json!("requested");
+    case.context["environment"] = json!("production");
+    case.context["requestor"] = json!({"login": "ilmax"});
+    case.context["reviewers"] = json!([{"type": "User", "reviewer": {"login": "octocat"}}, {"type": "Team", "reviewer": {"name": "ops"}}]);
+    let requested = render_fields(&case);
+    case.action = Some("rejected".to_owned());
+    case.context["bridge"]["action"] = json!("rejected");
+    case.context["action"] = json!("rejected");
+    case.context["approver"] = json!({"login": "octocat"});
+    case.context["comment"] = json!("Not on a Friday");
+    let rejected = render_fields(&case);
+
+    assert_eq!(
+        requested.title,
+        "APPROVAL NEEDED: deploy octo-repo to production"
+    );
+    assert_eq!(
+        requested.message,
+        "ilmax asks octocat, ops to approve\ntest run #163 on master"
+    );
+    assert_eq!(requested.importance, "4");
+    assert_eq!(rejected.title, "Deploy rejected: octo-repo to production");
+    assert!(
+        rejected
+            .message
+            .starts_with("octocat rejected: Not on a Friday\n"),
+        "{}",
+        rejected.message
+    );
+    assert_eq!(
+        requested.link,
+        "https://github.com/octo-org/octo-repo/actions/runs/289782451"
+    );
+}
+
+/// A Gitea fixture turned into another event: its repository and sender, with `fields` added.
+fn gitea_event(event: &str, action: Option<&str>, fields: Value) -> Case {
+    let mut case = fixture("gitea", "create.json");
+    case.event = event.to_owned();
+    case.action = action.map(str::to_owned);
+    case.context["bridge"]["event"] = json!(event);
+    case.context["bridge"]["action"] = json!(action);
+    let context = case.context.as_object_mut().expect("payload");
+    for key in ["ref", "ref_type", "sha"] {
+        context.remove(key);
+    }
+    if let Value::Object(fields) = fields {
+        context.extend(fields);
+    }
+    case
+}
+
+#[test]
+fn gitea_wiki_status_and_package_events_read_in_words() {
+    let wiki = render_fields(&gitea_event(
+        "wiki",
+        Some("edited"),
+        json!({"action": "edited", "page": "Getting Started", "comment": "Fix the install steps"}),
+    ));
+    let status = render_fields(&gitea_event(
+        "status",
+        None,
+        json!({"state": "failure", "context": "ci/build", "description": "2 tests failed",
+               "sha": "9b3a1cd2f7e6", "target_url": "https://ci.example.com/builds/7",
+               "commit": {"message": "Fix login\n\nDetails", "author": {"name": "Jane"}}}),
+    ));
+    let package = render_fields(&gitea_event(
+        "package",
+        Some("created"),
+        json!({"action": "created", "package": {"type": "npm", "name": "left-pad", "version": "1.3.0",
+               "html_url": "http://localhost:3000/example/-/packages/npm/left-pad/1.3.0"}}),
+    ));
+
+    assert_eq!(
+        wiki.title,
+        "example/example: wiki page edited Getting Started"
+    );
+    assert_eq!(wiki.message, "example: Fix the install steps");
+    assert_eq!(
+        wiki.link,
+        "http://localhost:3000/example/example/wiki/Getting%20Started"
+    );
+    assert_eq!(status.title, "FAILED: ci/build on example (9b3a1cd)");
+    assert_eq!(status.message, "2 tests failed\n9b3a1cd Fix login — Jane");
+    assert_eq!(status.importance, "4");
+    assert_eq!(status.link, "https://ci.example.com/builds/7");
+    assert_eq!(
+        package.title,
+        "example/example: package created left-pad 1.3.0"
+    );
+    assert_eq!(package.message, "npm package by example");
+}
+
+#[test]
+fn github_package_published_names_package_and_version_and_links_the_version() {
+    let read_as = |event: &str| {
+        let mut case = fixture("github", "release.published.json");
+        case.event = event.to_owned();
+        case.context["bridge"]["event"] = json!(event);
+        case.context[event] = json!({
+            "name": "hello-world-npm",
+            "package_type": "npm",
+            "html_url": "https://github.com/Codertocat/hello-world-npm/packages/10696",
+            "package_version": {
+                "version": "1.0.4",
+                "summary": "A simple npm package to demonstrate GitHub Packages",
+                "html_url": "https://github.com/Codertocat/hello-world-npm/packages/10696?version=1.0.4",
+                "author": {"login": "Codertocat"}
+            }
+        });
+        case.context
+            .as_object_mut()
+            .expect("payload")
+            .remove("release");
+        render_fields(&case)
+    };
+
+    for event in ["package", "registry_package"] {
+        let fields = read_as(event);
+        assert_eq!(
+            fields.title, "Codertocat/Hello-World: package published hello-world-npm 1.0.4",
+            "{event}"
+        );
+        assert_eq!(
+            fields.message,
+            "npm package by Codertocat\nA simple npm package to demonstrate GitHub Packages"
+        );
+        assert_eq!(
+            fields.link,
+            "https://github.com/Codertocat/hello-world-npm/packages/10696?version=1.0.4"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! How every built-in notification reads, checked over every fixture and over variants of each
 //! with optional fields removed: short titles in words, no text left dangling where a value was
-//! missing, and the most specific link the payload offers (see `NOTIFICATIONS.md` rules in
-//! `templates/README.md`).
+//! missing, and the most specific link the payload offers (`templates/README.md`, "How the
+//! built-in templates are checked"); and the coverage table of `templates/README.md`.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::fixture_tests::{Case, case_of, cases, render_case};
 use super::template_file::TemplateFile;
-use super::{RenderedFields, Renderer, files};
+use super::{RenderedFields, Renderer, files, helpers};
 
 /// The longest title a phone shows without cutting much (most show 40 to 60 characters).
 const TITLE_MAX_CHARS: usize = 80;
@@ -519,4 +519,22 @@ fn coverage_table_says_which_template_each_event_gets() {
         }
     }
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+/// A block parameter named like a helper (`{{#with (date startsAt) as |since|}}`) is read as a
+/// call of that helper, which renders nothing: Grafana's "Firing since " had this bug.
+#[test]
+fn no_built_in_template_names_a_block_parameter_like_a_helper() {
+    let helper_names: BTreeSet<&str> = helpers::names().collect();
+    let mut clashes = Vec::new();
+    for (path, text) in files::built_in() {
+        let text = text.unwrap_or_default();
+        for (_, rest) in text.match_indices(" as |") {
+            let name: String = rest[5..].chars().take_while(|c| *c != '|').collect();
+            if helper_names.contains(name.as_str()) {
+                clashes.push(format!("{}: |{name}|", path.display()));
+            }
+        }
+    }
+    assert!(clashes.is_empty(), "{clashes:?}");
 }

@@ -203,6 +203,19 @@ mod tests {
     }
 
     #[test]
+    fn page_and_major_severities_are_mapped_by_default() {
+        let text = String::from_utf8(fixture("alertmanager", "captured-firing-single.json"))
+            .expect("UTF-8");
+        let mut group: Value = serde_json::from_str(&text).expect("JSON");
+        let options = options(AlertGrouping::Group, ResolvedPolicy::Send);
+        for (severity, expected) in [("page", "5"), ("major", "4")] {
+            group["alerts"][0]["labels"]["severity"] = json!(severity);
+            let decoded = deliver(group.to_string().as_bytes(), &options);
+            assert_eq!(importance(&decoded.contexts[0]), expected, "{severity}");
+        }
+    }
+
+    #[test]
     fn alerts_without_a_mapped_severity_get_the_route_default() {
         let mut options = options(AlertGrouping::Group, ResolvedPolicy::Send);
         options.default_importance = Importance::new(4).expect("valid");

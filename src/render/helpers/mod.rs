@@ -45,6 +45,12 @@ const HELPERS: [(&str, HelperFn); 27] = [
     ("since", time::since),
 ];
 
+/// The names templates call the helpers by.
+#[cfg(test)]
+pub(super) fn names() -> impl Iterator<Item = &'static str> {
+    HELPERS.iter().map(|(name, _)| *name)
+}
+
 /// Registers every helper on `registry` (replacing handlebars' own `len`, which counts bytes).
 pub(super) fn register(registry: &mut Handlebars<'static>) {
     for (name, run) in HELPERS {
