@@ -211,7 +211,7 @@ mod tests {
         for (severity, expected) in [("page", "5"), ("major", "4")] {
             group["alerts"][0]["labels"]["severity"] = json!(severity);
             let decoded = deliver(group.to_string().as_bytes(), &options);
-            assert_eq!(importance(&decoded.contexts[0]), expected, "{severity}");
+            assert_eq!(importance(&decoded.contexts[0].tree), expected, "{severity}");
         }
     }
 
