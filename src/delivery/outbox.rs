@@ -228,6 +228,9 @@ pub(super) struct Core {
     pub(super) limits: Limits,
     /// False once a write transaction has failed.
     pub(super) writable: AtomicBool,
+    /// True once a commit failed with accepted changes in it: they are in the journal only, and
+    /// only a restart (which replays it) can store anything again.
+    pub(super) restart_needed: AtomicBool,
     /// Notifications stored (in the journal) that the schedule does not hold yet: they join it
     /// when the committer's open transaction is committed, a few milliseconds later.
     pub(super) staged: AtomicU64,
@@ -367,6 +370,7 @@ impl Outbox {
             schedule: Mutex::new(schedule),
             wake: Notify::new(),
             writable: AtomicBool::new(true),
+            restart_needed: AtomicBool::new(false),
             staged: AtomicU64::new(0),
             limits,
             clock,
@@ -418,11 +422,16 @@ impl Outbox {
         .await
     }
 
-    /// False once a write to the outbox has failed (disk full, read-only, I/O error). redb then
-    /// refuses every further write until the database is reopened, so every enqueue answers
-    /// [`OutboxError::Unavailable`] until the process restarts: a health check should report it.
+    /// False after a write to the outbox failed (disk full, read-only, I/O error), until one
+    /// succeeds again. A failed commit is worse: see [`Self::needs_restart`].
     pub fn is_writable(&self) -> bool {
         self.core().writable.load(Ordering::Relaxed)
+    }
+
+    /// True once the outbox can store nothing more before a restart: a commit failed with
+    /// accepted changes in it, which the journal holds and the next start replays.
+    pub fn needs_restart(&self) -> bool {
+        self.core().restart_needed.load(Ordering::Relaxed)
     }
 
     /// How many notifications wait for delivery (in flight included).

@@ -21,7 +21,7 @@
 //! outcomes, gives them a grace period, then drops the rest: they stay pending and are sent on the
 //! next start.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
@@ -153,6 +153,7 @@ where
             policy,
             metrics,
             stopping: Cell::new(false),
+            held: RefCell::new(VecDeque::new()),
         });
         let outcome = dispatch(context, concurrency, stopped, default_grace).await;
         let _nobody_waits = report.send(outcome);
@@ -168,6 +169,16 @@ struct Context<U> {
     metrics: Arc<Metrics>,
     /// Set at shutdown: runs send nothing more.
     stopping: Cell<bool>,
+    /// Outcomes of sends the outbox could not record, oldest first. While there are any, nothing
+    /// more is sent: a notification whose "sent" is not on disk would otherwise be sent again.
+    held: RefCell<VecDeque<Held>>,
+}
+
+/// An outcome waiting to be recorded.
+struct Held {
+    id: u64,
+    route: RouteName,
+    settlement: Settlement,
 }
 
 /// The dispatcher's loop; returns when told to stop (or when its handle is dropped).
@@ -180,6 +191,14 @@ async fn dispatch<U: Upstream + 'static>(
     let mut in_flight: FuturesUnordered<LocalBoxFuture<'static, ()>> = FuturesUnordered::new();
     let core = context.outbox.core();
     let grace = loop {
+        if !context.record_held().await {
+            tokio::select! {
+                grace = &mut stop => break grace.unwrap_or(default_grace),
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                () = tokio::time::sleep(STORAGE_RETRY_DELAY) => {}
+            }
+            continue;
+        }
         let now = core.now();
         let mut next_due = None;
         let room = concurrency.saturating_sub(in_flight.len());
@@ -265,10 +284,10 @@ async fn run<U: Upstream>(context: Rc<Context<U>>, route: RouteName) {
             };
             let settlement = context.attempt(id, &route, &pending).await;
             let delivered = settlement == Settlement::Sent;
-            match outbox.settle_soon(id, &route, settlement) {
-                Ok(committed) => settling.push_back((id, committed)),
+            match outbox.settle_soon(id, &route, settlement.clone()) {
+                Ok(committed) => settling.push_back((id, settlement, committed)),
                 Err(error) => {
-                    context.unrecorded(id, &route, &error);
+                    context.unrecorded(id, &route, settlement, &error);
                     break 'run;
                 }
             }
@@ -278,9 +297,9 @@ async fn run<U: Upstream>(context: Rc<Context<U>>, route: RouteName) {
             }
         }
     }
-    for (id, committed) in settling {
+    for (id, settlement, committed) in settling {
         if let Err(error) = committed.await {
-            context.unrecorded(id, &route, &error);
+            context.unrecorded(id, &route, settlement, &error);
         }
     }
     core.schedule().release(&route);
@@ -365,30 +384,77 @@ impl<U: Upstream> Context<U> {
         core.schedule().reschedule(id, route, due);
     }
 
-    /// The outcome of a send could not be committed: it stays pending and is sent again later.
-    fn unrecorded(&self, id: u64, route: &RouteName, error: &OutboxError) {
+    /// The outcome of a send could not be committed: it is held, and nothing more is sent until
+    /// the outbox records it (see [`Self::record_held`]).
+    fn unrecorded(&self, id: u64, route: &RouteName, settlement: Settlement, error: &OutboxError) {
         tracing::error!(
             id,
             route = %route,
-            "cannot record the outcome of notification {id}; it stays pending and may be sent \
-             again: {error}"
+            "cannot record the outcome of notification {id}; delivery pauses until the outbox \
+             records it (tried again every {}): {error}",
+            humantime::format_duration(STORAGE_RETRY_DELAY)
         );
-        self.postpone(id, route);
+        self.held.borrow_mut().push_back(Held {
+            id,
+            route: route.clone(),
+            settlement,
+        });
+    }
+
+    /// Records the held outcomes, oldest first; true when none is left (sending may go on).
+    async fn record_held(&self) -> bool {
+        loop {
+            let Some((id, route, settlement)) = self
+                .held
+                .borrow()
+                .front()
+                .map(|held| (held.id, held.route.clone(), held.settlement.clone()))
+            else {
+                return true;
+            };
+            let recorded = match self.outbox.settle_soon(id, &route, settlement) {
+                Ok(committed) => committed.await,
+                Err(error) => Err(error),
+            };
+            match recorded {
+                Ok(()) => {
+                    self.held.borrow_mut().pop_front();
+                    tracing::info!(
+                        id,
+                        route = %route,
+                        "the outcome of notification {id} is recorded; delivery goes on"
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        id,
+                        route = %route,
+                        "the outbox still cannot record the outcome of notification {id}: {error}"
+                    );
+                    return false;
+                }
+            }
+        }
     }
 
     /// Collects the outcomes already committed, oldest first, without waiting for the others;
     /// false when one could not be committed, which ends the run.
-    fn settled_so_far(&self, route: &RouteName, settling: &mut VecDeque<(u64, Settling)>) -> bool {
+    fn settled_so_far(
+        &self,
+        route: &RouteName,
+        settling: &mut VecDeque<(u64, Settlement, Settling)>,
+    ) -> bool {
         let mut all_recorded = true;
-        while let Some((id, committed)) = settling.front_mut() {
+        while let Some((_, _, committed)) = settling.front_mut() {
             let Some(outcome) = (&mut *committed).now_or_never() else {
                 break;
             };
-            if let Err(error) = outcome {
-                self.unrecorded(*id, route, &error);
+            if let Some((id, settlement, _)) = settling.pop_front()
+                && let Err(error) = outcome
+            {
+                self.unrecorded(id, route, settlement, &error);
                 all_recorded = false;
             }
-            settling.pop_front();
         }
         all_recorded
     }

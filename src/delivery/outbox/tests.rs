@@ -405,8 +405,8 @@ async fn a_failed_commit_of_answered_changes_refuses_everything_until_a_restart_
             .enqueue(&route("gh"), vec![message("answered")], None)
             .await,
     );
-    wait_until(|| !outbox.is_writable()).await;
-    assert!(!outbox.is_writable());
+    wait_until(|| outbox.needs_restart()).await;
+    assert!(outbox.needs_restart());
     failing.store(false, Ordering::SeqCst);
     let refused = outbox
         .enqueue(&route("gh"), vec![message("refused")], None)
@@ -451,8 +451,8 @@ async fn a_disk_that_refuses_writes_makes_enqueue_unavailable_and_queues_nothing
         "{after:?}"
     );
     assert!(
-        !outbox.is_writable(),
-        "redb wants a reopen after an I/O error"
+        outbox.needs_restart(),
+        "redb wants a reopen after a failed commit"
     );
 }
 
