@@ -242,3 +242,51 @@ impl Stream for GuardedBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_and_values_are_read() {
+        assert_eq!(
+            HttpLimits::from_vars(vars(&[])).unwrap(),
+            HttpLimits::default()
+        );
+        let limits = HttpLimits::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_MAX_CONNECTIONS", "100"),
+            ("PUSHJET_BRIDGE_REQUEST_TIMEOUT", "5s"),
+            ("PUSHJET_BRIDGE_MAX_BUFFERED_BYTES", "1048576"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            limits,
+            HttpLimits {
+                max_connections: 100,
+                request_timeout: Duration::from_secs(5),
+                max_buffered_bytes: 1_048_576,
+            }
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let error = HttpLimits::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_MAX_CONNECTIONS", "0"),
+            ("PUSHJET_BRIDGE_REQUEST_TIMEOUT", "0s"),
+            ("PUSHJET_BRIDGE_MAX_BUFFERED_BYTES", "lots"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.0.len(), 3, "{error}");
+        for name in ["MAX_CONNECTIONS", "REQUEST_TIMEOUT", "MAX_BUFFERED_BYTES"] {
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+}

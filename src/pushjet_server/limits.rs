@@ -311,3 +311,94 @@ fn admit(request: &ServiceRequest) -> Result<(), ProtocolError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_and_values_are_read() {
+        assert_eq!(
+            ApiLimits::from_vars(vars(&[])).unwrap(),
+            ApiLimits::default()
+        );
+        let limits = ApiLimits::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_PUSHJET_WRITES_PER_MINUTE", "60"),
+            ("PUSHJET_BRIDGE_PUSHJET_LIMIT_LOOPBACK", "yes"),
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_UNREAD", "10"),
+            ("PUSHJET_BRIDGE_PUSHJET_MESSAGE_MAX_AGE", "7days"),
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_FETCH_BYTES", "4096"),
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_DISK_BYTES", "1000000"),
+            ("PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN", " token \n"),
+        ]))
+        .unwrap();
+        assert_eq!(limits.writes_per_minute.get(), 60);
+        assert!(limits.limit_loopback);
+        assert_eq!(limits.max_unread, 10);
+        assert_eq!(limits.message_max_age, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(limits.max_fetch_bytes, 4096);
+        assert_eq!(limits.max_disk_bytes, 1_000_000);
+        assert!(
+            limits
+                .create_token
+                .as_ref()
+                .is_some_and(|token| token.matches("token"))
+        );
+        assert_eq!(
+            format!("{:?}", limits.create_token),
+            "Some(CreateToken(<redacted>))"
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let error = ApiLimits::from_vars(vars(&[
+            ("PUSHJET_BRIDGE_PUSHJET_WRITES_PER_MINUTE", "0"),
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_UNREAD", "-1"),
+            ("PUSHJET_BRIDGE_PUSHJET_MESSAGE_MAX_AGE", "forever"),
+            ("PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN", "a"),
+            ("PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN_FILE", "/nonexistent"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.0.len(), 4, "{error}");
+        assert!(!error.to_string().contains("=a"), "{error}");
+    }
+
+    #[test]
+    fn loopback_is_exempt_unless_asked_and_others_are_limited_per_address() {
+        let limits = ApiLimits {
+            writes_per_minute: NonZeroU32::new(2).unwrap(),
+            ..ApiLimits::default()
+        };
+        let limiter = WriteLimiter::new(&limits);
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..10 {
+            assert!(limiter.check(loopback).is_ok());
+        }
+        assert!(limiter.check(one).is_ok() && limiter.check(one).is_ok());
+        let wait = limiter.check(one).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(
+            limiter.check(other).is_ok(),
+            "another address has its own limit"
+        );
+        let strict = WriteLimiter::new(&ApiLimits {
+            limit_loopback: true,
+            ..limits
+        });
+        assert!(strict.check(loopback).is_ok() && strict.check(loopback).is_ok());
+        assert!(strict.check(loopback).is_err());
+    }
+}

@@ -316,3 +316,45 @@ async fn memory_stays_bounded_and_a_sender_is_served_while_many_connections_tric
     );
     drop(held);
 }
+
+#[actix_web::test]
+async fn bodies_beyond_the_memory_set_aside_for_them_get_503_until_it_is_free_again() {
+    let app = crate::common::spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "open"),
+        ("PUSHJET_BRIDGE_MAX_BUFFERED_BYTES", "100000"),
+    ])
+    .await;
+    let port = app.app.port;
+    let held = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = stall(
+            port,
+            "POST /hooks/open HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 95000\r\n\r\n",
+        );
+        std::io::Write::write_all(&mut stream, &[b'x'; 90_000]).expect("sent");
+        stream
+    })
+    .await
+    .expect("the first body is on its way");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    let url = app.url("/hooks/open");
+    let text = "y".repeat(20_000);
+    let refused = post(&url, &[("Content-Type", "text/plain")], text.clone()).await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(
+        refused
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut accepted = post(&url, &[("Content-Type", "text/plain")], text.clone()).await;
+    while accepted.status != 202 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        accepted = post(&url, &[("Content-Type", "text/plain")], text.clone()).await;
+    }
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+}
