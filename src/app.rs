@@ -175,7 +175,12 @@ impl Application {
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .workers(workers)
-        .max_connections(settings.http_limits.max_connections.div_ceil(workers))
+        .max_connections(
+            settings
+                .http_limits
+                .accepted_connections()
+                .div_ceil(workers),
+        )
         .client_request_timeout(settings.http_limits.request_timeout)
         .listen(listener)?
         .run();

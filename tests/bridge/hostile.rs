@@ -358,3 +358,43 @@ async fn bodies_beyond_the_memory_set_aside_for_them_get_503_until_it_is_free_ag
     }
     assert_eq!(accepted.status, 202, "{}", accepted.text);
 }
+
+#[actix_web::test]
+async fn requests_beyond_the_connection_limit_get_503_and_health_checks_still_answer() {
+    let app = crate::common::spawn_app_with(&[("PUSHJET_BRIDGE_MAX_CONNECTIONS", "10")]).await;
+    let port = app.port;
+    let stalled: Vec<_> = (0..10)
+        .map(|_| {
+            stall(
+                port,
+                "POST /hooks/demo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n",
+            )
+        })
+        .collect();
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let url = app.url("/hooks/demo");
+    let refused = post(&url, &[("Content-Type", "text/plain")], "one too many").await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(
+        refused
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let health = awc::Client::default()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(health.status(), 200);
+
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut accepted = post(&url, &[("Content-Type", "text/plain")], "room again").await;
+    while accepted.status != 202 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        accepted = post(&url, &[("Content-Type", "text/plain")], "room again").await;
+    }
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+}
