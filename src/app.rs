@@ -181,7 +181,7 @@ impl Application {
                 .accepted_connections()
                 .div_ceil(workers),
         )
-        .client_request_timeout(settings.http_limits.request_timeout)
+        .client_request_timeout(settings.http_limits.header_timeout())
         .listen(listener)?
         .run();
         tracing::info!(address = %local, "listening");

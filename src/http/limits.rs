@@ -30,8 +30,9 @@ pub struct HttpLimits {
     /// `Retry-After`. The server accepts a quarter more connections than this to say so; more wait
     /// in the listen backlog until one closes (`PUSHJET_BRIDGE_MAX_CONNECTIONS`, default 4096).
     pub max_connections: usize,
-    /// How long a request's headers, and then its body, may take to arrive; after it the answer
-    /// is 408 and the connection is closed (`PUSHJET_BRIDGE_REQUEST_TIMEOUT`, default `30s`).
+    /// How long a request's body may take to arrive after its headers (which get
+    /// [`HEADER_TIMEOUT`] at most); after it the answer is 408 and the connection is closed
+    /// (`PUSHJET_BRIDGE_REQUEST_TIMEOUT`, default `30s`).
     pub request_timeout: Duration,
     /// The most request body bytes held at once over all requests; a request whose body would
     /// go beyond gets 503 with `Retry-After` (`PUSHJET_BRIDGE_MAX_BUFFERED_BYTES`, default 32 MiB).
@@ -141,11 +142,19 @@ impl BodyGuard {
     }
 }
 
+/// The longest a request's headers may take to arrive (shorter when the request timeout is).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How many connections the server accepts beyond `max_connections`, per hundred: room to
 /// answer 503 to the clients beyond the limit instead of leaving them in the listen backlog.
 pub const CONNECTION_HEADROOM_PERCENT: usize = 25;
 
 impl HttpLimits {
+    /// How long the HTTP server waits for a request's headers.
+    pub fn header_timeout(&self) -> Duration {
+        self.request_timeout.min(HEADER_TIMEOUT)
+    }
+
     /// The connections the HTTP server accepts at most, over all workers: `max_connections` and
     /// the headroom in which the ones beyond it are answered 503.
     pub fn accepted_connections(&self) -> usize {
