@@ -50,12 +50,24 @@ pub enum AppError {
     /// The server stopped with an I/O error.
     #[error("the server failed: {0}")]
     Serve(#[from] std::io::Error),
+    /// The outbox can store nothing more before a restart (a commit failed, e.g. on a full
+    /// disk); the service stopped so that its supervisor starts it again.
+    #[error(
+        "the outbox could not commit accepted notifications (disk full or failing?); they are safe \
+         in its journal and the next start restores them: stopped so that the supervisor restarts \
+         the service"
+    )]
+    OutboxNeedsRestart,
 }
+
+/// How often the outbox is checked for a failure only a restart repairs.
+const RESTART_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A bound, ready-to-run service.
 pub struct Application {
     port: u16,
     server: Server,
+    outbox: Outbox,
     dispatcher: DispatcherHandle,
     shutdown_grace: Duration,
 }
@@ -165,14 +177,21 @@ impl Application {
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .workers(workers)
-        .max_connections(settings.limits.http.max_connections.div_ceil(workers))
-        .client_request_timeout(settings.limits.http.request_timeout)
+        .max_connections(
+            settings
+                .limits
+                .http
+                .accepted_connections()
+                .div_ceil(workers),
+        )
+        .client_request_timeout(settings.limits.http.header_timeout())
         .listen(listener)?
         .run();
         tracing::info!(address = %local, "listening");
         Ok(Self {
             port: local.port(),
             server,
+            outbox,
             dispatcher,
             shutdown_grace: settings.delivery.shutdown_grace,
         })
@@ -192,15 +211,38 @@ impl Application {
     /// HTTP server stops accepting and finishes its requests, then sends in flight get the
     /// shutdown grace period and everything else stays in the outbox for the next start.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = stop_when_restart_needed(&self.outbox, &handle) => server.await,
+        };
         let report = self.dispatcher.shutdown(self.shutdown_grace).await;
         tracing::info!(
             ?report,
             "delivery stopped; pending notifications stay in the outbox"
         );
         served?;
+        if self.outbox.needs_restart() {
+            return Err(AppError::OutboxNeedsRestart);
+        }
         Ok(())
     }
+}
+
+/// Asks the server to stop gracefully once the outbox can store nothing more before a restart,
+/// so that the process exits with an error and its supervisor starts it again (which replays
+/// the journal); waiting would only refuse every webhook.
+async fn stop_when_restart_needed(outbox: &Outbox, server: &ServerHandle) {
+    while !outbox.needs_restart() {
+        actix_web::rt::time::sleep(RESTART_CHECK_INTERVAL).await;
+    }
+    tracing::error!(
+        "the outbox could not commit accepted notifications; they are safe in its journal. \
+         Stopping so that the supervisor restarts the service, which restores them"
+    );
+    // The stop is asked at once; the server's own future says when it is done.
+    drop(server.stop(true));
 }
 
 /// Reloads the configuration on every SIGHUP.

@@ -16,11 +16,13 @@ const PREFIX: &str = "PUSHJET_BRIDGE_";
 /// The limits every HTTP request meets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// The most connections open at once, over all workers; more wait in the listen backlog
-    /// until one closes (`PUSHJET_BRIDGE_MAX_CONNECTIONS`, default 4096).
+    /// The most requests served at once, over all workers; the ones beyond get 503 with
+    /// `Retry-After`. The server accepts a quarter more connections than this to say so; more wait
+    /// in the listen backlog until one closes (`PUSHJET_BRIDGE_MAX_CONNECTIONS`, default 4096).
     pub max_connections: usize,
-    /// How long a request's headers, and then its body, may take to arrive; after it the answer
-    /// is 408 and the connection is closed (`PUSHJET_BRIDGE_REQUEST_TIMEOUT`, default `30s`).
+    /// How long a request's body may take to arrive after its headers (which get 5 s at most);
+    /// after it the answer is 408 and the connection is closed (`PUSHJET_BRIDGE_REQUEST_TIMEOUT`,
+    /// default `30s`).
     pub request_timeout: Duration,
     /// The most request body bytes held at once over all requests; a request whose body would
     /// go beyond gets 503 with `Retry-After` (`PUSHJET_BRIDGE_MAX_BUFFERED_BYTES`, default 32 MiB).
@@ -222,13 +224,31 @@ mod tests {
         assert_eq!(api.writes_per_minute.get(), 10);
         assert!(api.create_token.unwrap().matches(b"let-me-create"));
 
+        let (_, api) = read_pairs(&[
+            ("PUSHJET_BRIDGE_PUSHJET_LIMIT_LOOPBACK", "yes"),
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_UNREAD", "10"),
+            ("PUSHJET_BRIDGE_PUSHJET_MESSAGE_MAX_AGE", "7days"),
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_FETCH_BYTES", "4096"),
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_DISK_BYTES", "1000000"),
+        ])
+        .unwrap();
+        assert!(api.limit_loopback);
+        assert_eq!(api.max_unread, 10);
+        assert_eq!(api.message_max_age, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(api.max_fetch_bytes, 4096);
+        assert_eq!(api.max_disk_bytes, 1_000_000);
+
         let problems = read_pairs(&[
+            ("PUSHJET_BRIDGE_PUSHJET_MAX_UNREAD", "-1"),
+            ("PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN", "a"),
+            ("PUSHJET_BRIDGE_PUSHJET_CREATE_TOKEN_FILE", "/nonexistent"),
             ("PUSHJET_BRIDGE_MAX_CONNECTIONS", "0"),
             ("PUSHJET_BRIDGE_REQUEST_TIMEOUT", "0s"),
             ("PUSHJET_BRIDGE_PUSHJET_WRITES_PER_MINUTE", "0"),
             ("PUSHJET_BRIDGE_PUSHJET_LIMIT_LOOPBACK", "maybe"),
         ])
         .unwrap_err();
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(!problems.join(" ").contains("`a`"), "{problems:?}");
     }
 }

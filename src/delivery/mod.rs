@@ -39,8 +39,9 @@
 //!   key, in the same frame) are appended to the outbox journal and synced (`fdatasync`); redb
 //!   takes them in a durable commit within 10 ms, and [`Outbox::open`] replays the journal frames
 //!   it had not taken before a crash. If the journal cannot be written the caller gets
-//!   [`OutboxError::Unavailable`], never an id. After an I/O error [`Outbox::is_writable`] turns
-//!   false so a health check can ask for a restart.
+//!   [`OutboxError::Unavailable`], never an id, and the next write that succeeds ends it. A
+//!   failed commit cannot be undone in place: [`Outbox::needs_restart`] turns true and the
+//!   application stops so that its supervisor restarts it (the start replays the journal).
 //! - **Group commit.** Concurrent calls are batched by one committer thread into one journal
 //!   frame, and the batches of 10 ms into one redb transaction; no disk I/O runs on an async
 //!   worker (reads use Tokio's blocking pool).

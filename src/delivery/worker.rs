@@ -21,7 +21,7 @@
 //! outcomes, gives them a grace period, then drops the rest: they stay pending and are sent on the
 //! next start.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
@@ -44,6 +44,8 @@ use crate::routes::{RouteName, Routes};
 
 /// How many notifications a run reads from the outbox at once.
 const READ_BATCH: usize = 64;
+/// How often outcomes the outbox could not record are tried again, while nothing is sent.
+const HELD_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// The most notifications one run sends before it frees its lane for the dispatcher to choose
 /// again (the oldest due route first).
@@ -162,6 +164,7 @@ where
             policy,
             metrics,
             stopping: Cell::new(false),
+            held: RefCell::new(VecDeque::new()),
         });
         let outcome = dispatch(context, concurrency, stopped, default_grace).await;
         let _nobody_waits = report.send(outcome);
@@ -177,6 +180,17 @@ struct Context<U> {
     metrics: Arc<Metrics>,
     /// Set at shutdown: runs send nothing more.
     stopping: Cell<bool>,
+    /// Outcomes of sends the outbox could not record, oldest first, each run's with its claim.
+    /// While there are any, nothing more is sent: a notification whose "sent" is not on disk
+    /// would otherwise be sent again.
+    held: RefCell<VecDeque<Held>>,
+}
+
+/// A run's outcomes waiting to be recorded, and the claim they were sent under (given back
+/// once they are recorded).
+struct Held {
+    claim: Claim,
+    outcomes: VecDeque<(u64, Outcome)>,
 }
 
 /// The dispatcher's loop; returns when told to stop (or when its handle is dropped).
@@ -189,6 +203,14 @@ async fn dispatch<U: Upstream + 'static>(
     let mut in_flight: FuturesUnordered<LocalBoxFuture<'static, ()>> = FuturesUnordered::new();
     let outbox = &context.outbox;
     let grace = loop {
+        if !context.record_held().await {
+            tokio::select! {
+                grace = &mut stop => break grace.unwrap_or(default_grace),
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                () = tokio::time::sleep(HELD_RETRY_DELAY) => {}
+            }
+            continue;
+        }
         let now = outbox.now();
         let mut next_due = None;
         let room = concurrency.saturating_sub(in_flight.len());
@@ -241,6 +263,7 @@ async fn run<U: Upstream>(context: Rc<Context<U>>, mut claim: Claim) {
     let outbox = &context.outbox;
     let route = claim.route().clone();
     let mut settling = VecDeque::new();
+    let mut unrecorded = VecDeque::new();
     let mut sent = 0;
     'run: while sent < RUN_LIMIT && !context.stopping.get() {
         let batch = READ_BATCH.min(RUN_LIMIT - sent);
@@ -249,24 +272,35 @@ async fn run<U: Upstream>(context: Rc<Context<U>>, mut claim: Claim) {
             break;
         }
         for (id, pending) in due {
-            if context.stopping.get() || !context.settled_so_far(&route, &mut settling) {
+            if context.stopping.get()
+                || !context.settled_so_far(&route, &mut settling, &mut unrecorded)
+            {
                 break 'run;
             }
             let outcome = context.attempt(id, &route, &pending).await;
             let delivered = outcome == Outcome::Sent;
-            settling.push_back((id, outbox.record(&claim, id, outcome)));
+            let recording = outbox.record(&claim, id, outcome.clone());
+            settling.push_back((id, outcome, recording));
             sent += 1;
             if !delivered {
                 break 'run;
             }
         }
     }
-    for (id, recording) in settling {
+    for (id, outcome, recording) in settling {
         if let Err(error) = recording.await {
             context.unrecorded(id, &route, &error);
+            unrecorded.push_back((id, outcome));
         }
     }
-    outbox.release(claim).await;
+    if unrecorded.is_empty() {
+        outbox.release(claim).await;
+    } else {
+        context.held.borrow_mut().push_back(Held {
+            claim,
+            outcomes: unrecorded,
+        });
+    }
 }
 
 impl<U: Upstream> Context<U> {
@@ -334,30 +368,80 @@ impl<U: Upstream> Context<U> {
         }
     }
 
-    /// The outcome of a send could not be committed: it stays pending and is sent again later
-    /// (the outbox holds it back for a while).
+    /// The outcome of a send could not be committed: it is held, and nothing more is sent until
+    /// the outbox records it (see [`Self::record_held`]).
     fn unrecorded(&self, id: u64, route: &RouteName, error: &OutboxError) {
         tracing::error!(
             id,
             route = %route,
-            "cannot record the outcome of notification {id}; it stays pending and may be sent \
-             again: {error}"
+            "cannot record the outcome of notification {id}; delivery pauses until the outbox \
+             records it (tried again every {}): {error}",
+            humantime::format_duration(HELD_RETRY_DELAY)
         );
     }
 
+    /// Records the held outcomes, oldest first, and gives each run's claim back once its
+    /// outcomes are recorded; true when none is left (sending may go on).
+    async fn record_held(&self) -> bool {
+        loop {
+            let next = {
+                let held = self.held.borrow();
+                let Some(run) = held.front() else {
+                    return true;
+                };
+                run.outcomes
+                    .front()
+                    .map(|(id, outcome)| (*id, outcome.clone()))
+            };
+            let Some((id, outcome)) = next else {
+                let done = self.held.borrow_mut().pop_front();
+                if let Some(run) = done {
+                    self.outbox.release(run.claim).await;
+                }
+                continue;
+            };
+            let recording = match self.held.borrow().front() {
+                Some(run) => self.outbox.record(&run.claim, id, outcome),
+                None => return true,
+            };
+            match recording.await {
+                Ok(()) => {
+                    if let Some(run) = self.held.borrow_mut().front_mut() {
+                        run.outcomes.pop_front();
+                    }
+                    tracing::info!(id, "the outcome of notification {id} is recorded");
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        id,
+                        "the outbox still cannot record the outcome of notification {id}: {error}"
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
     /// Collects the outcomes already committed, oldest first, without waiting for the others;
-    /// false when one could not be committed, which ends the run.
-    fn settled_so_far(&self, route: &RouteName, settling: &mut VecDeque<(u64, Recording)>) -> bool {
+    /// false when one could not be committed (it joins `unrecorded`), which ends the run.
+    fn settled_so_far(
+        &self,
+        route: &RouteName,
+        settling: &mut VecDeque<(u64, Outcome, Recording)>,
+        unrecorded: &mut VecDeque<(u64, Outcome)>,
+    ) -> bool {
         let mut all_recorded = true;
-        while let Some((id, committed)) = settling.front_mut() {
-            let Some(outcome) = (&mut *committed).now_or_never() else {
+        while let Some((_, _, committed)) = settling.front_mut() {
+            let Some(result) = (&mut *committed).now_or_never() else {
                 break;
             };
-            if let Err(error) = outcome {
-                self.unrecorded(*id, route, &error);
+            if let Some((id, outcome, _)) = settling.pop_front()
+                && let Err(error) = result
+            {
+                self.unrecorded(id, route, &error);
+                unrecorded.push_back((id, outcome));
                 all_recorded = false;
             }
-            settling.pop_front();
         }
         all_recorded
     }

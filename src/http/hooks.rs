@@ -10,9 +10,8 @@ use serde_json::json;
 
 use crate::delivery::{Enqueued, Failure, Outbox, classify};
 use crate::http::error::HookError;
-use crate::http::limits;
 use crate::http::request_id::RequestId;
-use crate::http::{early, encoding};
+use crate::http::{early, encoding, limits};
 use crate::metrics::{Metrics, Rejection, route_source};
 use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};

@@ -10,9 +10,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
+use actix_web::HttpResponse;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use futures_util::Stream;
@@ -25,6 +27,8 @@ use crate::config::{HttpLimits, MAX_BUFFERED_BYTES};
 pub struct BodyGuard {
     budget: Arc<Semaphore>,
     timeout: Duration,
+    /// One permit per request being served, `max_connections` in all.
+    requests: Arc<Semaphore>,
 }
 
 impl BodyGuard {
@@ -35,8 +39,36 @@ impl BodyGuard {
                 limits.max_buffered_bytes.min(MAX_BUFFERED_BYTES),
             )),
             timeout: limits.request_timeout,
+            requests: Arc::new(Semaphore::new(limits.max_connections)),
         }
     }
+}
+
+/// The longest a request's headers may take to arrive (shorter when the request timeout is).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many connections the server accepts beyond `max_connections`, per hundred: room to
+/// answer 503 to the clients beyond the limit instead of leaving them in the listen backlog.
+pub const CONNECTION_HEADROOM_PERCENT: usize = 25;
+
+impl HttpLimits {
+    /// How long the HTTP server waits for a request's headers.
+    pub fn header_timeout(&self) -> Duration {
+        self.request_timeout.min(HEADER_TIMEOUT)
+    }
+
+    /// The connections the HTTP server accepts at most, over all workers: `max_connections` and
+    /// the headroom in which the ones beyond it are answered 503.
+    pub fn accepted_connections(&self) -> usize {
+        self.max_connections
+            .saturating_add(self.max_connections * CONNECTION_HEADROOM_PERCENT / 100)
+            .max(self.max_connections.saturating_add(1))
+    }
+}
+
+/// Health checks are answered even when every request slot is taken.
+fn is_health_check(request: &ServiceRequest) -> bool {
+    matches!(request.path(), "/healthz" | "/readyz")
 }
 
 /// The error a body stream ends with when its deadline passed (`io::ErrorKind::TimedOut`).
@@ -50,16 +82,31 @@ pub fn is_over_budget(error: &PayloadError) -> bool {
     matches!(error, PayloadError::Io(error) if error.kind() == std::io::ErrorKind::ResourceBusy)
 }
 
-/// Middleware: wraps the request's body so that reading it fails with a timeout once the request
-/// timeout has passed since the headers arrived, and with "busy" when its bytes would take the
-/// bytes held by all requests over the budget. The bytes read stay counted until the answer is
-/// ready. Without a [`BodyGuard`] in the app data the request passes unchanged.
+/// Middleware: answers 503 (with `Retry-After: 1`, closing the connection) when
+/// `max_connections` requests are already being served, health checks aside; wraps the request's
+/// body so that reading it fails with a timeout once the request timeout has passed since the
+/// headers arrived, and with "busy" when its bytes would take the bytes held by all requests over
+/// the budget. The bytes read stay counted until the answer is ready. Without a [`BodyGuard`] in
+/// the app data the request passes unchanged.
 pub async fn guard(
     mut request: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(guard) = request.app_data::<web::Data<BodyGuard>>().cloned() else {
-        return next.call(request).await;
+        return Ok(next.call(request).await?.map_into_left_body());
+    };
+    let slot = match guard.requests.clone().try_acquire_owned() {
+        Ok(slot) => Some(slot),
+        Err(_) if is_health_check(&request) => None,
+        Err(_) => {
+            let busy = HttpResponse::ServiceUnavailable()
+                .insert_header((RETRY_AFTER, 1))
+                .force_close()
+                .json(serde_json::json!({
+                    "error": "too many requests at once (PUSHJET_BRIDGE_MAX_CONNECTIONS); try again shortly"
+                }));
+            return Ok(request.into_response(busy).map_into_right_body());
+        }
     };
     let held = Arc::new(Mutex::new(None));
     let guarded = GuardedBody {
@@ -73,8 +120,8 @@ pub async fn guard(
         payload: Box::pin(guarded),
     });
     let response = next.call(request).await;
-    drop(held);
-    response
+    drop((held, slot));
+    Ok(response?.map_into_left_body())
 }
 
 /// A body stream under a deadline and the shared budget.
@@ -144,5 +191,20 @@ impl Stream for GuardedBody {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_accepts_a_quarter_more_connections_to_answer_503() {
+        let limits = |max_connections| HttpLimits {
+            max_connections,
+            ..HttpLimits::default()
+        };
+        assert_eq!(limits(4096).accepted_connections(), 5120);
+        assert_eq!(limits(1).accepted_connections(), 2);
     }
 }

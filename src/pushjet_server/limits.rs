@@ -123,3 +123,41 @@ fn admit(request: &ServiceRequest) -> Result<(), ProtocolError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    #[test]
+    fn loopback_is_exempt_unless_asked_and_others_are_limited_per_address() {
+        let limits = ApiLimits {
+            writes_per_minute: NonZeroU32::new(2).unwrap(),
+            ..ApiLimits::default()
+        };
+        let limiter = WriteLimiter::new(&limits);
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..10 {
+            assert!(limiter.check(loopback).is_ok());
+        }
+        assert!(limiter.check(one).is_ok() && limiter.check(one).is_ok());
+        let wait = limiter.check(one).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(
+            limiter.check(other).is_ok(),
+            "another address has its own limit"
+        );
+        let strict = WriteLimiter::new(&ApiLimits {
+            limit_loopback: true,
+            ..limits
+        });
+        assert!(strict.check(loopback).is_ok() && strict.check(loopback).is_ok());
+        assert!(strict.check(loopback).is_err());
+    }
+}

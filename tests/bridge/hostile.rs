@@ -287,13 +287,13 @@ async fn memory_stays_bounded_and_a_sender_is_served_while_many_connections_tric
     let before = resident_bytes(pid);
     let bearer = format!("Authorization: Bearer {SECURE_TOKEN}\r\n");
     let held = actix_web::rt::task::spawn_blocking(move || {
-        let mut held = trickle(port, 600, "/hooks/secure", "", 64 * 1024);
+        let mut held = trickle(port, 400, "/hooks/secure", "", 1024 * 1024);
         held.extend(trickle(port, 100, "/hooks/secure", &bearer, 256 * 1024));
         held
     })
     .await
     .expect("the attackers connect");
-    assert!(held.len() >= 650, "only {} connections opened", held.len());
+    assert!(held.len() >= 450, "only {} connections opened", held.len());
 
     let answer = post(
         &format!("http://127.0.0.1:{port}/hooks/secure"),
@@ -315,4 +315,86 @@ async fn memory_stays_bounded_and_a_sender_is_served_while_many_connections_tric
         during / (1024 * 1024)
     );
     drop(held);
+}
+
+#[actix_web::test]
+async fn bodies_beyond_the_memory_set_aside_for_them_get_503_until_it_is_free_again() {
+    let app = crate::common::spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "open"),
+        ("PUSHJET_BRIDGE_MAX_BUFFERED_BYTES", "100000"),
+    ])
+    .await;
+    let port = app.app.port;
+    let held = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = stall(
+            port,
+            "POST /hooks/open HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 95000\r\n\r\n",
+        );
+        std::io::Write::write_all(&mut stream, &[b'x'; 90_000]).expect("sent");
+        stream
+    })
+    .await
+    .expect("the first body is on its way");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    let url = app.url("/hooks/open");
+    let text = "y".repeat(20_000);
+    let refused = post(&url, &[("Content-Type", "text/plain")], text.clone()).await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(
+        refused
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut accepted = post(&url, &[("Content-Type", "text/plain")], text.clone()).await;
+    while accepted.status != 202 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        accepted = post(&url, &[("Content-Type", "text/plain")], text.clone()).await;
+    }
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+}
+
+#[actix_web::test]
+async fn requests_beyond_the_connection_limit_get_503_and_health_checks_still_answer() {
+    let app = crate::common::spawn_app_with(&[("PUSHJET_BRIDGE_MAX_CONNECTIONS", "10")]).await;
+    let port = app.port;
+    let stalled: Vec<_> = (0..10)
+        .map(|_| {
+            stall(
+                port,
+                "POST /hooks/demo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n",
+            )
+        })
+        .collect();
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let url = app.url("/hooks/demo");
+    let refused = post(&url, &[("Content-Type", "text/plain")], "one too many").await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(
+        refused
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let health = awc::Client::default()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(health.status(), 200);
+
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut accepted = post(&url, &[("Content-Type", "text/plain")], "room again").await;
+    while accepted.status != 202 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        accepted = post(&url, &[("Content-Type", "text/plain")], "room again").await;
+    }
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
 }

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::common::flaky::{Fault, Flaky};
 use crate::common::{
-    Answer, RoutedApp, expect_messages, expect_one_message, post, spawn_app, spawn_app_in,
-    spawn_app_with_routes, wait_for_messages,
+    Answer, RoutedApp, assert_no_more_messages, expect_messages, expect_one_message, post,
+    spawn_app, spawn_app_in, spawn_app_with_routes, wait_for_messages,
 };
 use crate::support::{Process, fixture, free_port};
 
@@ -435,4 +435,118 @@ async fn a_crash_with_notifications_pending_loses_none_and_sends_none_twice() {
     assert_eq!((received.len(), unique.len()), (20, 20), "{received:#?}");
     expect_messages(&device, 0).await;
     assert_eq!(flaky.forwarded(), 20);
+}
+
+#[actix_web::test]
+async fn an_outcome_the_disk_refuses_pauses_delivery_instead_of_sending_again() {
+    let upstream = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "unused")]).await;
+    let flaky = Flaky::start();
+    flaky.forward_to(&upstream.url("/pushjet/"));
+    // The first attempt is told to come back in 2 s: time to make the disk refuse writes.
+    flaky.script(&[Fault::TooManyRequests(2)]);
+    let vars = [
+        ("PUSHJET_API_URL", flaky.url.as_str()),
+        ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
+        ("PUSHJET_BRIDGE_ROUTES", "r"),
+        ("PUSHJET_BRIDGE_ROUTE_R_SECRET", upstream.secret.as_str()),
+        FAST_RETRIES[0],
+        FAST_RETRIES[1],
+        FAST_RETRIES[2],
+    ];
+    let app = crate::common::spawn_app_with(&vars).await;
+    let answer = post(&app.url("/hooks/r"), &[JSON], body("sent once")).await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while flaky.seen() == 0 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(flaky.seen(), 1, "the first attempt was answered 429");
+    // Let the outcome "retry in 2 s" be committed first: a commit that fails is another story
+    // (the service stops for a restart; see the next test).
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+
+    let outbox = app.data_dir.join("outbox.redb");
+    let journal = app.data_dir.join("outbox.journal");
+    let immutable = Immutable::set(&[&outbox, &journal, &app.data_dir]);
+    // The retry at 2 s is sent and its outcome cannot be written; before, it was sent again
+    // every 5 s while the disk refused.
+    let first = wait_for_messages(&upstream.device, 1).await;
+    actix_web::rt::time::sleep(Duration::from_secs(7)).await;
+    let again = upstream.device.messages().await.expect("the device reads");
+    assert_eq!(
+        (texts(&first), texts(&again).len()),
+        (vec!["sent once".to_owned()], 0),
+        "sent again while its outcome could not be recorded"
+    );
+
+    drop(immutable);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut answer = post(
+        &app.url("/hooks/r"),
+        &[JSON],
+        body("after the disk came back"),
+    )
+    .await;
+    while answer.status != 202 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        answer = post(
+            &app.url("/hooks/r"),
+            &[JSON],
+            body("after the disk came back"),
+        )
+        .await;
+    }
+    assert_eq!(
+        answer.status, 202,
+        "no recovery without a restart: {}",
+        answer.text
+    );
+    let after = wait_for_messages(&upstream.device, 1).await;
+    assert_eq!(texts(&after), ["after the disk came back"]);
+    assert_no_more_messages(&upstream.device).await;
+}
+
+#[actix_web::test]
+async fn a_failed_commit_stops_the_service_and_its_restart_delivers_what_was_accepted() {
+    let upstream = spawn_app_with_routes(&[("PUSHJET_BRIDGE_ROUTES", "unused")]).await;
+    let data_dir = tempfile::tempdir().expect("a data directory");
+    let port = free_port();
+    let api = upstream.url("/pushjet/");
+    let vars = [
+        ("PUSHJET_API_URL", api.as_str()),
+        ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
+        ("PUSHJET_BRIDGE_ROUTES", "r"),
+        ("PUSHJET_BRIDGE_ROUTE_R_SECRET", upstream.secret.as_str()),
+    ];
+    let mut process = Process::start(data_dir.path(), port, &vars);
+    Process::wait_ready(port).await;
+    let url = format!("http://127.0.0.1:{port}/hooks/r");
+    let first = post(&url, &[JSON], body("before")).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    expect_one_message(&upstream.device).await;
+
+    // The database refuses writes, the journal does not: the webhook is accepted from the
+    // journal, and the database's commit a few milliseconds later fails.
+    let database = data_dir.path().join("outbox.redb");
+    let immutable = Immutable::set(&[&database]);
+    let accepted = post(&url, &[JSON], body("kept in the journal")).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = process.0.try_wait().expect("the process is there") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service still runs with an outbox that needs a restart"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!exit.success(), "it exits with an error: {exit:?}");
+
+    drop(immutable);
+    let _restarted = Process::start(data_dir.path(), port, &vars);
+    Process::wait_ready(port).await;
+    let message = expect_one_message(&upstream.device).await;
+    assert_eq!(message.message, "kept in the journal");
 }

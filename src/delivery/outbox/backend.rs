@@ -146,8 +146,9 @@ pub(in crate::delivery) trait OutboxBackend: Send + Sync + fmt::Debug {
     /// How long the longest-waiting pending notification has been waiting; a gauge as above.
     fn oldest_pending_age(&self) -> Option<Duration>;
 
-    /// False once the store refused a write in a way only a restart repairs.
-    fn is_writable(&self) -> bool;
+    /// True once the store can keep nothing more before the process restarts (the redb
+    /// backend after a failed commit, whose accepted changes the journal holds for the restart).
+    fn needs_restart(&self) -> bool;
 
     /// The directory the backend keeps its files in (for a readiness probe); `None` for a
     /// database server.

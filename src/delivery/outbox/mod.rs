@@ -72,11 +72,11 @@ impl Outbox {
         self.backend.enqueue(route, notifications, dedup_key).await
     }
 
-    /// False once a write to the outbox has failed (disk full, read-only, I/O error). The store
-    /// then refuses every further write until it is reopened, so every enqueue answers
-    /// [`OutboxError::Unavailable`] until the process restarts: a health check should report it.
-    pub fn is_writable(&self) -> bool {
-        self.backend.is_writable()
+    /// True once the outbox can store nothing more before a restart: a commit failed with
+    /// accepted changes in it, which the journal holds and the next start replays. The
+    /// application then stops so that its supervisor starts it again.
+    pub fn needs_restart(&self) -> bool {
+        self.backend.needs_restart()
     }
 
     /// The data directory the outbox keeps its files in; `None` for a store without one.

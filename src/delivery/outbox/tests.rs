@@ -131,7 +131,7 @@ async fn the_data_directory_is_where_the_outbox_was_opened() {
     let dir = TempDir::new().unwrap();
     let outbox = open(&dir);
     assert_eq!(outbox.data_dir(), Some(dir.path()));
-    assert!(outbox.is_writable());
+    assert!(!outbox.needs_restart());
 }
 
 #[actix_web::test]

@@ -214,7 +214,7 @@ fn apply(
     let (answers, failure) = apply_batch(core.limits, &open.txn, batch, now, &mut effects);
     if let Some(error) = failure {
         if holds_answered && let Some(journal) = journal {
-            journal.break_off();
+            break_off(core, journal);
         }
         fail(core, size, answers, &error);
         return None;
@@ -224,7 +224,11 @@ fn apply(
         core.transactions.fetch_add(1, Ordering::Relaxed);
         match open.txn.commit() {
             Ok(()) => answer(core, size, answers, effects),
-            Err(error) => fail(core, size, answers, &error.into()),
+            Err(error) => {
+                // redb refuses every write after a failed commit until it is reopened.
+                core.restart_needed.store(true, Ordering::Relaxed);
+                fail(core, size, answers, &error.into());
+            }
         }
         return None;
     };
@@ -233,7 +237,7 @@ fn apply(
         Ok(appended) => appended,
         Err(error) => {
             if holds_answered {
-                journal.break_off();
+                break_off(core, journal);
             }
             fail(core, size, answers, &error);
             return None;
@@ -323,7 +327,7 @@ fn commit_open(core: &Core, open: Open, journal: &mut Journal) -> bool {
             true
         }
         Err(error) => {
-            journal.break_off();
+            break_off(core, journal);
             core.writable.store(false, Ordering::Relaxed);
             tracing::error!(
                 "outbox commit failed; what was accepted is kept in the journal and restored \
@@ -332,6 +336,12 @@ fn commit_open(core: &Core, open: Open, journal: &mut Journal) -> bool {
             false
         }
     }
+}
+
+/// Keeps the journal for the next start and says that only a restart can store anything again.
+fn break_off(core: &Core, journal: &mut Journal) {
+    journal.break_off();
+    core.restart_needed.store(true, Ordering::Relaxed);
 }
 
 /// Answers a batch that is durable, after putting its effects in the schedule.

@@ -111,8 +111,11 @@ struct Core {
     schedule: Mutex<Schedule>,
     wake: Notify,
     limits: Limits,
-    /// False once a write transaction has failed.
+    /// False once a write transaction has failed, true again once one succeeds.
     writable: AtomicBool,
+    /// True once a commit failed with accepted changes in it: they are in the journal only, and
+    /// only a restart (which replays it) can store anything again.
+    restart_needed: AtomicBool,
     /// Notifications stored (in the journal) that the schedule does not hold yet: they join it
     /// when the committer's open transaction is committed, a few milliseconds later.
     staged: AtomicU64,
@@ -266,6 +269,7 @@ impl RedbOutbox {
             schedule: Mutex::new(schedule),
             wake: Notify::new(),
             writable: AtomicBool::new(true),
+            restart_needed: AtomicBool::new(false),
             staged: AtomicU64::new(0),
             limits,
             clock,
@@ -289,6 +293,12 @@ impl RedbOutbox {
             requests: Some(requests),
             committer: Some(committer),
         })
+    }
+
+    /// False after a write failed, until one succeeds again.
+    #[cfg(test)]
+    fn is_writable(&self) -> bool {
+        self.core.writable.load(Ordering::Relaxed)
     }
 
     /// A pending notification, read for sending; `None` when it is no longer pending.
@@ -462,9 +472,9 @@ impl OutboxBackend for RedbOutbox {
         Some(Duration::from_millis(self.core.now().saturating_sub(since)))
     }
 
-    /// redb refuses every write after a failed one until the database is reopened.
-    fn is_writable(&self) -> bool {
-        self.core.writable.load(Ordering::Relaxed)
+    /// redb refuses every write after a failed commit until the database is reopened.
+    fn needs_restart(&self) -> bool {
+        self.core.restart_needed.load(Ordering::Relaxed)
     }
 
     fn data_dir(&self) -> Option<&Path> {
