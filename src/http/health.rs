@@ -1,6 +1,6 @@
 //! `GET /healthz` (the process is alive and serving) and `GET /readyz` (it can take webhooks: the
 //! configuration is loaded, which it is once the server runs, and the data directory and outbox
-//! accept writes).
+//! accept writes, or the outbox's database can be reached).
 
 use std::path::Path;
 
@@ -21,10 +21,7 @@ pub async fn readyz(outbox: web::Data<Outbox>) -> HttpResponse {
     let data_dir = outbox.data_dir().map(Path::to_path_buf);
     let probe = web::block(move || data_dir.map_or(Ok(()), |dir| probe_writable(&dir))).await;
     let problem = match probe {
-        Ok(Ok(())) if outbox.is_writable() => None,
-        Ok(Ok(())) => Some(
-            "the outbox refused a write; restart the service once the disk is fixed".to_owned(),
-        ),
+        Ok(Ok(())) => outbox.problem(),
         Ok(Err(error)) => Some(format!("the data directory is not writable: {error}")),
         Err(error) => Some(format!("the readiness probe did not run: {error}")),
     };

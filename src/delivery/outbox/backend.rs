@@ -146,8 +146,12 @@ pub(in crate::delivery) trait OutboxBackend: Send + Sync + fmt::Debug {
     /// How long the longest-waiting pending notification has been waiting; a gauge as above.
     fn oldest_pending_age(&self) -> Option<Duration>;
 
-    /// False once the store refused a write in a way only a restart repairs.
+    /// False once the store refused a write in a way only a restart repairs, or (a database
+    /// server, which repairs itself) while it cannot be reached.
     fn is_writable(&self) -> bool;
+
+    /// Why a webhook would not be accepted now, for a readiness probe; `None` when it would.
+    fn problem(&self) -> Option<String>;
 
     /// The directory the backend keeps its files in (for a readiness probe); `None` for a
     /// database server.

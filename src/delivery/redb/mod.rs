@@ -57,7 +57,6 @@ mod journal;
 mod schedule;
 mod tables;
 
-
 /// The outbox's file inside the data directory.
 pub const OUTBOX_FILE_NAME: &str = "outbox.redb";
 
@@ -454,6 +453,12 @@ impl OutboxBackend for RedbOutbox {
     /// redb refuses every write after a failed one until the database is reopened.
     fn is_writable(&self) -> bool {
         self.core.writable.load(Ordering::Relaxed)
+    }
+
+    fn problem(&self) -> Option<String> {
+        (!self.is_writable()).then(|| {
+            "the outbox refused a write; restart the service once the disk is fixed".to_owned()
+        })
     }
 
     fn data_dir(&self) -> Option<&Path> {
