@@ -10,6 +10,7 @@ mod fixtures;
 mod hostile;
 mod operations;
 mod outbox;
+mod replicas;
 mod secrets;
 mod signatures;
 mod snapshots;

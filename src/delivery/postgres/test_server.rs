@@ -90,19 +90,21 @@ impl TestPostgres {
 
     /// Stops the server at once (connections are cut, as when a database host fails).
     pub fn stop(&self) {
-        run(self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.data_dir())
-            .args(["-w", "-m", "immediate", "stop"]));
+        run(self.command("pg_ctl").arg("-D").arg(self.data_dir()).args([
+            "-w",
+            "-m",
+            "immediate",
+            "stop",
+        ]));
     }
 
     /// Creates a database with a random name; its connection string.
     pub async fn create_database(&self) -> String {
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let (client, connection) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("connect to the test PostgreSQL");
+        let (client, connection) =
+            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test PostgreSQL");
         let driver = tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
