@@ -446,12 +446,15 @@ impl Shared {
                 next_due,
             });
         }
-        let routes: Vec<&str> = wanted.iter().map(|(route, _)| route.as_str()).collect();
+        // Locked in name order, as every replica does, so that two claims never deadlock.
+        let mut routes: Vec<&str> = wanted.iter().map(|(route, _)| route.as_str()).collect();
+        routes.sort_unstable();
         let leased = client
             .query(
                 "INSERT INTO route_leases (route, holder, lease, expires_at) \
                  SELECT route, $2, nextval('route_lease_numbers'), pushjet_bridge_now_ms() + $3 \
-                 FROM unnest($1::TEXT[]) AS wanted(route) \
+                 FROM unnest($1::TEXT[]) WITH ORDINALITY AS wanted(route, position) \
+                 ORDER BY position \
                  ON CONFLICT (route) DO UPDATE SET holder = EXCLUDED.holder, \
                      lease = EXCLUDED.lease, expires_at = EXCLUDED.expires_at \
                  WHERE route_leases.expires_at <= pushjet_bridge_now_ms() \
