@@ -245,3 +245,24 @@ async fn a_stopped_database_refuses_webhooks_and_recovers_when_it_is_back() {
         "nothing refused was stored"
     );
 }
+
+#[actix_web::test]
+async fn a_lease_in_use_is_renewed_by_every_outcome_and_outlives_its_length() {
+    let lease = Duration::from_millis(600);
+    let (sender, other) = replicas(lease).await;
+    let ids = enqueue(&sender, "slow", &["1", "2", "3", "4", "5"]).await;
+    let mut claim = sender.claim_due(5).await.claims.remove(0);
+    assert_eq!(sender.next_batch(&mut claim, 10).await.len(), ids.len());
+    let started = std::time::Instant::now();
+    for id in ids {
+        tokio::time::sleep(lease / 2).await;
+        assert!(
+            other.claim_due(5).await.claims.is_empty(),
+            "the route is still held"
+        );
+        sender.record(&claim, id, Outcome::Sent).await.unwrap();
+    }
+    assert!(started.elapsed() > lease * 2, "the run outlasted the lease");
+    sender.release(claim).await;
+    assert!(other.claim_due(5).await.claims.is_empty(), "all sent");
+}
