@@ -114,11 +114,7 @@ impl Application {
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
-        let outbox = {
-            let (data_dir, delivery) =
-                (settings.server.data_dir.clone(), settings.delivery.clone());
-            blocking(move || Outbox::open(&data_dir, &delivery)).await??
-        };
+        let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery).await?;
         let metrics = Arc::new(Metrics::new());
         let dispatcher = delivery::spawn(
             outbox.clone(),

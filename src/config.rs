@@ -4,10 +4,11 @@
 //!
 //! - [`read`]: the variable set, blank-is-unset, `*_FILE` secrets, the problem list;
 //! - [`routes`]: `PUSHJET_BRIDGE_ROUTES` and each route's `PUSHJET_BRIDGE_ROUTE_<NAME>_*`;
-//! - [`delivery`]: the outbox and its dispatcher;
+//! - [`delivery`]: the outbox and its dispatcher, [`database`] the shared database it may live in;
 //! - [`limits`]: limits against hostile load, on every request and on the embedded Pushjet API;
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
 
+mod database;
 mod delivery;
 mod limits;
 mod read;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use database::DatabaseUrl;
 pub use delivery::DeliverySettings;
 pub use limits::{ApiLimits, HttpLimits, MAX_BUFFERED_BYTES};
 use read::{Problems, Vars, parse_bool};

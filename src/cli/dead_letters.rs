@@ -1,9 +1,11 @@
 //! `pushjet-bridge dead-letters …`: list, retry and purge dead letters directly in
-//! `<data_dir>/outbox.redb`. Prints JSON on standard output.
+//! `<data_dir>/outbox.redb`, or in the PostgreSQL database of `PUSHJET_BRIDGE_DATABASE_URL` when
+//! it is set. Prints JSON on standard output.
 //!
-//! The database can be open in one process at a time, so this works while the service is
+//! The redb file can be open in one process at a time, so this works while the service is
 //! stopped; while it runs, use its admin endpoints (`/admin/dead-letters`) instead. Retried dead
-//! letters are sent the next time the service runs.
+//! letters are sent the next time the service runs. A database is shared: the command works on it
+//! from anywhere, while the replicas run, and they send what it retries at once.
 
 use std::path::PathBuf;
 
@@ -73,15 +75,12 @@ pub enum DeadLettersError {
 
 /// Runs the command against the outbox in the data directory; the JSON to print on success.
 pub async fn run(args: DeadLettersArgs) -> Result<Value, DeadLettersError> {
+    let settings = DeliverySettings::from_env()?;
     let path = args.data_dir.join(OUTBOX_FILE_NAME);
-    if !path.exists() {
+    if settings.database.is_none() && !path.exists() {
         return Err(DeadLettersError::NoOutbox { path });
     }
-    let settings = DeliverySettings::from_env()?;
-    let data_dir = args.data_dir.clone();
-    let outbox = actix_web::web::block(move || Outbox::open(&data_dir, &settings))
-        .await
-        .map_err(|error| OutboxError::Unavailable(error.to_string()))??;
+    let outbox = Outbox::connect(&args.data_dir, &settings).await?;
     let output = match args.command {
         DeadLettersCommand::List { after, limit } => {
             let letters = outbox.dead_letters(after, limit).await?;

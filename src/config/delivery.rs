@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::database::DatabaseUrl;
 use super::read::{Problems, parse_count, parse_duration};
 
 const PREFIX: &str = "PUSHJET_BRIDGE_";
@@ -36,6 +37,13 @@ pub struct DeliverySettings {
     /// How long one request to the Pushjet API may take (`PUSHJET_BRIDGE_SEND_TIMEOUT`,
     /// default `10s`).
     pub send_timeout: Duration,
+    /// The PostgreSQL database the outbox is kept in, shared by every replica
+    /// (`PUSHJET_BRIDGE_DATABASE_URL[_FILE]`); `None` keeps it in the data directory (redb).
+    pub database: Option<DatabaseUrl>,
+    /// How long a replica's claim on a route lasts without being renewed: a replica that dies
+    /// mid-send loses its routes after this long (`PUSHJET_BRIDGE_LEASE`, default `30s`; longer
+    /// than `PUSHJET_BRIDGE_SEND_TIMEOUT`). Only a shared database uses it.
+    pub lease: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -49,6 +57,8 @@ impl Default for DeliverySettings {
             max_queue: 100_000,
             shutdown_grace: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
+            database: None,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -63,6 +73,9 @@ struct Vars {
     max_queue: Option<String>,
     shutdown_grace: Option<String>,
     send_timeout: Option<String>,
+    database_url: Option<String>,
+    database_url_file: Option<std::path::PathBuf>,
+    lease: Option<String>,
 }
 
 /// The largest concurrency accepted; more would only open more connections to one server.
@@ -109,6 +122,7 @@ impl DeliverySettings {
             defaults.shutdown_grace,
         );
         let send_timeout = duration("SEND_TIMEOUT", raw.send_timeout, defaults.send_timeout);
+        let lease = duration("LEASE", raw.lease, defaults.lease);
         let concurrency = problems.parse(
             &name("DELIVERY_CONCURRENCY"),
             raw.delivery_concurrency.as_deref(),
@@ -134,6 +148,26 @@ impl DeliverySettings {
         if send_timeout.is_zero() {
             problems.push(format!("{PREFIX}SEND_TIMEOUT must be longer than zero"));
         }
+        let database = problems
+            .secret(
+                &name("DATABASE_URL"),
+                raw.database_url,
+                raw.database_url_file,
+            )
+            .filter(|url| !url.is_empty())
+            .and_then(|url| {
+                DatabaseUrl::parse(&url)
+                    .map_err(|error| problems.push(format!("{PREFIX}DATABASE_URL: {error}")))
+                    .ok()
+            });
+        if database.is_some() && lease <= send_timeout {
+            problems.push(format!(
+                "{PREFIX}LEASE ({}) must be longer than {PREFIX}SEND_TIMEOUT ({}): a replica \
+                 renews its lease between sends",
+                humantime::format_duration(lease),
+                humantime::format_duration(send_timeout)
+            ));
+        }
         Self {
             concurrency,
             retry_for,
@@ -143,6 +177,8 @@ impl DeliverySettings {
             max_queue,
             shutdown_grace,
             send_timeout,
+            database,
+            lease,
         }
     }
 }
@@ -170,6 +206,59 @@ mod tests {
         assert_eq!(settings.retry_for, Duration::from_secs(86_400));
         assert_eq!(settings.dedup_window, Duration::from_secs(86_400));
         assert_eq!(settings.max_queue, 100_000);
+        assert_eq!(settings.database, None);
+        assert_eq!(settings.lease, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_database_url_is_a_secret_and_the_lease_outlasts_a_send() {
+        let settings = read(&[
+            (
+                "PUSHJET_BRIDGE_DATABASE_URL",
+                "postgres://bridge:pa55word@db:5432/bridge",
+            ),
+            ("PUSHJET_BRIDGE_LEASE", "45s"),
+        ])
+        .unwrap();
+        let database = settings.database.as_ref().unwrap();
+        assert_eq!(database.redacted(), "postgres://bridge@db:5432/bridge");
+        assert_eq!(settings.lease, Duration::from_secs(45));
+        assert!(!format!("{settings:?}").contains("pa55word"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://bridge:pa55word@db/bridge\n").unwrap();
+        let from_file =
+            read(&[("PUSHJET_BRIDGE_DATABASE_URL_FILE", file.to_str().unwrap())]).unwrap();
+        assert_eq!(
+            from_file.database.unwrap().redacted(),
+            "postgres://bridge@db:5432/bridge"
+        );
+
+        let problems = read(&[
+            (
+                "PUSHJET_BRIDGE_DATABASE_URL",
+                "postgres://u:pa55word@db:port/x",
+            ),
+            ("PUSHJET_BRIDGE_SEND_TIMEOUT", "30s"),
+        ])
+        .unwrap_err()
+        .join("\n");
+        assert!(
+            problems.contains("PUSHJET_BRIDGE_DATABASE_URL"),
+            "{problems}"
+        );
+        assert!(!problems.contains("pa55word"), "{problems}");
+        let short = read(&[
+            ("PUSHJET_BRIDGE_DATABASE_URL", "postgres://u@db/x"),
+            ("PUSHJET_BRIDGE_LEASE", "5s"),
+        ])
+        .unwrap_err()
+        .join("\n");
+        assert!(
+            short.contains("PUSHJET_BRIDGE_LEASE (5s) must be longer"),
+            "{short}"
+        );
     }
 
     #[test]

@@ -23,14 +23,16 @@
 //!   Enqueued (outbox/records.rs): shared by every backend, depending on none
 //! ```
 //!
-//! A backend on a database server shared by replicas fits the same interface: a claim becomes a
-//! lease per route, `changed` a `LISTEN`, and the records rows (see `outbox/backend.rs`).
+//! With `PUSHJET_BRIDGE_DATABASE_URL` the backend is PostgreSQL (postgres/), shared by any
+//! number of replicas: a claim is a lease row per route (fenced by its number, lapsing after
+//! `PUSHJET_BRIDGE_LEASE`), `changed` a `LISTEN`, the records rows, dedup global; its
+//! guarantees are in `postgres/mod.rs`. The guarantees below are the redb backend's.
 //!
 //! # Wiring
 //!
-//! `app.rs` opens the [`Outbox`] off the async workers, starts the dispatcher with [`spawn`]
-//! (over the bridge in force, which answers [`RouteSecrets`]), hands the outbox to the webhook
-//! and admin handlers as app data, and after the HTTP server has stopped calls
+//! `app.rs` opens the [`Outbox`] ([`Outbox::connect`] picks the backend), starts the dispatcher
+//! with [`spawn`] (over the bridge in force, which answers [`RouteSecrets`]), hands the outbox to
+//! the webhook and admin handlers as app data, and after the HTTP server has stopped calls
 //! [`DispatcherHandle::shutdown`] with the shutdown grace period.
 //!
 //! # Guarantees
@@ -72,6 +74,7 @@
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
 mod outbox;
+mod postgres;
 mod redb;
 mod retry;
 mod worker;

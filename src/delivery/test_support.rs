@@ -27,6 +27,8 @@ pub(super) fn fast_settings() -> DeliverySettings {
         max_queue: 1000,
         shutdown_grace: Duration::from_secs(2),
         send_timeout: Duration::from_secs(2),
+        database: None,
+        lease: Duration::from_secs(5),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `GET /healthz` (the process is alive and serving) and `GET /readyz` (it can take webhooks: the
 //! configuration is loaded, which it is once the server runs, the data directory accepts writes,
-//! and the outbox does not wait for a restart). An outbox whose last write failed is ready again
-//! as soon as the data directory accepts writes: the next write will say.
+//! the outbox does not wait for a restart and its database, when it has one, can be reached). An
+//! outbox whose last write failed is ready again as soon as the data directory accepts writes:
+//! the next write will say.
 
 use std::path::Path;
 
@@ -22,12 +23,7 @@ pub async fn readyz(outbox: web::Data<Outbox>) -> HttpResponse {
     let data_dir = outbox.data_dir().map(Path::to_path_buf);
     let probe = web::block(move || data_dir.map_or(Ok(()), |dir| probe_writable(&dir))).await;
     let problem = match probe {
-        Ok(Ok(())) if outbox.needs_restart() => Some(
-            "the outbox could not commit accepted notifications; the service stops so that its \
-             supervisor restarts it"
-                .to_owned(),
-        ),
-        Ok(Ok(())) => None,
+        Ok(Ok(())) => outbox.problem(),
         Ok(Err(error)) => Some(format!("the data directory is not writable: {error}")),
         Err(error) => Some(format!("the readiness probe did not run: {error}")),
     };

@@ -14,6 +14,7 @@ mod hostile;
 mod operations;
 mod outbox;
 mod publish;
+mod replicas;
 mod secrets;
 mod signatures;
 mod snapshots;

@@ -1,6 +1,6 @@
-//! No secret leaks: with every kind of secret configured, a sequence of good and bad requests
-//! leaves none of them in the service's logs (captured at TRACE, whatever `RUST_LOG` says), in
-//! any answer, or in any delivered notification.
+//! No secret leaks: with every kind of secret configured (the outbox's database URL included), a
+//! sequence of good and bad requests leaves none of them in the service's logs (captured at
+//! TRACE, whatever `RUST_LOG` says), in any answer, or in any delivered notification.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -88,6 +88,13 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     .expect("a template file");
     let templates_dir = templates.path().display().to_string();
     let rotation = format!("{old_webhook_secret},{webhook_secret}");
+    // The outbox in PostgreSQL, with a password in its URL (the test server trusts every local
+    // connection, so the password is only carried around, never checked).
+    let database_password = unique("dbpw");
+    let database = crate::common::postgres::TestPostgres::shared()
+        .create_database()
+        .await
+        .replacen("postgres@", &format!("postgres:{database_password}@"), 1);
 
     let app = spawn_app_with_routes(&[
         (
@@ -102,6 +109,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         ("PUSHJET_BRIDGE_ROUTE_LEAK_GONE_DELIVERY", "sync"),
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TOKEN", &token),
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TEMPLATE", "custom/broken"),
+        ("PUSHJET_BRIDGE_DATABASE_URL", &database),
     ])
     .await;
     let pushjet_secret = app.secret.clone();
@@ -290,6 +298,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         ("token", token.as_str()),
         ("token as ntfy's auth parameter", ntfy_auth.as_str()),
         ("basic auth password", password.as_str()),
+        ("database password", database_password.as_str()),
         (
             "basic auth header",
             basic_header.trim_start_matches("Basic "),
@@ -306,6 +315,10 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         "no log of the refused delivery"
     );
     assert!(log_text.contains(" TRACE "), "no TRACE line was captured");
+    assert!(
+        log_text.contains("the outbox is kept in PostgreSQL"),
+        "no log of the database"
+    );
     assert!(
         log_text.contains(&format!("127.0.0.1:{port}")),
         "no log of this service"

@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 
 pub mod flaky;
+/// A throwaway PostgreSQL server for the tests of a shared outbox (the unit tests' own).
+#[path = "../../src/delivery/postgres/test_server.rs"]
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -150,6 +150,9 @@ pub(in crate::delivery) trait OutboxBackend: Send + Sync + fmt::Debug {
     /// backend after a failed commit, whose accepted changes the journal holds for the restart).
     fn needs_restart(&self) -> bool;
 
+    /// Why a webhook would not be accepted now, for a readiness probe; `None` when it would.
+    fn problem(&self) -> Option<String>;
+
     /// The directory the backend keeps its files in (for a readiness probe); `None` for a
     /// database server.
     fn data_dir(&self) -> Option<&Path>;

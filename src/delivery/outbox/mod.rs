@@ -3,8 +3,9 @@
 //! [`Outbox`] is the one interface to it, for the hook handler, the admin endpoints, the
 //! command line and the dispatcher; what keeps the notifications is an [`OutboxBackend`] below
 //! it (see `backend.rs` for the contract and why it is a trait object), built on the records and
-//! errors all backends share (`records.rs`). Today the backend is the embedded redb store in the
-//! data directory (`delivery/redb/`).
+//! errors all backends share (`records.rs`). The backend is the embedded redb store in the data
+//! directory (`delivery/redb/`), or a PostgreSQL database shared by replicas
+//! (`delivery/postgres/`) when `PUSHJET_BRIDGE_DATABASE_URL` is set.
 //!
 //! ```text
 //! Outbox (handle: HTTP, CLI, dispatcher)      outbox/mod.rs
@@ -29,6 +30,7 @@ pub(super) use backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 pub use records::{DeadLetter, Enqueued, OutboxError, RetriedDeadLetters};
 
 use self::records::PendingRecord;
+use super::postgres::PostgresOutbox;
 use super::redb::RedbOutbox;
 use crate::config::DeliverySettings;
 use crate::pushjet::NewMessage;
@@ -49,6 +51,19 @@ impl Outbox {
     /// Blocking disk I/O: call it at start-up or inside `web::block`, not on an async worker.
     pub fn open(data_dir: &Path, settings: &DeliverySettings) -> Result<Self, OutboxError> {
         Ok(Self::new(RedbOutbox::open(data_dir, settings)?))
+    }
+
+    /// Opens the outbox the settings ask for: in the PostgreSQL database of
+    /// `PUSHJET_BRIDGE_DATABASE_URL` when it is set (connecting, and migrating its schema), else
+    /// the embedded one in `<data_dir>` as [`Self::open`] does, off the async workers.
+    pub async fn connect(data_dir: &Path, settings: &DeliverySettings) -> Result<Self, OutboxError> {
+        if let Some(url) = &settings.database {
+            return Ok(Self::new(PostgresOutbox::connect(url, settings).await?));
+        }
+        let (data_dir, settings) = (data_dir.to_path_buf(), settings.clone());
+        tokio::task::spawn_blocking(move || Self::open(&data_dir, &settings))
+            .await
+            .map_err(|error| OutboxError::Unavailable(format!("opening the outbox failed: {error}")))?
     }
 
     /// The handle over a backend.
@@ -77,6 +92,12 @@ impl Outbox {
     /// application then stops so that its supervisor starts it again.
     pub fn needs_restart(&self) -> bool {
         self.backend.needs_restart()
+    }
+
+    /// Why a webhook would not be accepted now (an outbox that refused a write, a database that
+    /// cannot be reached), for the readiness probe; `None` when it would.
+    pub fn problem(&self) -> Option<String> {
+        self.backend.problem()
     }
 
     /// The data directory the outbox keeps its files in; `None` for a store without one.

@@ -57,7 +57,6 @@ mod journal;
 mod schedule;
 mod tables;
 
-
 /// The outbox's file inside the data directory.
 pub const OUTBOX_FILE_NAME: &str = "outbox.redb";
 
@@ -475,6 +474,14 @@ impl OutboxBackend for RedbOutbox {
     /// redb refuses every write after a failed commit until the database is reopened.
     fn needs_restart(&self) -> bool {
         self.core.restart_needed.load(Ordering::Relaxed)
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.needs_restart().then(|| {
+            "the outbox could not commit accepted notifications; the service stops so that its \
+             supervisor restarts it"
+                .to_owned()
+        })
     }
 
     fn data_dir(&self) -> Option<&Path> {

@@ -1,0 +1,111 @@
+//! `PUSHJET_BRIDGE_DATABASE_URL[_FILE]`: the PostgreSQL database the outbox is kept in when
+//! several replicas share one (README, "High availability"). It holds a password, so it is read
+//! like the other secrets and never shown: not in a problem, a log line or a `Debug` print.
+
+use std::fmt;
+
+/// A PostgreSQL connection string (`postgres://user:password@host:5432/dbname?sslmode=require`,
+/// or the `key=value` form), parsed once. Its `Debug` and [`DatabaseUrl::redacted`] leave the
+/// password out.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    config: tokio_postgres::Config,
+    raw: String,
+}
+
+impl DatabaseUrl {
+    /// Parses a connection string. The error never repeats the input: it may hold a password.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let raw = raw.trim();
+        let config: tokio_postgres::Config = raw.parse().map_err(|_| {
+            "not a PostgreSQL connection string such as \
+             postgres://user:password@host:5432/dbname (the value is not shown: it may hold a \
+             password)"
+        })?;
+        if config.get_hosts().is_empty() {
+            return Err("names no host, as in postgres://user:password@host:5432/dbname");
+        }
+        Ok(Self {
+            config,
+            raw: raw.to_owned(),
+        })
+    }
+
+    /// The connection settings, password included, for the database client.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// Where it points, for a log line: `postgres://user@host:port/dbname`, no password.
+    pub fn redacted(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .zip(
+                self.config
+                    .get_ports()
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(5432)),
+            )
+            .map(|(host, port)| match host {
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                tokio_postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
+            })
+            .collect();
+        let user = self
+            .config
+            .get_user()
+            .map(|user| format!("{user}@"))
+            .unwrap_or_default();
+        let dbname = self.config.get_dbname().unwrap_or_default();
+        format!("postgres://{user}{}/{dbname}", hosts.join(","))
+    }
+}
+
+impl PartialEq for DatabaseUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for DatabaseUrl {}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        let url =
+            DatabaseUrl::parse("postgres://bridge:hunter2-s3cret@db.example:6543/outbox").unwrap();
+        assert_eq!(url.redacted(), "postgres://bridge@db.example:6543/outbox");
+        let debug = format!("{url:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert_eq!(url.config().get_password(), Some(&b"hunter2-s3cret"[..]));
+        let keywords =
+            DatabaseUrl::parse("host=10.0.0.5 user=bridge password=pw dbname=o").unwrap();
+        assert_eq!(keywords.redacted(), "postgres://bridge@10.0.0.5:5432/o");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_repeating_it() {
+        for raw in [
+            "mysql://u:topsecret@h/db",
+            "postgres://u:topsecret@h:port/db",
+            "postgres:///db",
+        ] {
+            let error = DatabaseUrl::parse(raw).unwrap_err();
+            assert!(!error.contains("topsecret"), "{raw}: {error}");
+        }
+    }
+}

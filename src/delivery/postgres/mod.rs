@@ -1,0 +1,941 @@
+//! The outbox in a PostgreSQL database that any number of replicas share
+//! (`PUSHJET_BRIDGE_DATABASE_URL`). It implements [`OutboxBackend`] for the `Outbox` handle and
+//! uses nothing above it: only the contract and the shared records (`delivery/outbox/`).
+//!
+//! Tables (`migrations/`, applied at start by `schema.rs`; times are milliseconds since the
+//! epoch):
+//!
+//! | table | key | holds |
+//! |---|---|---|
+//! | `outbox_pending` | id (sequence `outbox_ids`), index (route, id) | route, message (JSON), attempts, first queued, waiting since, next attempt, last error |
+//! | `outbox_dead_letters` | id (kept from pending) | route, message, attempts, first queued, dead since, reason |
+//! | `outbox_dedup` | `route/key` | when it expires (index by expiry, pruned in the background) |
+//! | `route_leases` | route | the replica sending it, its lease number (sequence `route_lease_numbers`), until when (the database's clock) |
+//!
+//! - **Committed before answered.** An enqueue is one transaction (dedup key, queue limit,
+//!   notifications, `NOTIFY`); its ids are returned after `COMMIT`, so a 202 always stands on
+//!   committed rows. How durable a commit is, is the server's promise: `synchronous_commit = on`
+//!   (the default), and a synchronous standby when failover must not lose anything.
+//! - **Order per route across replicas.** An enqueue holds the route's advisory lock from taking
+//!   its ids to its commit, so a route's ids are in the order its notifications were accepted. A
+//!   replica sends a route only under a lease: a row in `route_leases` taken with a conditional
+//!   upsert (free, or expired), numbered from a sequence (the fencing token of [`Claim::lease`]),
+//!   renewed by every read and outcome under it, deleted when given back, lapsing
+//!   `PUSHJET_BRIDGE_LEASE` after its last renewal when its replica died. An outcome is recorded
+//!   only while its lease is still the route's: a replica that lost it cannot overwrite another's.
+//! - **Dedup is global**: the key's row is inserted in the enqueue's transaction, so the same
+//!   delivery posted to two replicas is queued once.
+//! - **Waking.** Changes `NOTIFY` a channel that every replica `LISTEN`s on (`listen.rs`);
+//!   [`OutboxBackend::changed`] also resolves every little while, so that a lapsed lease is taken
+//!   over even when nothing is said.
+//! - **Database trouble.** Every operation asks the pool for a connection (made again when one
+//!   drops); when the server cannot be reached, enqueues answer [`OutboxError::Unavailable`]
+//!   (the webhook's 503), the dispatcher finds nothing to do for a few seconds and tries again,
+//!   and [`OutboxBackend::problem`] names the failure for `/readyz` until a query succeeds again.
+//! - **Gauges** (pending count, oldest age) are synchronous: they answer from values a background
+//!   task refreshes every second, adjusted at once by this replica's own changes.
+
+mod listen;
+mod schema;
+#[cfg(test)]
+pub(in crate::delivery) mod test_server;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
+use super::outbox::records::{
+    Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
+    SystemClock, duration_millis, millis,
+};
+use crate::config::{DatabaseUrl, DeliverySettings};
+use crate::pushjet::NewMessage;
+use crate::routes::RouteName;
+
+/// The channel changes are announced on.
+const CHANNEL: &str = "pushjet_bridge_outbox";
+/// The first key of the routes' advisory locks (`pg_advisory_xact_lock(space, hashtext(route))`).
+const ROUTE_LOCK_SPACE: i32 = 0x706a_6272;
+/// Connections kept open per replica.
+const POOL_SIZE: usize = 16;
+/// How long connecting, or waiting for a free connection, may take before the caller is told
+/// the database is unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the gauges are read again and expired dedup keys deleted.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// The most expired dedup keys deleted per refresh.
+const PRUNE_LIMIT: i64 = 1000;
+/// How long the dispatcher waits after the database failed it before it asks again.
+const STORAGE_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// The longest [`OutboxBackend::changed`] waits without a notification.
+const MAX_POLL: Duration = Duration::from_secs(5);
+
+/// The outbox kept in PostgreSQL. Dropping it stops its background tasks and closes the pool.
+#[derive(Debug)]
+pub(in crate::delivery) struct PostgresOutbox {
+    shared: Arc<Shared>,
+    background: Vec<AbortHandle>,
+}
+
+impl Drop for PostgresOutbox {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// What the handle, its recordings and its background tasks share.
+struct Shared {
+    pool: Pool,
+    /// This replica's name in `route_leases`.
+    holder: String,
+    lease_ms: i64,
+    max_queue: u64,
+    dedup_window_ms: u64,
+    clock: Arc<dyn Clock>,
+    /// Woken by `NOTIFY` (and by reconnecting): the dispatcher claims again.
+    wake: Notify,
+    /// The longest [`OutboxBackend::changed`] waits.
+    poll_every: Duration,
+    gauges: Gauges,
+    /// The last failure to reach the database, until a query succeeds again.
+    problem: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("holder", &self.holder)
+            .field("lease_ms", &self.lease_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pending count and the oldest waiting time, as last read, adjusted by local changes.
+#[derive(Debug, Default)]
+struct Gauges {
+    pending: AtomicU64,
+    /// When the longest-waiting notification started waiting; 0 when nothing is pending.
+    oldest_since: AtomicU64,
+    /// Counts local adjustments: a refresh read before one of them is not stored.
+    adjustments: AtomicU64,
+}
+
+impl Gauges {
+    fn added(&self, count: u64, since: u64) {
+        self.adjustments.fetch_add(1, Ordering::SeqCst);
+        if self.pending.fetch_add(count, Ordering::SeqCst) == 0 && count > 0 {
+            self.oldest_since.store(since, Ordering::SeqCst);
+        }
+    }
+
+    fn removed(&self) {
+        self.adjustments.fetch_add(1, Ordering::SeqCst);
+        let before = self
+            .pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| {
+                Some(count.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        if before <= 1 {
+            self.oldest_since.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Stores what a refresh read, unless a local change came after `version` was taken.
+    fn refreshed(&self, version: u64, pending: u64, oldest_since: u64) {
+        if self.adjustments.load(Ordering::SeqCst) == version {
+            self.pending.store(pending, Ordering::SeqCst);
+            self.oldest_since.store(oldest_since, Ordering::SeqCst);
+        }
+    }
+}
+
+impl PostgresOutbox {
+    /// Connects to the database, brings its schema up to date (refusing one newer than this
+    /// binary) and starts listening for changes and refreshing the gauges.
+    pub(in crate::delivery) async fn connect(
+        url: &DatabaseUrl,
+        settings: &DeliverySettings,
+    ) -> Result<Self, OutboxError> {
+        Self::connect_with_clock(url, settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Self::connect`] with the clock that dates the records.
+    async fn connect_with_clock(
+        url: &DatabaseUrl,
+        settings: &DeliverySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OutboxError> {
+        let tls = tls()?;
+        let mut config = url.config().clone();
+        if config.get_application_name().is_none() {
+            config.application_name("pushjet-bridge");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.keepalives(true);
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|error| OutboxError::Unavailable(format!("database pool: {error}")))?;
+        schema::migrate(&pool).await?;
+        let lease = settings.lease;
+        let shared = Arc::new(Shared {
+            pool,
+            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            lease_ms: to_i64(duration_millis(lease)),
+            max_queue: settings.max_queue,
+            dedup_window_ms: duration_millis(settings.dedup_window),
+            clock,
+            wake: Notify::new(),
+            poll_every: (lease / 4).clamp(Duration::from_millis(50), MAX_POLL),
+            gauges: Gauges::default(),
+            problem: Mutex::new(None),
+        });
+        shared.refresh().await;
+        let background = vec![
+            tokio::spawn(refresh_forever(shared.clone())).abort_handle(),
+            tokio::spawn(listen::run(config, tls, shared.clone())).abort_handle(),
+        ];
+        tracing::info!(database = %url.redacted(), "the outbox is kept in PostgreSQL");
+        Ok(Self { shared, background })
+    }
+}
+
+/// TLS for the database (when its `sslmode` asks for it), checked against the Mozilla roots.
+fn tls() -> Result<MakeRustlsConnect, OutboxError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| OutboxError::Unavailable(format!("TLS for the database: {error}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// A database failure, as the caller sees it: the server's own message when it sent one (a
+/// client error's text alone is only "db error").
+fn unavailable(error: impl std::error::Error + 'static) -> OutboxError {
+    let mut reason = error.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(cause) = source {
+        if let Some(db) = cause.downcast_ref::<tokio_postgres::error::DbError>() {
+            reason = format!("{}: {}", db.severity(), db.message());
+            break;
+        }
+        if let Some(client) = cause.downcast_ref::<tokio_postgres::Error>()
+            && let Some(db) = client.as_db_error()
+        {
+            reason = format!("{}: {}", db.severity(), db.message());
+            break;
+        }
+        source = cause.source();
+    }
+    OutboxError::Unavailable(format!("the database: {reason}"))
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// The pending notifications counted up to `limit + 1` (enough to compare with the limit).
+async fn count_pending(client: &impl GenericClient, limit: u64) -> Result<u64, OutboxError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM (SELECT 1 FROM outbox_pending LIMIT $1) AS capped",
+            &[&to_i64(limit.saturating_add(1))],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(to_u64(row.get(0)))
+}
+
+/// Refreshes the gauges every [`REFRESH_EVERY`] until aborted.
+async fn refresh_forever(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(REFRESH_EVERY).await;
+        shared.refresh().await;
+    }
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        millis(self.clock.now())
+    }
+
+    /// Notes how the last call to the database went, for `/readyz`.
+    fn observe<T>(&self, result: Result<T, OutboxError>) -> Result<T, OutboxError> {
+        let problem = match &result {
+            Err(OutboxError::Unavailable(reason)) => Some(reason.clone()),
+            _ => None,
+        };
+        *self.problem.lock().unwrap_or_else(PoisonError::into_inner) = problem;
+        result
+    }
+
+    /// Reads the gauges again and deletes some expired dedup keys.
+    async fn refresh(&self) {
+        let version = self.gauges.adjustments.load(Ordering::SeqCst);
+        let read = async {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let row = client
+                .query_one(
+                    "SELECT count(*), coalesce(min(retrying_since), 0) FROM outbox_pending",
+                    &[],
+                )
+                .await
+                .map_err(unavailable)?;
+            self.gauges
+                .refreshed(version, to_u64(row.get(0)), to_u64(row.get(1)));
+            client
+                .execute(
+                    "DELETE FROM outbox_dedup WHERE key IN \
+                     (SELECT key FROM outbox_dedup WHERE expires_at <= $1 LIMIT $2)",
+                    &[&to_i64(self.now()), &PRUNE_LIMIT],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        };
+        if let Err(error) = self.observe(read.await) {
+            tracing::warn!("cannot read the outbox's gauges: {error}");
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        route: &RouteName,
+        messages: Vec<NewMessage>,
+        dedup_key: Option<String>,
+    ) -> Result<Enqueued, OutboxError> {
+        let now = self.now();
+        let bodies = messages
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = u64::try_from(bodies.len()).unwrap_or(u64::MAX);
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let txn = client.transaction().await.map_err(unavailable)?;
+        txn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&ROUTE_LOCK_SPACE, &route.as_str()],
+        )
+        .await
+        .map_err(unavailable)?;
+        if let Some(key) = dedup_key {
+            let expires = to_i64(now.saturating_add(self.dedup_window_ms));
+            let fresh = txn
+                .query_opt(
+                    "INSERT INTO outbox_dedup (key, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+                     WHERE outbox_dedup.expires_at <= $3 RETURNING key",
+                    &[&format!("{route}/{key}"), &expires, &to_i64(now)],
+                )
+                .await
+                .map_err(unavailable)?;
+            if fresh.is_none() {
+                txn.rollback().await.map_err(unavailable)?;
+                return Ok(Enqueued::Duplicate);
+            }
+        }
+        if count_pending(&txn, self.max_queue).await?.saturating_add(count) > self.max_queue {
+            txn.rollback().await.map_err(unavailable)?;
+            return Err(OutboxError::Full {
+                limit: self.max_queue,
+            });
+        }
+        let mut ids: Vec<i64> = txn
+            .query(
+                "SELECT nextval('outbox_ids') FROM generate_series(1, $1::INTEGER)",
+                &[&i32::try_from(bodies.len()).unwrap_or(i32::MAX)],
+            )
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        ids.sort_unstable();
+        txn.execute(
+            "INSERT INTO outbox_pending \
+                 (id, route, message, attempts, queued_at, retrying_since, next_attempt_at) \
+             SELECT id, $2, message, 0, $3, $3, $3 \
+             FROM unnest($1::BIGINT[], $4::TEXT[]) AS queued(id, message)",
+            &[&ids, &route.as_str(), &to_i64(now), &bodies],
+        )
+        .await
+        .map_err(unavailable)?;
+        txn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &route.as_str()])
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        self.gauges.added(count, now);
+        Ok(Enqueued::Queued(ids.into_iter().map(to_u64).collect()))
+    }
+
+    /// Claims up to `room` routes whose head is due and not leased, oldest head first.
+    async fn claim_due(&self, room: usize) -> Result<Due, OutboxError> {
+        let now = self.now();
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let heads = client
+            .query(
+                "WITH RECURSIVE routes(route) AS ( \
+                     (SELECT route FROM outbox_pending ORDER BY route LIMIT 1) \
+                     UNION ALL \
+                     SELECT (SELECT p.route FROM outbox_pending p WHERE p.route > r.route \
+                             ORDER BY p.route LIMIT 1) \
+                     FROM routes r WHERE r.route IS NOT NULL) \
+                 SELECT r.route, head.id, head.next_attempt_at \
+                 FROM routes r \
+                 CROSS JOIN LATERAL (SELECT id, next_attempt_at FROM outbox_pending p \
+                                     WHERE p.route = r.route ORDER BY id LIMIT 1) head \
+                 WHERE r.route IS NOT NULL AND NOT EXISTS ( \
+                     SELECT 1 FROM route_leases l \
+                     WHERE l.route = r.route AND l.expires_at > pushjet_bridge_now_ms()) \
+                 ORDER BY head.id",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut wanted: Vec<(String, i64)> = Vec::new();
+        let mut next_due: Option<u64> = None;
+        for head in &heads {
+            let (route, id, due): (String, i64, i64) = (head.get(0), head.get(1), head.get(2));
+            let due = to_u64(due);
+            if due <= now && wanted.len() < room {
+                wanted.push((route, id));
+            } else {
+                next_due = Some(next_due.map_or(due, |next| next.min(due)));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Due {
+                claims: Vec::new(),
+                next_due,
+            });
+        }
+        // Locked in name order, as every replica does, so that two claims never deadlock.
+        let mut routes: Vec<&str> = wanted.iter().map(|(route, _)| route.as_str()).collect();
+        routes.sort_unstable();
+        let leased = client
+            .query(
+                "INSERT INTO route_leases (route, holder, lease, expires_at) \
+                 SELECT route, $2, nextval('route_lease_numbers'), pushjet_bridge_now_ms() + $3 \
+                 FROM unnest($1::TEXT[]) WITH ORDINALITY AS wanted(route, position) \
+                 ORDER BY position \
+                 ON CONFLICT (route) DO UPDATE SET holder = EXCLUDED.holder, \
+                     lease = EXCLUDED.lease, expires_at = EXCLUDED.expires_at \
+                 WHERE route_leases.expires_at <= pushjet_bridge_now_ms() \
+                 RETURNING route, lease",
+                &[&routes, &self.holder, &self.lease_ms],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut claims: Vec<(i64, Claim)> = Vec::new();
+        for row in &leased {
+            let (route, lease): (String, i64) = (row.get(0), row.get(1));
+            let Some((_, head)) = wanted.iter().find(|(wanted, _)| *wanted == route) else {
+                continue;
+            };
+            match RouteName::parse(&route) {
+                Ok(name) => claims.push((*head, Claim::new(name, to_u64(lease)))),
+                Err(error) => tracing::error!("pending notifications of route {route:?}: {error}"),
+            }
+        }
+        claims.sort_unstable_by_key(|(head, _)| *head);
+        Ok(Due {
+            claims: claims.into_iter().map(|(_, claim)| claim).collect(),
+            next_due,
+        })
+    }
+
+    /// The claimed route's next notifications after those handed out, renewing the lease; empty
+    /// when the lease was lost.
+    async fn next_batch(
+        &self,
+        claim: &mut Claim,
+        max: usize,
+    ) -> Result<Vec<(u64, PendingRecord)>, OutboxError> {
+        let now = self.now();
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                "WITH renewed AS ( \
+                     UPDATE route_leases SET expires_at = pushjet_bridge_now_ms() + $3 \
+                     WHERE route = $1 AND lease = $2 RETURNING route) \
+                 SELECT p.id, p.message, p.attempts, p.queued_at, p.retrying_since, \
+                        p.next_attempt_at, p.last_error \
+                 FROM outbox_pending p JOIN renewed r ON p.route = r.route \
+                 WHERE p.id > $4 ORDER BY p.id LIMIT $5",
+                &[
+                    &claim.route().as_str(),
+                    &to_i64(claim.lease()),
+                    &self.lease_ms,
+                    &to_i64(claim.after().unwrap_or(0)),
+                    &i64::try_from(max).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = to_u64(row.get(0));
+            let next_attempt_at = to_u64(row.get(5));
+            if next_attempt_at > now {
+                break;
+            }
+            claim.handed_out(id);
+            match pending_record(claim.route(), row, next_attempt_at) {
+                Ok(record) => due.push((id, record)),
+                Err(error) => {
+                    tracing::error!(id, "pending notification {id} cannot be delivered: {error}");
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// Records an outcome under the lease, renewing it; false (and nothing changed) when the
+    /// lease was lost.
+    async fn record(
+        &self,
+        route: &RouteName,
+        lease: u64,
+        id: u64,
+        outcome: Outcome,
+    ) -> Result<bool, OutboxError> {
+        const LEASE: &str = "WITH lease AS ( \
+                UPDATE route_leases SET expires_at = pushjet_bridge_now_ms() + $4 \
+                WHERE route = $2 AND lease = $3 RETURNING route)";
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let (id, route_name, lease) = (to_i64(id), route.as_str(), to_i64(lease));
+        let row = match outcome {
+            Outcome::Sent => {
+                let sql = format!(
+                    "{LEASE}, gone AS (DELETE FROM outbox_pending \
+                         WHERE id = $1 AND route IN (SELECT route FROM lease) RETURNING id) \
+                     SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM gone)"
+                );
+                client
+                    .query_one(&sql, &[&id, &route_name, &lease, &self.lease_ms])
+                    .await
+            }
+            Outcome::Retry { at, error } => {
+                let sql = format!(
+                    "{LEASE}, changed AS (UPDATE outbox_pending SET attempts = attempts + 1, \
+                         next_attempt_at = $5, last_error = $6 \
+                         WHERE id = $1 AND route IN (SELECT route FROM lease) RETURNING id) \
+                     SELECT EXISTS (SELECT 1 FROM lease), false"
+                );
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+                    [&id, &route_name, &lease, &self.lease_ms, &to_i64(at), &error];
+                client.query_one(&sql, &params).await
+            }
+            Outcome::Dead { reason } => {
+                let sql = format!(
+                    "{LEASE}, moved AS (DELETE FROM outbox_pending \
+                         WHERE id = $1 AND route IN (SELECT route FROM lease) RETURNING *), \
+                     buried AS (INSERT INTO outbox_dead_letters \
+                         (id, route, message, attempts, queued_at, dead_at, reason) \
+                         SELECT id, route, message, attempts + 1, queued_at, $5, $6 FROM moved \
+                         RETURNING id) \
+                     SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM buried)"
+                );
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+                    &id,
+                    &route_name,
+                    &lease,
+                    &self.lease_ms,
+                    &to_i64(self.now()),
+                    &reason,
+                ];
+                client.query_one(&sql, &params).await
+            }
+        }
+        .map_err(unavailable)?;
+        let (held, removed): (bool, bool) = (row.get(0), row.get(1));
+        if removed {
+            self.gauges.removed();
+        }
+        Ok(held)
+    }
+
+    /// Gives a lease back; says so on the channel when the route has due work left.
+    async fn release(&self, claim: &Claim) -> Result<(), OutboxError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        client
+            .query(
+                "WITH released AS (DELETE FROM route_leases \
+                     WHERE route = $1 AND lease = $2 RETURNING route) \
+                 SELECT pg_notify($3, route) FROM released \
+                 WHERE (SELECT next_attempt_at FROM outbox_pending p \
+                        WHERE p.route = released.route ORDER BY id LIMIT 1) <= $4",
+                &[
+                    &claim.route().as_str(),
+                    &to_i64(claim.lease()),
+                    &CHANNEL,
+                    &to_i64(self.now()),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, OutboxError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                "SELECT id, route, message, attempts, queued_at, dead_at, reason \
+                 FROM outbox_dead_letters WHERE id > $1 ORDER BY id LIMIT $2",
+                &[
+                    &to_i64(after.unwrap_or(0)),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let record = DeadRecord {
+                    route: row.get(1),
+                    message: serde_json::from_str(row.get(2))?,
+                    attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+                    queued_at: to_u64(row.get(4)),
+                    dead_at: to_u64(row.get(5)),
+                    reason: row.get(6),
+                };
+                record.into_dead_letter(to_u64(row.get(0)))
+            })
+            .collect()
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, OutboxError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let row = client
+            .query_one("SELECT count(*) FROM outbox_dead_letters", &[])
+            .await
+            .map_err(unavailable)?;
+        Ok(to_u64(row.get(0)))
+    }
+
+    /// Moves dead letters (the `chosen` ids, locked) back to pending, due now; their ids.
+    async fn requeue(
+        &self,
+        txn: &deadpool_postgres::Transaction<'_>,
+        ids: &[i64],
+    ) -> Result<Vec<u64>, OutboxError> {
+        let now = to_i64(self.now());
+        let rows = txn
+            .query(
+                "WITH moved AS (DELETE FROM outbox_dead_letters WHERE id = ANY($1) RETURNING *) \
+                 INSERT INTO outbox_pending \
+                     (id, route, message, attempts, queued_at, retrying_since, next_attempt_at) \
+                 SELECT id, route, message, 0, queued_at, $2, $2 FROM moved RETURNING id",
+                &[&ids, &now],
+            )
+            .await
+            .map_err(unavailable)?;
+        txn.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+            .await
+            .map_err(unavailable)?;
+        let mut requeued: Vec<u64> = rows.iter().map(|row| to_u64(row.get(0))).collect();
+        requeued.sort_unstable();
+        Ok(requeued)
+    }
+
+    async fn retry_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let txn = client.transaction().await.map_err(unavailable)?;
+        let found = txn
+            .query_opt(
+                "SELECT id FROM outbox_dead_letters WHERE id = $1 FOR UPDATE",
+                &[&to_i64(id)],
+            )
+            .await
+            .map_err(unavailable)?;
+        if found.is_none() {
+            return Err(OutboxError::NoSuchDeadLetter(id));
+        }
+        if count_pending(&txn, self.max_queue).await? >= self.max_queue {
+            return Err(OutboxError::Full {
+                limit: self.max_queue,
+            });
+        }
+        let requeued = self.requeue(&txn, &[to_i64(id)]).await?;
+        txn.commit().await.map_err(unavailable)?;
+        self.gauges.added(
+            u64::try_from(requeued.len()).unwrap_or(0),
+            self.now(),
+        );
+        Ok(())
+    }
+
+    async fn retry_all_dead_letters(&self) -> Result<RetriedDeadLetters, OutboxError> {
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let txn = client.transaction().await.map_err(unavailable)?;
+        let room = self
+            .max_queue
+            .saturating_sub(count_pending(&txn, self.max_queue).await?);
+        let chosen: Vec<i64> = txn
+            .query(
+                "SELECT id FROM outbox_dead_letters ORDER BY id LIMIT $1 FOR UPDATE",
+                &[&to_i64(room.max(1))],
+            )
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if room == 0 && !chosen.is_empty() {
+            return Err(OutboxError::Full {
+                limit: self.max_queue,
+            });
+        }
+        let ids = self.requeue(&txn, &chosen).await?;
+        let left = txn
+            .query_one("SELECT count(*) FROM outbox_dead_letters", &[])
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)?;
+        self.gauges
+            .added(u64::try_from(ids.len()).unwrap_or(0), self.now());
+        Ok(RetriedDeadLetters {
+            ids,
+            left: to_u64(left.get(0)),
+        })
+    }
+
+    async fn purge_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let deleted = client
+            .execute(
+                "DELETE FROM outbox_dead_letters WHERE id = $1",
+                &[&to_i64(id)],
+            )
+            .await
+            .map_err(unavailable)?;
+        if deleted == 0 {
+            return Err(OutboxError::NoSuchDeadLetter(id));
+        }
+        Ok(())
+    }
+}
+
+/// A pending row as the dispatcher reads it.
+fn pending_record(
+    route: &RouteName,
+    row: &Row,
+    next_attempt_at: u64,
+) -> Result<PendingRecord, OutboxError> {
+    Ok(PendingRecord {
+        route: route.as_str().to_owned(),
+        message: serde_json::from_str(row.get(1))?,
+        attempts: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
+        queued_at: to_u64(row.get(3)),
+        retrying_since: to_u64(row.get(4)),
+        next_attempt_at,
+        last_error: row.get(6),
+    })
+}
+
+impl OutboxBackend for PostgresOutbox {
+    fn enqueue<'a>(
+        &'a self,
+        route: &'a RouteName,
+        notifications: Vec<NewMessage>,
+        dedup_key: Option<String>,
+    ) -> BoxFuture<'a, Result<Enqueued, OutboxError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            shared.observe(shared.enqueue(route, notifications, dedup_key).await)
+        })
+    }
+
+    fn dead_letters(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<DeadLetter>, OutboxError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            shared.observe(shared.dead_letters(after, limit).await)
+        })
+    }
+
+    fn dead_letter_count(&self) -> BoxFuture<'_, Result<u64, OutboxError>> {
+        Box::pin(async move { self.shared.observe(self.shared.dead_letter_count().await) })
+    }
+
+    fn retry_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
+        Box::pin(async move { self.shared.observe(self.shared.retry_dead_letter(id).await) })
+    }
+
+    fn retry_all_dead_letters(&self) -> BoxFuture<'_, Result<RetriedDeadLetters, OutboxError>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            shared.observe(shared.retry_all_dead_letters().await)
+        })
+    }
+
+    fn purge_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
+        Box::pin(async move { self.shared.observe(self.shared.purge_dead_letter(id).await) })
+    }
+
+    fn pending_count(&self) -> u64 {
+        self.shared.gauges.pending.load(Ordering::SeqCst)
+    }
+
+    fn oldest_pending_age(&self) -> Option<Duration> {
+        let since = self.shared.gauges.oldest_since.load(Ordering::SeqCst);
+        (since > 0).then(|| Duration::from_millis(self.shared.now().saturating_sub(since)))
+    }
+
+    /// A database server repairs itself: writable unless the last call failed to reach it.
+    /// A database server repairs itself: the pool reconnects, nothing needs a restart.
+    fn needs_restart(&self) -> bool {
+        false
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.shared
+            .problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn data_dir(&self) -> Option<&Path> {
+        None
+    }
+
+    fn now(&self) -> u64 {
+        self.shared.now()
+    }
+
+    /// Leases the due routes nobody holds; when the database fails, nothing is due for a while.
+    fn claim_due(&self, room: usize) -> BoxFuture<'_, Due> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            match shared.observe(shared.claim_due(room).await) {
+                Ok(due) => due,
+                Err(error) => {
+                    tracing::error!(
+                        "cannot claim due notifications, trying again in {}: {error}",
+                        humantime::format_duration(STORAGE_RETRY_DELAY)
+                    );
+                    Due {
+                        claims: Vec::new(),
+                        next_due: Some(
+                            shared
+                                .now()
+                                .saturating_add(duration_millis(STORAGE_RETRY_DELAY)),
+                        ),
+                    }
+                }
+            }
+        })
+    }
+
+    fn next_batch<'a>(
+        &'a self,
+        claim: &'a mut Claim,
+        max: usize,
+    ) -> BoxFuture<'a, Vec<(u64, PendingRecord)>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            let route = claim.route().clone();
+            shared
+                .observe(shared.next_batch(claim, max).await)
+                .unwrap_or_else(|error| {
+                    tracing::error!(
+                        route = %route,
+                        "cannot read route `{route}`'s notifications from the outbox: {error}"
+                    );
+                    Vec::new()
+                })
+        })
+    }
+
+    /// Runs at once on its own task: the dispatcher polls the answer only now and then.
+    fn record(&self, claim: &Claim, id: u64, outcome: Outcome) -> Recording {
+        let shared = self.shared.clone();
+        let (route, lease) = (claim.route().clone(), claim.lease());
+        let task = tokio::spawn(async move {
+            let held = shared.observe(shared.record(&route, lease, id, outcome).await)?;
+            if held {
+                Ok(())
+            } else {
+                Err(OutboxError::Unavailable(format!(
+                    "this replica's lease on route `{route}` lapsed and another may have taken \
+                     it (is PUSHJET_BRIDGE_LEASE long enough?); notification {id} stays pending"
+                )))
+            }
+        });
+        Box::pin(async move {
+            task.await.unwrap_or_else(|error| {
+                Err(OutboxError::Unavailable(format!(
+                    "recording an outcome stopped: {error}"
+                )))
+            })
+        })
+    }
+
+    /// A lease that cannot be given back lapses after `PUSHJET_BRIDGE_LEASE`.
+    fn release(&self, claim: Claim) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(error) = self.shared.release(&claim).await {
+                tracing::warn!(
+                    route = %claim.route(),
+                    "cannot give the lease on route `{}` back; it lapses by itself: {error}",
+                    claim.route()
+                );
+            }
+        })
+    }
+
+    fn changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            tokio::select! {
+                () = self.shared.wake.notified() => {}
+                () = tokio::time::sleep(self.shared.poll_every) => {}
+            }
+        })
+    }
+}
