@@ -113,6 +113,11 @@ mod tests {
             Some("created"),
         ),
         ("installation.created.json", "installation", Some("created")),
+        (
+            "installation_repositories.added.json",
+            "installation_repositories",
+            Some("added"),
+        ),
         ("issues.opened.empty-body.json", "issues", Some("opened")),
         ("issues.opened.json", "issues", Some("opened")),
         ("issues.opened.real-2025.json", "issues", Some("opened")),
@@ -139,6 +144,12 @@ mod tests {
         ("ping.app.json", "ping", None),
         ("ping.json", "ping", None),
         ("ping.real-2019.json", "ping", None),
+        ("project_card.created.json", "project_card", Some("created")),
+        (
+            "projects_v2_item.created.json",
+            "projects_v2_item",
+            Some("created"),
+        ),
         ("public.json", "public", None),
         ("pull_request.closed.json", "pull_request", Some("closed")),
         (
