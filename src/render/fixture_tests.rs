@@ -359,16 +359,16 @@ fn github_review_request_uses_its_own_template_and_is_4() {
 #[test]
 fn github_event_without_a_template_names_event_action_and_sender() {
     let mut case = fixture("github", "star.created.json");
-    case.event = "repository_ruleset".to_owned();
-    case.action = Some("created".to_owned());
-    case.context["bridge"]["event"] = json!("repository_ruleset");
-    case.context["bridge"]["action"] = json!("created");
+    case.event = "issue_dependencies".to_owned();
+    case.action = Some("blocked_by_added".to_owned());
+    case.context["bridge"]["event"] = json!("issue_dependencies");
+    case.context["bridge"]["action"] = json!("blocked_by_added");
 
     let fields = render_fields(&case);
 
     assert_eq!(
         fields.title,
-        "Codertocat/Hello-World: repository ruleset created"
+        "Codertocat/Hello-World: issue dependencies blocked by added"
     );
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.importance, "3");
@@ -811,4 +811,22 @@ fn github_package_published_names_package_and_version_and_links_the_version() {
             "https://github.com/Codertocat/hello-world-npm/packages/10696?version=1.0.4"
         );
     }
+}
+
+#[test]
+fn github_security_feature_turned_off_is_4_and_says_what_it_was() {
+    let mut case = fixture("github", "security_and_analysis.json");
+    let turned_on = render_fields(&case);
+    case.context["repository"]["security_and_analysis"]["secret_scanning"]["status"] =
+        json!("disabled");
+    case.context["changes"]["from"]["security_and_analysis"]["secret_scanning"]["status"] =
+        json!("enabled");
+    let turned_off = render_fields(&case);
+
+    assert_eq!(turned_on.importance, "3");
+    assert_eq!(
+        turned_off.message,
+        "secret scanning: disabled (was enabled)\nby octocat"
+    );
+    assert_eq!(turned_off.importance, "4");
 }

@@ -190,9 +190,19 @@ mod tests {
         ("release.published.json", "release", Some("published")),
         ("repository.created.json", "repository", Some("created")),
         (
+            "repository_advisory.published.json",
+            "repository_advisory",
+            Some("published"),
+        ),
+        (
             "repository_dispatch.json",
             "repository_dispatch",
             Some("on-demand-test"),
+        ),
+        (
+            "repository_ruleset.created.json",
+            "repository_ruleset",
+            Some("created"),
         ),
         (
             "repository_vulnerability_alert.create.json",
@@ -209,6 +219,7 @@ mod tests {
             "security_advisory",
             Some("published"),
         ),
+        ("security_and_analysis.json", "security_and_analysis", None),
         ("sponsorship.created.json", "sponsorship", Some("created")),
         ("star.created.json", "star", Some("created")),
         ("star.created.real-2025.json", "star", Some("created")),
