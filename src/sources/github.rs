@@ -122,6 +122,11 @@ mod tests {
         ("issues.opened.json", "issues", Some("opened")),
         ("issues.opened.real-2025.json", "issues", Some("opened")),
         ("label.created.json", "label", Some("created")),
+        (
+            "marketplace_purchase.purchased.json",
+            "marketplace_purchase",
+            Some("purchased"),
+        ),
         ("member.added.json", "member", Some("added")),
         (
             "membership.removed.with-deleted-team.json",
