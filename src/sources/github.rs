@@ -60,6 +60,11 @@ mod tests {
             Some("created"),
         ),
         (
+            "branch_protection_configuration.disabled.json",
+            "branch_protection_configuration",
+            Some("disabled"),
+        ),
+        (
             "check_run.completed.failure.json",
             "check_run",
             Some("completed"),
@@ -81,6 +86,12 @@ mod tests {
             Some("created"),
         ),
         ("create.json", "create", None),
+        ("custom_property.created.json", "custom_property", Some("created")),
+        (
+            "custom_property_values.updated.json",
+            "custom_property_values",
+            Some("updated"),
+        ),
         ("delete.json", "delete", None),
         (
             "dependabot_alert.created.json",
