@@ -160,7 +160,18 @@ mod tests {
         ("ping.app.json", "ping", None),
         ("ping.json", "ping", None),
         ("ping.real-2019.json", "ping", None),
+        (
+            "personal_access_token_request.approved.json",
+            "personal_access_token_request",
+            Some("approved"),
+        ),
         ("project_card.created.json", "project_card", Some("created")),
+        (
+            "project_column.created.json",
+            "project_column",
+            Some("created"),
+        ),
+        ("projects_v2.created.json", "projects_v2", Some("created")),
         (
             "projects_v2_item.created.json",
             "projects_v2_item",
@@ -215,6 +226,7 @@ mod tests {
             "repository_dispatch",
             Some("on-demand-test"),
         ),
+        ("repository_import.json", "repository_import", None),
         (
             "repository_ruleset.created.json",
             "repository_ruleset",
