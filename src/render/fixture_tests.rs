@@ -529,13 +529,11 @@ fn github_pull_request_action_is_in_words() {
 #[test]
 fn github_organisation_event_without_a_template_is_placed_in_the_organisation() {
     let mut case = fixture("github", "workflow_dispatch.json");
-    case.event = "org_block".to_owned();
-    case.action = Some("blocked".to_owned());
-    case.context["bridge"]["event"] = json!("org_block");
-    case.context["bridge"]["action"] = json!("blocked");
-    case.context["action"] = json!("blocked");
-    case.context["blocked_user"] =
-        json!({"login": "hubot", "html_url": "https://github.com/hubot"});
+    case.event = "projects_v2_status_update".to_owned();
+    case.action = Some("created".to_owned());
+    case.context["bridge"]["event"] = json!("projects_v2_status_update");
+    case.context["bridge"]["action"] = json!("created");
+    case.context["action"] = json!("created");
     case.context
         .as_object_mut()
         .expect("payload")
@@ -543,9 +541,162 @@ fn github_organisation_event_without_a_template_is_placed_in_the_organisation() 
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "octo-org: org block blocked hubot");
+    assert_eq!(
+        fields.title,
+        "octo-org: projects v2 status update created"
+    );
     assert_eq!(fields.message, "by Codertocat");
-    assert_eq!(fields.link, "https://github.com/hubot");
+    assert_eq!(fields.link, "https://github.com/Codertocat");
+}
+
+/// A GitHub fixture turned into an event no fixture of ours holds: its repository, organization
+/// and sender, with `fields` added (the event's own object) and `action` set.
+fn github_event(fixture_file: &str, event: &str, action: &str, fields: Value) -> Case {
+    let mut case = fixture("github", fixture_file);
+    case.event = event.to_owned();
+    case.action = Some(action.to_owned());
+    case.context["bridge"]["event"] = json!(event);
+    case.context["bridge"]["action"] = json!(action);
+    case.context["action"] = json!(action);
+    if let (Value::Object(context), Value::Object(fields)) = (&mut case.context, fields) {
+        context.extend(fields);
+    }
+    case
+}
+
+#[test]
+fn github_org_block_names_the_blocked_user_and_links_the_blocked_list() {
+    let case = github_event(
+        "workflow_dispatch.json",
+        "org_block",
+        "blocked",
+        json!({"blocked_user": {"login": "hubot", "html_url": "https://github.com/hubot"}}),
+    );
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "octo-org: hubot blocked");
+    assert_eq!(
+        fields.message,
+        "They can no longer open issues, comment or contribute here\nby Codertocat"
+    );
+    assert_eq!(
+        fields.link,
+        "https://github.com/organizations/octo-org/settings/blocked_users"
+    );
+    assert_eq!(fields.importance, "3");
+}
+
+#[test]
+fn github_secret_found_at_a_new_location_is_4_and_says_where() {
+    let case = github_event(
+        "secret_scanning_alert.reopened.json",
+        "secret_scanning_alert_location",
+        "created",
+        json!({"location": {"type": "commit", "details": {"path": "config/deploy.yml", "start_line": 12,
+               "commit_sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"}}}),
+    );
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields.title.starts_with("SECRET FOUND again: "),
+        "{}",
+        fields.title
+    );
+    assert!(
+        fields
+            .message
+            .starts_with("commit: config/deploy.yml line 12 @ f95f852\nAlert #191"),
+        "{}",
+        fields.message
+    );
+    assert!(
+        fields.link.ends_with("/security/secret-scanning/191"),
+        "{}",
+        fields.link
+    );
+    assert_eq!(fields.importance, "4");
+}
+
+#[test]
+fn github_deployment_protection_rule_asks_for_an_answer_at_importance_4() {
+    let case = github_event(
+        "deployment.created.json",
+        "deployment_protection_rule",
+        "requested",
+        json!({"environment": "my-environment", "event": "pull_request",
+               "pull_requests": [{"number": 2, "title": "Update the README with new information."}]}),
+    );
+
+    let fields = render_fields(&case);
+
+    assert_eq!(
+        fields.title,
+        format!(
+            "APPROVAL NEEDED: deploy {} to my-environment",
+            case.context["repository"]["name"].as_str().expect("name")
+        )
+    );
+    assert!(
+        fields
+            .message
+            .ends_with("Triggered by pull request\n#2 Update the README with new information."),
+        "{}",
+        fields.message
+    );
+    assert!(
+        fields.link.ends_with("/deployments/my-environment"),
+        "{}",
+        fields.link
+    );
+    assert_eq!(fields.importance, "4");
+}
+
+#[test]
+fn github_app_authorization_revoked_and_installation_target_renamed_read_in_words() {
+    let revoked = github_event(
+        "star.created.json",
+        "github_app_authorization",
+        "revoked",
+        json!({}),
+    );
+    let mut renamed = github_event(
+        "installation.created.json",
+        "installation_target",
+        "renamed",
+        json!({"account": {"login": "octo-renamed", "html_url": "https://github.com/octo-renamed"},
+               "changes": {"login": {"from": "Codertocat"}}, "target_type": "User"}),
+    );
+    renamed.context["installation"] = json!({"id": 957387});
+    let token = github_event(
+        "personal_access_token_request.approved.json",
+        "personal_access_token_request",
+        "created",
+        json!({}),
+    );
+
+    let revoked = render_fields(&revoked);
+    let renamed = render_fields(&renamed);
+    let token = render_fields(&token);
+
+    assert_eq!(revoked.title, "GitHub App revoked by Codertocat");
+    assert_eq!(revoked.message, "The app can no longer act for Codertocat");
+    assert_eq!(
+        renamed.title,
+        "GitHub App account renamed: Codertocat → octo-renamed"
+    );
+    assert_eq!(
+        renamed.message,
+        "User account, installation 957387\nby Codertocat"
+    );
+    assert_eq!(renamed.link, "https://github.com/octo-renamed");
+    assert_eq!(token.title, "test-org: TOKEN APPROVAL NEEDED for octocat");
+    assert_eq!(
+        token.link,
+        "https://github.com/organizations/test-org/settings/personal-access-token-requests"
+    );
+    assert_eq!(token.importance, "4");
 }
 
 #[test]

@@ -165,6 +165,7 @@ mod tests {
             "personal_access_token_request",
             Some("approved"),
         ),
+        ("project.created.json", "project", Some("created")),
         ("project_card.created.json", "project_card", Some("created")),
         (
             "project_column.created.json",
