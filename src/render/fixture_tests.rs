@@ -733,33 +733,88 @@ fn gitea_review_events_say_what_the_review_decided() {
 #[test]
 fn gitea_event_without_a_template_names_the_object_and_links_it() {
     let mut case = fixture("gitea", "issues.opened.json");
-    case.event = "workflow_run".to_owned();
-    case.action = Some("completed".to_owned());
-    case.context["bridge"]["event"] = json!("workflow_run");
-    case.context["bridge"]["action"] = json!("completed");
-    case.context["action"] = json!("completed");
-    let fields_with_issue = render_fields(&case);
-    let context = case.context.as_object_mut().expect("payload");
-    context.remove("issue");
-    context.insert(
-        "workflow_run".to_owned(),
-        json!({"display_title": "Build", "html_url": "http://localhost:3000/example/example/actions/runs/3"}),
-    );
+    case.event = "action_run_failure".to_owned();
+    case.action = Some("failure".to_owned());
+    case.context["bridge"]["event"] = json!("action_run_failure");
+    case.context["bridge"]["action"] = json!("failure");
+    case.context["action"] = json!("failure");
+
     let fields = render_fields(&case);
 
     assert_eq!(
-        fields_with_issue.title,
-        "example/example: workflow run completed #1 example"
-    );
-    assert_eq!(
         fields.title,
-        "example/example: workflow run completed Build"
+        "example/example: action run failure failure #1 example"
     );
     assert_eq!(
         fields.link,
-        "http://localhost:3000/example/example/actions/runs/3"
+        case.context["issue"]["html_url"].as_str().expect("URL")
     );
     assert_eq!(fields.importance, "3");
+}
+
+/// A Gitea Actions delivery (Gitea 1.24+, no published example): the `create` fixture's repository
+/// and sender with a run of `workflow` on `branch` that ended in `conclusion`.
+fn gitea_actions_event(event: &str, action: &str, conclusion: &str, branch: &str) -> Case {
+    let run = json!({"id": 3, "run_number": 3, "display_title": "Fix login", "event": "push",
+        "head_branch": branch, "head_sha": "9b3a1cd2f7e6d1c0", "status": "completed",
+        "conclusion": conclusion, "started_at": "2025-05-01T10:00:00Z",
+        "completed_at": "2025-05-01T10:02:13Z", "actor": {"login": "example"},
+        "html_url": "http://localhost:3000/example/example/actions/runs/3"});
+    let job = json!({"id": 7, "run_id": 3, "name": "test", "head_branch": branch,
+        "head_sha": "9b3a1cd2f7e6d1c0", "status": "completed", "conclusion": conclusion,
+        "started_at": "2025-05-01T10:00:05Z", "completed_at": "2025-05-01T10:02:10Z",
+        "runner_name": "runner-1", "steps": [{"name": "cargo test", "conclusion": conclusion}],
+        "html_url": "http://localhost:3000/example/example/actions/runs/3/jobs/0",
+        "run_url": "http://localhost:3000/example/example/actions/runs/3"});
+    gitea_event(
+        event,
+        Some(action),
+        json!({"action": action, "workflow": {"name": "CI"}, "workflow_run": run, "workflow_job": job}),
+    )
+}
+
+#[test]
+fn gitea_actions_runs_and_jobs_read_like_github_ones() {
+    let failed_run = render_fields(&gitea_actions_event(
+        "workflow_run",
+        "completed",
+        "failure",
+        "master",
+    ));
+    let passed_job = render_fields(&gitea_actions_event(
+        "workflow_job",
+        "completed",
+        "success",
+        "feature",
+    ));
+    let failed_job = render_fields(&gitea_actions_event(
+        "workflow_job",
+        "completed",
+        "failure",
+        "feature",
+    ));
+
+    assert_eq!(failed_run.title, "FAILED: CI on example (master)");
+    assert_eq!(
+        failed_run.message,
+        "Run #3 failed after 2m 13s\nTriggered by push 9b3a1cd by example\nFix login"
+    );
+    assert_eq!(
+        failed_run.link,
+        "http://localhost:3000/example/example/actions/runs/3"
+    );
+    assert_eq!(failed_run.importance, "5");
+    assert_eq!(passed_job.title, "Passed: test on example (feature)");
+    assert_eq!(passed_job.importance, "2");
+    assert_eq!(
+        failed_job.message,
+        "Job \"test\" failed after 2m 5s\nFailed step: cargo test\nCommit 9b3a1cd on feature · runner-1"
+    );
+    assert_eq!(failed_job.importance, "4");
+    assert_eq!(
+        failed_job.link,
+        "http://localhost:3000/example/example/actions/runs/3/jobs/0"
+    );
 }
 
 #[test]
