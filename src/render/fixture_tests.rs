@@ -820,25 +820,28 @@ fn gitea_actions_runs_and_jobs_read_like_github_ones() {
 #[test]
 fn gitlab_event_without_a_template_names_the_object_and_links_it() {
     let mut case = fixture("gitlab", "issue.open.json");
-    case.event = "emoji".to_owned();
-    case.action = Some("award".to_owned());
-    case.context["bridge"]["event"] = json!("emoji");
-    case.context["bridge"]["action"] = json!("award");
-    case.context["object_kind"] = json!("emoji");
+    case.event = "vulnerability".to_owned();
+    case.action = None;
+    case.context["bridge"]["event"] = json!("vulnerability");
+    case.context["bridge"]["action"] = json!(null);
+    case.context["object_kind"] = json!("vulnerability");
     case.context["object_attributes"] = json!({
-        "name": "thumbsup",
-        "action": "award",
-        "awardable_type": "Issue",
-        "awarded_on_url": "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+        "title": "REXML DoS vulnerability",
+        "state": "confirmed",
+        "severity": "high",
+        "url": "https://example.com/flightjs/Flight/-/security/vulnerabilities/1"
     });
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "gitlabhq/gitlab-test: emoji award thumbsup");
+    assert_eq!(
+        fields.title,
+        "gitlabhq/gitlab-test: vulnerability confirmed REXML DoS vulnerability"
+    );
     assert_eq!(fields.message, "by root");
     assert_eq!(
         fields.link,
-        "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+        "https://example.com/flightjs/Flight/-/security/vulnerabilities/1"
     );
 }
 
