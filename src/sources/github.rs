@@ -101,6 +101,11 @@ mod tests {
         ("deploy_key.created.json", "deploy_key", Some("created")),
         ("deployment.created.json", "deployment", Some("created")),
         (
+            "deployment_protection_rule.requested.json",
+            "deployment_protection_rule",
+            Some("requested"),
+        ),
+        (
             "deployment_status.created.json",
             "deployment_status",
             Some("created"),
