@@ -359,16 +359,16 @@ fn github_review_request_uses_its_own_template_and_is_4() {
 #[test]
 fn github_event_without_a_template_names_event_action_and_sender() {
     let mut case = fixture("github", "star.created.json");
-    case.event = "repository_ruleset".to_owned();
-    case.action = Some("created".to_owned());
-    case.context["bridge"]["event"] = json!("repository_ruleset");
-    case.context["bridge"]["action"] = json!("created");
+    case.event = "issue_dependencies".to_owned();
+    case.action = Some("blocked_by_added".to_owned());
+    case.context["bridge"]["event"] = json!("issue_dependencies");
+    case.context["bridge"]["action"] = json!("blocked_by_added");
 
     let fields = render_fields(&case);
 
     assert_eq!(
         fields.title,
-        "Codertocat/Hello-World: repository ruleset created"
+        "Codertocat/Hello-World: issue dependencies blocked by added"
     );
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.importance, "3");
@@ -529,13 +529,11 @@ fn github_pull_request_action_is_in_words() {
 #[test]
 fn github_organisation_event_without_a_template_is_placed_in_the_organisation() {
     let mut case = fixture("github", "workflow_dispatch.json");
-    case.event = "org_block".to_owned();
-    case.action = Some("blocked".to_owned());
-    case.context["bridge"]["event"] = json!("org_block");
-    case.context["bridge"]["action"] = json!("blocked");
-    case.context["action"] = json!("blocked");
-    case.context["blocked_user"] =
-        json!({"login": "hubot", "html_url": "https://github.com/hubot"});
+    case.event = "projects_v2_status_update".to_owned();
+    case.action = Some("created".to_owned());
+    case.context["bridge"]["event"] = json!("projects_v2_status_update");
+    case.context["bridge"]["action"] = json!("created");
+    case.context["action"] = json!("created");
     case.context
         .as_object_mut()
         .expect("payload")
@@ -543,9 +541,162 @@ fn github_organisation_event_without_a_template_is_placed_in_the_organisation() 
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "octo-org: org block blocked hubot");
+    assert_eq!(
+        fields.title,
+        "octo-org: projects v2 status update created"
+    );
     assert_eq!(fields.message, "by Codertocat");
-    assert_eq!(fields.link, "https://github.com/hubot");
+    assert_eq!(fields.link, "https://github.com/Codertocat");
+}
+
+/// A GitHub fixture turned into an event no fixture of ours holds: its repository, organization
+/// and sender, with `fields` added (the event's own object) and `action` set.
+fn github_event(fixture_file: &str, event: &str, action: &str, fields: Value) -> Case {
+    let mut case = fixture("github", fixture_file);
+    case.event = event.to_owned();
+    case.action = Some(action.to_owned());
+    case.context["bridge"]["event"] = json!(event);
+    case.context["bridge"]["action"] = json!(action);
+    case.context["action"] = json!(action);
+    if let (Value::Object(context), Value::Object(fields)) = (&mut case.context, fields) {
+        context.extend(fields);
+    }
+    case
+}
+
+#[test]
+fn github_org_block_names_the_blocked_user_and_links_the_blocked_list() {
+    let case = github_event(
+        "workflow_dispatch.json",
+        "org_block",
+        "blocked",
+        json!({"blocked_user": {"login": "hubot", "html_url": "https://github.com/hubot"}}),
+    );
+
+    let fields = render_fields(&case);
+
+    assert_eq!(fields.title, "octo-org: hubot blocked");
+    assert_eq!(
+        fields.message,
+        "They can no longer open issues, comment or contribute here\nby Codertocat"
+    );
+    assert_eq!(
+        fields.link,
+        "https://github.com/organizations/octo-org/settings/blocked_users"
+    );
+    assert_eq!(fields.importance, "3");
+}
+
+#[test]
+fn github_secret_found_at_a_new_location_is_4_and_says_where() {
+    let case = github_event(
+        "secret_scanning_alert.reopened.json",
+        "secret_scanning_alert_location",
+        "created",
+        json!({"location": {"type": "commit", "details": {"path": "config/deploy.yml", "start_line": 12,
+               "commit_sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"}}}),
+    );
+
+    let fields = render_fields(&case);
+
+    assert!(
+        fields.title.starts_with("SECRET FOUND again: "),
+        "{}",
+        fields.title
+    );
+    assert!(
+        fields
+            .message
+            .starts_with("commit: config/deploy.yml line 12 @ f95f852\nAlert #191"),
+        "{}",
+        fields.message
+    );
+    assert!(
+        fields.link.ends_with("/security/secret-scanning/191"),
+        "{}",
+        fields.link
+    );
+    assert_eq!(fields.importance, "4");
+}
+
+#[test]
+fn github_deployment_protection_rule_asks_for_an_answer_at_importance_4() {
+    let case = github_event(
+        "deployment.created.json",
+        "deployment_protection_rule",
+        "requested",
+        json!({"environment": "my-environment", "event": "pull_request",
+               "pull_requests": [{"number": 2, "title": "Update the README with new information."}]}),
+    );
+
+    let fields = render_fields(&case);
+
+    assert_eq!(
+        fields.title,
+        format!(
+            "APPROVAL NEEDED: deploy {} to my-environment",
+            case.context["repository"]["name"].as_str().expect("name")
+        )
+    );
+    assert!(
+        fields
+            .message
+            .ends_with("Triggered by pull request\n#2 Update the README with new information."),
+        "{}",
+        fields.message
+    );
+    assert!(
+        fields.link.ends_with("/deployments/my-environment"),
+        "{}",
+        fields.link
+    );
+    assert_eq!(fields.importance, "4");
+}
+
+#[test]
+fn github_app_authorization_revoked_and_installation_target_renamed_read_in_words() {
+    let revoked = github_event(
+        "star.created.json",
+        "github_app_authorization",
+        "revoked",
+        json!({}),
+    );
+    let mut renamed = github_event(
+        "installation.created.json",
+        "installation_target",
+        "renamed",
+        json!({"account": {"login": "octo-renamed", "html_url": "https://github.com/octo-renamed"},
+               "changes": {"login": {"from": "Codertocat"}}, "target_type": "User"}),
+    );
+    renamed.context["installation"] = json!({"id": 957387});
+    let token = github_event(
+        "personal_access_token_request.approved.json",
+        "personal_access_token_request",
+        "created",
+        json!({}),
+    );
+
+    let revoked = render_fields(&revoked);
+    let renamed = render_fields(&renamed);
+    let token = render_fields(&token);
+
+    assert_eq!(revoked.title, "GitHub App revoked by Codertocat");
+    assert_eq!(revoked.message, "The app can no longer act for Codertocat");
+    assert_eq!(
+        renamed.title,
+        "GitHub App account renamed: Codertocat → octo-renamed"
+    );
+    assert_eq!(
+        renamed.message,
+        "User account, installation 957387\nby Codertocat"
+    );
+    assert_eq!(renamed.link, "https://github.com/octo-renamed");
+    assert_eq!(token.title, "test-org: TOKEN APPROVAL NEEDED for octocat");
+    assert_eq!(
+        token.link,
+        "https://github.com/organizations/test-org/settings/personal-access-token-requests"
+    );
+    assert_eq!(token.importance, "4");
 }
 
 #[test]
@@ -582,57 +733,115 @@ fn gitea_review_events_say_what_the_review_decided() {
 #[test]
 fn gitea_event_without_a_template_names_the_object_and_links_it() {
     let mut case = fixture("gitea", "issues.opened.json");
-    case.event = "workflow_run".to_owned();
-    case.action = Some("completed".to_owned());
-    case.context["bridge"]["event"] = json!("workflow_run");
-    case.context["bridge"]["action"] = json!("completed");
-    case.context["action"] = json!("completed");
-    let fields_with_issue = render_fields(&case);
-    let context = case.context.as_object_mut().expect("payload");
-    context.remove("issue");
-    context.insert(
-        "workflow_run".to_owned(),
-        json!({"display_title": "Build", "html_url": "http://localhost:3000/example/example/actions/runs/3"}),
-    );
+    case.event = "action_run_failure".to_owned();
+    case.action = Some("failure".to_owned());
+    case.context["bridge"]["event"] = json!("action_run_failure");
+    case.context["bridge"]["action"] = json!("failure");
+    case.context["action"] = json!("failure");
+
     let fields = render_fields(&case);
 
     assert_eq!(
-        fields_with_issue.title,
-        "example/example: workflow run completed #1 example"
-    );
-    assert_eq!(
         fields.title,
-        "example/example: workflow run completed Build"
+        "example/example: action run failure failure #1 example"
     );
     assert_eq!(
         fields.link,
-        "http://localhost:3000/example/example/actions/runs/3"
+        case.context["issue"]["html_url"].as_str().expect("URL")
     );
     assert_eq!(fields.importance, "3");
+}
+
+/// A Gitea Actions delivery (Gitea 1.24+, no published example): the `create` fixture's repository
+/// and sender with a run of `workflow` on `branch` that ended in `conclusion`.
+fn gitea_actions_event(event: &str, action: &str, conclusion: &str, branch: &str) -> Case {
+    let run = json!({"id": 3, "run_number": 3, "display_title": "Fix login", "event": "push",
+        "head_branch": branch, "head_sha": "9b3a1cd2f7e6d1c0", "status": "completed",
+        "conclusion": conclusion, "started_at": "2025-05-01T10:00:00Z",
+        "completed_at": "2025-05-01T10:02:13Z", "actor": {"login": "example"},
+        "html_url": "http://localhost:3000/example/example/actions/runs/3"});
+    let job = json!({"id": 7, "run_id": 3, "name": "test", "head_branch": branch,
+        "head_sha": "9b3a1cd2f7e6d1c0", "status": "completed", "conclusion": conclusion,
+        "started_at": "2025-05-01T10:00:05Z", "completed_at": "2025-05-01T10:02:10Z",
+        "runner_name": "runner-1", "steps": [{"name": "cargo test", "conclusion": conclusion}],
+        "html_url": "http://localhost:3000/example/example/actions/runs/3/jobs/0",
+        "run_url": "http://localhost:3000/example/example/actions/runs/3"});
+    gitea_event(
+        event,
+        Some(action),
+        json!({"action": action, "workflow": {"name": "CI"}, "workflow_run": run, "workflow_job": job}),
+    )
+}
+
+#[test]
+fn gitea_actions_runs_and_jobs_read_like_github_ones() {
+    let failed_run = render_fields(&gitea_actions_event(
+        "workflow_run",
+        "completed",
+        "failure",
+        "master",
+    ));
+    let passed_job = render_fields(&gitea_actions_event(
+        "workflow_job",
+        "completed",
+        "success",
+        "feature",
+    ));
+    let failed_job = render_fields(&gitea_actions_event(
+        "workflow_job",
+        "completed",
+        "failure",
+        "feature",
+    ));
+
+    assert_eq!(failed_run.title, "FAILED: CI on example (master)");
+    assert_eq!(
+        failed_run.message,
+        "Run #3 failed after 2m 13s\nTriggered by push 9b3a1cd by example\nFix login"
+    );
+    assert_eq!(
+        failed_run.link,
+        "http://localhost:3000/example/example/actions/runs/3"
+    );
+    assert_eq!(failed_run.importance, "5");
+    assert_eq!(passed_job.title, "Passed: test on example (feature)");
+    assert_eq!(passed_job.importance, "2");
+    assert_eq!(
+        failed_job.message,
+        "Job \"test\" failed after 2m 5s\nFailed step: cargo test\nCommit 9b3a1cd on feature · runner-1"
+    );
+    assert_eq!(failed_job.importance, "4");
+    assert_eq!(
+        failed_job.link,
+        "http://localhost:3000/example/example/actions/runs/3/jobs/0"
+    );
 }
 
 #[test]
 fn gitlab_event_without_a_template_names_the_object_and_links_it() {
     let mut case = fixture("gitlab", "issue.open.json");
-    case.event = "emoji".to_owned();
-    case.action = Some("award".to_owned());
-    case.context["bridge"]["event"] = json!("emoji");
-    case.context["bridge"]["action"] = json!("award");
-    case.context["object_kind"] = json!("emoji");
+    case.event = "vulnerability".to_owned();
+    case.action = None;
+    case.context["bridge"]["event"] = json!("vulnerability");
+    case.context["bridge"]["action"] = json!(null);
+    case.context["object_kind"] = json!("vulnerability");
     case.context["object_attributes"] = json!({
-        "name": "thumbsup",
-        "action": "award",
-        "awardable_type": "Issue",
-        "awarded_on_url": "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+        "title": "REXML DoS vulnerability",
+        "state": "confirmed",
+        "severity": "high",
+        "url": "https://example.com/flightjs/Flight/-/security/vulnerabilities/1"
     });
 
     let fields = render_fields(&case);
 
-    assert_eq!(fields.title, "gitlabhq/gitlab-test: emoji award thumbsup");
+    assert_eq!(
+        fields.title,
+        "gitlabhq/gitlab-test: vulnerability confirmed REXML DoS vulnerability"
+    );
     assert_eq!(fields.message, "by root");
     assert_eq!(
         fields.link,
-        "http://example.com/gitlabhq/gitlab-test/-/issues/23"
+        "https://example.com/flightjs/Flight/-/security/vulnerabilities/1"
     );
 }
 
@@ -811,4 +1020,22 @@ fn github_package_published_names_package_and_version_and_links_the_version() {
             "https://github.com/Codertocat/hello-world-npm/packages/10696?version=1.0.4"
         );
     }
+}
+
+#[test]
+fn github_security_feature_turned_off_is_4_and_says_what_it_was() {
+    let mut case = fixture("github", "security_and_analysis.json");
+    let turned_on = render_fields(&case);
+    case.context["repository"]["security_and_analysis"]["secret_scanning"]["status"] =
+        json!("disabled");
+    case.context["changes"]["from"]["security_and_analysis"]["secret_scanning"]["status"] =
+        json!("enabled");
+    let turned_off = render_fields(&case);
+
+    assert_eq!(turned_on.importance, "3");
+    assert_eq!(
+        turned_off.message,
+        "secret scanning: disabled (was enabled)\nby octocat"
+    );
+    assert_eq!(turned_off.importance, "4");
 }

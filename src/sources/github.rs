@@ -60,6 +60,11 @@ mod tests {
             Some("created"),
         ),
         (
+            "branch_protection_configuration.disabled.json",
+            "branch_protection_configuration",
+            Some("disabled"),
+        ),
+        (
             "check_run.completed.failure.json",
             "check_run",
             Some("completed"),
@@ -81,6 +86,12 @@ mod tests {
             Some("created"),
         ),
         ("create.json", "create", None),
+        ("custom_property.created.json", "custom_property", Some("created")),
+        (
+            "custom_property_values.updated.json",
+            "custom_property_values",
+            Some("updated"),
+        ),
         ("delete.json", "delete", None),
         (
             "dependabot_alert.created.json",
@@ -89,6 +100,11 @@ mod tests {
         ),
         ("deploy_key.created.json", "deploy_key", Some("created")),
         ("deployment.created.json", "deployment", Some("created")),
+        (
+            "deployment_protection_rule.requested.json",
+            "deployment_protection_rule",
+            Some("requested"),
+        ),
         (
             "deployment_status.created.json",
             "deployment_status",
@@ -113,10 +129,20 @@ mod tests {
             Some("created"),
         ),
         ("installation.created.json", "installation", Some("created")),
+        (
+            "installation_repositories.added.json",
+            "installation_repositories",
+            Some("added"),
+        ),
         ("issues.opened.empty-body.json", "issues", Some("opened")),
         ("issues.opened.json", "issues", Some("opened")),
         ("issues.opened.real-2025.json", "issues", Some("opened")),
         ("label.created.json", "label", Some("created")),
+        (
+            "marketplace_purchase.purchased.json",
+            "marketplace_purchase",
+            Some("purchased"),
+        ),
         ("member.added.json", "member", Some("added")),
         (
             "membership.removed.with-deleted-team.json",
@@ -139,6 +165,24 @@ mod tests {
         ("ping.app.json", "ping", None),
         ("ping.json", "ping", None),
         ("ping.real-2019.json", "ping", None),
+        (
+            "personal_access_token_request.approved.json",
+            "personal_access_token_request",
+            Some("approved"),
+        ),
+        ("project.created.json", "project", Some("created")),
+        ("project_card.created.json", "project_card", Some("created")),
+        (
+            "project_column.created.json",
+            "project_column",
+            Some("created"),
+        ),
+        ("projects_v2.created.json", "projects_v2", Some("created")),
+        (
+            "projects_v2_item.created.json",
+            "projects_v2_item",
+            Some("created"),
+        ),
         ("public.json", "public", None),
         ("pull_request.closed.json", "pull_request", Some("closed")),
         (
@@ -179,9 +223,20 @@ mod tests {
         ("release.published.json", "release", Some("published")),
         ("repository.created.json", "repository", Some("created")),
         (
+            "repository_advisory.published.json",
+            "repository_advisory",
+            Some("published"),
+        ),
+        (
             "repository_dispatch.json",
             "repository_dispatch",
             Some("on-demand-test"),
+        ),
+        ("repository_import.json", "repository_import", None),
+        (
+            "repository_ruleset.created.json",
+            "repository_ruleset",
+            Some("created"),
         ),
         (
             "repository_vulnerability_alert.create.json",
@@ -198,6 +253,7 @@ mod tests {
             "security_advisory",
             Some("published"),
         ),
+        ("security_and_analysis.json", "security_and_analysis", None),
         ("sponsorship.created.json", "sponsorship", Some("created")),
         ("star.created.json", "star", Some("created")),
         ("star.created.real-2025.json", "star", Some("created")),

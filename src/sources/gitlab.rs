@@ -115,6 +115,7 @@ mod tests {
             "deployment",
             None,
         ),
+        ("emoji.award.json", "Emoji Hook", "emoji", Some("award")),
         (
             "feature_flag.json",
             "Feature Flag Hook",

@@ -397,6 +397,7 @@ mod tests {
             ("tag_push", "Tag Push Hook"),
             ("access_token", "Resource Access Token Hook"),
             ("deployment", "Deployment Hook"),
+            ("emoji", "Emoji Hook"),
             ("feature_flag", "Feature Flag Hook"),
             ("member", "Member Hook"),
             ("release", "Release Hook"),

@@ -47,6 +47,7 @@ pub fn gitlab_hook(file: &str) -> &'static str {
         "tag_push" => "Tag Push Hook",
         "access_token" => "Resource Access Token Hook",
         "deployment" => "Deployment Hook",
+        "emoji" => "Emoji Hook",
         "feature_flag" => "Feature Flag Hook",
         "member" => "Member Hook",
         "release" => "Release Hook",
