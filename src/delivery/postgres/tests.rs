@@ -58,11 +58,9 @@ async fn two_replicas_never_hold_the_same_route_at_once() {
         let distinct: HashSet<&str> = held.iter().map(|(_, claim)| claim.route().as_str()).collect();
         assert_eq!(distinct.len(), held.len(), "a route was handed out twice");
     }
+    // Which replica gets how many is up to the database's locks (a claim skips the rows the
+    // other is locking): only that each route is handed out once, and all of them, is promised.
     assert_eq!(held.len(), names.len(), "every route was claimed once");
-    assert!(
-        held.iter().any(|(by_first, _)| *by_first) && held.iter().any(|(by_first, _)| !by_first),
-        "both replicas took work"
-    );
     let (by_first, mut claim) = held.pop().unwrap();
     let (holder, other) = if by_first {
         (&first, &second)
