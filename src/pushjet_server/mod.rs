@@ -62,6 +62,7 @@
 //! endpoints, the ZeroMQ relay, rate limiting.
 
 mod error;
+mod events;
 mod fields;
 mod form;
 mod handlers;
@@ -74,9 +75,10 @@ use std::sync::Arc;
 
 use actix_web::{Scope, web};
 
+pub use events::{StoreEvents, StoredMessage};
 pub use fields::{Icon, Link, NAME_MAX_CHARS, ServiceName, TEXT_COLUMN_MAX_BYTES, TooLong};
 pub use form::BODY_LIMIT_BYTES;
-pub use store::{DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError};
+pub use store::{DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError, Unread};
 
 /// All endpoints under `/pushjet`, sharing `store`. Request bodies over [`BODY_LIMIT_BYTES`] are
 /// refused with 413, whatever payload limits the surrounding app sets.

@@ -19,12 +19,14 @@
 //! | `meta` | name | the last message id and the last subscription number handed out |
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::events::{StoreEvents, StoredMessage};
 use super::fields::{Icon, Link, ServiceName};
 use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
 use crate::pushjet::{DeviceUuid, Importance, MessageText, PublicKey, SecretKey, Title};
@@ -172,6 +174,21 @@ struct MessageRecord {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    events: Option<Arc<dyn StoreEvents>>,
+    /// Held from the start of a write that announces an event until the announcement, so events
+    /// are announced in commit order.
+    announcing: Mutex<()>,
+}
+
+/// A device's unread messages with their ids, read by a live stream (see
+/// [`Store::fetch_unread`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// The messages with their ids, in `GET /message` order.
+    pub messages: Vec<(u64, MessageView)>,
+    /// The newest message id of the whole store when they were read: every message with a
+    /// higher id was stored afterwards.
+    pub watermark: u64,
 }
 
 impl Store {
@@ -195,7 +212,28 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            events: None,
+            announcing: Mutex::new(()),
+        })
+    }
+
+    /// The same store, announcing every committed message and subscription change to `events`.
+    pub fn announcing_to(self, events: Arc<dyn StoreEvents>) -> Store {
+        Store {
+            events: Some(events),
+            ..self
+        }
+    }
+
+    /// Keeps announcing writes in commit order (only when someone listens).
+    fn announce_in_order(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.events.as_ref().map(|_| {
+            self.announcing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
     }
 
     /// Creates a service with a fresh secret and returns its owner view (with `secret`).
@@ -278,7 +316,9 @@ impl Store {
 
     /// Deletes the service with all its subscriptions and stored messages.
     pub fn delete_service(&self, secret: &SecretKey) -> Result<(), StoreError> {
+        let _in_order = self.announce_in_order();
         let txn = self.db.begin_write()?;
+        let mut removed = Vec::new();
         {
             let mut services = txn.open_table(SERVICES)?;
             let record =
@@ -288,7 +328,17 @@ impl Store {
             let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
             let devices = subscribers_of(&subscribers, public)?;
             for device in &devices {
-                subscriptions.remove((device.as_str(), public))?;
+                if let Some(value) = subscriptions.remove((device.as_str(), public))? {
+                    let subscription: SubscriptionRecord = decode(value.value())?;
+                    if let Ok(uuid) = DeviceUuid::parse(device) {
+                        removed.push(SubscriptionView {
+                            service: record.public_view(),
+                            timestamp: subscription.timestamp,
+                            timestamp_checked: subscription.timestamp_checked,
+                            uuid,
+                        });
+                    }
+                }
                 subscribers.remove((public, device.as_str()))?;
             }
             delete_messages_up_to(&txn, public, u64::MAX)?;
@@ -301,6 +351,11 @@ impl Store {
             );
         }
         txn.commit()?;
+        if let Some(events) = &self.events {
+            removed
+                .into_iter()
+                .for_each(|subscription| events.subscription_changed(subscription));
+        }
         Ok(())
     }
 
@@ -311,8 +366,9 @@ impl Store {
         secret: &SecretKey,
         message: &NewMessage,
     ) -> Result<SendOutcome, StoreError> {
+        let _in_order = self.announce_in_order();
         let txn = self.db.begin_write()?;
-        {
+        let stored = {
             let services = txn.open_table(SERVICES)?;
             let service =
                 load_service(&services, secret.expose())?.ok_or(StoreError::ServiceNotFound)?;
@@ -342,20 +398,49 @@ impl Store {
                 subscribers = subscribers.len(),
                 "stored Pushjet message"
             );
-        }
+            StoredMessage {
+                id,
+                devices: subscribers
+                    .iter()
+                    .filter_map(|device| DeviceUuid::parse(device).ok())
+                    .collect(),
+                message: MessageView {
+                    level: record.level,
+                    link: record.link,
+                    message: record.message,
+                    service: service.public_view(),
+                    timestamp: record.timestamp,
+                    title: record.title,
+                },
+            }
+        };
         txn.commit()?;
+        if let Some(events) = &self.events {
+            events.message_stored(stored);
+        }
         Ok(SendOutcome::Stored)
     }
 
     /// Returns the device's unread messages, grouped by subscription in subscription order and
     /// oldest first within each, and marks them read (a second call returns none of them).
     pub fn fetch_messages(&self, device: &DeviceUuid) -> Result<Vec<MessageView>, StoreError> {
+        let unread = self.fetch_unread(device)?;
+        Ok(unread.messages.into_iter().map(|(_, view)| view).collect())
+    }
+
+    /// [`Store::fetch_messages`] with each message's id, and the store's newest message id at that
+    /// moment (a live stream skips the messages it announces up to there).
+    pub fn fetch_unread(&self, device: &DeviceUuid) -> Result<Unread, StoreError> {
         let txn = self.db.begin_write()?;
+        let watermark = read_counter(&txn.open_table(META)?, LAST_MESSAGE_ID)?;
         let messages = {
             let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
             let mine = subscriptions_of(&subscriptions, device.as_str())?;
             if mine.is_empty() {
-                return Ok(Vec::new());
+                return Ok(Unread {
+                    messages: Vec::new(),
+                    watermark,
+                });
             }
             let services_read: Vec<String> =
                 mine.iter().map(|(public, _)| public.clone()).collect();
@@ -379,14 +464,17 @@ impl Store {
                     };
                     let record: MessageRecord = decode(record.value())?;
                     newest = newest.max(id);
-                    messages.push(MessageView {
-                        level: record.level,
-                        link: record.link,
-                        message: record.message,
-                        service: view.clone(),
-                        timestamp: record.timestamp,
-                        title: record.title,
-                    });
+                    messages.push((
+                        id,
+                        MessageView {
+                            level: record.level,
+                            link: record.link,
+                            message: record.message,
+                            service: view.clone(),
+                            timestamp: record.timestamp,
+                            title: record.title,
+                        },
+                    ));
                 }
             }
             drop((secrets, services, index, stored));
@@ -406,7 +494,42 @@ impl Store {
             messages
         };
         txn.commit()?;
-        Ok(messages)
+        Ok(Unread {
+            messages,
+            watermark,
+        })
+    }
+
+    /// Marks each device's messages read up to and including its id (a live stream delivered
+    /// them), in one transaction; ids below what a device has read already change nothing.
+    pub fn mark_read_up_to(&self, marks: &[(DeviceUuid, u64)]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut services_read = std::collections::BTreeSet::new();
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+            let checked = now();
+            for (device, last) in marks {
+                for (public, mut subscription) in subscriptions_of(&subscriptions, device.as_str())?
+                {
+                    if subscription.last_read >= *last {
+                        continue;
+                    }
+                    subscription.timestamp_checked = checked;
+                    subscription.last_read = *last;
+                    subscriptions.insert(
+                        (device.as_str(), public.as_str()),
+                        encode(&subscription)?.as_slice(),
+                    )?;
+                    services_read.insert(public);
+                }
+            }
+            drop(subscriptions);
+            for public in &services_read {
+                clean_up(&txn, public)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Marks every message read for all the device's subscriptions.
@@ -446,6 +569,7 @@ impl Store {
         device: &DeviceUuid,
         public: &PublicKey,
     ) -> Result<ServiceView, StoreError> {
+        let _in_order = self.announce_in_order();
         let txn = self.db.begin_write()?;
         let service = {
             let secrets = txn.open_table(SERVICE_SECRETS)?;
@@ -471,9 +595,18 @@ impl Store {
             txn.open_table(SUBSCRIBERS)?
                 .insert((public.as_str(), device.as_str()), ())?;
             tracing::info!(service = %public, device = %device, "subscribed device");
-            service
+            (service, record)
         };
         txn.commit()?;
+        let (service, record) = service;
+        if let Some(events) = &self.events {
+            events.subscription_changed(SubscriptionView {
+                service: service.public_view(),
+                timestamp: record.timestamp,
+                timestamp_checked: record.timestamp_checked,
+                uuid: device.clone(),
+            });
+        }
         Ok(service.public_view())
     }
 
