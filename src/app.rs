@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::pushjet::{Api, ApiUrl};
 use crate::pushjet_server::{self, Store, StoreError};
 use crate::reload::{ReloadError, Reloader, build_bridge};
+use crate::streams::{Hub, Streams};
 
 /// How long in-flight HTTP requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -70,12 +71,21 @@ impl Application {
             })?;
         let local = listener.local_addr()?;
         let base_url = local_base_url(local);
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(settings.streams, metrics.streams.clone());
         let store = if settings.pushjet.embedded {
-            let data_dir = settings.server.data_dir.clone();
-            Some(Arc::new(blocking(move || Store::open(&data_dir)).await??))
+            let (data_dir, hub) = (settings.server.data_dir.clone(), hub.clone());
+            let open = move || Store::open(&data_dir).map(|store| store.announcing_to(hub));
+            Some(Arc::new(blocking(open).await??))
         } else {
             None
         };
+        let streams = store
+            .as_ref()
+            .map(|store| Streams::start(hub.clone(), store.clone()));
+        if let Some(streams) = &streams {
+            streams.close_on_stop_signals()?;
+        }
         let demo = match &store {
             Some(store) if settings.routes.is_empty() => {
                 let (store, data_dir) = (store.clone(), settings.server.data_dir.clone());
@@ -103,7 +113,6 @@ impl Application {
                 (settings.server.data_dir.clone(), settings.delivery.clone());
             blocking(move || Outbox::open(&data_dir, &delivery)).await??
         };
-        let metrics = Arc::new(Metrics::new());
         let dispatcher = delivery::spawn(
             outbox.clone(),
             bridge.clone(),
@@ -128,6 +137,7 @@ impl Application {
         let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
             let store = store.clone();
+            let (connector, ntfy) = (streams.clone(), streams.clone());
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
                 .wrap(from_fn(http::metrics::time_requests))
@@ -146,8 +156,18 @@ impl Application {
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {
+                    if let Some(streams) = connector {
+                        streams.configure_connector(config);
+                    }
+                })
+                .configure(move |config| {
                     if let Some(store) = store {
                         config.service(pushjet_server::scope(store));
+                    }
+                })
+                .configure(move |config| {
+                    if let Some(streams) = ntfy {
+                        streams.configure_ntfy(config);
                     }
                 })
         })

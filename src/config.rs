@@ -5,11 +5,13 @@
 //! - [`read`]: the variable set, blank-is-unset, `*_FILE` secrets, the problem list;
 //! - [`routes`]: `PUSHJET_BRIDGE_ROUTES` and each route's `PUSHJET_BRIDGE_ROUTE_<NAME>_*`;
 //! - [`delivery`]: the outbox and its dispatcher;
+//! - [`streams`]: the live streams of the embedded API;
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
 
 mod delivery;
 mod read;
 mod routes;
+mod streams;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use serde::Deserialize;
 
 pub use delivery::DeliverySettings;
 use read::{Problems, Vars, parse_bool};
+pub use streams::StreamSettings;
 
 use crate::pushjet::{ApiUrl, MESSAGE_MAX_BYTES};
 use crate::routes::Routes;
@@ -71,6 +74,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// The tokens of the operator endpoints.
     pub tokens: Tokens,
+    /// The live streams of the embedded API.
+    pub streams: StreamSettings,
     /// The variables these settings came from, for [`Settings::reread`].
     source_vars: SourceVars,
 }
@@ -199,6 +204,7 @@ impl Settings {
             limits: read_limits(&global, &mut problems),
             delivery: DeliverySettings::read(&vars, &mut problems),
             tokens: read_tokens(global, &mut problems),
+            streams: StreamSettings::read(&vars, &mut problems),
             source_vars: SourceVars(source_vars),
         };
         problems.into_result(settings).map_err(ConfigError)

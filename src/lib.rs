@@ -16,5 +16,6 @@ pub mod render;
 pub mod routes;
 pub mod secret;
 pub mod sources;
+pub mod streams;
 pub mod telemetry;
 pub mod verify;
