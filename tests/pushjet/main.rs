@@ -8,4 +8,5 @@ mod client;
 mod protocol;
 mod python;
 mod restart;
+mod streams;
 mod wire;
