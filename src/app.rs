@@ -59,6 +59,7 @@ pub struct Application {
     server: Server,
     dispatcher: DispatcherHandle,
     shutdown_grace: Duration,
+    hub: Arc<Hub>,
 }
 
 impl Application {
@@ -180,6 +181,7 @@ impl Application {
             server,
             dispatcher,
             shutdown_grace: settings.delivery.shutdown_grace,
+            hub,
         })
     }
 
@@ -198,6 +200,7 @@ impl Application {
     /// shutdown grace period and everything else stays in the outbox for the next start.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
         let served = self.server.await;
+        self.hub.close_all();
         let report = self.dispatcher.shutdown(self.shutdown_grace).await;
         tracing::info!(
             ?report,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use actix_web::web;
 use tokio::sync::Notify;
 
+use super::Hub;
 use crate::pushjet::DeviceUuid;
 use crate::pushjet_server::Store;
 
@@ -35,25 +36,31 @@ impl ReadMarks {
         pending.drain().collect()
     }
 
-    /// Writes the marks as they come, on the current actix runtime, until the runtime stops.
-    pub fn spawn_writer(self: &Arc<Self>, store: Arc<Store>) {
+    /// Writes the marks as they come, on the current actix runtime, until the hub closes; then
+    /// writes what is left and lets go of the store.
+    pub fn spawn_writer(self: &Arc<Self>, store: Arc<Store>, hub: Arc<Hub>) {
         let marks = self.clone();
         actix_web::rt::spawn(async move {
             loop {
-                marks.wake.notified().await;
+                let last = tokio::select! {
+                    () = marks.wake.notified() => false,
+                    () = hub.closed() => true,
+                };
                 let batch = marks.take();
-                if batch.is_empty() {
-                    continue;
+                if !batch.is_empty() {
+                    let store = store.clone();
+                    match web::block(move || store.mark_read_up_to(&batch)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "cannot mark streamed messages read");
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot mark streamed messages read");
+                        }
+                    }
                 }
-                let store = store.clone();
-                match web::block(move || store.mark_read_up_to(&batch)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "cannot mark streamed messages read");
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot mark streamed messages read");
-                    }
+                if last {
+                    return;
                 }
             }
         });

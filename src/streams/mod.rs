@@ -42,17 +42,20 @@ pub struct Streams {
 impl Streams {
     /// The endpoints' shared state over `store`, whose events must feed `hub`
     /// ([`Store::announcing_to`]). Starts the read-mark writer and the cache pruner on the
-    /// current actix runtime.
+    /// current actix runtime; they stop, letting go of the store, when the hub closes
+    /// ([`Hub::close_all`]).
     pub fn start(hub: Arc<Hub>, store: Arc<Store>) -> Self {
         let marks = Arc::new(ReadMarks::default());
-        marks.spawn_writer(store.clone());
+        marks.spawn_writer(store.clone(), hub.clone());
         let pruned = hub.clone();
         actix_web::rt::spawn(async move {
             let mut every_minute =
                 actix_web::rt::time::interval(std::time::Duration::from_secs(60));
             loop {
-                every_minute.tick().await;
-                pruned.prune();
+                tokio::select! {
+                    _ = every_minute.tick() => pruned.prune(),
+                    () = pruned.closed() => return,
+                }
             }
         });
         Self { hub, store, marks }
