@@ -5,6 +5,7 @@
 mod common;
 
 mod client;
+mod listen;
 mod protocol;
 mod python;
 mod restart;
