@@ -13,4 +13,5 @@ mod secrets;
 mod signatures;
 mod snapshots;
 mod sources;
+mod streams;
 mod support;
