@@ -60,6 +60,9 @@
 //!
 //! Not implemented, as on the real server without the optional parts configured: the GCM
 //! endpoints, the ZeroMQ relay, rate limiting.
+//!
+//! Live push replaces the relay: the store announces what it commits ([`StoreEvents`]) and
+//! `crate::streams` serves it at `/pushjet/ws` (the connector protocol) and as ntfy streams.
 
 mod error;
 mod events;
