@@ -189,6 +189,7 @@ async fn the_connector_protocol_works_with_a_websocket_client_that_is_not_ours()
     let app = spawn_app_with(&[
         ("PUSHJET_BRIDGE_STREAM_BUFFER", "4"),
         ("PUSHJET_BRIDGE_STREAM_KEEPALIVE", "1s"),
+        ("PUSHJET_BRIDGE_MAX_STREAMS_PER_DEVICE", "2"),
     ])
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/connector_e2e.py");

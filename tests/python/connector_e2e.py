@@ -138,6 +138,25 @@ async def bad_first_frames():
     print("invalid uuid and binary frames: ok")
 
 
+async def per_device_limit_closes_with_a_reason():
+    """The service runs with PUSHJET_BRIDGE_MAX_STREAMS_PER_DEVICE=2."""
+    device = str(uuid.uuid4())
+    async with websockets.connect(WS) as first, websockets.connect(WS) as second:
+        for ws in (first, second):
+            await ws.send(device)
+            assert await recv(ws) == STATUS_OK
+        async with websockets.connect(WS) as third:
+            await third.send(device)
+            try:
+                frame = await recv(third)
+            except websockets.ConnectionClosed as closed:
+                assert closed.rcvd.code == 1013, closed.rcvd
+                assert closed.rcvd.reason == "too many streams are open for this device (2)", closed.rcvd
+            else:
+                raise AssertionError("a third stream was accepted: " + repr(frame))
+    print("per-device limit: ok")
+
+
 async def slow_client_loses_nothing():
     """A client that does not read is disconnected; what it received and what stays unread add
     up to everything sent, each message once."""
@@ -170,6 +189,7 @@ async def slow_client_loses_nothing():
 async def main():
     await hello_unread_then_live()
     await bad_first_frames()
+    await per_device_limit_closes_with_a_reason()
     await slow_client_loses_nothing()
     print("all steps passed")
 
