@@ -196,8 +196,9 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (or the server handle stops it), then drains gracefully: the
-    /// HTTP server stops accepting and finishes its requests, then sends in flight get the
-    /// shutdown grace period and everything else stays in the outbox for the next start.
+    /// HTTP server stops accepting and finishes its requests (SIGINT/SIGTERM close the live
+    /// streams at once), then sends in flight get the shutdown grace period and everything else
+    /// stays in the outbox for the next start.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
         let served = self.server.await;
         self.hub.close_all();
