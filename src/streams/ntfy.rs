@@ -11,7 +11,8 @@
 //!
 //! Query parameters (or `X-` headers, as ntfy reads them): `poll` (`x-poll`, `po`): answer what
 //! the cache holds, then close; `since` (`x-since`, `si`): a duration (`10m`), a Unix time, a
-//! message id, `all`, `latest` or `none`.
+//! message id, `all`, `latest` or `none`; the filters `id`, `message`, `title`, `priority` and
+//! `tags` (see `Filter`).
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -129,11 +130,7 @@ fn control_event(event: &str, topic: &str) -> String {
 /// A `message` event for `device`.
 fn message_event(device: &DeviceUuid, message: &StreamMessage) -> String {
     let view = &message.view;
-    let title = if view.title.is_empty() {
-        view.service.name.as_str()
-    } else {
-        view.title.as_str()
-    };
+    let title = shown_title(message);
     serde_json::to_string(&Event {
         id: &message.id,
         time: view.timestamp,
@@ -161,8 +158,83 @@ fn frame(format: Format, event: &str, json: &str, text: &str) -> Bytes {
     Bytes::from(framed)
 }
 
-fn message_frame(format: Format, delivery: &Delivery) -> Option<Bytes> {
+/// ntfy's message filters: a message is sent only when it matches every filter given.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Filter {
+    id: Option<String>,
+    message: Option<String>,
+    title: Option<String>,
+    priorities: Option<Vec<u8>>,
+    tags: bool,
+}
+
+impl Filter {
+    /// `id`, `message` (`m`), `title` (`t`), `priority` (`prio`, `p`: a comma-separated list of
+    /// 1–5 or `min`, `low`, `default`, `high`, `max`, `urgent`) and `tags` (`tag`, `ta`: Pushjet
+    /// messages have none, so nothing matches), each also as an `X-` header; `None` for a
+    /// priority that is none of these.
+    fn read(request: &HttpRequest) -> Option<Self> {
+        let priorities = match param(request, "x-priority", &["priority", "prio", "p"]) {
+            Some(raw) if !raw.is_empty() => Some(
+                raw.split(',')
+                    .map(|one| parse_priority(one.trim()))
+                    .collect::<Option<Vec<u8>>>()?,
+            ),
+            _ => None,
+        };
+        let given = |value: Option<String>| value.filter(|value| !value.is_empty());
+        Some(Self {
+            id: given(param(request, "x-id", &["id"])),
+            message: given(param(request, "x-message", &["message", "m"])),
+            title: given(param(request, "x-title", &["title", "t"])),
+            priorities,
+            tags: given(param(request, "x-tags", &["tags", "tag", "ta"])).is_some(),
+        })
+    }
+
+    fn matches(&self, message: &StreamMessage) -> bool {
+        let view = &message.view;
+        self.id.as_ref().is_none_or(|id| *id == message.id)
+            && self
+                .message
+                .as_ref()
+                .is_none_or(|text| *text == view.message)
+            && self
+                .title
+                .as_ref()
+                .is_none_or(|title| title == shown_title(message))
+            && self
+                .priorities
+                .as_ref()
+                .is_none_or(|priorities| priorities.contains(&view.level.get()))
+            && !self.tags
+    }
+}
+
+/// An ntfy priority: `1`–`5` or its name.
+fn parse_priority(raw: &str) -> Option<u8> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "min" => Some(1),
+        "2" | "low" => Some(2),
+        "3" | "default" => Some(3),
+        "4" | "high" => Some(4),
+        "5" | "max" | "urgent" => Some(5),
+        _ => None,
+    }
+}
+
+/// The title an event shows: the message's, or its service's name when it has none.
+fn shown_title(message: &StreamMessage) -> &str {
+    if message.view.title.is_empty() {
+        &message.view.service.name
+    } else {
+        &message.view.title
+    }
+}
+
+fn message_frame(format: Format, filter: &Filter, delivery: &Delivery) -> Option<Bytes> {
     match delivery {
+        Delivery::Message { message, .. } if !filter.matches(message) => None,
         Delivery::Message { device, message } => Some(frame(
             format,
             "message",
@@ -316,6 +388,10 @@ fn since_of(request: &HttpRequest, poll: bool) -> Option<Since> {
     parse_since(param(request, "x-since", &["since", "si"]).as_deref(), poll)
 }
 
+fn invalid_priority() -> HttpResponse {
+    error(StatusCode::BAD_REQUEST, 40007, "invalid priority parameter")
+}
+
 fn invalid_since() -> HttpResponse {
     error(StatusCode::BAD_REQUEST, 40008, "invalid since parameter")
 }
@@ -349,6 +425,9 @@ async fn http_stream(
     let Some(since) = since_of(&request, poll) else {
         return invalid_since();
     };
+    let Some(filter) = Filter::read(&request) else {
+        return invalid_priority();
+    };
     let mut response = HttpResponse::Ok();
     response
         .content_type(format.content_type())
@@ -360,7 +439,7 @@ async fn http_stream(
             .hub
             .cached(&devices, &since)
             .iter()
-            .filter_map(|delivery| message_frame(format, delivery))
+            .filter_map(|delivery| message_frame(format, &filter, delivery))
             .flat_map(|bytes| bytes.to_vec())
             .collect();
         return response.body(body);
@@ -378,10 +457,12 @@ async fn http_stream(
     first.extend(
         cached
             .iter()
-            .filter_map(|delivery| message_frame(format, delivery)),
+            .filter_map(|delivery| message_frame(format, &filter, delivery)),
     );
     let keepalive = streams.hub.settings().keepalive;
-    response.streaming(event_stream(format, topic, first, stream, keepalive))
+    response.streaming(event_stream(
+        format, filter, topic, first, stream, keepalive,
+    ))
 }
 
 type BodyStream = Pin<Box<dyn FuturesStream<Item = Result<Bytes, actix_web::Error>>>>;
@@ -390,30 +471,31 @@ type BodyStream = Pin<Box<dyn FuturesStream<Item = Result<Bytes, actix_web::Erro
 /// every `keepalive` of silence; it ends when the hub lets go of the stream.
 fn event_stream(
     format: Format,
+    filter: Filter,
     topic: String,
     first: Vec<Bytes>,
     stream: Stream,
     keepalive: Duration,
 ) -> BodyStream {
     let first: Bytes = first.concat().into();
-    let state = (Some(first), stream, topic);
+    let state = (Some(first), stream, topic, filter);
     Box::pin(futures_util::stream::unfold(
         state,
-        move |(first, mut stream, topic)| async move {
+        move |(first, mut stream, topic, filter)| async move {
             if let Some(first) = first {
-                return Some((Ok(first), (None, stream, topic)));
+                return Some((Ok(first), (None, stream, topic, filter)));
             }
             loop {
                 match actix_web::rt::time::timeout(keepalive, stream.receiver.recv()).await {
                     Err(_silent) => {
                         let keepalive =
                             frame(format, "keepalive", &control_event("keepalive", &topic), "");
-                        return Some((Ok(keepalive), (None, stream, topic)));
+                        return Some((Ok(keepalive), (None, stream, topic, filter)));
                     }
                     Ok(None) => return None,
                     Ok(Some(delivery)) => {
-                        if let Some(bytes) = message_frame(format, &delivery) {
-                            return Some((Ok(bytes), (None, stream, topic)));
+                        if let Some(bytes) = message_frame(format, &filter, &delivery) {
+                            return Some((Ok(bytes), (None, stream, topic, filter)));
                         }
                     }
                 }
@@ -434,17 +516,39 @@ async fn websocket(
     let Some(since) = since_of(&request, false) else {
         return Ok(invalid_since());
     };
+    let Some(filter) = Filter::read(&request) else {
+        return Ok(invalid_priority());
+    };
     let (response, session, messages) = actix_ws::handle(&request, body)?;
     let messages = messages.max_frame_size(4096);
     let streams = streams.get_ref().clone();
-    actix_web::rt::spawn(serve_websocket(streams, devices, since, session, messages));
+    actix_web::rt::spawn(serve_websocket(
+        streams,
+        Subscribed {
+            devices,
+            since,
+            filter,
+        },
+        session,
+        messages,
+    ));
     Ok(with_cors(response))
+}
+
+/// What an ntfy WebSocket asked for.
+struct Subscribed {
+    devices: Vec<DeviceUuid>,
+    since: Since,
+    filter: Filter,
 }
 
 async fn serve_websocket(
     streams: Streams,
-    devices: Vec<DeviceUuid>,
-    since: Since,
+    Subscribed {
+        devices,
+        since,
+        filter,
+    }: Subscribed,
     mut session: Session,
     mut messages: MessageStream,
 ) {
@@ -467,6 +571,7 @@ async fn serve_websocket(
     }
     for delivery in &cached {
         if let Delivery::Message { device, message } = delivery
+            && filter.matches(message)
             && session.text(message_event(device, message)).await.is_err()
         {
             return;
@@ -481,7 +586,9 @@ async fn serve_websocket(
         tokio::select! {
             delivery = stream.receiver.recv() => match delivery {
                 Some(Delivery::Message { device, message }) => {
-                    if session.text(message_event(&device, &message)).await.is_err() {
+                    if filter.matches(&message)
+                        && session.text(message_event(&device, &message)).await.is_err()
+                    {
                         return;
                     }
                 }

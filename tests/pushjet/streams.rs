@@ -597,3 +597,43 @@ async fn a_slow_ntfy_listener_is_dropped_and_can_resume_from_the_cache() {
         "{metrics}"
     );
 }
+
+#[actix_web::test]
+async fn ntfy_filters_select_by_priority_title_message_and_id() {
+    let app = spawn_app_with(&[]).await;
+    let (service, device) = service_with_device(&app, "Filtered").await;
+    send(&app, &service, &[("message", "low"), ("level", "2")]).await;
+    send(
+        &app,
+        &service,
+        &[("message", "urgent"), ("level", "5"), ("title", "Pager")],
+    )
+    .await;
+    send(&app, &service, &[("message", "high"), ("level", "4")]).await;
+    let poll = async |query: &str| -> Vec<String> {
+        let (status, _, mut lines) =
+            Lines::open(&app, &format!("/{device}/json?poll=1&{query}")).await;
+        assert_eq!(status, 200, "{query}");
+        let mut texts = Vec::new();
+        while let Some(line) = lines.next().await {
+            let event: Value = serde_json::from_str(&line).expect("JSON");
+            texts.push(event["message"].as_str().expect("a message").to_owned());
+        }
+        texts
+    };
+    assert_eq!(poll("priority=high,5").await, ["urgent", "high"]);
+    assert_eq!(poll("p=low").await, ["low"]);
+    assert_eq!(poll("title=Pager").await, ["urgent"]);
+    assert_eq!(poll("t=Filtered").await, ["low", "high"], "the shown title");
+    assert_eq!(poll("message=high").await, ["high"]);
+    assert!(
+        poll("tags=warning").await.is_empty(),
+        "Pushjet messages have no tags"
+    );
+    let (_, _, mut all) = Lines::open(&app, &format!("/{device}/json?poll=1")).await;
+    let id = all.json().await["id"].as_str().expect("an id").to_owned();
+    assert_eq!(poll(&format!("id={id}")).await, ["low"]);
+    let (status, _, mut invalid) = Lines::open(&app, &format!("/{device}/json?priority=7")).await;
+    assert_eq!(status, 400);
+    assert_eq!(invalid.json().await["code"], 40007);
+}
