@@ -33,11 +33,12 @@ fn client() -> awc::Client {
         .finish()
 }
 
-/// The sequence number in a `message` event's text `bench <n>`, found without a JSON parser (the
-/// client must keep up with every frame).
-fn sequence(frame: &[u8]) -> Option<u64> {
+/// The sequence number in a `message` event's text `bench <run> <n>` (`marker` is
+/// `"message":"bench <run> `: a message left over from an earlier run never counts), found
+/// without a JSON parser (the client must keep up with every frame).
+fn sequence(frame: &[u8], marker: &str) -> Option<u64> {
     let text = std::str::from_utf8(frame).ok()?;
-    let start = text.find("\"message\":\"bench ")? + "\"message\":\"bench ".len();
+    let start = text.find(marker)? + marker.len();
     let digits: String = text[start..]
         .chars()
         .take_while(char::is_ascii_digit)
@@ -45,7 +46,7 @@ fn sequence(frame: &[u8]) -> Option<u64> {
     digits.parse().ok()
 }
 
-async fn listen(url: String, arrivals: Arrivals, opened: Rc<RefCell<usize>>) {
+async fn listen(url: String, marker: Rc<str>, arrivals: Arrivals, opened: Rc<RefCell<usize>>) {
     let Ok((_, mut socket)) = client().ws(url).max_frame_size(1 << 20).connect().await else {
         eprintln!("a listener could not connect");
         return;
@@ -53,7 +54,7 @@ async fn listen(url: String, arrivals: Arrivals, opened: Rc<RefCell<usize>>) {
     *opened.borrow_mut() += 1;
     while let Some(Ok(frame)) = socket.next().await {
         if let awc::ws::Frame::Text(text) = frame
-            && let Some(seq) = sequence(&text)
+            && let Some(seq) = sequence(&text, &marker)
         {
             arrivals.borrow_mut().push((seq, Instant::now()));
         }
@@ -85,9 +86,12 @@ fn main() {
         let sent: Sent = Rc::default();
         let opened = Rc::new(RefCell::new(0_usize));
         let ws_base = base.replacen("http", "ws", 1);
+        let run = fastrand::u32(..);
+        let marker: Rc<str> = format!("\"message\":\"bench {run} ").into();
         for _ in 0..listeners {
             actix_rt::spawn(listen(
                 format!("{ws_base}/{uuid}/ws"),
+                marker.clone(),
                 arrivals.clone(),
                 opened.clone(),
             ));
@@ -116,7 +120,7 @@ fn main() {
             );
             *in_flight.borrow_mut() += 1;
             actix_rt::spawn(async move {
-                let text = format!("bench {seq}");
+                let text = format!("bench {run} {seq}");
                 let start = Instant::now();
                 let answered = if mode == "api" {
                     client()
