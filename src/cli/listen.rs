@@ -28,9 +28,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often `GET /message` is polled against a server without streams.
 pub const POLL_EVERY: Duration = Duration::from_secs(5);
 /// How many printed messages are remembered, so that one printed just before a connection broke
-/// (and not yet marked read on the server) is not printed again after reconnecting. The price:
-/// two messages identical in every field (service, text, title, link, level and second sent)
-/// among the last ones are printed once.
+/// (and not yet marked read on the server) is not printed again when the server sends it again
+/// as unread after the reconnect. Only that replay is checked: the first message after a
+/// reconnect that was not printed ends it, and from then on every message is printed.
 const REMEMBERED: usize = 256;
 
 /// Why listening stopped with an error.
@@ -57,24 +57,33 @@ enum Ended {
     Stopped,
 }
 
-/// Prints what was already printed recently, so a replay after a reconnect is not printed twice.
+/// Prints messages, skipping those of a replay after a reconnect that were printed already.
 #[derive(Default)]
-struct Printed(VecDeque<u64>);
+struct Printed {
+    recent: VecDeque<u64>,
+    replaying: bool,
+}
 
 impl Printed {
+    /// A new connection: what it sends first may have been printed before.
+    fn reconnected(&mut self) {
+        self.replaying = !self.recent.is_empty();
+    }
+
     fn print(&mut self, message: &MessageView) -> Result<(), ListenError> {
         let mut hasher = DefaultHasher::new();
         serde_json::to_string(message)
             .unwrap_or_default()
             .hash(&mut hasher);
         let fingerprint = hasher.finish();
-        if self.0.contains(&fingerprint) {
+        if self.replaying && self.recent.contains(&fingerprint) {
             return Ok(());
         }
-        if self.0.len() == REMEMBERED {
-            self.0.pop_front();
+        self.replaying = false;
+        if self.recent.len() == REMEMBERED {
+            self.recent.pop_front();
         }
-        self.0.push_back(fingerprint);
+        self.recent.push_back(fingerprint);
         let line = serde_json::to_string(&Message::from(message.clone()))
             .map_err(|error| ListenError::Output(std::io::Error::other(error)))?;
         let mut out = std::io::stdout().lock();
@@ -152,6 +161,7 @@ async fn connect_once(
         return Ok(Ended::Broken(error.to_string()));
     }
     let mut greeted = false;
+    printed.reconnected();
     loop {
         let frame = tokio::select! {
             _ = tokio::signal::ctrl_c() => {
@@ -217,5 +227,58 @@ async fn poll(api: &Api, uuid: DeviceUuid) -> Result<(), ListenError> {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             () = actix_web::rt::time::sleep(POLL_EVERY) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pushjet::SecretKey;
+    use crate::pushjet::wire::ServiceView;
+
+    fn view(text: &str) -> MessageView {
+        MessageView {
+            level: crate::pushjet::Importance::DEFAULT,
+            link: String::new(),
+            message: text.to_owned(),
+            service: ServiceView {
+                created: 1,
+                icon: String::new(),
+                name: "s".to_owned(),
+                public: SecretKey::generate().unwrap().public_key(),
+                secret: None,
+            },
+            timestamp: 2,
+            title: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_replay_after_a_reconnect_is_skipped() {
+        let mut printed = Printed::default();
+        let same = view("same");
+        printed.reconnected();
+        printed.print(&same).unwrap();
+        assert_eq!(printed.recent.len(), 1);
+        printed.print(&same).unwrap();
+        assert_eq!(
+            printed.recent.len(),
+            2,
+            "a repeat on a live connection is printed"
+        );
+        printed.reconnected();
+        printed.print(&same).unwrap();
+        assert_eq!(
+            printed.recent.len(),
+            2,
+            "the replay of a printed one is skipped"
+        );
+        printed.print(&view("new")).unwrap();
+        printed.print(&same).unwrap();
+        assert_eq!(
+            printed.recent.len(),
+            4,
+            "after something new, the replay is over"
+        );
     }
 }
