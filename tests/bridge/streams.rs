@@ -1,13 +1,15 @@
 //! Live streams with the rest of the bridge: a webhook's notification reaches a listening stream
 //! (delivered by the dispatcher through the embedded API, stored, then published), and SIGTERM
-//! closes open streams at once instead of letting them hold the graceful stop.
+//! closes open streams at once (a connector WebSocket with 1001 and its reason) instead of
+//! letting them hold the graceful stop.
 
 use std::pin::Pin;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use awc::ws::{CloseCode, Frame};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use crate::common::{post, spawn_app_with_routes};
@@ -72,6 +74,24 @@ async fn sigterm_closes_open_streams_and_the_service_stops_cleanly() {
     let mut body = open(&format!("http://127.0.0.1:{port}/{device}/json")).await;
     let open_event = next_event(&mut body, Duration::from_secs(10)).await;
     assert_eq!(open_event.expect("an open event")["event"], "open");
+    let (_, mut socket) = awc::Client::default()
+        .ws(format!("ws://127.0.0.1:{port}/pushjet/ws"))
+        .connect()
+        .await
+        .expect("the connector opens");
+    socket
+        .send(awc::ws::Message::Text(device.to_string().into()))
+        .await
+        .expect("sent");
+    let greeting = socket
+        .next()
+        .await
+        .expect("a frame")
+        .expect("a valid frame");
+    assert_eq!(
+        greeting,
+        Frame::Text(Bytes::from_static(b"{'status': 'ok'}"))
+    );
     let sent = Command::new("kill")
         .args(["-TERM", &process.0.id().to_string()])
         .status()
@@ -80,6 +100,19 @@ async fn sigterm_closes_open_streams_and_the_service_stops_cleanly() {
     // The HTTP server would wait 10 s for a stream that stays open; a closed one ends sooner.
     let ended = next_event(&mut body, Duration::from_secs(5)).await;
     assert!(ended.is_none(), "the stream ended: {ended:?}");
+    let closed = actix_web::rt::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the connector is closed at once")
+        .expect("a frame")
+        .expect("a valid frame");
+    let Frame::Close(Some(reason)) = closed else {
+        panic!("a close frame with a reason: {closed:?}");
+    };
+    assert_eq!(reason.code, CloseCode::Away);
+    assert_eq!(
+        reason.description.as_deref(),
+        Some("the server is shutting down")
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
         if let Some(status) = process.0.try_wait().expect("the process can be waited for") {

@@ -9,7 +9,7 @@ use awc::ws::Frame;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use crate::common::{TestApp, spawn_app_with};
@@ -636,4 +636,48 @@ async fn ntfy_filters_select_by_priority_title_message_and_id() {
     let (status, _, mut invalid) = Lines::open(&app, &format!("/{device}/json?priority=7")).await;
     assert_eq!(status, 400);
     assert_eq!(invalid.json().await["code"], 40007);
+}
+
+/// The next frame of a WebSocket, within the wait.
+async fn next_frame<S>(socket: &mut S) -> Frame
+where
+    S: futures_util::Stream<Item = Result<Frame, awc::error::WsProtocolError>> + Unpin,
+{
+    actix_web::rt::time::timeout(WAIT, socket.next())
+        .await
+        .expect("a frame within the wait")
+        .expect("a frame")
+        .expect("a valid frame")
+}
+
+#[actix_web::test]
+async fn idle_websockets_are_pinged_every_keepalive_interval() {
+    let app = spawn_app_with(&[("PUSHJET_BRIDGE_STREAM_KEEPALIVE", "200ms")]).await;
+    let device = uuid::Uuid::new_v4().to_string();
+    let connector = format!("ws://127.0.0.1:{}/pushjet/ws", app.port);
+    let (_, mut socket) = client().ws(connector).connect().await.expect("connected");
+    socket
+        .send(awc::ws::Message::Text(device.clone().into()))
+        .await
+        .expect("sent");
+    assert_eq!(
+        next_frame(&mut socket).await,
+        Frame::Text(Bytes::from_static(b"{'status': 'ok'}"))
+    );
+    for _ in 0..2 {
+        assert!(
+            matches!(next_frame(&mut socket).await, Frame::Ping(_)),
+            "a ping"
+        );
+    }
+    let ntfy = format!("ws://127.0.0.1:{}/{device}/ws", app.port);
+    let (_, mut socket) = client().ws(ntfy).connect().await.expect("connected");
+    assert!(
+        matches!(next_frame(&mut socket).await, Frame::Text(_)),
+        "the open event"
+    );
+    assert!(
+        matches!(next_frame(&mut socket).await, Frame::Ping(_)),
+        "a ping"
+    );
 }
