@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::pushjet::{Api, ApiUrl};
 use crate::pushjet_server::{self, Store, StoreError};
 use crate::reload::{ReloadError, Reloader, build_bridge};
+use crate::streams::{Hub, Streams};
 
 /// How long in-flight HTTP requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -70,6 +71,7 @@ pub struct Application {
     outbox: Outbox,
     dispatcher: DispatcherHandle,
     shutdown_grace: Duration,
+    hub: Arc<Hub>,
 }
 
 impl Application {
@@ -82,16 +84,24 @@ impl Application {
             })?;
         let local = listener.local_addr()?;
         let base_url = local_base_url(local);
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(settings.streams, metrics.streams.clone());
         let store = if settings.pushjet.embedded {
-            let data_dir = settings.server.data_dir.clone();
+            let (data_dir, hub) = (settings.server.data_dir.clone(), hub.clone());
             let limits = settings.limits.api.store_limits();
-            Some(Arc::new(
-                blocking(move || Store::open(&data_dir).map(|store| store.with_limits(limits)))
-                    .await??,
-            ))
+            let open = move || {
+                Store::open(&data_dir).map(|store| store.with_limits(limits).announcing_to(hub))
+            };
+            Some(Arc::new(blocking(open).await??))
         } else {
             None
         };
+        let streams = store
+            .as_ref()
+            .map(|store| Streams::start(hub.clone(), store.clone()));
+        if let Some(streams) = &streams {
+            streams.close_on_stop_signals()?;
+        }
         let demo = match &store {
             Some(store) if settings.routes.is_empty() => {
                 let (store, data_dir) = (store.clone(), settings.server.data_dir.clone());
@@ -115,7 +125,6 @@ impl Application {
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
         let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery).await?;
-        let metrics = Arc::new(Metrics::new());
         let dispatcher = delivery::spawn(
             outbox.clone(),
             bridge.clone(),
@@ -144,6 +153,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let store = store.clone();
             let api_guard = api_guard.clone();
+            let (connector, ntfy) = (streams.clone(), streams.clone());
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
                 .wrap(from_fn(http::limits::guard))
@@ -163,6 +173,11 @@ impl Application {
                 .configure(http::admin::configure)
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
+                .configure(move |config| {
+                    if let Some(streams) = connector {
+                        streams.configure_connector(config);
+                    }
+                })
                 .configure(|config| {
                     if let Some(store) = store.clone() {
                         config.service(pushjet_server::scope(store, api_guard.clone()));
@@ -170,6 +185,11 @@ impl Application {
                 })
                 .service(http::gotify::message_resource(store))
                 .configure(http::ntfy::configure)
+                .configure(move |config| {
+                    if let Some(streams) = ntfy {
+                        streams.configure_ntfy(config);
+                    }
+                })
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .workers(workers)
@@ -190,6 +210,7 @@ impl Application {
             outbox,
             dispatcher,
             shutdown_grace: settings.delivery.shutdown_grace,
+            hub,
         })
     }
 
@@ -204,8 +225,9 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (or the server handle stops it), then drains gracefully: the
-    /// HTTP server stops accepting and finishes its requests, then sends in flight get the
-    /// shutdown grace period and everything else stays in the outbox for the next start.
+    /// HTTP server stops accepting and finishes its requests (SIGINT/SIGTERM close the live
+    /// streams at once), then sends in flight get the shutdown grace period and everything else
+    /// stays in the outbox for the next start.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
         let handle = self.server.handle();
         let mut server = std::pin::pin!(self.server);
@@ -213,6 +235,7 @@ impl Application {
             served = &mut server => served,
             () = stop_when_restart_needed(&self.outbox, &handle) => server.await,
         };
+        self.hub.close_all();
         let report = self.dispatcher.shutdown(self.shutdown_grace).await;
         tracing::info!(
             ?report,

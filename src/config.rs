@@ -5,6 +5,7 @@
 //! - [`read`]: the variable set, blank-is-unset, `*_FILE` secrets, the problem list;
 //! - [`routes`]: `PUSHJET_BRIDGE_ROUTES` and each route's `PUSHJET_BRIDGE_ROUTE_<NAME>_*`;
 //! - [`delivery`]: the outbox and its dispatcher, [`database`] the shared database it may live in;
+//! - [`streams`]: the live streams of the embedded API;
 //! - [`limits`]: limits against hostile load, on every request and on the embedded Pushjet API;
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
 
@@ -13,6 +14,7 @@ mod delivery;
 mod limits;
 mod read;
 mod routes;
+mod streams;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +25,7 @@ pub use database::DatabaseUrl;
 pub use delivery::DeliverySettings;
 pub use limits::{ApiLimits, HttpLimits, MAX_BUFFERED_BYTES};
 use read::{Problems, Vars, parse_bool};
+pub use streams::StreamSettings;
 
 use crate::pushjet::{ApiUrl, MESSAGE_MAX_BYTES};
 use crate::routes::Routes;
@@ -76,6 +79,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// The tokens of the operator endpoints.
     pub tokens: Tokens,
+    /// The live streams of the embedded API.
+    pub streams: StreamSettings,
     /// The variables these settings came from, for [`Settings::reread`].
     source_vars: SourceVars,
 }
@@ -208,6 +213,7 @@ impl Settings {
             limits: read_limits(&global, &vars, &mut problems),
             delivery: DeliverySettings::read(&vars, &mut problems),
             tokens: read_tokens(global, &mut problems),
+            streams: StreamSettings::read(&vars, &mut problems),
             source_vars: SourceVars(source_vars),
         };
         problems.into_result(settings).map_err(ConfigError)

@@ -16,6 +16,7 @@ mod http;
 mod metrics;
 mod reload;
 mod secret;
+mod streams;
 
 /// Declares modules that are the crate's own, public only with the `internals` feature: the
 /// criterion benchmarks in `benches/` measure them directly. Not a stable API.

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
 /// Prints a command's JSON on standard output, or its error as one sentence on standard error.
 fn print_json(outcome: Result<serde_json::Value, impl Display>) -> ExitCode {
     match outcome {
+        Ok(serde_json::Value::Null) => ExitCode::SUCCESS,
         Ok(value) => {
             println!("{value:#}");
             ExitCode::SUCCESS

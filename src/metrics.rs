@@ -102,6 +102,8 @@ pub struct Metrics {
     pub config_generation: Gauge,
     /// 1 when the last reload succeeded (or none happened), 0 when it was refused.
     pub config_last_reload_success: Gauge,
+    /// The live streams of the embedded API.
+    pub streams: crate::streams::StreamMetrics,
 }
 
 impl Default for Metrics {
@@ -130,6 +132,7 @@ impl Metrics {
             http_request_duration: Family::new_with_constructor(latency_histogram),
             config_generation: Gauge::default(),
             config_last_reload_success: Gauge::default(),
+            streams: crate::streams::StreamMetrics::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -233,6 +236,7 @@ impl Metrics {
                 revision: GIT_REVISION.to_owned(),
             }),
         );
+        metrics.streams.register(&mut registry);
         metrics.config_generation.set(1);
         metrics.config_last_reload_success.set(1);
         Self {

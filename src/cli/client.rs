@@ -130,6 +130,13 @@ pub enum DeviceCommand {
         #[arg(long)]
         uuid: DeviceUuid,
     },
+    /// Print each message of a device as one JSON line the moment it arrives (this marks them
+    /// read), until Ctrl-C; polls against a server without streams.
+    Listen {
+        /// The device's UUID.
+        #[arg(long)]
+        uuid: DeviceUuid,
+    },
 }
 
 /// Why a client command failed.
@@ -141,13 +148,16 @@ pub enum ClientCommandError {
     /// The API answered with an error or could not be reached.
     #[error(transparent)]
     Pushjet(#[from] PushjetError),
+    /// Listening failed.
+    #[error(transparent)]
+    Listen(#[from] super::listen::ListenError),
 }
 
 fn parse_importance(raw: &str) -> Result<Importance, String> {
     Importance::parse(raw).map_err(|error| error.to_string())
 }
 
-/// Runs one client command and returns what to print.
+/// Runs one client command and returns what to print (`null`: nothing more, it printed as it went).
 pub async fn run(args: ClientArgs) -> Result<Value, ClientCommandError> {
     let api =
         Api::new(&args.api).map_err(|error| ClientCommandError::Argument(error.to_string()))?;
@@ -230,6 +240,10 @@ async fn run_device(api: &Api, command: DeviceCommand) -> Result<Value, ClientCo
         DeviceCommand::MarkRead { uuid } => {
             api.device(uuid).mark_read().await?;
             Ok(json!({"status": "ok"}))
+        }
+        DeviceCommand::Listen { uuid } => {
+            super::listen::listen(api, uuid).await?;
+            Ok(Value::Null)
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod check;
 pub mod client;
 pub mod dead_letters;
 pub mod healthcheck;
+pub mod listen;
 pub mod render;
 
 use clap::{Parser, Subcommand};

@@ -68,9 +68,13 @@
 //! stays unread), and the database's size (507, id 7).
 //!
 //! Not implemented, as on the real server without the optional parts configured: the GCM
-//! endpoints, the ZeroMQ relay.
+//! endpoints, the ZeroMQ relay, rate limiting.
+//!
+//! Live push replaces the relay: the store announces what it commits ([`StoreEvents`]) and
+//! `crate::streams` serves it at `/pushjet/ws` (the connector protocol) and as ntfy streams.
 
 mod error;
+mod events;
 mod fields;
 mod form;
 mod handlers;
@@ -85,10 +89,13 @@ use std::sync::Arc;
 use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
 
+pub use events::{StoreEvents, StoredMessage};
 pub use fields::{Icon, Link, NAME_MAX_CHARS, ServiceName, TEXT_COLUMN_MAX_BYTES, TooLong};
 pub use form::BODY_LIMIT_BYTES;
 pub use limits::ApiGuard;
-pub use store::{DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError, StoreLimits};
+pub use store::{
+    DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError, StoreLimits, Unread,
+};
 
 /// `POST /message` alone, for mounting where Apprise's `pjet://` plugin posts (the root of the
 /// host); the resource that mounts it must hold the [`Store`] as app data.

@@ -19,13 +19,14 @@
 //! | `meta` | name | the last message id and the last subscription number handed out |
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::events::{StoreEvents, StoredMessage};
 use super::fields::{Icon, Link, ServiceName};
 use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
 use crate::pushjet::{DeviceUuid, Importance, MessageText, PublicKey, SecretKey, Title};
@@ -197,6 +198,21 @@ pub struct Store {
     /// When the size was last measured, and whether it was over the ceiling (trusted for
     /// [`SIZE_CHECK_INTERVAL`] when it was).
     size_check: Mutex<Option<(Instant, bool)>>,
+    events: Option<Arc<dyn StoreEvents>>,
+    /// Held from the start of a write that announces an event until the announcement, so events
+    /// are announced in commit order.
+    announcing: Mutex<()>,
+}
+
+/// A device's unread messages with their ids, read by a live stream (see
+/// [`Store::fetch_unread`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// The messages with their ids, in `GET /message` order.
+    pub messages: Vec<(u64, MessageView)>,
+    /// The newest message id of the whole store when they were read: every message with a
+    /// higher id was stored afterwards.
+    pub watermark: u64,
 }
 
 impl Store {
@@ -225,6 +241,8 @@ impl Store {
             path: data_dir.join(DATABASE_FILE_NAME),
             limits: crate::config::ApiLimits::default().store_limits(),
             size_check: Mutex::new(None),
+            events: None,
+            announcing: Mutex::new(()),
         })
     }
 
@@ -254,6 +272,23 @@ impl Store {
             }
         };
         if full { Err(StoreError::Full) } else { Ok(()) }
+    }
+
+    /// The same store, announcing every committed message and subscription change to `events`.
+    pub fn announcing_to(self, events: Arc<dyn StoreEvents>) -> Store {
+        Store {
+            events: Some(events),
+            ..self
+        }
+    }
+
+    /// Keeps announcing writes in commit order (only when someone listens).
+    fn announce_in_order(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.events.as_ref().map(|_| {
+            self.announcing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
     }
 
     /// Creates a service with a fresh secret and returns its owner view (with `secret`).
@@ -337,7 +372,9 @@ impl Store {
 
     /// Deletes the service with all its subscriptions and stored messages.
     pub fn delete_service(&self, secret: &SecretKey) -> Result<(), StoreError> {
+        let _in_order = self.announce_in_order();
         let txn = self.db.begin_write()?;
+        let mut removed = Vec::new();
         {
             let mut services = txn.open_table(SERVICES)?;
             let record =
@@ -347,7 +384,17 @@ impl Store {
             let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
             let devices = subscribers_of(&subscribers, public)?;
             for device in &devices {
-                subscriptions.remove((device.as_str(), public))?;
+                if let Some(value) = subscriptions.remove((device.as_str(), public))? {
+                    let subscription: SubscriptionRecord = decode(value.value())?;
+                    if let Ok(uuid) = DeviceUuid::parse(device) {
+                        removed.push(SubscriptionView {
+                            service: record.public_view(),
+                            timestamp: subscription.timestamp,
+                            timestamp_checked: subscription.timestamp_checked,
+                            uuid,
+                        });
+                    }
+                }
                 subscribers.remove((public, device.as_str()))?;
             }
             delete_messages_up_to(&txn, public, u64::MAX)?;
@@ -360,6 +407,11 @@ impl Store {
             );
         }
         txn.commit()?;
+        if let Some(events) = &self.events {
+            removed
+                .into_iter()
+                .for_each(|subscription| events.subscription_changed(subscription));
+        }
         Ok(())
     }
 
@@ -371,8 +423,9 @@ impl Store {
         message: &NewMessage,
     ) -> Result<SendOutcome, StoreError> {
         self.check_space()?;
+        let _in_order = self.announce_in_order();
         let txn = self.db.begin_write()?;
-        {
+        let stored = {
             let services = txn.open_table(SERVICES)?;
             let service =
                 load_service(&services, secret.expose())?.ok_or(StoreError::ServiceNotFound)?;
@@ -403,8 +456,26 @@ impl Store {
                 subscribers = subscribers.len(),
                 "stored Pushjet message"
             );
-        }
+            StoredMessage {
+                id,
+                devices: subscribers
+                    .iter()
+                    .filter_map(|device| DeviceUuid::parse(device).ok())
+                    .collect(),
+                message: MessageView {
+                    level: record.level,
+                    link: record.link,
+                    message: record.message,
+                    service: service.public_view(),
+                    timestamp: record.timestamp,
+                    title: record.title,
+                },
+            }
+        };
         txn.commit()?;
+        if let Some(events) = &self.events {
+            events.message_stored(stored);
+        }
         Ok(SendOutcome::Stored)
     }
 
@@ -414,12 +485,23 @@ impl Store {
     /// than `message_max_age`, and no more than `max_fetch_bytes` of them (at least one): the
     /// newer rest stays unread for the next call.
     pub fn fetch_messages(&self, device: &DeviceUuid) -> Result<Vec<MessageView>, StoreError> {
+        let unread = self.fetch_unread(device)?;
+        Ok(unread.messages.into_iter().map(|(_, view)| view).collect())
+    }
+
+    /// [`Store::fetch_messages`] with each message's id, and the store's newest message id at that
+    /// moment (a live stream skips the messages it announces up to there).
+    pub fn fetch_unread(&self, device: &DeviceUuid) -> Result<Unread, StoreError> {
         let txn = self.db.begin_write()?;
+        let watermark = read_counter(&txn.open_table(META)?, LAST_MESSAGE_ID)?;
         let messages = {
             let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
             let mine = subscriptions_of(&subscriptions, device.as_str())?;
             if mine.is_empty() {
-                return Ok(Vec::new());
+                return Ok(Unread {
+                    messages: Vec::new(),
+                    watermark,
+                });
             }
             let services_read: Vec<String> =
                 mine.iter().map(|(public, _)| public.clone()).collect();
@@ -498,10 +580,45 @@ impl Store {
                 clean_up(&txn, public)?;
             }
             chosen.sort_unstable_by_key(|(position, id, _)| (*position, *id));
-            chosen.into_iter().map(|(_, _, view)| view).collect()
+            chosen.into_iter().map(|(_, id, view)| (id, view)).collect()
         };
         txn.commit()?;
-        Ok(messages)
+        Ok(Unread {
+            messages,
+            watermark,
+        })
+    }
+
+    /// Marks each device's messages read up to and including its id (a live stream delivered
+    /// them), in one transaction; ids below what a device has read already change nothing.
+    pub fn mark_read_up_to(&self, marks: &[(DeviceUuid, u64)]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut services_read = std::collections::BTreeSet::new();
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+            let checked = now();
+            for (device, last) in marks {
+                for (public, mut subscription) in subscriptions_of(&subscriptions, device.as_str())?
+                {
+                    if subscription.last_read >= *last {
+                        continue;
+                    }
+                    subscription.timestamp_checked = checked;
+                    subscription.last_read = *last;
+                    subscriptions.insert(
+                        (device.as_str(), public.as_str()),
+                        encode(&subscription)?.as_slice(),
+                    )?;
+                    services_read.insert(public);
+                }
+            }
+            drop(subscriptions);
+            for public in &services_read {
+                clean_up(&txn, public)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Marks every message read for all the device's subscriptions.
@@ -542,6 +659,7 @@ impl Store {
         public: &PublicKey,
     ) -> Result<ServiceView, StoreError> {
         self.check_space()?;
+        let _in_order = self.announce_in_order();
         let txn = self.db.begin_write()?;
         let service = {
             let secrets = txn.open_table(SERVICE_SECRETS)?;
@@ -567,9 +685,18 @@ impl Store {
             txn.open_table(SUBSCRIBERS)?
                 .insert((public.as_str(), device.as_str()), ())?;
             tracing::info!(service = %public, device = %device, "subscribed device");
-            service
+            (service, record)
         };
         txn.commit()?;
+        let (service, record) = service;
+        if let Some(events) = &self.events {
+            events.subscription_changed(SubscriptionView {
+                service: service.public_view(),
+                timestamp: record.timestamp,
+                timestamp_checked: record.timestamp_checked,
+                uuid: device.clone(),
+            });
+        }
         Ok(service.public_view())
     }
 

@@ -19,4 +19,5 @@ mod secrets;
 mod signatures;
 mod snapshots;
 mod sources;
+mod streams;
 mod support;

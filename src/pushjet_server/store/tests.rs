@@ -1,4 +1,6 @@
 use super::*;
+use std::sync::Mutex;
+
 use tempfile::TempDir;
 
 const DEVICE: &str = "01234567-89ab-cdef-0123-456789abcdef";
@@ -180,4 +182,102 @@ fn concurrent_sends_from_many_threads_are_all_stored() {
         worker.join().unwrap();
     }
     assert_eq!(store.fetch_messages(&device(DEVICE)).unwrap().len(), 20);
+}
+
+/// Records what the store announces.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl StoreEvents for Recorder {
+    fn message_stored(&self, message: StoredMessage) {
+        let devices: Vec<&str> = message.devices.iter().map(DeviceUuid::as_str).collect();
+        self.0.lock().unwrap().push(format!(
+            "message {} {} for {}",
+            message.id,
+            message.message.message,
+            devices.join(",")
+        ));
+    }
+
+    fn subscription_changed(&self, subscription: SubscriptionView) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("subscription {}", subscription.uuid));
+    }
+}
+
+#[test]
+fn committed_messages_and_subscription_changes_are_announced_in_order() {
+    let dir = TempDir::new().unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let store = Store::open(dir.path())
+        .unwrap()
+        .announcing_to(recorder.clone());
+    let (secret, public) = service(&store);
+    store.send_message(&secret, &message("nobody")).unwrap();
+    store.subscribe(&device(DEVICE), &public).unwrap();
+    store.subscribe(&device(OTHER_DEVICE), &public).unwrap();
+    store.send_message(&secret, &message("hello")).unwrap();
+    store.unsubscribe(&device(OTHER_DEVICE), &public).unwrap();
+    store.send_message(&secret, &message("again")).unwrap();
+    store.delete_service(&secret).unwrap();
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [
+            format!("subscription {DEVICE}"),
+            format!("subscription {OTHER_DEVICE}"),
+            format!("message 1 hello for {DEVICE},{OTHER_DEVICE}"),
+            format!("message 2 again for {DEVICE}"),
+            format!("subscription {DEVICE}"),
+        ]
+    );
+}
+
+#[test]
+fn fetch_unread_gives_ids_and_the_newest_id_of_the_store() {
+    let (_dir, store) = open();
+    let (secret, public) = service(&store);
+    store.subscribe(&device(DEVICE), &public).unwrap();
+    store.subscribe(&device(OTHER_DEVICE), &public).unwrap();
+    store.send_message(&secret, &message("one")).unwrap();
+    assert_eq!(
+        store.fetch_unread(&device(DEVICE)).unwrap().messages.len(),
+        1
+    );
+    store.send_message(&secret, &message("two")).unwrap();
+    let unread = store.fetch_unread(&device(DEVICE)).unwrap();
+    let ids: Vec<u64> = unread.messages.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [2]);
+    assert_eq!(unread.messages[0].1.message, "two");
+    assert_eq!(unread.watermark, 2);
+    let nobody = store
+        .fetch_unread(&device("00000000-0000-0000-0000-000000000000"))
+        .unwrap();
+    assert!(nobody.messages.is_empty());
+    assert_eq!(nobody.watermark, 2);
+}
+
+#[test]
+fn mark_read_up_to_marks_only_up_to_the_id_and_never_back() {
+    let (_dir, store) = open();
+    let (secret, public) = service(&store);
+    store.subscribe(&device(DEVICE), &public).unwrap();
+    for text in ["one", "two", "three"] {
+        store.send_message(&secret, &message(text)).unwrap();
+    }
+    store.mark_read_up_to(&[(device(DEVICE), 2)]).unwrap();
+    store.mark_read_up_to(&[(device(DEVICE), 1)]).unwrap();
+    let left: Vec<String> = store
+        .fetch_messages(&device(DEVICE))
+        .unwrap()
+        .into_iter()
+        .map(|view| view.message)
+        .collect();
+    assert_eq!(left, ["three"]);
+    assert_eq!(
+        stored_messages(&store),
+        (0, 0),
+        "read by everyone, so deleted"
+    );
 }
