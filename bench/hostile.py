@@ -2,12 +2,14 @@
 """Hostile load against a running pushjet-bridge on 127.0.0.1, bounded in count and time.
 
 Opens N connections (default 2,000) that each declare a 5 MiB webhook body for a route that
-requires a token, send none (or a wrong) token and trickle the body a few bytes at a time; while
+requires a token, send a wrong token (or, with --attack-token, the right one, so that the body
+is read) and trickle the body 64 bytes every 200 ms; while
 they are open, sends a normal webhook once a second and records how long its answer takes; samples
 the service's resident memory from /proc. Prints one JSON object: peak RSS, and the normal
 requests' answer times.
 
     bench/hostile.py --port 8080 --pid 1234 --route alerts --token T [--connections 2000]
+                     [--attack-token T]
 
 Only for 127.0.0.1; stops by itself after --seconds (default 30).
 """
@@ -26,7 +28,7 @@ def rss_bytes(pid):
     return 0
 
 
-async def trickle(port, route, until):
+async def trickle(port, route, token, until):
     """One hostile connection: headers for a 5 MiB body, then a byte every 200 ms."""
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -34,7 +36,7 @@ async def trickle(port, route, until):
         return "refused"
     head = (
         f"POST /hooks/{route} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Content-Type: application/json\r\nAuthorization: Bearer wrong\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Length: {5 * 1024 * 1024}\r\n\r\n"
     )
     try:
@@ -82,12 +84,13 @@ async def main():
     parser.add_argument("--token", required=True)
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--attack-token", default="wrong")
     args = parser.parse_args()
 
     until = time.monotonic() + args.seconds
     idle_rss = rss_bytes(args.pid)
     attackers = [
-        asyncio.create_task(trickle(args.port, args.route, until))
+        asyncio.create_task(trickle(args.port, args.route, args.attack_token, until))
         for _ in range(args.connections)
     ]
     peak, answers = idle_rss, []
