@@ -178,17 +178,11 @@ fn block_text(element: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::decode as decode_request;
-    use super::super::test_support::{fixture, fixture_names, json_headers};
+    use super::super::test_support::{fixture, fixture_names};
     use super::*;
     use serde_json::json;
 
-    fn deliver(body: &[u8]) -> (Decoded, Value) {
-        let decoded = decode_request(&json_headers(), "", body, &SourceOptions::new("chat"))
-            .unwrap_or_else(|error| panic!("{error}"));
-        let tree = decoded.contexts[0].tree.clone();
-        (decoded, tree)
-    }
+    use super::super::test_support::decode_json as deliver;
 
     #[test]
     fn every_fixture_is_recognised_as_teams() {

@@ -40,3 +40,12 @@ pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 pub(super) fn json_headers() -> HeaderMap {
     headers(&[("Content-Type", "application/json")])
 }
+
+/// A JSON body decoded on a route with the default options (the sender recognised by
+/// `SOURCE=auto`), and its first notification's template tree.
+pub(super) fn decode_json(body: &[u8]) -> (super::Decoded, serde_json::Value) {
+    let decoded = super::decode(&json_headers(), "", body, &super::SourceOptions::new("chat"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let tree = decoded.contexts[0].tree.clone();
+    (decoded, tree)
+}
