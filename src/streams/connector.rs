@@ -154,11 +154,7 @@ async fn serve(streams: Streams, mut session: Session, mut messages: MessageStre
                     }
                 }
                 None => {
-                    let reason = if streams.hub.is_closing() {
-                        CloseReason { code: CloseCode::Away, description: Some("the server is shutting down".to_owned()) }
-                    } else {
-                        CloseReason { code: CloseCode::Policy, description: Some("too slow: the stream's buffer was full; reconnect".to_owned()) }
-                    };
+                    let reason = super::websocket_end(&streams.hub, "reconnect");
                     let _closed = session.close(Some(reason)).await;
                     return;
                 }

@@ -94,3 +94,19 @@ impl Streams {
         Ok(())
     }
 }
+
+/// Why a WebSocket stream ends when the hub lets go of it: the service is stopping, or the
+/// client read too slowly (`advice` says how to come back).
+fn websocket_end(hub: &Hub, advice: &str) -> actix_ws::CloseReason {
+    if hub.is_closing() {
+        actix_ws::CloseReason {
+            code: actix_ws::CloseCode::Away,
+            description: Some("the server is shutting down".to_owned()),
+        }
+    } else {
+        actix_ws::CloseReason {
+            code: actix_ws::CloseCode::Policy,
+            description: Some(format!("too slow: the stream's buffer was full; {advice}")),
+        }
+    }
+}

@@ -20,7 +20,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use actix_ws::{Message, MessageStream, Session};
 use bytes::Bytes;
 use futures_util::Stream as FuturesStream;
 use serde::Serialize;
@@ -596,11 +596,7 @@ async fn serve_websocket(
                 }
                 Some(Delivery::Subscription(_)) => {}
                 None => {
-                    let reason = if streams.hub.is_closing() {
-                        CloseReason { code: CloseCode::Away, description: Some("the server is shutting down".to_owned()) }
-                    } else {
-                        CloseReason { code: CloseCode::Policy, description: Some("too slow: the stream's buffer was full; reconnect with since".to_owned()) }
-                    };
+                    let reason = super::websocket_end(&streams.hub, "reconnect with since");
                     let _closed = session.close(Some(reason)).await;
                     return;
                 }
