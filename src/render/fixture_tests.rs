@@ -359,16 +359,16 @@ fn github_review_request_uses_its_own_template_and_is_4() {
 #[test]
 fn github_event_without_a_template_names_event_action_and_sender() {
     let mut case = fixture("github", "star.created.json");
-    case.event = "issue_dependencies".to_owned();
-    case.action = Some("blocked_by_added".to_owned());
-    case.context["bridge"]["event"] = json!("issue_dependencies");
-    case.context["bridge"]["action"] = json!("blocked_by_added");
+    case.event = "future_event".to_owned();
+    case.action = Some("first_sent".to_owned());
+    case.context["bridge"]["event"] = json!("future_event");
+    case.context["bridge"]["action"] = json!("first_sent");
 
     let fields = render_fields(&case);
 
     assert_eq!(
         fields.title,
-        "Codertocat/Hello-World: issue dependencies blocked by added"
+        "Codertocat/Hello-World: future event first sent"
     );
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.importance, "3");
@@ -529,9 +529,9 @@ fn github_pull_request_action_is_in_words() {
 #[test]
 fn github_organisation_event_without_a_template_is_placed_in_the_organisation() {
     let mut case = fixture("github", "workflow_dispatch.json");
-    case.event = "projects_v2_status_update".to_owned();
+    case.event = "future_event".to_owned();
     case.action = Some("created".to_owned());
-    case.context["bridge"]["event"] = json!("projects_v2_status_update");
+    case.context["bridge"]["event"] = json!("future_event");
     case.context["bridge"]["action"] = json!("created");
     case.context["action"] = json!("created");
     case.context
@@ -543,7 +543,7 @@ fn github_organisation_event_without_a_template_is_placed_in_the_organisation() 
 
     assert_eq!(
         fields.title,
-        "octo-org: projects v2 status update created"
+        "octo-org: future event created"
     );
     assert_eq!(fields.message, "by Codertocat");
     assert_eq!(fields.link, "https://github.com/Codertocat");
@@ -562,6 +562,51 @@ fn github_event(fixture_file: &str, event: &str, action: &str, fields: Value) ->
         context.extend(fields);
     }
     case
+}
+
+#[test]
+fn github_sub_issue_added_names_both_issues_and_links_the_parent() {
+    let issues = json!({"parent_issue": {"number": 1, "title": "Spice up the README",
+                           "html_url": "https://github.com/Codertocat/Hello-World/issues/1"},
+                        "sub_issue": {"number": 2, "title": "Add a logo",
+                           "html_url": "https://github.com/Codertocat/Hello-World/issues/2"}});
+    let case = github_event(
+        "issues.opened.json",
+        "sub_issues",
+        "sub_issue_added",
+        issues.clone(),
+    );
+    let removed = github_event(
+        "issues.opened.json",
+        "sub_issues",
+        "parent_issue_removed",
+        issues,
+    );
+
+    let fields = render_fields(&case);
+    let removed = render_fields(&removed);
+
+    assert_eq!(
+        fields.title,
+        "Codertocat/Hello-World: #2 now a sub-issue of #1"
+    );
+    assert_eq!(
+        fields.message,
+        "Parent #1: Spice up the README\nSub-issue #2: Add a logo\nby Codertocat"
+    );
+    assert_eq!(
+        fields.link,
+        "https://github.com/Codertocat/Hello-World/issues/1"
+    );
+    assert_eq!(fields.importance, "2");
+    assert_eq!(
+        removed.title,
+        "Codertocat/Hello-World: #2 no longer a sub-issue of #1"
+    );
+    assert_eq!(
+        removed.link,
+        "https://github.com/Codertocat/Hello-World/issues/2"
+    );
 }
 
 #[test]

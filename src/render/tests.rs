@@ -162,7 +162,7 @@ fn lookup_prefers_route_template_then_action_then_event_then_default() {
         lookup("pull_request", None, None),
         Some("github/pull_request")
     );
-    assert_eq!(lookup("issue_dependencies", None, None), Some("github/default"));
+    assert_eq!(lookup("future_event", None, None), Some("github/default"));
     assert_eq!(
         lookup("push", None, Some("custom/absent")),
         Some("github/push")

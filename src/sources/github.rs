@@ -137,6 +137,11 @@ mod tests {
         ("issues.opened.empty-body.json", "issues", Some("opened")),
         ("issues.opened.json", "issues", Some("opened")),
         ("issues.opened.real-2025.json", "issues", Some("opened")),
+        (
+            "issue_dependencies.blocked_by_added.json",
+            "issue_dependencies",
+            Some("blocked_by_added"),
+        ),
         ("label.created.json", "label", Some("created")),
         (
             "marketplace_purchase.purchased.json",
@@ -181,6 +186,11 @@ mod tests {
         (
             "projects_v2_item.created.json",
             "projects_v2_item",
+            Some("created"),
+        ),
+        (
+            "projects_v2_status_update.created.json",
+            "projects_v2_status_update",
             Some("created"),
         ),
         ("public.json", "public", None),
@@ -247,6 +257,11 @@ mod tests {
             "secret_scanning_alert.reopened.json",
             "secret_scanning_alert",
             Some("reopened"),
+        ),
+        (
+            "secret_scanning_scan.completed.json",
+            "secret_scanning_scan",
+            Some("completed"),
         ),
         (
             "security_advisory.published.json",
