@@ -865,11 +865,11 @@ fn gitea_actions_runs_and_jobs_read_like_github_ones() {
 #[test]
 fn gitlab_event_without_a_template_names_the_object_and_links_it() {
     let mut case = fixture("gitlab", "issue.open.json");
-    case.event = "vulnerability".to_owned();
+    case.event = "future_event".to_owned();
     case.action = None;
-    case.context["bridge"]["event"] = json!("vulnerability");
+    case.context["bridge"]["event"] = json!("future_event");
     case.context["bridge"]["action"] = json!(null);
-    case.context["object_kind"] = json!("vulnerability");
+    case.context["object_kind"] = json!("future_event");
     case.context["object_attributes"] = json!({
         "title": "REXML DoS vulnerability",
         "state": "confirmed",
@@ -881,13 +881,34 @@ fn gitlab_event_without_a_template_names_the_object_and_links_it() {
 
     assert_eq!(
         fields.title,
-        "gitlabhq/gitlab-test: vulnerability confirmed REXML DoS vulnerability"
+        "gitlabhq/gitlab-test: future event confirmed REXML DoS vulnerability"
     );
     assert_eq!(fields.message, "by root");
     assert_eq!(
         fields.link,
         "https://example.com/flightjs/Flight/-/security/vulnerabilities/1"
     );
+}
+
+#[test]
+fn gitlab_vulnerability_dismissed_is_2_and_a_code_finding_names_its_file_and_line() {
+    let mut case = fixture("gitlab", "vulnerability.confirmed.json");
+    case.context["object_attributes"]["state"] = json!("dismissed");
+    case.context["object_attributes"]["location"] =
+        json!({"file": "app/models/user.rb", "start_line": 42});
+
+    let fields = render_fields(&case);
+
+    assert_eq!(
+        fields.title,
+        "Vulnerability dismissed (high): REXML DoS vulnerability"
+    );
+    assert!(
+        fields.message.starts_with("app/models/user.rb line 42\nCVE-2024-41123"),
+        "{}",
+        fields.message
+    );
+    assert_eq!(fields.importance, "2");
 }
 
 #[test]

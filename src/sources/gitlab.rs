@@ -136,6 +136,12 @@ mod tests {
             None,
         ),
         (
+            "vulnerability.confirmed.json",
+            "Vulnerability Hook",
+            "vulnerability",
+            None,
+        ),
+        (
             "wiki_page.create.json",
             "Wiki Page Hook",
             "wiki_page",

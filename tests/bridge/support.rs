@@ -52,6 +52,7 @@ pub fn gitlab_hook(file: &str) -> &'static str {
         "member" => "Member Hook",
         "release" => "Release Hook",
         "subgroup" => "Subgroup Hook",
+        "vulnerability" => "Vulnerability Hook",
         "wiki_page" => "Wiki Page Hook",
         other => panic!("no X-Gitlab-Event known for {other} ({file}); add it to gitlab_hook"),
     }
