@@ -778,9 +778,9 @@ fn gitea_review_events_say_what_the_review_decided() {
 #[test]
 fn gitea_event_without_a_template_names_the_object_and_links_it() {
     let mut case = fixture("gitea", "issues.opened.json");
-    case.event = "action_run_failure".to_owned();
+    case.event = "future_event".to_owned();
     case.action = Some("failure".to_owned());
-    case.context["bridge"]["event"] = json!("action_run_failure");
+    case.context["bridge"]["event"] = json!("future_event");
     case.context["bridge"]["action"] = json!("failure");
     case.context["action"] = json!("failure");
 
@@ -788,13 +788,56 @@ fn gitea_event_without_a_template_names_the_object_and_links_it() {
 
     assert_eq!(
         fields.title,
-        "example/example: action run failure failure #1 example"
+        "example/example: future event failure #1 example"
     );
     assert_eq!(
         fields.link,
         case.context["issue"]["html_url"].as_str().expect("URL")
     );
     assert_eq!(fields.importance, "3");
+}
+
+/// A Forgejo Actions run notification (Forgejo 12+, no published example): the `create`
+/// fixture's repository and sender with Forgejo's ActionRun of `ci.yml` on `branch`.
+fn forgejo_action_run(event: &str, action: &str, branch: &str) -> Case {
+    let mut case = gitea_event(
+        event,
+        Some(action),
+        json!({"action": action, "prior_status": "running", "run": {"id": 12, "title": "Fix login\n\nDetails",
+            "workflow_id": "ci.yml", "index_in_repo": 4, "prettyref": branch,
+            "commit_sha": "9b3a1cd2f7e6d1c0a1b2c3d4e5f6a7b8c9d0e1f2", "event": "push", "trigger_event": "push",
+            "status": action, "started": "2025-05-01T10:00:00Z", "stopped": "2025-05-01T10:02:13Z",
+            "trigger_user": {"login": "example"},
+            "html_url": "http://localhost:3000/example/example/actions/runs/4"}}),
+    );
+    case.context["run"]["repository"] = case.context["repository"].clone();
+    case
+}
+
+#[test]
+fn forgejo_action_run_failure_recover_and_success_read_like_workflow_runs() {
+    let failed = render_fields(&forgejo_action_run("action_run_failure", "failure", "master"));
+    let failed_elsewhere = render_fields(&forgejo_action_run("action_run_failure", "failure", "feature"));
+    let fixed = render_fields(&forgejo_action_run("action_run_recover", "success", "master"));
+    let passed = render_fields(&forgejo_action_run("action_run_success", "success", "feature"));
+
+    assert_eq!(failed.title, "FAILED: ci.yml on example (master)");
+    assert_eq!(
+        failed.message,
+        "Run #4 failed after 2m 13s\nTriggered by push 9b3a1cd by example\nFix login"
+    );
+    assert_eq!(failed.link, "http://localhost:3000/example/example/actions/runs/4");
+    assert_eq!(failed.importance, "5");
+    assert_eq!(failed_elsewhere.importance, "4");
+    assert_eq!(fixed.title, "FIXED: ci.yml on example (master)");
+    assert!(
+        fixed.message.starts_with("Run #4 passed after 2m 13s; the run before it failed\n"),
+        "{}",
+        fixed.message
+    );
+    assert_eq!(fixed.importance, "2");
+    assert_eq!(passed.title, "Passed: ci.yml on example (feature)");
+    assert_eq!(passed.importance, "2");
 }
 
 /// A Gitea Actions delivery (Gitea 1.24+, no published example): the `create` fixture's repository
