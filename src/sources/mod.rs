@@ -402,6 +402,7 @@ mod tests {
             ("member", "Member Hook"),
             ("release", "Release Hook"),
             ("subgroup", "Subgroup Hook"),
+            ("vulnerability", "Vulnerability Hook"),
             ("wiki_page", "Wiki Page Hook"),
         ];
         for file in fixture_names("gitlab") {
