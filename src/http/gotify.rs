@@ -86,17 +86,7 @@ pub async fn publish(
         &mut route,
     )
     .await;
-    let (accepted, message) = match outcome {
-        Ok((accepted, message)) => (Ok(accepted), message),
-        Err(error) => (Err(error), Map::new()),
-    };
-    hooks::observe(
-        &metrics,
-        &request,
-        route.map(|route: &Route| &route.name),
-        &accepted,
-        started,
-    );
+    let (accepted, message) = hooks::observe_adapted(&metrics, &request, route, outcome, started);
     match accepted {
         Ok(accepted) => HttpResponse::Ok().json(answer(&accepted, message)),
         Err(error) => error.error_response(),

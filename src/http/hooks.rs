@@ -316,6 +316,37 @@ pub(crate) fn observe(
     }
 }
 
+/// What a protocol adapter (ntfy, Gotify) read from a request: the accepted webhook and the
+/// message fields it answers with, or why it was refused.
+pub(crate) type AdaptedOutcome<'r> =
+    Result<(Accepted<'r>, serde_json::Map<String, serde_json::Value>), HookError>;
+
+/// Logs and counts an adapter's publish as [`observe`] does a webhook's; returns the accepted
+/// webhook (or why not) and the message fields (empty when refused).
+pub(crate) fn observe_adapted<'r>(
+    metrics: &Metrics,
+    request: &HttpRequest,
+    route: Option<&Route>,
+    outcome: AdaptedOutcome<'r>,
+    started: Instant,
+) -> (
+    Result<Accepted<'r>, HookError>,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let (accepted, message) = match outcome {
+        Ok((accepted, message)) => (Ok(accepted), message),
+        Err(error) => (Err(error), serde_json::Map::new()),
+    };
+    observe(
+        metrics,
+        request,
+        route.map(|route| &route.name),
+        &accepted,
+        started,
+    );
+    (accepted, message)
+}
+
 /// The label of requests to a path that names no route (never the path itself: that would let
 /// anybody create label values).
 const UNKNOWN_ROUTE: &str = "(unknown)";

@@ -160,17 +160,7 @@ async fn publish(
         &mut route,
     )
     .await;
-    let (accepted, message) = match outcome {
-        Ok((accepted, message)) => (Ok(accepted), message),
-        Err(error) => (Err(error), Map::new()),
-    };
-    hooks::observe(
-        &metrics,
-        request,
-        route.map(|route: &Route| &route.name),
-        &accepted,
-        started,
-    );
+    let (accepted, message) = hooks::observe_adapted(&metrics, request, route, outcome, started);
     match accepted {
         Ok(_) => HttpResponse::Ok().json(answer(message)),
         Err(error) => error.error_response(),
