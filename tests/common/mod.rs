@@ -6,7 +6,7 @@
 
 pub mod flaky;
 /// A throwaway PostgreSQL server for the tests of a shared outbox (the unit tests' own).
-#[path = "../../src/delivery/postgres/test_server.rs"]
+#[path = "../../src/database/test_server.rs"]
 pub mod postgres;
 
 use std::path::{Path, PathBuf};
