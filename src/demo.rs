@@ -115,6 +115,45 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn replicas_ensuring_at_once_on_one_database_end_with_one_demo() {
+        use crate::config::DatabaseUrl;
+        use crate::database::test_server::TestPostgres;
+        let url = TestPostgres::shared().create_database().await;
+        let database = DatabaseUrl::parse(&url).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            let options = crate::pushjet_server::StoreOptions::default();
+            stores.push(
+                Store::connect(dir.path(), Some(&database), options)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let demos = futures_util::future::join_all(stores.iter().map(ensure)).await;
+        let keys: Vec<_> = demos
+            .into_iter()
+            .map(|demo| {
+                let demo = demo.unwrap();
+                (demo.public_key, demo.device)
+            })
+            .collect();
+        assert!(keys.iter().all(|key| *key == keys[0]), "{keys:?}");
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let services: i64 = client
+            .query_one("SELECT count(*) FROM pushjet_services", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(services, 1, "the others deleted the services they made");
+        let subscriptions = stores[0].subscriptions(&keys[0].1).await.unwrap();
+        assert_eq!(subscriptions.len(), 1);
+    }
+
+    #[actix_web::test]
     async fn a_deleted_demo_service_is_made_again() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
