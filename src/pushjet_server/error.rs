@@ -124,12 +124,6 @@ impl From<StoreError> for ProtocolError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for ProtocolError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
-        Self::Internal(error.to_string())
-    }
-}
-
 impl ResponseError for ProtocolError {
     fn status_code(&self) -> StatusCode {
         match self {
