@@ -132,3 +132,29 @@ pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
 pub(crate) fn failed(error: impl std::error::Error + 'static) -> DatabaseError {
     DatabaseError(reason(&error))
 }
+
+/// A secret as a query parameter: sent as text, shown as `<secret>`. The database client logs
+/// every query's parameters at DEBUG, and a secret must never reach a log.
+pub(crate) struct SecretParam<'a>(pub(crate) &'a str);
+
+impl std::fmt::Debug for SecretParam<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl tokio_postgres::types::ToSql for SecretParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}

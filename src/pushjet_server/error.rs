@@ -82,8 +82,9 @@ pub enum ProtocolError {
     Unavailable(String),
 }
 
-/// How long a client is asked to wait when the database cannot be reached.
-const UNAVAILABLE_RETRY_SECONDS: u64 = 5;
+/// How long a client (the bridge's own dispatcher, mostly) is asked to wait when the database
+/// cannot be reached: a database that fails over is usually back within seconds.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 2;
 
 impl ProtocolError {
     /// The protocol's error id, `None` for internal failures (which have no protocol body).
@@ -249,7 +250,7 @@ mod tests {
         let error = ProtocolError::from(StoreError::Unavailable("the database: refused".into()));
         let response = error.error_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers().get(RETRY_AFTER).unwrap(), "5");
+        assert_eq!(response.headers().get(RETRY_AFTER).unwrap(), "2");
         assert_eq!(error.id(), Some(7));
         assert!(!error.to_string().contains("refused"), "{error}");
     }

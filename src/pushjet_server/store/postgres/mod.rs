@@ -14,6 +14,8 @@
 //!   feed in id order and hands each announcement to its [`StoreEvents`] once.
 //! - **No size ceiling**: [`super::StoreLimits::max_disk_bytes`] is the redb file's; here the
 //!   database's own quotas apply.
+//! - **Secrets stay out of the logs**: the database client logs query parameters at DEBUG, so a
+//!   service's secret is passed as a [`SecretParam`], which shows as `<secret>`.
 //! - **Database trouble**: every operation asks the pool for a connection (made again when one
 //!   drops); when the server cannot be reached it answers [`StoreError::Unavailable`] (a 503).
 
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio::task::AbortHandle;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::backend::{Answer, StoreBackend};
 use super::{
@@ -32,7 +35,7 @@ use super::{
     oldest_kept,
 };
 use crate::config::DatabaseUrl;
-use crate::database;
+use crate::database::{self, SecretParam};
 use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
 use crate::pushjet::{DeviceUuid, Importance, PublicKey, SecretKey};
 use crate::pushjet_server::events::{StoredMessage, new_stream_id};
@@ -209,7 +212,7 @@ impl Shared {
                 "INSERT INTO pushjet_services (secret, public, name, icon, created) \
                  VALUES ($1, $2, $3, $4, $5)",
                 &[
-                    &secret.expose(),
+                    &SecretParam(secret.expose()),
                     &public.as_str(),
                     &name.as_str(),
                     &icon.as_str(),
@@ -231,13 +234,13 @@ impl Shared {
     async fn service_where(
         &self,
         column: &str,
-        key: &str,
+        key: &(dyn ToSql + Sync),
     ) -> Result<Option<ServiceView>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
         let row = client
             .query_opt(
                 &format!("SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE {column} = $1"),
-                &[&key],
+                &[key],
             )
             .await
             .map_err(unavailable)?;
@@ -268,7 +271,7 @@ impl Shared {
                 "UPDATE pushjet_services SET name = coalesce($2, name), icon = coalesce($3, icon) \
                  WHERE secret = $1 RETURNING public",
                 &[
-                    &secret.expose(),
+                    &SecretParam(secret.expose()),
                     &name.map(ServiceName::as_str),
                     &icon.map(Icon::as_str),
                 ],
@@ -289,7 +292,7 @@ impl Shared {
                 &format!(
                     "SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE secret = $1 FOR UPDATE"
                 ),
-                &[&secret.expose()],
+                &[&SecretParam(secret.expose())],
             )
             .await
             .map_err(unavailable)?
@@ -310,7 +313,7 @@ impl Shared {
             .map_err(unavailable)?;
         txn.execute(
             "DELETE FROM pushjet_services WHERE secret = $1",
-            &[&secret.expose()],
+            &[&SecretParam(secret.expose())],
         )
         .await
         .map_err(unavailable)?;
@@ -345,7 +348,7 @@ impl Shared {
         let found = txn
             .query_opt(
                 &format!("SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE secret = $1"),
-                &[&secret.expose()],
+                &[&SecretParam(secret.expose())],
             )
             .await
             .map_err(unavailable)?
@@ -670,7 +673,7 @@ impl Shared {
         keys: &DemoKeys,
     ) -> Result<DemoKeys, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        let (secret, device) = (keys.secret.expose(), keys.device.as_str());
+        let (secret, device) = (SecretParam(keys.secret.expose()), keys.device.as_str());
         match previous {
             None => {
                 client
@@ -686,7 +689,7 @@ impl Shared {
                     .execute(
                         "UPDATE pushjet_demo SET secret = $2, device = $3 \
                          WHERE name = $1 AND secret = $4",
-                        &[&DEMO_ROW, &secret, &device, &previous.expose()],
+                        &[&DEMO_ROW, &secret, &device, &SecretParam(previous.expose())],
                     )
                     .await
             }
@@ -705,11 +708,15 @@ impl StoreBackend for PostgresStore {
     }
 
     fn service_by_secret(&self, secret: SecretKey) -> Answer<Option<ServiceView>> {
-        self.run(|shared| async move { shared.service_where("secret", secret.expose()).await })
+        self.run(|shared| async move {
+            shared
+                .service_where("secret", &SecretParam(secret.expose()))
+                .await
+        })
     }
 
     fn service_by_public(&self, public: PublicKey) -> Answer<Option<ServiceView>> {
-        self.run(|shared| async move { shared.service_where("public", public.as_str()).await })
+        self.run(|shared| async move { shared.service_where("public", &public.as_str()).await })
     }
 
     fn subscriber_count(&self, public: PublicKey) -> Answer<usize> {
