@@ -18,7 +18,7 @@ use crate::http::admin::Admin;
 use crate::http::metrics::MetricsToken;
 use crate::metrics::Metrics;
 use crate::pushjet::{Api, ApiUrl};
-use crate::pushjet_server::{self, Store, StoreError};
+use crate::pushjet_server::{self, Store, StoreError, StoreOptions};
 use crate::reload::{ReloadError, Reloader, build_bridge};
 use crate::streams::{Hub, Streams};
 
@@ -87,12 +87,14 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(settings.streams, metrics.streams.clone());
         let store = if settings.pushjet.embedded {
-            let (data_dir, hub) = (settings.server.data_dir.clone(), hub.clone());
-            let limits = settings.limits.api.store_limits();
-            let open = move || {
-                Store::open(&data_dir).map(|store| store.with_limits(limits).announcing_to(hub))
+            let options = StoreOptions {
+                limits: settings.limits.api.store_limits(),
+                events: Some(hub.clone()),
+                stream_cache: settings.streams.cache_for,
             };
-            Some(Arc::new(blocking(open).await??))
+            let database = settings.delivery.database.as_ref();
+            let store = Store::connect(&settings.server.data_dir, database, options).await?;
+            Some(Arc::new(store))
         } else {
             None
         };
@@ -104,8 +106,7 @@ impl Application {
         }
         let demo = match &store {
             Some(store) if settings.routes.is_empty() => {
-                let (store, data_dir) = (store.clone(), settings.server.data_dir.clone());
-                let demo = blocking(move || demo::ensure(&store, &data_dir)).await??;
+                let demo = demo::ensure(store).await?;
                 announce_demo(&base_url, &demo);
                 Some(demo.route)
             }
@@ -275,15 +276,6 @@ fn spawn_reload_on_hangup(reloader: Arc<Reloader>) -> Result<(), AppError> {
         }
     });
     Ok(())
-}
-
-/// Runs blocking start-up work (opening databases) off the async thread.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AppError> {
-    web::block(work)
-        .await
-        .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))
 }
 
 /// How this process reaches itself: the bound address, with a wildcard turned into loopback.

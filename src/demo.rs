@@ -1,21 +1,17 @@
 //! The embedded default: with no route configured and the embedded Pushjet API on, a route `demo`
 //! that works at once. Its Pushjet service and a demo device subscribed to it are created once and
-//! remembered in the data directory (`demo.json`, readable by the owner only), so a restart keeps
-//! the same keys and the device's unread messages.
+//! remembered by the store (`demo.json` in the data directory, readable by the owner only, or a
+//! row of the shared database), so a restart keeps the same keys and the device's unread
+//! messages, and replicas on one database share one demo.
 
-use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
-
-use crate::pushjet::{DeviceUuid, KeyError, PublicKey, SecretKey};
-use crate::pushjet_server::{Icon, ServiceName, Store, StoreError};
+use crate::pushjet::{DeviceUuid, PublicKey};
+use crate::pushjet_server::{DemoKeys, Icon, ServiceName, Store, StoreError};
 use crate::routes::{DeliveryMode, Route, RouteName};
 use crate::sources::SourceOptions;
 use crate::verify::InboundAuth;
 
 /// The demo route's name.
 pub const DEMO_ROUTE: &str = "demo";
-const DEMO_FILE: &str = "demo.json";
 
 /// Why the demo route could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -23,20 +19,6 @@ pub enum DemoError {
     /// The embedded store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The demo file could not be read or written.
-    #[error("cannot use {}: {source}", path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The demo file holds something else than the demo's keys.
-    #[error("{} is not a demo file this version understands; delete it to start over", path.display())]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-    },
     /// A key could not be made.
     #[error("cannot make the demo keys: {0}")]
     Keys(String),
@@ -53,34 +35,40 @@ pub struct Demo {
     pub device: DeviceUuid,
 }
 
-#[derive(Serialize, Deserialize)]
-struct DemoFile {
-    secret: String,
-    device: String,
-}
-
 /// Loads the demo route, creating its service and device the first time (or again when the
-/// service was deleted). Blocking: call it at start-up, before serving.
-pub fn ensure(store: &Store, data_dir: &Path) -> Result<Demo, DemoError> {
-    let path = data_dir.join(DEMO_FILE);
-    let remembered = read_file(&path)?;
-    let (secret, device) = match remembered {
-        Some((secret, device)) if store.service_by_secret(&secret)?.is_some() => (secret, device),
-        _ => create(store, &path)?,
+/// service was deleted). Two replicas doing it at once on one database end with the same demo:
+/// the one whose keys the store remembered first wins, and the other deletes its own service.
+pub async fn ensure(store: &Store) -> Result<Demo, DemoError> {
+    let remembered = store.demo().await?;
+    let keys = match remembered {
+        Some(keys) if store.service_by_secret(&keys.secret).await?.is_some() => keys,
+        other => {
+            let previous = other.map(|keys| keys.secret);
+            let made = create(store).await?;
+            let kept = store.keep_demo(previous.as_ref(), made.clone()).await?;
+            if kept.secret != made.secret {
+                store.delete_service(&made.secret).await?;
+            }
+            kept
+        }
     };
-    let public_key = secret.public_key();
+    let public_key = keys.secret.public_key();
     let subscribed = store
-        .subscriptions(&device)?
+        .subscriptions(&keys.device)
+        .await?
         .iter()
         .any(|subscription| subscription.service.public == public_key);
     if !subscribed {
-        store.subscribe(&device, &public_key)?;
+        match store.subscribe(&keys.device, &public_key).await {
+            Ok(_) | Err(StoreError::AlreadySubscribed) => {}
+            Err(error) => return Err(error.into()),
+        }
     }
     let name = RouteName::parse(DEMO_ROUTE).map_err(|error| DemoError::Keys(error.to_string()))?;
     let route = Route {
         source: SourceOptions::new(DEMO_ROUTE),
         name,
-        secret,
+        secret: keys.secret,
         auth: InboundAuth::default(),
         template: None,
         events: None,
@@ -89,95 +77,94 @@ pub fn ensure(store: &Store, data_dir: &Path) -> Result<Demo, DemoError> {
     Ok(Demo {
         route,
         public_key,
-        device,
+        device: keys.device,
     })
 }
 
-fn read_file(path: &Path) -> Result<Option<(SecretKey, DeviceUuid)>, DemoError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(DemoError::File {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let unreadable = || DemoError::Unreadable {
-        path: path.to_path_buf(),
-    };
-    let file: DemoFile = serde_json::from_str(&text).map_err(|_| unreadable())?;
-    let keys: Result<_, KeyError> = SecretKey::parse(&file.secret)
-        .and_then(|secret| Ok((secret, DeviceUuid::parse(&file.device)?)));
-    keys.map(Some).map_err(|_| unreadable())
-}
-
-fn create(store: &Store, path: &Path) -> Result<(SecretKey, DeviceUuid), DemoError> {
+/// A new demo service and device.
+async fn create(store: &Store) -> Result<DemoKeys, DemoError> {
     let name = ServiceName::new("pushjet-bridge demo")
         .map_err(|error| DemoError::Keys(error.to_string()))?;
     let icon = Icon::new("").map_err(|error| DemoError::Keys(error.to_string()))?;
-    let service = store.create_service(&name, &icon)?;
+    let service = store.create_service(&name, &icon).await?;
     let secret = service.secret.ok_or_else(|| {
         DemoError::Keys("the new service came back without its secret".to_owned())
     })?;
     let device = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string())
         .map_err(|error| DemoError::Keys(error.to_string()))?;
-    let file = DemoFile {
-        secret: secret.expose().to_owned(),
-        device: device.to_string(),
-    };
-    let text =
-        serde_json::to_string_pretty(&file).map_err(|error| DemoError::Keys(error.to_string()))?;
-    write_private(path, &text).map_err(|source| DemoError::File {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok((secret, device))
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
+    Ok(DemoKeys { secret, device })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_demo_is_created_once_and_remembered() {
+    #[actix_web::test]
+    async fn the_demo_is_created_once_and_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let first = ensure(&store, dir.path()).unwrap();
-        let again = ensure(&store, dir.path()).unwrap();
+        let first = ensure(&store).await.unwrap();
+        let again = ensure(&store).await.unwrap();
         assert_eq!(first.public_key, again.public_key);
         assert_eq!(first.device, again.device);
-        assert_eq!(store.subscriptions(&first.device).unwrap().len(), 1);
+        assert_eq!(store.subscriptions(&first.device).await.unwrap().len(), 1);
         assert_eq!(first.route.name.as_str(), "demo");
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(ensure(&reopened).await.unwrap().device, first.device);
     }
 
-    #[test]
-    fn a_deleted_demo_service_is_made_again() {
+    #[actix_web::test]
+    async fn replicas_ensuring_at_once_on_one_database_end_with_one_demo() {
+        use crate::config::DatabaseUrl;
+        use crate::database::test_server::TestPostgres;
+        let url = TestPostgres::shared().create_database().await;
+        let database = DatabaseUrl::parse(&url).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            let options = crate::pushjet_server::StoreOptions::default();
+            stores.push(
+                Store::connect(dir.path(), Some(&database), options)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let demos = futures_util::future::join_all(stores.iter().map(ensure)).await;
+        let keys: Vec<_> = demos
+            .into_iter()
+            .map(|demo| {
+                let demo = demo.unwrap();
+                (demo.public_key, demo.device)
+            })
+            .collect();
+        assert!(keys.iter().all(|key| *key == keys[0]), "{keys:?}");
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let services: i64 = client
+            .query_one("SELECT count(*) FROM pushjet_services", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(services, 1, "the others deleted the services they made");
+        let subscriptions = stores[0].subscriptions(&keys[0].1).await.unwrap();
+        assert_eq!(subscriptions.len(), 1);
+    }
+
+    #[actix_web::test]
+    async fn a_deleted_demo_service_is_made_again() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let first = ensure(&store, dir.path()).unwrap();
-        store.delete_service(&first.route.secret).unwrap();
-        let again = ensure(&store, dir.path()).unwrap();
+        let first = ensure(&store).await.unwrap();
+        store.delete_service(&first.route.secret).await.unwrap();
+        let again = ensure(&store).await.unwrap();
         assert_ne!(first.public_key, again.public_key);
         assert!(
             store
                 .service_by_secret(&again.route.secret)
+                .await
                 .unwrap()
                 .is_some()
         );

@@ -11,6 +11,7 @@ pub mod pushjet;
 pub mod pushjet_server;
 pub mod telemetry;
 
+mod database;
 mod demo;
 mod http;
 mod metrics;

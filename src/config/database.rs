@@ -1,5 +1,5 @@
-//! `PUSHJET_BRIDGE_DATABASE_URL[_FILE]`: the PostgreSQL database the outbox is kept in when
-//! several replicas share one (README, "High availability"). It holds a password, so it is read
+//! `PUSHJET_BRIDGE_DATABASE_URL[_FILE]`: the PostgreSQL database the outbox and the embedded
+//! Pushjet API are kept in when several replicas share one (README, "High availability"). It holds a password, so it is read
 //! like the other secrets and never shown: not in a problem, a log line or a `Debug` print.
 
 use std::fmt;

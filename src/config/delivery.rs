@@ -37,8 +37,9 @@ pub struct DeliverySettings {
     /// How long one request to the Pushjet API may take (`PUSHJET_BRIDGE_SEND_TIMEOUT`,
     /// default `10s`).
     pub send_timeout: Duration,
-    /// The PostgreSQL database the outbox is kept in, shared by every replica
-    /// (`PUSHJET_BRIDGE_DATABASE_URL[_FILE]`); `None` keeps it in the data directory (redb).
+    /// The PostgreSQL database the outbox (and the embedded Pushjet API's store) is kept in,
+    /// shared by every replica (`PUSHJET_BRIDGE_DATABASE_URL[_FILE]`); `None` keeps them in the
+    /// data directory (redb).
     pub database: Option<DatabaseUrl>,
     /// How long a replica's claim on a route lasts without being renewed: a replica that dies
     /// mid-send loses its routes after this long (`PUSHJET_BRIDGE_LEASE`, default `30s`; longer

@@ -76,7 +76,15 @@ pub enum ProtocolError {
     /// Id 7, HTTP 507: the embedded API reached its disk ceiling and stores nothing more.
     #[error("Insufficient storage: the server stores no more until space is freed")]
     StorageFull,
+    /// Id 7, HTTP 503 with `Retry-After`: the shared database cannot be reached (the reason is
+    /// logged, not sent).
+    #[error("Service unavailable: the database cannot be reached, try again shortly")]
+    Unavailable(String),
 }
+
+/// How long a client (the bridge's own dispatcher, mostly) is asked to wait when the database
+/// cannot be reached: a database that fails over is usually back within seconds.
+const UNAVAILABLE_RETRY_SECONDS: u64 = 2;
 
 impl ProtocolError {
     /// The protocol's error id, `None` for internal failures (which have no protocol body).
@@ -94,7 +102,8 @@ impl ProtocolError {
             | Self::TimedOut
             | Self::Busy
             | Self::CreateTokenRequired
-            | Self::StorageFull => Some(7),
+            | Self::StorageFull
+            | Self::Unavailable(_) => Some(7),
             Self::RateLimited { .. } => Some(5),
             Self::NoChanges => Some(10),
             Self::NotSubscribed => Some(11),
@@ -110,14 +119,9 @@ impl From<StoreError> for ProtocolError {
             StoreError::AlreadySubscribed => Self::AlreadySubscribed,
             StoreError::NotSubscribed => Self::NotSubscribed,
             StoreError::Full => Self::StorageFull,
+            StoreError::Unavailable(reason) => Self::Unavailable(reason),
             other => Self::Internal(other.to_string()),
         }
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ProtocolError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
-        Self::Internal(error.to_string())
     }
 }
 
@@ -136,7 +140,7 @@ impl ResponseError for ProtocolError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
-            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::CreateTokenRequired => StatusCode::UNAUTHORIZED,
             Self::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
@@ -163,6 +167,10 @@ impl ResponseError for ProtocolError {
             }
             Self::Busy => {
                 response.insert_header((RETRY_AFTER, 1));
+            }
+            Self::Unavailable(reason) => {
+                tracing::warn!("Pushjet request refused: {reason}");
+                response.insert_header((RETRY_AFTER, UNAVAILABLE_RETRY_SECONDS));
             }
             Self::RateLimited { retry_after } => {
                 let seconds = retry_after.as_millis().div_ceil(1000).max(1);
@@ -235,6 +243,16 @@ mod tests {
             assert_eq!(error.status_code().as_u16(), status);
             assert_eq!(error.to_string(), text);
         }
+    }
+
+    #[test]
+    fn an_unreachable_database_answers_503_with_retry_after_and_no_reason() {
+        let error = ProtocolError::from(StoreError::Unavailable("the database: refused".into()));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(RETRY_AFTER).unwrap(), "2");
+        assert_eq!(error.id(), Some(7));
+        assert!(!error.to_string().contains("refused"), "{error}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The endpoints. Each one checks its parameters in the real server's order (uuid → service →
-//! secret → endpoint-specific), runs its storage work on the blocking thread pool and answers with
+//! secret → endpoint-specific), awaits its storage work (see [`Store`]) and answers with
 //! the real server's body and content type.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{ALLOW, LOCATION};
 use actix_web::{HttpResponse, web};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use super::error::{ProtocolError, TEXT_HTML, html_page};
@@ -23,14 +24,13 @@ pub(crate) const DOCS_URL: &str = "http://docs.pushjet.io";
 
 type Answer = Result<HttpResponse, ProtocolError>;
 
-/// Runs blocking storage work on actix's blocking thread pool.
-async fn blocking<T, F>(store: &web::Data<Store>, work: F) -> Result<T, ProtocolError>
+/// Runs storage work (the backend's: the blocking thread pool for redb, the database's pool
+/// for PostgreSQL) and turns its failure into the protocol's.
+async fn storage<T, F>(store: &web::Data<Store>, work: F) -> Result<T, ProtocolError>
 where
-    F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce(&Store) -> BoxFuture<'static, Result<T, StoreError>>,
 {
-    let store = store.clone().into_inner();
-    Ok(web::block(move || work(&store)).await??)
+    Ok(work(store.get_ref()).await?)
 }
 
 /// A data object, `application/json`.
@@ -53,7 +53,7 @@ async fn require_service(
     secret: &SecretKey,
 ) -> Result<ServiceView, ProtocolError> {
     let secret = secret.clone();
-    blocking(store, move |store| store.service_by_secret(&secret))
+    storage(store, move |store| store.service_by_secret(&secret))
         .await?
         .ok_or(ProtocolError::ServiceNotFound)
 }
@@ -65,7 +65,7 @@ pub(crate) async fn create_service(store: web::Data<Store>, params: Params) -> A
         return Err(ProtocolError::MissingArgument("name"));
     }
     let icon = Icon::new(params.field("icon").unwrap_or_default())?;
-    let service = blocking(&store, move |store| store.create_service(&name, &icon)).await?;
+    let service = storage(&store, move |store| store.create_service(&name, &icon)).await?;
     json(&ServiceEnvelope { service })
 }
 
@@ -73,10 +73,10 @@ pub(crate) async fn create_service(store: web::Data<Store>, params: Params) -> A
 pub(crate) async fn read_service(store: web::Data<Store>, params: Params) -> Answer {
     let service = if let Some(raw) = params.identity("service") {
         let public = PublicKey::parse(raw).map_err(|_| ProtocolError::InvalidService)?;
-        blocking(&store, move |store| store.service_by_public(&public)).await?
+        storage(&store, move |store| store.service_by_public(&public)).await?
     } else if let Some(raw) = params.identity("secret") {
         let secret = SecretKey::parse(raw).map_err(|_| ProtocolError::InvalidSecret)?;
-        blocking(&store, move |store| store.service_by_secret(&secret)).await?
+        storage(&store, move |store| store.service_by_secret(&secret)).await?
     } else {
         return Err(ProtocolError::MissingArgument("service"));
     };
@@ -94,7 +94,7 @@ pub(crate) async fn update_service(store: web::Data<Store>, params: Params) -> A
     if name.is_none() && icon.is_none() {
         return Err(ProtocolError::NoChanges);
     }
-    blocking(&store, move |store| {
+    storage(&store, move |store| {
         store.update_service(&secret, name.as_ref(), icon.as_ref())
     })
     .await?;
@@ -104,7 +104,7 @@ pub(crate) async fn update_service(store: web::Data<Store>, params: Params) -> A
 /// `DELETE /service`: deletes the service, its subscriptions and its messages.
 pub(crate) async fn delete_service(store: web::Data<Store>, params: Params) -> Answer {
     let secret = params.secret()?;
-    blocking(&store, move |store| store.delete_service(&secret)).await?;
+    storage(&store, move |store| store.delete_service(&secret)).await?;
     Ok(status_ok())
 }
 
@@ -118,7 +118,7 @@ pub(crate) async fn send_message(store: web::Data<Store>, params: Params) -> Ans
         .filter(|text| !text.is_empty())
         .ok_or(ProtocolError::MissingArgument("message"))?;
     let public = service.public;
-    if blocking(&store, move |store| store.subscriber_count(&public)).await? == 0 {
+    if storage(&store, move |store| store.subscriber_count(&public)).await? == 0 {
         return Ok(status_ok());
     }
     let message = NewMessage {
@@ -127,7 +127,7 @@ pub(crate) async fn send_message(store: web::Data<Store>, params: Params) -> Ans
         link: Link::new(params.field("link").unwrap_or_default())?,
         level: Importance::from_level_field(params.field("level")),
     };
-    blocking(&store, move |store| store.send_message(&secret, &message)).await?;
+    storage(&store, move |store| store.send_message(&secret, &message)).await?;
     Ok(status_ok())
 }
 
@@ -149,14 +149,14 @@ fn message_text(raw: &str) -> Result<MessageText, ProtocolError> {
 /// `GET /message`: the device's unread messages, which are then marked read.
 pub(crate) async fn fetch_messages(store: web::Data<Store>, params: Params) -> Answer {
     let device = params.uuid()?;
-    let messages = blocking(&store, move |store| store.fetch_messages(&device)).await?;
+    let messages = storage(&store, move |store| store.fetch_messages(&device)).await?;
     json(&MessagesEnvelope { messages })
 }
 
 /// `DELETE /message`: marks everything read for the device.
 pub(crate) async fn mark_all_read(store: web::Data<Store>, params: Params) -> Answer {
     let device = params.uuid()?;
-    blocking(&store, move |store| store.mark_all_read(&device)).await?;
+    storage(&store, move |store| store.mark_all_read(&device)).await?;
     Ok(status_ok())
 }
 
@@ -164,14 +164,14 @@ pub(crate) async fn mark_all_read(store: web::Data<Store>, params: Params) -> An
 pub(crate) async fn subscribe(store: web::Data<Store>, params: Params) -> Answer {
     let device = params.uuid()?;
     let public = params.service()?;
-    let service = blocking(&store, move |store| store.subscribe(&device, &public)).await?;
+    let service = storage(&store, move |store| store.subscribe(&device, &public)).await?;
     json(&ServiceEnvelope { service })
 }
 
 /// `GET /subscription`: the device's subscriptions.
 pub(crate) async fn list_subscriptions(store: web::Data<Store>, params: Params) -> Answer {
     let device = params.uuid()?;
-    let subscriptions = blocking(&store, move |store| store.subscriptions(&device)).await?;
+    let subscriptions = storage(&store, move |store| store.subscriptions(&device)).await?;
     json(&SubscriptionsEnvelope { subscriptions })
 }
 
@@ -179,7 +179,7 @@ pub(crate) async fn list_subscriptions(store: web::Data<Store>, params: Params) 
 pub(crate) async fn unsubscribe(store: web::Data<Store>, params: Params) -> Answer {
     let device = params.uuid()?;
     let public = params.service()?;
-    blocking(&store, move |store| store.unsubscribe(&device, &public)).await?;
+    storage(&store, move |store| store.unsubscribe(&device, &public)).await?;
     Ok(status_ok())
 }
 

@@ -1,6 +1,7 @@
 //! The embedded Pushjet-compatible API server: the real Pushjet server's HTTP protocol (see
 //! `docs/pushjet-protocol.md`, §0 and §1.1–§1.12), served under `/pushjet` and stored in one
-//! redb file, so the bridge can run without a separate Pushjet installation.
+//! redb file (or, for several replicas, in the PostgreSQL database they share), so the bridge can
+//! run without a separate Pushjet installation.
 //!
 //! The real Python client works against it with `pushjet.Api("http://HOST:PORT/pushjet/")`.
 //!
@@ -70,8 +71,9 @@
 //! Not implemented, as on the real server without the optional parts configured: the GCM
 //! endpoints, the ZeroMQ relay, rate limiting.
 //!
-//! Live push replaces the relay: the store announces what it commits ([`StoreEvents`]) and
-//! `crate::streams` serves it at `/pushjet/ws` (the connector protocol) and as ntfy streams.
+//! Live push replaces the relay: the store announces what it commits ([`StoreEvents`]; on
+//! PostgreSQL, what any replica commits) and `crate::streams` serves it at `/pushjet/ws` (the
+//! connector protocol) and as ntfy streams.
 
 mod error;
 mod events;
@@ -89,12 +91,14 @@ use std::sync::Arc;
 use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
 
-pub use events::{StoreEvents, StoredMessage};
+pub use events::{STREAM_ID_LENGTH, StoreEvents, StoredMessage, new_stream_id};
 pub use fields::{Icon, Link, NAME_MAX_CHARS, ServiceName, TEXT_COLUMN_MAX_BYTES, TooLong};
 pub use form::BODY_LIMIT_BYTES;
 pub use limits::ApiGuard;
+pub(crate) use store::DemoKeys;
 pub use store::{
-    DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError, StoreLimits, Unread,
+    DATABASE_FILE_NAME, NewMessage, SendOutcome, Store, StoreError, StoreLimits, StoreOptions,
+    Unread,
 };
 
 /// `POST /message` alone, for mounting where Apprise's `pjet://` plugin posts (the root of the

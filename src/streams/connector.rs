@@ -110,15 +110,8 @@ async fn serve(streams: Streams, mut session: Session, mut messages: MessageStre
     if session.text(STATUS_OK).await.is_err() {
         return;
     }
-    let store = streams.store.clone();
-    let unread_device = device.clone();
-    let unread = match web::block(move || store.fetch_unread(&unread_device)).await {
-        Ok(Ok(unread)) => unread,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "connector: cannot read the device's unread messages");
-            let _closed = session.close(Some(CloseCode::Error.into())).await;
-            return;
-        }
+    let unread = match streams.store.fetch_unread(&device).await {
+        Ok(unread) => unread,
         Err(error) => {
             tracing::warn!(%error, "connector: cannot read the device's unread messages");
             let _closed = session.close(Some(CloseCode::Error.into())).await;

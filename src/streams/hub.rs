@@ -23,15 +23,17 @@ use crate::pushjet_server::{StoreEvents, StoredMessage};
 /// the cache without bound.
 pub const CACHE_MAX_PER_DEVICE: usize = 1000;
 
-/// Length of a message id: ntfy's 12 letters and digits.
-pub const MESSAGE_ID_LENGTH: usize = 12;
+/// Length of a message id: ntfy's 12 letters and digits (made by the store, see
+/// [`StoredMessage::stream_id`]).
+pub const MESSAGE_ID_LENGTH: usize = crate::pushjet_server::STREAM_ID_LENGTH;
 
 /// One stored message as streams see it, shared by every device and stream it goes to.
 #[derive(Debug)]
 pub struct StreamMessage {
     /// The store's id: global and increasing.
     pub seq: u64,
-    /// The id streams show (ntfy's `id`): 12 random letters and digits.
+    /// The id streams show (ntfy's `id`): 12 random letters and digits, the same on every
+    /// replica.
     pub id: String,
     /// When the cache lets go of it, seconds since the Unix epoch (ntfy's `expires`).
     pub expires: i64,
@@ -110,6 +112,8 @@ struct DeviceState {
 struct State {
     devices: HashMap<DeviceUuid, DeviceState>,
     open: usize,
+    /// The newest message published: one with this id or an older one is not published again.
+    newest: u64,
 }
 
 /// Publish/subscribe by device with a per-device cache. Shared as `Arc<Hub>`.
@@ -394,17 +398,23 @@ impl Hub {
     }
 
     /// Publishes a stored message: cached for each of its devices and handed to their streams.
+    /// Messages come in id order: one that is not newer than the last published is ignored
+    /// (the hub already has it).
     pub fn publish_message(&self, stored: StoredMessage) {
         let cache_for = cache_seconds(self.settings.cache_for);
         let message = Arc::new(StreamMessage {
             seq: stored.id,
-            id: new_message_id(),
+            id: stored.stream_id,
             expires: stored.message.timestamp.saturating_add(cache_for),
             view: stored.message,
             connector_frame: OnceLock::new(),
         });
         let cutoff = now() - cache_for;
         let mut state = self.lock();
+        if message.seq <= state.newest {
+            return;
+        }
+        state.newest = message.seq;
         for device in stored.devices {
             let delivery = Delivery::Message {
                 device: device.clone(),
@@ -507,13 +517,6 @@ pub fn now() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX / 2)
         })
-}
-
-/// 12 random letters and digits, like ntfy's message ids.
-fn new_message_id() -> String {
-    (0..MESSAGE_ID_LENGTH)
-        .map(|_| fastrand::alphanumeric())
-        .collect()
 }
 
 #[cfg(test)]

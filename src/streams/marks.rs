@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use actix_web::web;
 use tokio::sync::Notify;
 
 use super::Hub;
@@ -47,17 +46,10 @@ impl ReadMarks {
                     () = hub.closed() => true,
                 };
                 let batch = marks.take();
-                if !batch.is_empty() {
-                    let store = store.clone();
-                    match web::block(move || store.mark_read_up_to(&batch)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => {
-                            tracing::warn!(%error, "cannot mark streamed messages read");
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot mark streamed messages read");
-                        }
-                    }
+                if !batch.is_empty()
+                    && let Err(error) = store.mark_read_up_to(&batch).await
+                {
+                    tracing::warn!(%error, "cannot mark streamed messages read");
                 }
                 if last {
                     return;

@@ -41,7 +41,7 @@ pub struct Streams {
 
 impl Streams {
     /// The endpoints' shared state over `store`, whose events must feed `hub`
-    /// ([`Store::announcing_to`]). Starts the read-mark writer and the cache pruner on the
+    /// ([`crate::pushjet_server::StoreOptions::events`]). Starts the read-mark writer and the cache pruner on the
     /// current actix runtime; they stop, letting go of the store, when the hub closes
     /// ([`Hub::close_all`]).
     pub fn start(hub: Arc<Hub>, store: Arc<Store>) -> Self {

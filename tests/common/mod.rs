@@ -6,7 +6,7 @@
 
 pub mod flaky;
 /// A throwaway PostgreSQL server for the tests of a shared outbox (the unit tests' own).
-#[path = "../../src/delivery/postgres/test_server.rs"]
+#[path = "../../src/database/test_server.rs"]
 pub mod postgres;
 
 use std::path::{Path, PathBuf};
@@ -127,13 +127,19 @@ impl RoutedApp {
     }
 }
 
-/// Starts the service once to create a Pushjet service and subscribe a fresh device to it, then
-/// starts it again on the same data directory with `vars`. Every route named in
+/// Starts the service once to create a Pushjet service and subscribe a fresh device to it (in the
+/// database of `PUSHJET_BRIDGE_DATABASE_URL` when `vars` name one), then starts it again on the
+/// same data directory with `vars`. Every route named in
 /// `PUSHJET_BRIDGE_ROUTES` that has no `PUSHJET_BRIDGE_ROUTE_<NAME>_SECRET` of its own gets the new
 /// service's secret.
 pub async fn spawn_app_with_routes(vars: &[(&str, &str)]) -> RoutedApp {
     let temp = tempfile::tempdir().expect("temporary directory");
-    let first = spawn_app_in(temp.path(), &[]).await;
+    let database: Vec<(&str, &str)> = vars
+        .iter()
+        .filter(|(name, _)| *name == "PUSHJET_BRIDGE_DATABASE_URL")
+        .copied()
+        .collect();
+    let first = spawn_app_in(temp.path(), &database).await;
     let service = first
         .pushjet()
         .create_service("bridge e2e", None)

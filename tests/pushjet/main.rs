@@ -10,6 +10,7 @@ mod limits;
 mod listen;
 mod protocol;
 mod python;
+mod replicas;
 mod restart;
 mod streams;
 mod wire;

@@ -6,7 +6,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::config::DatabaseUrl;
-use crate::delivery::postgres::test_server::TestPostgres;
+use crate::database::test_server::TestPostgres;
 use crate::delivery::test_support::{fast_settings, message, route};
 
 /// Which backend a test runs on.

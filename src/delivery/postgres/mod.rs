@@ -2,7 +2,7 @@
 //! (`PUSHJET_BRIDGE_DATABASE_URL`). It implements [`OutboxBackend`] for the `Outbox` handle and
 //! uses nothing above it: only the contract and the shared records (`delivery/outbox/`).
 //!
-//! Tables (`migrations/`, applied at start by `schema.rs`; times are milliseconds since the
+//! Tables (`database/migrations/`, applied at start by `crate::database`; times are milliseconds since the
 //! epoch):
 //!
 //! | table | key | holds |
@@ -25,7 +25,7 @@
 //!   only while its lease is still the route's: a replica that lost it cannot overwrite another's.
 //! - **Dedup is global**: the key's row is inserted in the enqueue's transaction, so the same
 //!   delivery posted to two replicas is queued once.
-//! - **Waking.** Changes `NOTIFY` a channel that every replica `LISTEN`s on (`listen.rs`);
+//! - **Waking.** Changes `NOTIFY` a channel that every replica `LISTEN`s on (`crate::database`);
 //!   [`OutboxBackend::changed`] also resolves every little while, so that a lapsed lease is taken
 //!   over even when nothing is said.
 //! - **Database trouble.** Every operation asks the pool for a connection (made again when one
@@ -35,10 +35,6 @@
 //! - **Gauges** (pending count, oldest age) are synchronous: they answer from values a background
 //!   task refreshes every second, adjusted at once by this replica's own changes.
 
-mod listen;
-mod schema;
-#[cfg(test)]
-pub(in crate::delivery) mod test_server;
 #[cfg(test)]
 mod tests;
 
@@ -47,12 +43,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{GenericClient, Pool};
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_postgres::Row;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::outbox::records::{
@@ -60,6 +55,7 @@ use super::outbox::records::{
     SystemClock, duration_millis, millis,
 };
 use crate::config::{DatabaseUrl, DeliverySettings};
+use crate::database::{self, Listener};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
@@ -69,9 +65,6 @@ const CHANNEL: &str = "pushjet_bridge_outbox";
 const ROUTE_LOCK_SPACE: i32 = 0x706a_6272;
 /// Connections kept open per replica.
 const POOL_SIZE: usize = 16;
-/// How long connecting, or waiting for a free connection, may take before the caller is told
-/// the database is unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the gauges are read again and expired dedup keys deleted.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// The most expired dedup keys deleted per refresh.
@@ -179,34 +172,12 @@ impl PostgresOutbox {
         settings: &DeliverySettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, OutboxError> {
-        let tls = tls()?;
-        let mut config = url.config().clone();
-        if config.get_application_name().is_none() {
-            config.application_name("pushjet-bridge");
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        config.keepalives(true);
-        let manager = Manager::from_config(
-            config.clone(),
-            tls.clone(),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|error| OutboxError::Unavailable(format!("database pool: {error}")))?;
-        schema::migrate(&pool).await?;
+        let database = database::connect(url, POOL_SIZE)
+            .await
+            .map_err(|error| OutboxError::Unavailable(error.0))?;
         let lease = settings.lease;
         let shared = Arc::new(Shared {
-            pool,
+            pool: database.pool.clone(),
             holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
             lease_ms: to_i64(duration_millis(lease)),
             max_queue: settings.max_queue,
@@ -218,49 +189,28 @@ impl PostgresOutbox {
             problem: Mutex::new(None),
         });
         shared.refresh().await;
+        let listener: Arc<dyn Listener> = shared.clone();
         let background = vec![
             tokio::spawn(refresh_forever(shared.clone())).abort_handle(),
-            tokio::spawn(listen::run(config, tls, shared.clone())).abort_handle(),
+            tokio::spawn(database::listen(database, CHANNEL, "outbox changes", listener))
+                .abort_handle(),
         ];
         tracing::info!(database = %url.redacted(), "the outbox is kept in PostgreSQL");
         Ok(Self { shared, background })
     }
 }
 
-/// TLS for the database (when its `sslmode` asks for it), checked against the Mozilla roots.
-fn tls() -> Result<MakeRustlsConnect, OutboxError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| OutboxError::Unavailable(format!("TLS for the database: {error}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+/// Every enqueue, dead letter retried and route given back with due work `NOTIFY`s the channel
+/// in its transaction: the dispatcher claims again.
+impl Listener for Shared {
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
 }
 
-/// A database failure, as the caller sees it: the server's own message when it sent one (a
-/// client error's text alone is only "db error").
+/// A database failure, as the caller sees it: the server's own message when it sent one.
 fn unavailable(error: impl std::error::Error + 'static) -> OutboxError {
-    let mut reason = error.to_string();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(cause) = source {
-        if let Some(db) = cause.downcast_ref::<tokio_postgres::error::DbError>() {
-            reason = format!("{}: {}", db.severity(), db.message());
-            break;
-        }
-        if let Some(client) = cause.downcast_ref::<tokio_postgres::Error>()
-            && let Some(db) = client.as_db_error()
-        {
-            reason = format!("{}: {}", db.severity(), db.message());
-            break;
-        }
-        source = cause.source();
-    }
-    OutboxError::Unavailable(format!("the database: {reason}"))
+    OutboxError::Unavailable(database::reason(&error))
 }
 
 fn to_i64(value: u64) -> i64 {

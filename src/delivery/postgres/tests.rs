@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::test_server::TestPostgres;
+use crate::database::test_server::TestPostgres;
 use crate::config::{DatabaseUrl, DeliverySettings};
 use crate::delivery::outbox::{Claim, Outbox, Outcome};
 use crate::delivery::test_support::{fast_settings, message, route};
@@ -163,7 +163,7 @@ async fn a_schema_newer_than_this_binary_is_refused() {
         .await
         .unwrap();
     tokio::spawn(connection);
-    let newer = super::schema::latest_version() + 1;
+    let newer = crate::database::latest_version() + 1;
     client
         .execute(
             "INSERT INTO pushjet_bridge_schema (version) VALUES ($1)",

@@ -20,6 +20,7 @@ fn hub() -> Arc<Hub> {
 fn stored(id: u64, devices: &[&str], text: &str, timestamp: i64) -> StoredMessage {
     StoredMessage {
         id,
+        stream_id: crate::pushjet_server::new_stream_id(),
         devices: devices.iter().map(|raw| device(raw)).collect(),
         message: MessageView {
             level: Importance::DEFAULT,
@@ -253,4 +254,31 @@ fn one_stream_on_several_devices_gets_each_devices_messages_in_order() {
     let received = drain(&mut stream);
     assert_eq!(texts(&received), ["both", "both"]);
     assert_eq!(hub.open_streams(), 1);
+}
+
+#[test]
+fn a_message_the_hub_already_has_is_not_published_again() {
+    let hub = hub();
+    let (_, mut stream) = hub
+        .open(&[device(DEVICE)], StreamKind::Json, &Since::Nothing)
+        .unwrap();
+    let first = stored(2, &[DEVICE], "first", now());
+    hub.publish_message(first.clone());
+    hub.publish_message(first);
+    hub.publish_message(stored(1, &[DEVICE], "older", now()));
+    hub.publish_message(stored(3, &[DEVICE], "newer", now()));
+    let texts: Vec<String> = hub
+        .cached(&[device(DEVICE)], &Since::All)
+        .into_iter()
+        .filter_map(|delivery| match delivery {
+            Delivery::Message { message, .. } => Some(message.view.message.clone()),
+            Delivery::Subscription(_) => None,
+        })
+        .collect();
+    assert_eq!(texts, ["first", "newer"]);
+    let mut received = 0;
+    while stream.receiver.try_recv().is_ok() {
+        received += 1;
+    }
+    assert_eq!(received, 2);
 }

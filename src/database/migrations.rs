@@ -1,31 +1,34 @@
-//! The database schema, embedded in the binary: numbered migrations, applied at start in one
-//! transaction under an advisory lock, so that replicas starting together apply each once. A
+//! The database schema (the outbox's tables and the embedded Pushjet API's), embedded in the
+//! binary: numbered migrations, applied at start in one transaction under an advisory lock, so
+//! that replicas starting together apply each once. A
 //! database whose schema is newer than this binary knows is refused: an older binary would
 //! misread it.
 
 use deadpool_postgres::Pool;
 
-use super::unavailable;
-use crate::delivery::outbox::records::OutboxError;
+use super::{DatabaseError, failed};
 
 /// The advisory lock key of schema changes (`pg_advisory_xact_lock`): "pjbridge" in ASCII.
 const MIGRATION_LOCK: i64 = 0x706a_6272_6964_6765;
 
 /// Every migration, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_outbox.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_outbox.sql")),
+    (2, include_str!("migrations/0002_pushjet.sql")),
+];
 
 /// The schema version this binary writes.
-pub(super) fn latest_version() -> i32 {
+pub(crate) fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |(version, _)| *version)
 }
 
 /// Brings the schema up to date; refuses a schema newer than this binary knows.
-pub(super) async fn migrate(pool: &Pool) -> Result<(), OutboxError> {
-    let mut client = pool.get().await.map_err(unavailable)?;
-    let txn = client.transaction().await.map_err(unavailable)?;
+pub(super) async fn migrate(pool: &Pool) -> Result<(), DatabaseError> {
+    let mut client = pool.get().await.map_err(failed)?;
+    let txn = client.transaction().await.map_err(failed)?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
-        .map_err(unavailable)?;
+        .map_err(failed)?;
     txn.batch_execute(
         "CREATE TABLE IF NOT EXISTS pushjet_bridge_schema (
              version    INTEGER PRIMARY KEY,
@@ -33,31 +36,31 @@ pub(super) async fn migrate(pool: &Pool) -> Result<(), OutboxError> {
          )",
     )
     .await
-    .map_err(unavailable)?;
+    .map_err(failed)?;
     let current: i32 = txn
         .query_one(
             "SELECT coalesce(max(version), 0) FROM pushjet_bridge_schema",
             &[],
         )
         .await
-        .map_err(unavailable)?
+        .map_err(failed)?
         .get(0);
     let latest = latest_version();
     if current > latest {
-        return Err(OutboxError::Unavailable(format!(
+        return Err(DatabaseError(format!(
             "the database's schema is version {current}, newer than this pushjet-bridge knows \
              ({latest}): run the newer version that wrote it"
         )));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
-        txn.batch_execute(sql).await.map_err(unavailable)?;
+        txn.batch_execute(sql).await.map_err(failed)?;
         txn.execute(
             "INSERT INTO pushjet_bridge_schema (version) VALUES ($1)",
             &[version],
         )
         .await
-        .map_err(unavailable)?;
+        .map_err(failed)?;
         tracing::info!(version, "database schema migrated");
     }
-    txn.commit().await.map_err(unavailable)
+    txn.commit().await.map_err(failed)
 }

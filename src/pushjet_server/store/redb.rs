@@ -1,10 +1,8 @@
-//! Persistence of the embedded Pushjet server in one redb file, `<data_dir>/pushjet.redb`.
-//!
-//! Every method is blocking disk I/O: call it inside `actix_web::web::block` (or another blocking
-//! context), never directly on an async worker; at start-up, before the server runs, a direct call
-//! is fine. Every change is one write transaction, committed
-//! before the method returns. Keys are compared exactly (case-sensitive), like the real server on
-//! SQLite.
+//! The store in one redb file, `<data_dir>/pushjet.redb`, for a single process (the default
+//! backend). [`RedbFile`]'s methods are blocking disk I/O; [`RedbStore`], the backend, runs each on
+//! the blocking thread pool. Every change is one write transaction, committed before the method
+//! returns, and announced right after it, in commit order. The demo route's keys are kept next to
+//! the file (`demo_file.rs`).
 //!
 //! Tables (values are serde_json records):
 //!
@@ -20,16 +18,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::events::{StoreEvents, StoredMessage};
-use super::fields::{Icon, Link, ServiceName};
+use super::backend::{Answer, StoreBackend};
+use super::{
+    DemoKeys, NewMessage, SendOutcome, StoreError, StoreLimits, StoreOptions, Unread, demo_file,
+    now, oldest_kept,
+};
 use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
-use crate::pushjet::{DeviceUuid, Importance, MessageText, PublicKey, SecretKey, Title};
+use crate::pushjet::{DeviceUuid, Importance, PublicKey, SecretKey};
+use crate::pushjet_server::events::{StoreEvents, StoredMessage, new_stream_id};
+use crate::pushjet_server::fields::{Icon, ServiceName};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "pushjet.redb";
@@ -44,48 +47,6 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 const LAST_MESSAGE_ID: &str = "last_message_id";
 const LAST_SUBSCRIPTION_NUMBER: &str = "last_subscription_number";
-
-/// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The data directory could not be created.
-    #[error("cannot create the Pushjet data directory {}: {source}", path.display())]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
-    /// The database file could not be opened (in use by another process, unreadable, …).
-    #[error("cannot open the Pushjet database {}: {source}", path.display())]
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// What redb said.
-        source: redb::DatabaseError,
-    },
-    /// A read or write of the database failed.
-    #[error("the Pushjet database failed: {0}")]
-    Database(#[from] redb::Error),
-    /// A stored record could not be encoded or decoded.
-    #[error("a Pushjet database record is unreadable: {0}")]
-    Record(#[from] serde_json::Error),
-    /// The operating system's random number generator failed, so no secret could be made.
-    #[error("cannot generate a service secret: {0}")]
-    Randomness(getrandom::Error),
-    /// No service has that key.
-    #[error("no service has that key")]
-    ServiceNotFound,
-    /// The device is already subscribed to that service.
-    #[error("the device is already subscribed to that service")]
-    AlreadySubscribed,
-    /// The device is not subscribed to that service.
-    #[error("the device is not subscribed to that service")]
-    NotSubscribed,
-    /// The database reached its size ceiling; nothing more is stored until space is freed.
-    #[error("the Pushjet database reached its size ceiling")]
-    Full,
-}
 
 impl From<redb::TransactionError> for StoreError {
     fn from(error: redb::TransactionError) -> Self {
@@ -109,28 +70,6 @@ impl From<redb::CommitError> for StoreError {
     fn from(error: redb::CommitError) -> Self {
         Self::Database(error.into())
     }
-}
-
-/// A message ready to be stored: every field already parsed and within its limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMessage {
-    /// The text (non-empty, at most 65,535 bytes).
-    pub text: MessageText,
-    /// The title (stripped, at most 255 characters, may be empty).
-    pub title: Title,
-    /// The link (stripped, may be empty).
-    pub link: Link,
-    /// The level, 1 to 5.
-    pub level: Importance,
-}
-
-/// What became of a sent message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendOutcome {
-    /// Stored for the service's current subscribers.
-    Stored,
-    /// The service has no subscribers, so nothing was stored (the real server does the same).
-    NoSubscribers,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -172,53 +111,31 @@ struct MessageRecord {
     timestamp: i64,
 }
 
-/// What the store keeps, at most (see [`crate::config::ApiLimits`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreLimits {
-    /// Messages kept per service, and returned per device; the oldest go first.
-    pub max_unread: usize,
-    /// How long a message is kept.
-    pub message_max_age: Duration,
-    /// Message bytes (text, title, link) in one fetch; at least one message is returned.
-    pub max_fetch_bytes: usize,
-    /// The database's size in bytes beyond which nothing new is stored.
-    pub max_disk_bytes: u64,
-}
-
 /// How long a database found over its ceiling is trusted to stay there.
 const SIZE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The embedded server's storage. Safe to share between threads (behind an `Arc`); redb runs one
-/// write transaction at a time and lets reads proceed alongside it.
+/// The redb file and its blocking operations. Safe to share between threads (behind an `Arc`);
+/// redb runs one write transaction at a time and lets reads proceed alongside it.
 #[derive(Debug)]
-pub struct Store {
+pub(super) struct RedbFile {
     db: Database,
     path: PathBuf,
     limits: StoreLimits,
     /// When the size was last measured, and whether it was over the ceiling (trusted for
     /// [`SIZE_CHECK_INTERVAL`] when it was).
     size_check: Mutex<Option<(Instant, bool)>>,
+    /// Where the demo route's file is kept.
+    data_dir: PathBuf,
     events: Option<Arc<dyn StoreEvents>>,
     /// Held from the start of a write that announces an event until the announcement, so events
     /// are announced in commit order.
     announcing: Mutex<()>,
 }
 
-/// A device's unread messages with their ids, read by a live stream (see
-/// [`Store::fetch_unread`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unread {
-    /// The messages with their ids, in `GET /message` order.
-    pub messages: Vec<(u64, MessageView)>,
-    /// The newest message id of the whole store when they were read: every message with a
-    /// higher id was stored afterwards.
-    pub watermark: u64,
-}
-
-impl Store {
+impl RedbFile {
     /// Opens `<data_dir>/pushjet.redb`, creating the directory (mode 0700 on Unix) and the file
     /// if needed.
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+    fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         create_private_dir(data_dir).map_err(|source| StoreError::CreateDir {
             path: data_dir.to_path_buf(),
             source,
@@ -236,19 +153,15 @@ impl Store {
             txn.open_table(META)?;
         }
         txn.commit()?;
-        Ok(Store {
+        Ok(Self {
             db,
             path: data_dir.join(DATABASE_FILE_NAME),
-            limits: crate::config::ApiLimits::default().store_limits(),
+            data_dir: data_dir.to_path_buf(),
+            limits: options.limits,
             size_check: Mutex::new(None),
-            events: None,
+            events: options.events,
             announcing: Mutex::new(()),
         })
-    }
-
-    /// The same store, keeping to `limits`.
-    pub fn with_limits(self, limits: StoreLimits) -> Self {
-        Self { limits, ..self }
     }
 
     /// Refuses to store more once the database holds `max_disk_bytes`: the file's size while it
@@ -274,14 +187,6 @@ impl Store {
         if full { Err(StoreError::Full) } else { Ok(()) }
     }
 
-    /// The same store, announcing every committed message and subscription change to `events`.
-    pub fn announcing_to(self, events: Arc<dyn StoreEvents>) -> Store {
-        Store {
-            events: Some(events),
-            ..self
-        }
-    }
-
     /// Keeps announcing writes in commit order (only when someone listens).
     fn announce_in_order(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
         self.events.as_ref().map(|_| {
@@ -292,11 +197,7 @@ impl Store {
     }
 
     /// Creates a service with a fresh secret and returns its owner view (with `secret`).
-    pub fn create_service(
-        &self,
-        name: &ServiceName,
-        icon: &Icon,
-    ) -> Result<ServiceView, StoreError> {
+    fn create_service(&self, name: &ServiceName, icon: &Icon) -> Result<ServiceView, StoreError> {
         self.check_space()?;
         let secret = SecretKey::generate().map_err(StoreError::Randomness)?;
         let record = ServiceRecord {
@@ -321,14 +222,14 @@ impl Store {
     }
 
     /// The service with this secret (public view: no `secret` field), if any.
-    pub fn service_by_secret(&self, secret: &SecretKey) -> Result<Option<ServiceView>, StoreError> {
+    fn service_by_secret(&self, secret: &SecretKey) -> Result<Option<ServiceView>, StoreError> {
         let txn = self.db.begin_read()?;
         let services = txn.open_table(SERVICES)?;
         Ok(load_service(&services, secret.expose())?.map(|record| record.public_view()))
     }
 
     /// The service with this public key (public view), if any.
-    pub fn service_by_public(&self, public: &PublicKey) -> Result<Option<ServiceView>, StoreError> {
+    fn service_by_public(&self, public: &PublicKey) -> Result<Option<ServiceView>, StoreError> {
         let txn = self.db.begin_read()?;
         let secrets = txn.open_table(SERVICE_SECRETS)?;
         let services = txn.open_table(SERVICES)?;
@@ -339,14 +240,14 @@ impl Store {
     }
 
     /// How many devices are subscribed to the service with this public key.
-    pub fn subscriber_count(&self, public: &PublicKey) -> Result<usize, StoreError> {
+    fn subscriber_count(&self, public: &PublicKey) -> Result<usize, StoreError> {
         let txn = self.db.begin_read()?;
         let subscribers = txn.open_table(SUBSCRIBERS)?;
         Ok(subscribers_of(&subscribers, public.as_str())?.len())
     }
 
     /// Changes the name and/or the icon (`None` leaves a field as it is).
-    pub fn update_service(
+    fn update_service(
         &self,
         secret: &SecretKey,
         name: Option<&ServiceName>,
@@ -371,7 +272,7 @@ impl Store {
     }
 
     /// Deletes the service with all its subscriptions and stored messages.
-    pub fn delete_service(&self, secret: &SecretKey) -> Result<(), StoreError> {
+    fn delete_service(&self, secret: &SecretKey) -> Result<(), StoreError> {
         let _in_order = self.announce_in_order();
         let txn = self.db.begin_write()?;
         let mut removed = Vec::new();
@@ -417,7 +318,7 @@ impl Store {
 
     /// Stores a message for the service's current subscribers, then deletes the service's
     /// messages that every subscriber has read. Stores nothing when nobody is subscribed.
-    pub fn send_message(
+    fn send_message(
         &self,
         secret: &SecretKey,
         message: &NewMessage,
@@ -458,6 +359,7 @@ impl Store {
             );
             StoredMessage {
                 id,
+                stream_id: new_stream_id(),
                 devices: subscribers
                     .iter()
                     .filter_map(|device| DeviceUuid::parse(device).ok())
@@ -479,19 +381,8 @@ impl Store {
         Ok(SendOutcome::Stored)
     }
 
-    /// Returns the device's unread messages, grouped by subscription in subscription order and
-    /// oldest first within each, and marks them read (a second call returns none of them). Only
-    /// the newest `max_unread` count (older ones are dropped, marked read unseen), none older
-    /// than `message_max_age`, and no more than `max_fetch_bytes` of them (at least one): the
-    /// newer rest stays unread for the next call.
-    pub fn fetch_messages(&self, device: &DeviceUuid) -> Result<Vec<MessageView>, StoreError> {
-        let unread = self.fetch_unread(device)?;
-        Ok(unread.messages.into_iter().map(|(_, view)| view).collect())
-    }
-
-    /// [`Store::fetch_messages`] with each message's id, and the store's newest message id at that
-    /// moment (a live stream skips the messages it announces up to there).
-    pub fn fetch_unread(&self, device: &DeviceUuid) -> Result<Unread, StoreError> {
+    /// [`super::Store::fetch_unread`].
+    fn fetch_unread(&self, device: &DeviceUuid) -> Result<Unread, StoreError> {
         let txn = self.db.begin_write()?;
         let watermark = read_counter(&txn.open_table(META)?, LAST_MESSAGE_ID)?;
         let messages = {
@@ -517,9 +408,7 @@ impl Store {
             drop(index);
             unread.sort_unstable();
             let dropped = unread.len().saturating_sub(self.limits.max_unread);
-            let oldest_kept = now().saturating_sub(
-                i64::try_from(self.limits.message_max_age.as_secs()).unwrap_or(i64::MAX),
-            );
+            let oldest_kept = oldest_kept(&self.limits);
             let secrets = txn.open_table(SERVICE_SECRETS)?;
             let services = txn.open_table(SERVICES)?;
             let stored = txn.open_table(MESSAGES)?;
@@ -591,7 +480,7 @@ impl Store {
 
     /// Marks each device's messages read up to and including its id (a live stream delivered
     /// them), in one transaction; ids below what a device has read already change nothing.
-    pub fn mark_read_up_to(&self, marks: &[(DeviceUuid, u64)]) -> Result<(), StoreError> {
+    fn mark_read_up_to(&self, marks: &[(DeviceUuid, u64)]) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut services_read = std::collections::BTreeSet::new();
@@ -622,7 +511,7 @@ impl Store {
     }
 
     /// Marks every message read for all the device's subscriptions.
-    pub fn mark_all_read(&self, device: &DeviceUuid) -> Result<(), StoreError> {
+    fn mark_all_read(&self, device: &DeviceUuid) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
@@ -653,7 +542,7 @@ impl Store {
 
     /// Subscribes the device to the service; the subscription starts after the newest message, so
     /// older messages are never delivered to it. Returns the service (public view).
-    pub fn subscribe(
+    fn subscribe(
         &self,
         device: &DeviceUuid,
         public: &PublicKey,
@@ -701,7 +590,7 @@ impl Store {
     }
 
     /// The device's subscriptions in the order they were made (empty for unknown devices).
-    pub fn subscriptions(&self, device: &DeviceUuid) -> Result<Vec<SubscriptionView>, StoreError> {
+    fn subscriptions(&self, device: &DeviceUuid) -> Result<Vec<SubscriptionView>, StoreError> {
         let txn = self.db.begin_read()?;
         let subscriptions = txn.open_table(SUBSCRIPTIONS)?;
         let secrets = txn.open_table(SERVICE_SECRETS)?;
@@ -721,7 +610,7 @@ impl Store {
     }
 
     /// Removes the device's subscription to the service.
-    pub fn unsubscribe(&self, device: &DeviceUuid, public: &PublicKey) -> Result<(), StoreError> {
+    fn unsubscribe(&self, device: &DeviceUuid, public: &PublicKey) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let secrets = txn.open_table(SERVICE_SECRETS)?;
@@ -747,6 +636,119 @@ impl Store {
     }
 }
 
+/// The redb backend: the file's blocking operations, each run on the blocking thread pool.
+#[derive(Debug, Clone)]
+pub(super) struct RedbStore {
+    file: Arc<RedbFile>,
+}
+
+impl RedbStore {
+    /// Opens `<data_dir>/pushjet.redb` (blocking), creating the directory (mode 0700 on Unix)
+    /// and the file if needed.
+    pub(super) fn open(data_dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        Ok(Self {
+            file: Arc::new(RedbFile::open(data_dir, options)?),
+        })
+    }
+
+    /// Runs `work` on the file, on the blocking thread pool.
+    fn run<T, F>(&self, work: F) -> Answer<T>
+    where
+        F: FnOnce(&RedbFile) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let file = self.file.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || work(&file))
+                .await
+                .map_err(|error| StoreError::Stopped(error.to_string()))?
+        })
+    }
+}
+
+impl StoreBackend for RedbStore {
+    fn create_service(&self, name: ServiceName, icon: Icon) -> Answer<ServiceView> {
+        self.run(move |file| file.create_service(&name, &icon))
+    }
+
+    fn service_by_secret(&self, secret: SecretKey) -> Answer<Option<ServiceView>> {
+        self.run(move |file| file.service_by_secret(&secret))
+    }
+
+    fn service_by_public(&self, public: PublicKey) -> Answer<Option<ServiceView>> {
+        self.run(move |file| file.service_by_public(&public))
+    }
+
+    fn subscriber_count(&self, public: PublicKey) -> Answer<usize> {
+        self.run(move |file| file.subscriber_count(&public))
+    }
+
+    fn update_service(
+        &self,
+        secret: SecretKey,
+        name: Option<ServiceName>,
+        icon: Option<Icon>,
+    ) -> Answer<()> {
+        self.run(move |file| file.update_service(&secret, name.as_ref(), icon.as_ref()))
+    }
+
+    fn delete_service(&self, secret: SecretKey) -> Answer<()> {
+        self.run(move |file| file.delete_service(&secret))
+    }
+
+    fn send_message(&self, secret: SecretKey, message: NewMessage) -> Answer<SendOutcome> {
+        self.run(move |file| file.send_message(&secret, &message))
+    }
+
+    fn fetch_unread(&self, device: DeviceUuid) -> Answer<Unread> {
+        self.run(move |file| file.fetch_unread(&device))
+    }
+
+    fn mark_read_up_to(&self, marks: Vec<(DeviceUuid, u64)>) -> Answer<()> {
+        self.run(move |file| file.mark_read_up_to(&marks))
+    }
+
+    fn mark_all_read(&self, device: DeviceUuid) -> Answer<()> {
+        self.run(move |file| file.mark_all_read(&device))
+    }
+
+    fn subscribe(&self, device: DeviceUuid, public: PublicKey) -> Answer<ServiceView> {
+        self.run(move |file| file.subscribe(&device, &public))
+    }
+
+    fn subscriptions(&self, device: DeviceUuid) -> Answer<Vec<SubscriptionView>> {
+        self.run(move |file| file.subscriptions(&device))
+    }
+
+    fn unsubscribe(&self, device: DeviceUuid, public: PublicKey) -> Answer<()> {
+        self.run(move |file| file.unsubscribe(&device, &public))
+    }
+
+    fn demo(&self) -> Answer<Option<DemoKeys>> {
+        self.run(|file| demo_file::read(&file.data_dir))
+    }
+
+    /// One process owns the file: `previous` needs no checking.
+    fn keep_demo(&self, _previous: Option<SecretKey>, keys: DemoKeys) -> Answer<DemoKeys> {
+        self.run(move |file| {
+            demo_file::write(&file.data_dir, &keys)?;
+            Ok(keys)
+        })
+    }
+
+    #[cfg(test)]
+    fn stored_messages(&self) -> Answer<(u64, u64)> {
+        self.run(|file| {
+            use redb::ReadableTableMetadata;
+            let txn = file.db.begin_read()?;
+            Ok((
+                txn.open_table(MESSAGES)?.len()?,
+                txn.open_table(SERVICE_MESSAGES)?.len()?,
+            ))
+        })
+    }
+}
+
 /// Creates the directory and its parents; on Unix a newly created directory is private (0700),
 /// because the database holds the services' secrets.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -755,14 +757,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }
 
 fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
@@ -864,8 +858,7 @@ fn prune(txn: &WriteTransaction, public: &str, limits: &StoreLimits) -> Result<(
         ids.push(entry?.0.value().1);
     }
     let excess = ids.len().saturating_sub(limits.max_unread);
-    let oldest_kept =
-        now().saturating_sub(i64::try_from(limits.message_max_age.as_secs()).unwrap_or(i64::MAX));
+    let oldest_kept = oldest_kept(limits);
     let mut messages = txn.open_table(MESSAGES)?;
     for (position, id) in ids.into_iter().enumerate() {
         let expired = position < excess
@@ -902,6 +895,3 @@ fn delete_messages_up_to(
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,0 +1,160 @@
+//! The PostgreSQL database that replicas share (`PUSHJET_BRIDGE_DATABASE_URL`): what its users
+//! (the outbox in `delivery/postgres/`, the embedded Pushjet API's store in
+//! `pushjet_server/store/postgres/`) have in common.
+//!
+//! - [`connect`]: a connection pool (TLS when the URL's `sslmode` asks for it, checked against
+//!   the Mozilla roots; connections made again when they drop) with the schema brought up to
+//!   date;
+//! - `migrations.rs`: the one schema of the database, numbered migrations applied under an
+//!   advisory lock;
+//! - `listen.rs`: `LISTEN` on a channel over a connection of its own, made again when it drops;
+//! - [`reason`]: a failure as a person reads it (the server's own message when it sent one).
+//!
+//! Every failure here is [`DatabaseError`]: the database cannot be reached or refused; its users
+//! turn it into their own "unavailable" error (a 503 with `Retry-After`).
+
+mod listen;
+mod migrations;
+#[cfg(test)]
+pub(crate) mod test_server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub(crate) use listen::{Listener, listen};
+#[cfg(test)]
+pub(crate) use migrations::latest_version;
+
+use crate::config::DatabaseUrl;
+
+/// How long connecting, or waiting for a free connection, may take before the caller is told
+/// the database is unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The database cannot be reached, or refused what was asked; the text never holds the
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct DatabaseError(pub(crate) String);
+
+/// A pool of connections to the database, with what it takes to open one more outside the pool
+/// (for `LISTEN`).
+#[derive(Clone)]
+pub(crate) struct Database {
+    /// The pool.
+    pub(crate) pool: Pool,
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to the database with a pool of at most `pool_size` connections and brings its
+/// schema up to date, refusing one newer than this binary knows.
+pub(crate) async fn connect(
+    url: &DatabaseUrl,
+    pool_size: usize,
+) -> Result<Database, DatabaseError> {
+    let tls = tls()?;
+    let mut config = url.config().clone();
+    if config.get_application_name().is_none() {
+        config.application_name("pushjet-bridge");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.keepalives(true);
+    let manager = Manager::from_config(
+        config.clone(),
+        tls.clone(),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|error| DatabaseError(format!("database pool: {error}")))?;
+    migrations::migrate(&pool).await?;
+    Ok(Database { pool, config, tls })
+}
+
+/// TLS for the database (when its `sslmode` asks for it), checked against the Mozilla roots.
+fn tls() -> Result<MakeRustlsConnect, DatabaseError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|error| DatabaseError(format!("TLS for the database: {error}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// A database failure as a person reads it: the server's own message when it sent one (a
+/// client error's text alone is only "db error"), prefixed with "the database: ".
+pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut reason = error.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(db) = cause.downcast_ref::<tokio_postgres::error::DbError>() {
+            reason = format!("{}: {}", db.severity(), db.message());
+            break;
+        }
+        if let Some(client) = cause.downcast_ref::<tokio_postgres::Error>()
+            && let Some(db) = client.as_db_error()
+        {
+            reason = format!("{}: {}", db.severity(), db.message());
+            break;
+        }
+        source = cause.source();
+    }
+    format!("the database: {reason}")
+}
+
+/// [`reason`] as a [`DatabaseError`].
+pub(crate) fn failed(error: impl std::error::Error + 'static) -> DatabaseError {
+    DatabaseError(reason(&error))
+}
+
+/// A secret as a query parameter: sent as text, shown as `<secret>`. The database client logs
+/// every query's parameters at DEBUG, and a secret must never reach a log.
+pub(crate) struct SecretParam<'a>(pub(crate) &'a str);
+
+impl std::fmt::Debug for SecretParam<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl tokio_postgres::types::ToSql for SecretParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&str as tokio_postgres::types::ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
