@@ -203,7 +203,13 @@ impl PostgresOutbox {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|error| OutboxError::Unavailable(format!("database pool: {error}")))?;
-        schema::migrate(&pool).await?;
+        schema::migrate(&pool).await.map_err(|error| match error {
+            OutboxError::Unavailable(reason) => OutboxError::Unavailable(format!(
+                "{reason} (connecting to {} at start)",
+                url.redacted()
+            )),
+            other => other,
+        })?;
         let lease = settings.lease;
         let shared = Arc::new(Shared {
             pool,
@@ -243,7 +249,8 @@ fn tls() -> Result<MakeRustlsConnect, OutboxError> {
 }
 
 /// A database failure, as the caller sees it: the server's own message when it sent one (a
-/// client error's text alone is only "db error").
+/// client error's text alone is only "db error"), else the error with the causes its text does
+/// not already say ("error connecting to server" alone does not say that it was refused).
 fn unavailable(error: impl std::error::Error + 'static) -> OutboxError {
     let mut reason = error.to_string();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
@@ -257,6 +264,10 @@ fn unavailable(error: impl std::error::Error + 'static) -> OutboxError {
         {
             reason = format!("{}: {}", db.severity(), db.message());
             break;
+        }
+        let text = cause.to_string();
+        if !reason.contains(&text) {
+            reason = format!("{reason}: {text}");
         }
         source = cause.source();
     }
