@@ -2,9 +2,10 @@
 //! in a crash: three replicas under a flapping upstream, one killed and restarted and one killed
 //! for good while thousands of webhooks arrive, deliver every accepted one, in order per route,
 //! with no duplicates beyond the documented crash window; a replica killed mid-send keeps its
-//! route until its lease lapses, then another sends; `dead-letters` works on the database from a
-//! data directory with no outbox; a replica that cannot reach the database at start exits with
-//! the reason.
+//! route until its lease lapses, then another sends; a replica cut off from the database mid-send,
+//! whose route another took over, sends again once it is back; `dead-letters` works on the
+//! database from a data directory with no outbox; a replica that cannot reach the database at
+//! start exits with the reason.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -19,6 +20,7 @@ use tempfile::TempDir;
 
 use crate::common::flaky::{Fault, Flaky};
 use crate::common::postgres::TestPostgres;
+use crate::common::relay::Relay;
 use crate::common::{NoAnswer, TestApp, expect_messages, spawn_app, try_post};
 use crate::support::{Process, free_port};
 
@@ -523,6 +525,54 @@ async fn a_replica_killed_mid_send_keeps_its_route_until_its_lease_lapses_then_a
         "the route was taken over {arrived:?} after the kill (lease {lease:?})"
     );
     drop(replicas);
+}
+
+#[actix_web::test]
+async fn a_replica_cut_off_from_the_database_mid_send_sends_again_once_back_after_its_route_moved()
+{
+    let (upstream, secrets, device) = pushjet_with_services(1).await;
+    let flaky = Flaky::start();
+    flaky.forward_to(&upstream.url("/pushjet/"));
+    // The first send fails, 2 s late: its outcome comes when the database is out of reach.
+    flaky.script(&[Fault::Hang(Duration::from_secs(2))]);
+    let database = TestPostgres::shared().create_database().await;
+    let config: tokio_postgres::Config = database.parse().expect("a connection string");
+    let port = config.get_ports()[0];
+    let relay = Relay::start(port);
+    let relayed = database.replace(&format!(":{port}/"), &format!(":{}/", relay.port));
+    let extra = [
+        ("PUSHJET_BRIDGE_SEND_TIMEOUT", "4s"),
+        ("PUSHJET_BRIDGE_LEASE", "5s"),
+        ("PUSHJET_BRIDGE_RETRY_MIN_DELAY", "100ms"),
+        ("PUSHJET_BRIDGE_RETRY_MAX_DELAY", "200ms"),
+    ];
+    let cut_off = Replica::start(&replica_vars(&flaky.url, &relayed, &secrets, &extra));
+    Process::wait_ready(cut_off.port).await;
+
+    let first = json!({ "message": "first" }).to_string();
+    let answer = crate::common::post(&cut_off.url("/hooks/r0"), &[JSON], first).await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while flaky.seen() == 0 {
+        assert!(Instant::now() < deadline, "the notification was not sent");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    relay.cut();
+    // Another replica takes the route over once the lease lapses, and sends it.
+    let mut other = Replica::start(&replica_vars(&flaky.url, &database, &secrets, &extra));
+    let sent = expect_messages(&device, 1).await;
+    assert_eq!(sent[0].message, "first");
+
+    // Back on the network, the first replica is alone: what it could not record is moot (the
+    // route moved on), and it sends what it accepts.
+    relay.mend();
+    other.kill();
+    Process::wait_ready(cut_off.port).await;
+    let second = json!({ "message": "second" }).to_string();
+    let answer = crate::common::post(&cut_off.url("/hooks/r0"), &[JSON], second).await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let sent = expect_messages(&device, 1).await;
+    assert_eq!(sent[0].message, "second");
 }
 
 /// Runs `pushjet-bridge dead-letters <words>` against `database`, in a data directory; its JSON.

@@ -8,6 +8,7 @@ pub mod flaky;
 /// A throwaway PostgreSQL server for the tests of a shared outbox (the unit tests' own).
 #[path = "../../src/delivery/postgres/test_server.rs"]
 pub mod postgres;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
