@@ -28,13 +28,16 @@ pub enum Fault {
     Forward,
 }
 
+/// Flapping: when it started, and its phases (how long, what happens) in order.
+type Flapping = (Instant, Vec<(Duration, Fault)>);
+
 #[derive(Default)]
 struct State {
     target: Mutex<String>,
     script: Mutex<VecDeque<Fault>>,
     flapping: AtomicBool,
     /// Phases repeated from the instant they were set, when there are any.
-    phases: Mutex<Option<(Instant, Vec<(Duration, Fault)>)>>,
+    phases: Mutex<Option<Flapping>>,
     seen: AtomicUsize,
     forwarded: AtomicUsize,
     arrivals: Mutex<Vec<SystemTime>>,
