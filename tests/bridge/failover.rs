@@ -394,9 +394,9 @@ async fn replicas_killed_under_a_flapping_upstream_deliver_every_accepted_webhoo
     let late = device.messages().await.expect("the device reads");
     texts.extend(late.into_iter().map(|message| message.message));
 
-    let routes = arrivals_by_route(&texts);
     let mut duplicates = 0;
-    for (route, arrived) in routes.iter().enumerate() {
+    let mut problems = Vec::new();
+    for (route, arrived) in arrivals_by_route(&texts).iter().enumerate() {
         let mut seen = HashSet::new();
         let firsts: Vec<usize> = arrived
             .iter()
@@ -405,39 +405,46 @@ async fn replicas_killed_under_a_flapping_upstream_deliver_every_accepted_webhoo
             .collect();
         duplicates += arrived.len() - firsts.len();
         let missing: Vec<usize> = (0..PER_ROUTE).filter(|seq| !seen.contains(seq)).collect();
-        assert!(missing.is_empty(), "route r{route} never got {missing:?}");
-        let disorder = firsts.windows(2).find(|pair| pair[0] > pair[1]);
-        assert_eq!(
-            disorder, None,
-            "route r{route}'s notifications arrived out of the order they were accepted in"
-        );
+        if !missing.is_empty() {
+            problems.push(format!("route r{route} never got {missing:?}"));
+        }
+        if let Some(pair) = firsts.windows(2).find(|pair| pair[0] > pair[1]) {
+            problems.push(format!(
+                "route r{route}: #{} arrived before #{}, out of the order they were accepted in",
+                pair[0], pair[1]
+            ));
+        }
     }
     let dead = count(&db, "SELECT count(*) FROM outbox_dead_letters", &[]).await;
     eprintln!(
-        "failover chaos: accepted {} (by replica: {:?}; {} more confirmed as duplicates after \
-         a lost answer; {} delivered again answered duplicate), arrived {} ({} duplicates), attempts refused by a dead replica {}, \
-         answers lost {}, leases held by the killed replicas {held_at_kills:?}; upstream saw {} \
-         requests and forwarded {}; dead letters {dead}; posted in {posted_in:?}, all in {:?}",
+        "failover chaos: accepted {} (202 by replica {:?}; {} as duplicates after a lost answer), \
+         {} delivered again answered duplicate; arrived {} ({duplicates} duplicates); attempts \
+         refused by a dead replica {}, answers lost {}; leases held by the killed replicas \
+         {held_at_kills:?}; upstream saw {} requests and forwarded {}; dead letters {dead}; \
+         posted in {posted_in:?}, all in {:?}",
         sending.accepted.get(),
         sending.accepted_by.borrow(),
         sending.confirmed_duplicates.get(),
         sending.redelivered.get(),
         texts.len(),
-        duplicates,
         sending.refused.get(),
         sending.lost.get(),
         flaky.seen(),
         flaky.forwarded(),
         started.elapsed(),
     );
+    assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(sending.accepted.get(), ROUTES * PER_ROUTE);
     assert_eq!(dead, 0, "no failure here is permanent");
-    // A replica killed with SIGKILL leaves, per route it was sending (at most CONCURRENCY), the
-    // send in flight and the one before it, whose outcome's commit overlaps it (worker.rs),
-    // possibly delivered but not recorded: they are sent again by whoever takes the route over.
+    // Duplicates come only from the crash window: a send that reached Pushjet but whose outcome
+    // was not committed when its replica was killed is sent again by the route's next holder. A
+    // replica sends at most CONCURRENCY routes at once, one notification at a time each, and hands
+    // a send's outcome to the outbox without waiting for its commit before it starts the next
+    // send (worker.rs): per route, the send in flight and the one before it, whose commit
+    // overlaps it.
     assert!(
         duplicates <= KILLS * CONCURRENCY * 2,
-        "{duplicates} duplicates: more than {KILLS} kills x {CONCURRENCY} routes in flight x 2"
+        "{duplicates} duplicates: more than {KILLS} kills x {CONCURRENCY} routes x 2 sends"
     );
 }
 
