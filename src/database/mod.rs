@@ -88,7 +88,12 @@ pub(crate) async fn connect(
         .recycle_timeout(Some(CONNECT_TIMEOUT))
         .build()
         .map_err(|error| DatabaseError(format!("database pool: {error}")))?;
-    migrations::migrate(&pool).await?;
+    migrations::migrate(&pool).await.map_err(|DatabaseError(reason)| {
+        DatabaseError(format!(
+            "{reason} (connecting to {} at start)",
+            url.redacted()
+        ))
+    })?;
     Ok(Database { pool, config, tls })
 }
 
@@ -107,8 +112,10 @@ fn tls() -> Result<MakeRustlsConnect, DatabaseError> {
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// A database failure as a person reads it: the server's own message when it sent one (a
-/// client error's text alone is only "db error"), prefixed with "the database: ".
+/// A database failure as a person reads it, prefixed with "the database: ": the server's own
+/// message when it sent one (a client error's text alone is only "db error"), else the error
+/// with the causes its text does not already say ("error connecting to server" alone does not
+/// say that it was refused).
 pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
     let mut reason = error.to_string();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -122,6 +129,10 @@ pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
         {
             reason = format!("{}: {}", db.severity(), db.message());
             break;
+        }
+        let text = cause.to_string();
+        if !reason.contains(&text) {
+            reason = format!("{reason}: {text}");
         }
         source = cause.source();
     }

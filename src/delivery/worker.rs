@@ -12,10 +12,12 @@
 //! it: the commit of one send overlaps the next send (with redb, the outcomes of a run share the
 //! committer's transactions with each other and with new webhooks). A notification is still
 //! removed only once its outcome is committed; the run waits for every outcome it handed over
-//! before it ends and gives its claim back. A failure (retry later, dead letter) ends the run
-//! after its outcome is committed, so a notification waiting for its retry holds back its route's
-//! later ones. A run ends after [`RUN_LIMIT`] sends, so that a busy route does not keep its slot
-//! from the others.
+//! before it ends and gives its claim back. An outcome that cannot be committed is held, and
+//! nothing more is sent until it is; one refused because the claim was lost (a shared database's
+//! lease lapsed) is dropped instead: the route's new holder sends that notification (again). A
+//! failure (retry later, dead letter) ends the run after its outcome is committed, so a
+//! notification waiting for its retry holds back its route's later ones. A run ends after
+//! [`RUN_LIMIT`] sends, so that a busy route does not keep its slot from the others.
 //!
 //! On shutdown it takes no new work, lets each run finish the send it is in and record the
 //! outcomes, gives them a grace period, then drops the rest: they stay pending and are sent on the
@@ -289,8 +291,7 @@ async fn run<U: Upstream>(context: Rc<Context<U>>, mut claim: Claim) {
     }
     for (id, outcome, recording) in settling {
         if let Err(error) = recording.await {
-            context.unrecorded(id, &route, &error);
-            unrecorded.push_back((id, outcome));
+            context.unrecorded(id, &route, outcome, &error, &mut unrecorded);
         }
     }
     if unrecorded.is_empty() {
@@ -368,9 +369,22 @@ impl<U: Upstream> Context<U> {
         }
     }
 
-    /// The outcome of a send could not be committed: it is held, and nothing more is sent until
-    /// the outbox records it (see [`Self::record_held`]).
-    fn unrecorded(&self, id: u64, route: &RouteName, error: &OutboxError) {
+    /// The outcome of a send could not be committed: it joins `unrecorded`, held, and nothing
+    /// more is sent until the outbox records it (see [`Self::record_held`]); unless the claim
+    /// was lost, when there is nothing to hold: the notification stays pending for the route's
+    /// holder.
+    fn unrecorded(
+        &self,
+        id: u64,
+        route: &RouteName,
+        outcome: Outcome,
+        error: &OutboxError,
+        unrecorded: &mut VecDeque<(u64, Outcome)>,
+    ) {
+        if let OutboxError::LeaseLost { .. } = error {
+            tracing::warn!(id, route = %route, "{error}");
+            return;
+        }
         tracing::error!(
             id,
             route = %route,
@@ -378,6 +392,7 @@ impl<U: Upstream> Context<U> {
              records it (tried again every {}): {error}",
             humantime::format_duration(HELD_RETRY_DELAY)
         );
+        unrecorded.push_back((id, outcome));
     }
 
     /// Records the held outcomes, oldest first, and gives each run's claim back once its
@@ -411,6 +426,13 @@ impl<U: Upstream> Context<U> {
                     }
                     tracing::info!(id, "the outcome of notification {id} is recorded");
                 }
+                // Held while the database was out of reach, too long: the route moved on.
+                Err(error @ OutboxError::LeaseLost { .. }) => {
+                    if let Some(run) = self.held.borrow_mut().front_mut() {
+                        run.outcomes.pop_front();
+                    }
+                    tracing::warn!(id, "{error}");
+                }
                 Err(error) => {
                     tracing::warn!(
                         id,
@@ -423,7 +445,7 @@ impl<U: Upstream> Context<U> {
     }
 
     /// Collects the outcomes already committed, oldest first, without waiting for the others;
-    /// false when one could not be committed (it joins `unrecorded`), which ends the run.
+    /// false when one could not be committed (see [`Self::unrecorded`]), which ends the run.
     fn settled_so_far(
         &self,
         route: &RouteName,
@@ -438,8 +460,7 @@ impl<U: Upstream> Context<U> {
             if let Some((id, outcome, _)) = settling.pop_front()
                 && let Err(error) = result
             {
-                self.unrecorded(id, route, &error);
-                unrecorded.push_back((id, outcome));
+                self.unrecorded(id, route, outcome, &error, unrecorded);
                 all_recorded = false;
             }
         }

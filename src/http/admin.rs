@@ -90,9 +90,9 @@ impl ResponseError for AdminError {
             Self::Outbox(OutboxError::Full { .. } | OutboxError::Unavailable(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Outbox(OutboxError::Locked { .. } | OutboxError::Record(_)) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Outbox(
+                OutboxError::Locked { .. } | OutboxError::Record(_) | OutboxError::LeaseLost { .. },
+            ) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -8,6 +8,7 @@ mod alertmanager;
 mod alertmanager_chat;
 mod apprise;
 mod errors;
+mod failover;
 mod fixtures;
 mod formats;
 mod hostile;

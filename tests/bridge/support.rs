@@ -132,7 +132,7 @@ impl Process {
     }
 
     pub async fn wait_ready(port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ready = awc::Client::default()
                 .get(format!("http://127.0.0.1:{port}/readyz"))
@@ -144,6 +144,11 @@ impl Process {
             assert!(Instant::now() < deadline, "the service did not get ready");
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The process id (the start of its lease holder's name in a shared database).
+    pub fn pid(&self) -> u32 {
+        self.0.id()
     }
 
     /// SIGKILL: no shutdown, no flush, as in a crash.

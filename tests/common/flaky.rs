@@ -1,12 +1,13 @@
 //! A Pushjet API in front of the real one that fails on cue: answers 500, 429 with
-//! `Retry-After`, hangs past the client's timeout, or forwards the request untouched. Counts what
-//! it saw and what it forwarded.
+//! `Retry-After`, 400 for the secret, hangs past the client's timeout, or forwards the request
+//! untouched; by script, every other request, or in phases that repeat over time (flapping).
+//! Counts what it saw and what it forwarded, and notes when each request arrived.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -20,17 +21,26 @@ pub enum Fault {
     TooManyRequests(u64),
     /// No answer for this long, then a 500.
     Hang(Duration),
+    /// 400 "Invalid secret" (error id 3), as Pushjet answers a secret it does not know: a
+    /// permanent failure.
+    InvalidSecret,
     /// Pass the request on to the real API.
     Forward,
 }
+
+/// Flapping: when it started, and its phases (how long, what happens) in order.
+type Flapping = (Instant, Vec<(Duration, Fault)>);
 
 #[derive(Default)]
 struct State {
     target: Mutex<String>,
     script: Mutex<VecDeque<Fault>>,
     flapping: AtomicBool,
+    /// Phases repeated from the instant they were set, when there are any.
+    phases: Mutex<Option<Flapping>>,
     seen: AtomicUsize,
     forwarded: AtomicUsize,
+    arrivals: Mutex<Vec<SystemTime>>,
 }
 
 /// A running faulty upstream.
@@ -97,6 +107,19 @@ impl Flaky {
         self.state.flapping.store(on, Ordering::SeqCst);
     }
 
+    /// From now on, after the script, each request meets the fault of the phase it arrives in:
+    /// the phases follow each other for their durations and start over after the last. Empty
+    /// stops it.
+    pub fn flap_through(&self, phases: &[(Duration, Fault)]) {
+        let cycle = (!phases.is_empty()).then(|| (Instant::now(), phases.to_vec()));
+        *self.state.phases.lock().expect("not poisoned") = cycle;
+    }
+
+    /// When each request arrived, in order, on the system clock.
+    pub fn arrivals(&self) -> Vec<SystemTime> {
+        self.state.arrivals.lock().expect("not poisoned").clone()
+    }
+
     /// How many requests arrived.
     pub fn seen(&self) -> usize {
         self.state.seen.load(Ordering::SeqCst)
@@ -114,6 +137,11 @@ impl Flaky {
 }
 
 async fn handle(request: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+    state
+        .arrivals
+        .lock()
+        .expect("not poisoned")
+        .push(SystemTime::now());
     let number = state.seen.fetch_add(1, Ordering::SeqCst);
     let scripted = state.script.lock().expect("not poisoned").pop_front();
     let fault = match scripted {
@@ -121,7 +149,7 @@ async fn handle(request: HttpRequest, body: web::Bytes, state: web::Data<State>)
         None if state.flapping.load(Ordering::SeqCst) && number.is_multiple_of(2) => {
             Fault::ServerError
         }
-        None => Fault::Forward,
+        None => phase_now(&state).unwrap_or(Fault::Forward),
     };
     match fault {
         Fault::ServerError => HttpResponse::InternalServerError()
@@ -134,8 +162,28 @@ async fn handle(request: HttpRequest, body: web::Bytes, state: web::Data<State>)
             actix_web::rt::time::sleep(duration).await;
             HttpResponse::InternalServerError().body("too late")
         }
+        Fault::InvalidSecret => HttpResponse::BadRequest()
+            .content_type("application/json")
+            .body(r#"{"error": {"message": "Invalid secret", "id": 3}}"#),
         Fault::Forward => forward(&request, body, &state).await,
     }
+}
+
+/// The fault of the flapping phase in force, if the upstream flaps.
+fn phase_now(state: &State) -> Option<Fault> {
+    let phases = state.phases.lock().expect("not poisoned");
+    let (started, phases) = phases.as_ref()?;
+    let cycle: Duration = phases.iter().map(|(length, _)| *length).sum();
+    let mut into = Duration::from_nanos(
+        u64::try_from(started.elapsed().as_nanos() % cycle.as_nanos().max(1)).unwrap_or(0),
+    );
+    for (length, fault) in phases {
+        if into < *length {
+            return Some(*fault);
+        }
+        into -= *length;
+    }
+    phases.last().map(|(_, fault)| *fault)
 }
 
 async fn forward(request: &HttpRequest, body: web::Bytes, state: &State) -> HttpResponse {

@@ -8,6 +8,7 @@ pub mod flaky;
 /// A throwaway PostgreSQL server for the tests of a shared outbox (the unit tests' own).
 #[path = "../../src/database/test_server.rs"]
 pub mod postgres;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -276,8 +277,29 @@ impl Answer {
 /// How long any request to the service may take: a hang is a failure, not a stuck suite.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Why a POST got no answer.
+#[derive(Debug)]
+pub enum NoAnswer {
+    /// The connection was refused: nothing was sent (the service is down).
+    Refused(String),
+    /// Anything else (reset, timeout, a connection that broke off): the request may have been
+    /// taken.
+    Lost(String),
+}
+
 /// POSTs `body` to `url` with exactly the given headers (no Content-Type unless given).
 pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<bytes::Bytes>) -> Answer {
+    try_post(url, headers, body)
+        .await
+        .unwrap_or_else(|error| panic!("POST {url} got no answer: {error:?}"))
+}
+
+/// [`post`], telling a request that got no answer from one that was answered.
+pub async fn try_post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<bytes::Bytes>,
+) -> Result<Answer, NoAnswer> {
     let client = awc::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .disable_redirects()
@@ -287,19 +309,23 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<bytes::By
         request = request.append_header((*name, *value));
     }
     let body: bytes::Bytes = body.into();
-    let mut response = request
-        .send_body(body)
-        .await
-        .unwrap_or_else(|error| panic!("POST {url} got no answer: {error}"));
+    let mut response = request.send_body(body).await.map_err(|error| match error {
+        awc::error::SendRequestError::Connect(awc::error::ConnectError::Io(error))
+            if error.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            NoAnswer::Refused(error.to_string())
+        }
+        other => NoAnswer::Lost(other.to_string()),
+    })?;
     let bytes = response
         .body()
         .limit(16 * 1024 * 1024)
         .await
-        .unwrap_or_else(|error| panic!("POST {url}: unreadable answer body: {error}"));
-    Answer {
+        .map_err(|error| NoAnswer::Lost(format!("unreadable answer body: {error}")))?;
+    Ok(Answer {
         status: response.status(),
         headers: response.headers().clone(),
         text: String::from_utf8_lossy(&bytes).into_owned(),
         json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    })
 }

@@ -49,6 +49,19 @@ pub enum OutboxError {
     /// No dead letter has this id (it was retried or purged, or never existed).
     #[error("no dead letter has id {0}")]
     NoSuchDeadLetter(u64),
+    /// An outcome came under a claim that is no longer this replica's: its lease lapsed and
+    /// another replica may have taken the route. Nothing changed; the notification stays pending
+    /// for the route's holder, so there is nothing to record later either.
+    #[error(
+        "this replica's lease on route `{route}` lapsed and another may have taken it (is \
+         PUSHJET_BRIDGE_LEASE long enough?); notification {id} stays pending for the route's holder"
+    )]
+    LeaseLost {
+        /// The route.
+        route: String,
+        /// The notification whose outcome was not recorded.
+        id: u64,
+    },
 }
 
 impl OutboxError {
@@ -58,7 +71,10 @@ impl OutboxError {
         match self {
             Self::Full { .. } => Some(FULL_RETRY_AFTER),
             Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
-            Self::Locked { .. } | Self::Record(_) | Self::NoSuchDeadLetter(_) => None,
+            Self::Locked { .. }
+            | Self::Record(_)
+            | Self::NoSuchDeadLetter(_)
+            | Self::LeaseLost { .. } => None,
         }
     }
 }

@@ -22,7 +22,8 @@
 //!   upsert (free, or expired), numbered from a sequence (the fencing token of [`Claim::lease`]),
 //!   renewed by every read and outcome under it, deleted when given back, lapsing
 //!   `PUSHJET_BRIDGE_LEASE` after its last renewal when its replica died. An outcome is recorded
-//!   only while its lease is still the route's: a replica that lost it cannot overwrite another's.
+//!   only while its lease is still the route's: a replica that lost it cannot overwrite another's
+//!   ([`OutboxError::LeaseLost`]; the dispatcher drops that outcome rather than hold it).
 //! - **Dedup is global**: the key's row is inserted in the enqueue's transaction, so the same
 //!   delivery posted to two replicas is queued once.
 //! - **Waking.** Changes `NOTIFY` a channel that every replica `LISTEN`s on (`crate::database`);
@@ -852,10 +853,10 @@ impl OutboxBackend for PostgresOutbox {
             if held {
                 Ok(())
             } else {
-                Err(OutboxError::Unavailable(format!(
-                    "this replica's lease on route `{route}` lapsed and another may have taken \
-                     it (is PUSHJET_BRIDGE_LEASE long enough?); notification {id} stays pending"
-                )))
+                Err(OutboxError::LeaseLost {
+                    route: route.to_string(),
+                    id,
+                })
             }
         });
         Box::pin(async move {

@@ -104,7 +104,7 @@ async fn a_lapsed_lease_is_taken_over_and_fences_out_its_old_holder() {
 
     let fenced = dying.record(&lost, ids[0], Outcome::Sent).await;
     assert!(
-        matches!(&fenced, Err(OutboxError::Unavailable(reason)) if reason.contains("lease")),
+        matches!(&fenced, Err(OutboxError::LeaseLost { id, .. }) if *id == ids[0]),
         "{fenced:?}"
     );
     assert!(dying.next_batch(&mut lost, 10).await.is_empty());
