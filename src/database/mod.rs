@@ -88,12 +88,14 @@ pub(crate) async fn connect(
         .recycle_timeout(Some(CONNECT_TIMEOUT))
         .build()
         .map_err(|error| DatabaseError(format!("database pool: {error}")))?;
-    migrations::migrate(&pool).await.map_err(|DatabaseError(reason)| {
-        DatabaseError(format!(
-            "{reason} (connecting to {} at start)",
-            url.redacted()
-        ))
-    })?;
+    migrations::migrate(&pool)
+        .await
+        .map_err(|DatabaseError(reason)| {
+            DatabaseError(format!(
+                "{reason} (connecting to {} at start)",
+                url.redacted()
+            ))
+        })?;
     Ok(Database { pool, config, tls })
 }
 
