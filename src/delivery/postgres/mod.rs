@@ -12,15 +12,20 @@
 //! | `outbox_dedup` | `route/key` | when it expires (index by expiry, pruned in the background) |
 //! | `route_leases` | route | the replica sending it, its lease number (sequence `route_lease_numbers`), until when (the database's clock) |
 //!
-//! - **Committed before answered.** An enqueue is one transaction (dedup key, queue limit,
-//!   notifications, `NOTIFY`); its ids are returned after `COMMIT`, so a 202 always stands on
-//!   committed rows. How durable a commit is, is the server's promise: `synchronous_commit = on`
-//!   (the default), and a synchronous standby when failover must not lose anything.
-//! - **Order per route across replicas.** An enqueue holds the route's advisory lock from taking
-//!   its ids to its commit, so a route's ids are in the order its notifications were accepted. A
-//!   replica sends a route only under a lease: a row in `route_leases` taken with a conditional
-//!   upsert (free, or expired), numbered from a sequence (the fencing token of [`Claim::lease`]),
-//!   renewed by every read and outcome under it, deleted when given back, lapsing
+//! - **Committed before answered.** An enqueue is one statement in its own transaction (dedup
+//!   key, notifications, `NOTIFY`), sent with its `BEGIN` and `COMMIT` in one round trip; its
+//!   ids are returned after `COMMIT` answered, so a 202 always stands on committed rows. How
+//!   durable a commit is, is the server's promise: `synchronous_commit = on` (the default), and
+//!   a synchronous standby when failover must not lose anything. Enqueues take no lock, so
+//!   concurrent ones commit together (the server's group commit): the rate is not bound by one
+//!   commit's latency per route.
+//! - **Order per route across replicas.** A notification accepted (202) before another was
+//!   posted has the smaller id: its commit came first. Two posted at once may commit out of
+//!   their ids' order; neither was accepted first, and a run that hands out the later one
+//!   first leaves the earlier to the route's next claim. A replica sends a route only under a
+//!   lease: a row in `route_leases` taken with a conditional upsert (free, or expired), numbered
+//!   from a sequence (the fencing token of [`Claim::lease`]), renewed by every read and outcome
+//!   under it, deleted when given back, lapsing
 //!   `PUSHJET_BRIDGE_LEASE` after its last renewal when its replica died. An outcome is recorded
 //!   only while its lease is still the route's: a replica that lost it cannot overwrite another's
 //!   ([`OutboxError::LeaseLost`]; the dispatcher drops that outcome rather than hold it).
@@ -34,13 +39,14 @@
 //!   (the webhook's 503), the dispatcher finds nothing to do for a few seconds and tries again,
 //!   and [`OutboxBackend::problem`] names the failure for `/readyz` until a query succeeds again.
 //! - **Gauges** (pending count, oldest age) are synchronous: they answer from values a background
-//!   task refreshes every second, adjusted at once by this replica's own changes.
+//!   task refreshes every second, adjusted at once by this replica's own changes. The queue
+//!   limit is checked against them.
 
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,8 +68,23 @@ use crate::routes::RouteName;
 
 /// The channel changes are announced on.
 const CHANNEL: &str = "pushjet_bridge_outbox";
-/// The first key of the routes' advisory locks (`pg_advisory_xact_lock(space, hashtext(route))`).
-const ROUTE_LOCK_SPACE: i32 = 0x706a_6272;
+/// An enqueue in one statement: the dedup key, if any, is inserted (or an expired one renewed);
+/// when that went through (or there is no key), the notifications get ids in their order and are
+/// queued, and the channel is told. No row back for a duplicate.
+const ENQUEUE: &str = "WITH fresh AS ( \
+         INSERT INTO outbox_dedup (key, expires_at) SELECT $1::TEXT, $2 WHERE $1::TEXT IS NOT NULL \
+         ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+         WHERE outbox_dedup.expires_at <= $3 RETURNING key), \
+     admitted AS (SELECT 1 WHERE $1::TEXT IS NULL OR EXISTS (SELECT 1 FROM fresh)), \
+     ids AS (SELECT nextval('outbox_ids') AS id FROM unnest($5::TEXT[]) CROSS JOIN admitted), \
+     numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM ids), \
+     queued AS ( \
+         INSERT INTO outbox_pending \
+             (id, route, message, attempts, queued_at, retrying_since, next_attempt_at) \
+         SELECT numbered.id, $4, m.message, 0, $3, $3, $3 \
+         FROM numbered JOIN unnest($5::TEXT[]) WITH ORDINALITY AS m(message, n) USING (n) \
+         RETURNING id) \
+     SELECT id, pg_notify($6, $4) FROM queued ORDER BY id";
 /// Connections kept open per replica.
 const POOL_SIZE: usize = 16;
 /// How often the gauges are read again and expired dedup keys deleted.
@@ -117,26 +138,34 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// The pending count and the oldest waiting time, as last read, adjusted by local changes.
+/// The pending count and the oldest pending age, as last read from the database plus this
+/// replica's own changes since. The queue limit is checked against it, so replicas enqueuing
+/// at once can pass the limit by what they queue within a refresh.
 #[derive(Debug, Default)]
 struct Gauges {
     pending: AtomicU64,
     /// When the longest-waiting notification started waiting; 0 when nothing is pending.
     oldest_since: AtomicU64,
-    /// Counts local adjustments: a refresh read before one of them is not stored.
-    adjustments: AtomicU64,
+    /// This replica's net change of the pending count, ever: a refresh adds the part made while
+    /// it read.
+    net: AtomicI64,
 }
 
 impl Gauges {
+    fn pending(&self) -> u64 {
+        self.pending.load(Ordering::SeqCst)
+    }
+
     fn added(&self, count: u64, since: u64) {
-        self.adjustments.fetch_add(1, Ordering::SeqCst);
+        self.net
+            .fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::SeqCst);
         if self.pending.fetch_add(count, Ordering::SeqCst) == 0 && count > 0 {
             self.oldest_since.store(since, Ordering::SeqCst);
         }
     }
 
     fn removed(&self) {
-        self.adjustments.fetch_add(1, Ordering::SeqCst);
+        self.net.fetch_sub(1, Ordering::SeqCst);
         let before = self
             .pending
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| {
@@ -148,12 +177,18 @@ impl Gauges {
         }
     }
 
-    /// Stores what a refresh read, unless a local change came after `version` was taken.
-    fn refreshed(&self, version: u64, pending: u64, oldest_since: u64) {
-        if self.adjustments.load(Ordering::SeqCst) == version {
-            self.pending.store(pending, Ordering::SeqCst);
-            self.oldest_since.store(oldest_since, Ordering::SeqCst);
-        }
+    /// Where a refresh starts: this replica's net change before it reads.
+    fn mark(&self) -> i64 {
+        self.net.load(Ordering::SeqCst)
+    }
+
+    /// Stores what a refresh that started at `mark` read, plus this replica's changes since.
+    fn refreshed(&self, mark: i64, pending: u64, oldest_since: u64) {
+        let since = self.net.load(Ordering::SeqCst).saturating_sub(mark);
+        let pending = pending.saturating_add_signed(since);
+        self.pending.store(pending, Ordering::SeqCst);
+        self.oldest_since
+            .store(if pending == 0 { 0 } else { oldest_since }, Ordering::SeqCst);
     }
 }
 
@@ -259,7 +294,7 @@ impl Shared {
 
     /// Reads the gauges again and deletes some expired dedup keys.
     async fn refresh(&self) {
-        let version = self.gauges.adjustments.load(Ordering::SeqCst);
+        let mark = self.gauges.mark();
         let read = async {
             let client = self.pool.get().await.map_err(unavailable)?;
             let row = client
@@ -270,7 +305,7 @@ impl Shared {
                 .await
                 .map_err(unavailable)?;
             self.gauges
-                .refreshed(version, to_u64(row.get(0)), to_u64(row.get(1)));
+                .refreshed(mark, to_u64(row.get(0)), to_u64(row.get(1)));
             client
                 .execute(
                     "DELETE FROM outbox_dedup WHERE key IN \
@@ -298,62 +333,58 @@ impl Shared {
             .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()?;
         let count = u64::try_from(bodies.len()).unwrap_or(u64::MAX);
-        let mut client = self.pool.get().await.map_err(unavailable)?;
-        let txn = client.transaction().await.map_err(unavailable)?;
-        txn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&ROUTE_LOCK_SPACE, &route.as_str()],
-        )
-        .await
-        .map_err(unavailable)?;
-        if let Some(key) = dedup_key {
-            let expires = to_i64(now.saturating_add(self.dedup_window_ms));
-            let fresh = txn
-                .query_opt(
-                    "INSERT INTO outbox_dedup (key, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-                     WHERE outbox_dedup.expires_at <= $3 RETURNING key",
-                    &[&format!("{route}/{key}"), &expires, &to_i64(now)],
-                )
-                .await
-                .map_err(unavailable)?;
-            if fresh.is_none() {
-                txn.rollback().await.map_err(unavailable)?;
+        let key = dedup_key.map(|key| format!("{route}/{key}"));
+        let client = self.pool.get().await.map_err(unavailable)?;
+        if self.gauges.pending().saturating_add(count) > self.max_queue {
+            // A duplicate is answered as one even when the queue is full.
+            let duplicate = match &key {
+                Some(key) => client
+                    .query_opt(
+                        "SELECT 1 FROM outbox_dedup WHERE key = $1 AND expires_at > $2",
+                        &[key, &to_i64(now)],
+                    )
+                    .await
+                    .map_err(unavailable)?
+                    .is_some(),
+                None => false,
+            };
+            if duplicate {
                 return Ok(Enqueued::Duplicate);
             }
-        }
-        if count_pending(&txn, self.max_queue).await?.saturating_add(count) > self.max_queue {
-            txn.rollback().await.map_err(unavailable)?;
             return Err(OutboxError::Full {
                 limit: self.max_queue,
             });
         }
-        let mut ids: Vec<i64> = txn
-            .query(
-                "SELECT nextval('outbox_ids') FROM generate_series(1, $1::INTEGER)",
-                &[&i32::try_from(bodies.len()).unwrap_or(i32::MAX)],
-            )
-            .await
-            .map_err(unavailable)?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        ids.sort_unstable();
-        txn.execute(
-            "INSERT INTO outbox_pending \
-                 (id, route, message, attempts, queued_at, retrying_since, next_attempt_at) \
-             SELECT id, $2, message, 0, $3, $3, $3 \
-             FROM unnest($1::BIGINT[], $4::TEXT[]) AS queued(id, message)",
-            &[&ids, &route.as_str(), &to_i64(now), &bodies],
-        )
-        .await
-        .map_err(unavailable)?;
-        txn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &route.as_str()])
+        let statement = client
+            .prepare_cached(ENQUEUE)
             .await
             .map_err(unavailable)?;
-        txn.commit().await.map_err(unavailable)?;
+        let expires = to_i64(now.saturating_add(self.dedup_window_ms));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &key,
+            &expires,
+            &to_i64(now),
+            &route.as_str(),
+            &bodies,
+            &CHANNEL,
+        ];
+        // One round trip: the three requests are pipelined, and the rows count only once
+        // COMMIT has answered (a failed statement turns COMMIT into a rollback).
+        let (begun, rows, committed) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            client.query(&statement, &params),
+            client.batch_execute("COMMIT"),
+        );
+        begun.map_err(unavailable)?;
+        let rows = rows.map_err(unavailable)?;
+        committed.map_err(unavailable)?;
+        if key.is_some() && rows.is_empty() && !bodies.is_empty() {
+            return Ok(Enqueued::Duplicate);
+        }
         self.gauges.added(count, now);
-        Ok(Enqueued::Queued(ids.into_iter().map(to_u64).collect()))
+        Ok(Enqueued::Queued(
+            rows.iter().map(|row| to_u64(row.get(0))).collect(),
+        ))
     }
 
     /// Claims up to `room` routes whose head is due and not leased, oldest head first.

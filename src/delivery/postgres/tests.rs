@@ -264,3 +264,59 @@ async fn a_lease_in_use_is_renewed_by_every_outcome_and_outlives_its_length() {
     sender.release(claim).await;
     assert!(other.claim_due(5).await.claims.is_empty(), "all sent");
 }
+
+#[actix_web::test]
+async fn the_queue_limit_counts_what_other_replicas_queued() {
+    let url = TestPostgres::shared().create_database().await;
+    let settings = DeliverySettings {
+        max_queue: 3,
+        ..settings(&url)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = Outbox::connect(dir.path(), &settings).await.unwrap();
+    let second = Outbox::connect(dir.path(), &settings).await.unwrap();
+    enqueue(&first, "ops", &["a", "b"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while second.pending_count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica never read the pending count"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let two = vec![message("c"), message("d")];
+    assert!(matches!(
+        second.enqueue(&route("ops"), two, None).await,
+        Err(OutboxError::Full { limit: 3 })
+    ));
+    assert_eq!(enqueue(&second, "ops", &["e"]).await.len(), 1);
+}
+
+#[actix_web::test]
+async fn concurrent_enqueues_on_one_route_are_each_committed_once_in_their_own_order() {
+    let (first, second) = replicas(Duration::from_secs(60)).await;
+    let batches: Vec<Vec<String>> = (0..40)
+        .map(|n| (0..3).map(|part| format!("{n}-{part}")).collect())
+        .collect();
+    let posts = batches.iter().enumerate().map(|(n, texts)| {
+        let outbox = if n % 2 == 0 { &first } else { &second };
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        async move { (enqueue(outbox, "storm", &texts).await, texts.clone()) }
+    });
+    let results = futures_util::future::join_all(posts).await;
+    let mut all_ids = HashSet::new();
+    for (ids, _) in &results {
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        assert!(ids.iter().all(|id| all_ids.insert(*id)), "an id handed out twice");
+    }
+    let mut claimed = first.claim_due(1).await.claims.remove(0);
+    let batch = first.next_batch(&mut claimed, 1000).await;
+    assert_eq!(batch.len(), 120, "every committed notification is pending");
+    for (ids, texts) in &results {
+        for (id, text) in ids.iter().zip(texts) {
+            let found = batch.iter().find(|(pending, _)| pending == id);
+            assert_eq!(found.map(|(_, record)| record.message.clone()), Some(message(text)));
+        }
+    }
+}
