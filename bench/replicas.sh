@@ -12,6 +12,8 @@
 #   BENCH_PROFILE=1 bench/replicas.sh      # also profile PostgreSQL in the replicas runs (slower):
 #       pg_stat_statements (calls per accepted webhook, mean time of each statement) and what the
 #       database's backends were doing, sampled every 50 ms from pg_stat_activity
+#   BENCH_ROUTES=4 bench/replicas.sh       # the webhooks spread over 4 routes instead of 1 (an
+#       enqueue holds its route's lock until its commit: this shows what one route's lock costs)
 #
 # What it does:
 #   1. installs Debian's wrk, and postgresql when no /usr/lib/postgresql/*/bin/initdb exists;
@@ -52,6 +54,7 @@ SINK_PORT=18210 BRIDGE_PORT=18200   # replicas: 18201, 18202, 18203
 ALERTS_TOKEN=bench-alertmanager-token
 WEBHOOK_SECRET=bench-github-webhook-secret
 REPLICA_COUNTS=(1 2 3)
+ROUTES=${BENCH_ROUTES:-1}     # >1: the webhooks go to that many routes in turn (see below)
 PROFILE=${BENCH_PROFILE:-}   # 1: also where PostgreSQL's time goes in each replicas run (below)
 
 # shellcheck source=bench/lib.sh
@@ -160,10 +163,20 @@ SINK_PID=$LAST_PID
 export PUSHJET_API_URL=http://$HOST:$SINK_PORT/
 export PUSHJET_BRIDGE_EMBEDDED_PUSHJET=false
 export PUSHJET_BRIDGE_MAX_QUEUE=10000000   # as bench/run.sh: measure the service, not its backpressure
-export PUSHJET_BRIDGE_ROUTES=alerts
-export PUSHJET_BRIDGE_ROUTE_ALERTS_SECRET=0123456789abcdef0123456789abcdef
-export PUSHJET_BRIDGE_ROUTE_ALERTS_SOURCE=alertmanager
-export PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN=$ALERTS_TOKEN
+# The route `alerts`, and with BENCH_ROUTES=N also alerts2 ... alertsN, the requests in turn.
+ROUTE_NAMES=(alerts)
+for n in $(seq 2 "$ROUTES"); do ROUTE_NAMES+=("alerts$n"); done
+export PUSHJET_BRIDGE_ROUTES
+PUSHJET_BRIDGE_ROUTES=$(IFS=,; echo "${ROUTE_NAMES[*]}")
+ROUTE_PATHS=
+for route in "${ROUTE_NAMES[@]}"; do
+  upper=${route^^}
+  export "PUSHJET_BRIDGE_ROUTE_${upper}_SECRET=0123456789abcdef0123456789abcdef"
+  export "PUSHJET_BRIDGE_ROUTE_${upper}_SOURCE=alertmanager"
+  export "PUSHJET_BRIDGE_ROUTE_${upper}_TOKEN=$ALERTS_TOKEN"
+  ROUTE_PATHS+=" /hooks/$route"
+done
+record routes "$ROUTES"
 unset PUSHJET_BRIDGE_DATABASE_URL PUSHJET_BRIDGE_DATABASE_URL_FILE
 
 # Starts `count` replicas (ports BRIDGE_PORT+1...) on database `database` ("" for redb), each with
@@ -244,7 +257,7 @@ PY
 say "ceiling: $(value ceiling_rps) inserts/s, p99 $(value ceiling_p99_ms) ms"
 
 # --- (b) and (c): the bridge ----------------------------------------------------------------------
-export BENCH_BODY=$AM_BODY BENCH_PATHS=/hooks/alerts BENCH_TOKEN=$ALERTS_TOKEN
+export BENCH_BODY=$AM_BODY BENCH_PATHS=$ROUTE_PATHS BENCH_TOKEN=$ALERTS_TOKEN
 
 # wrk over the running replicas, then the wait for the sink; records <name>_* (see lib.sh's load),
 # <name>_{sink,pg}_cpu_s, <name>_delivered_during and <name>_delivered (after the wait).

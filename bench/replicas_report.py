@@ -71,7 +71,8 @@ def main():
     print(
         f"PostgreSQL {r['pg_version']}: {r['pg_settings']}; "
         f"stored notification {int(num('message_bytes')):,} bytes (webhook body {int(num('body_bytes')):,} bytes); "
-        f"{r['connections']} connections / clients, {r['duration_s']} s per run"
+        f"{r['connections']} connections / clients, {r['duration_s']} s per run; "
+        f"webhooks to {r['routes']} route{'s' if r['routes'] != '1' else ''}"
     )
     print_table(
         (
