@@ -5,7 +5,7 @@
 # the whole run took, and exits. Everything listens on 127.0.0.1 and every load run is bounded in
 # time. Results and what they mean: BENCHMARKS.md, "Several replicas on PostgreSQL (issue 14)".
 #
-#   bench/replicas.sh                      # about 2 minutes once built
+#   bench/replicas.sh                      # about 1.5 minutes once built
 #   BENCH_DURATION=5 bench/replicas.sh     # shorter runs (default 10 s each)
 #   BENCH_DRAIN_LIMIT=60 bench/replicas.sh # wait longer for a backlog to be delivered (default 30 s)
 #   BENCH_BRIDGE=/path/to/pushjet-bridge bench/replicas.sh   # another build
@@ -212,7 +212,7 @@ stop_replicas
 MESSAGE_BYTES=$(($(wc -c <"$WORK/message.json") - 1))
 [ "$MESSAGE_BYTES" -gt 0 ] || { echo "the probe webhook stored no notification" >&2; exit 1; }
 record message_bytes "$MESSAGE_BYTES"
-record body_bytes "$(($(wc -c <"$AM_BODY") + 2))"
+record body_bytes "$(wc -c <"$WORK/probe.json")"
 
 # --- (a) The ceiling: pgbench, one INSERT of such a row per transaction ---------------------------
 load_before ceiling
