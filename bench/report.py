@@ -16,6 +16,15 @@ def load(path):
     return results
 
 
+def print_table(headers, rows):
+    """One row per line, the columns padded to their widest cell and separated by " | "."""
+    widths = [max(len(str(line[i])) for line in rows + [headers]) for i in range(len(headers))]
+    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("-|-".join("-" * w for w in widths))
+    for line in rows:
+        print(" | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip())
+
+
 def main():
     r = load(sys.argv[1])
     num = lambda key: float(r[key])
@@ -112,12 +121,7 @@ def main():
         check(ready < 100),
     )
     errors = int(num("unexpected_answers"))
-    headers = ("measurement", "value", "detail", "ratio", "target", "")
-    widths = [max(len(str(line[i])) for line in rows + [headers]) for i in range(len(headers))]
-    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    print("-|-".join("-" * w for w in widths))
-    for line in rows:
-        print(" | ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip())
+    print_table(("measurement", "value", "detail", "ratio", "target", ""), rows)
     print(f"unexpected answers (not 202, or socket errors) over all runs: {errors}")
     print(
         f"other work on the machine ({r['cores']} cores): {r['busy_before_percent']}% busy before "

@@ -37,19 +37,15 @@ CONNECTIONS=50
 FIXTURES=${BENCH_FIXTURES:-$ROOT/tests/fixtures}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=127.0.0.1
+DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-30}
 BARE_PORT=18181 FORWARDER_PORT=18182 DURABLE_PORT=18183 SINK_PORT=18190 BRIDGE_PORT=18180
 ALERTS_TOKEN=bench-alertmanager-token
 WEBHOOK_SECRET=bench-github-webhook-secret
 
-say() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-if ! command -v wrk >/dev/null; then
-  say "installing wrk (Debian)"
-  as_root=()
-  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
+ensure_wrk
 
 say "building release binaries"
 BUILD_STARTED=$SECONDS
@@ -60,82 +56,13 @@ REFERENCE=$TARGET/release/examples/reference
 
 WORK=$(mktemp -d)
 RESULTS=$WORK/results
-PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_started
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-record() { echo "$1=$2" >>"$RESULTS"; }
-
-# Starts a server in the background and waits until its port answers.
-start() {
-  local log=$1 port=$2
-  shift 2
-  "$@" >>"$WORK/$log.log" 2>&1 &
-  PIDS+=($!)
-  LAST_PID=$!
-  for _ in $(seq 1 500); do
-    if curl -s -o /dev/null "http://$HOST:$port/"; then return 0; fi
-    sleep 0.01
-  done
-  echo "$log did not start; its log:" >&2
-  cat "$WORK/$log.log" >&2
-  exit 1
-}
-
-stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
-
-# CPU seconds (user + system) used so far by the given processes.
-cpu_s() {
-  local pid total=0
-  for pid in "$@"; do
-    total=$(awk -v total="$total" '{ print total + ($14 + $15) / 100 }' "/proc/$pid/stat")
-  done
-  echo "$total"
-}
-
-# wrk with one of bench/wrk/*.lua; records <name>_{rps,p50_ms,p99_ms,...}, the CPU seconds the
-# given server processes used meanwhile (<name>_cpu_s), and counts answers other than 202.
-load() {
-  local name=$1 script=$2 url=$3
-  shift 3
-  local cpu_before
-  cpu_before=$(cpu_s "$@")
-  local output
-  output=$(BENCH_WRK_DIR=$ROOT/bench/wrk BENCH_RUN="$name-$$-$RANDOM" BENCH_THREADS=$THREADS \
-    wrk -t$THREADS -c$CONNECTIONS -d"${DURATION}s" -s "$ROOT/bench/wrk/$script" "$url")
-  local line
-  line=$(grep '^RESULT ' <<<"$output") || { echo "$output" >&2; exit 1; }
-  for pair in ${line#RESULT }; do record "${name}_${pair%%=*}" "${pair#*=}"; done
-  record "${name}_cpu_s" "$(python3 -c "print(round($(cpu_s "$@") - $cpu_before, 2))")"
-  local unexpected socket_errors
-  unexpected=$(sed -n 's/.* unexpected=\([0-9]*\).*/\1/p' <<<"$line")
-  socket_errors=$(sed -n 's/.* socket_errors=\([0-9]*\).*/\1/p' <<<"$line")
-  UNEXPECTED=$((UNEXPECTED + unexpected + socket_errors))
-  say "$name: ${line#RESULT }"
-}
-UNEXPECTED=0
-
-value() { sed -n "s/^$1=//p" "$RESULTS" | tail -1; }
-sink_count() { curl -s "http://$HOST:$SINK_PORT/count"; }
-rss_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
-
-# How busy the machine is with other work, in % of all cores over 1 s (the harness itself is idle
-# while this runs): other builds or tests during the run make every number here worse.
-busy_percent() {
-  python3 - <<'PY'
-import time
-def sample():
-    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-b0, t0 = sample(); time.sleep(1); b1, t1 = sample()
-print(round(100 * (b1 - b0) / max(1, t1 - t0)))
-PY
-}
+record drain_limit_s "$DRAIN_LIMIT"
 record busy_before_percent "$(busy_percent)"
 say "the machine was $(value busy_before_percent)% busy with other work before the run"
 
@@ -177,24 +104,6 @@ start bridge $BRIDGE_PORT "$BRIDGE"
 BRIDGE_PID=$LAST_PID
 sleep 1
 record first_idle_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
-
-# Waits (at most DRAIN_LIMIT seconds) until the sink has every notification the bridge accepted;
-# records <name>_drain_s, or <name>_undelivered when the limit ran out.
-DRAIN_LIMIT=${BENCH_DRAIN_LIMIT:-30}
-record drain_limit_s "$DRAIN_LIMIT"
-drain() {
-  local name=$1 expected=$2 started=$EPOCHREALTIME
-  local deadline=$((SECONDS + DRAIN_LIMIT))
-  while [ "$(sink_count)" -lt "$expected" ]; do
-    if [ $SECONDS -ge $deadline ]; then
-      record "${name}_undelivered" $((expected - $(sink_count)))
-      say "$name: $((expected - $(sink_count))) notifications still undelivered after ${DRAIN_LIMIT} s"
-      return
-    fi
-    sleep 0.02
-  done
-  record "${name}_drain_s" "$(python3 -c "print(round($EPOCHREALTIME - $started, 2))")"
-}
 
 # One sender at full speed, then the backlog, then at half the accepted rate.
 measure() {

@@ -4,6 +4,9 @@
 --   BENCH_RATE     optional: pace the whole run to this many requests per second (see below)
 --   BENCH_THREADS  wrk's -t, needed with BENCH_RATE
 --   BENCH_RUN      a label unique to this run, put into every generated id
+--   BENCH_TARGETS  optional: host:port of several servers, space-separated; wrk thread n keeps
+--                  its connections on server (n - 1) mod count (bench/replicas.sh: the load
+--                  spread over replicas, one latency histogram for all of them)
 --
 -- Pacing: wrk alone sends as fast as answers come back. With BENCH_RATE each thread keeps its
 -- own timetable of send slots, one every BENCH_THREADS / BENCH_RATE seconds (clock_gettime
@@ -47,11 +50,21 @@ end
 run_label = os.getenv("BENCH_RUN") or tostring(os.time())
 local expect = tonumber(os.getenv("BENCH_EXPECT") or "202")
 
+local targets = {}
+for target in string.gmatch(os.getenv("BENCH_TARGETS") or "", "%S+") do
+  table.insert(targets, target)
+end
+
 -- setup() runs in wrk's main thread once per thread; thread:set() gives each its id.
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
   thread:set("tid", #threads)
+  if #targets > 0 then
+    local target = targets[(#threads - 1) % #targets + 1]
+    local host, port = string.match(target, "^(.+):(%d+)$")
+    thread.addr = assert(wrk.lookup(host, port)[1], "cannot resolve " .. target)
+  end
 end
 
 unexpected = 0
