@@ -29,6 +29,11 @@
 //!   `PUSHJET_BRIDGE_LEASE` after its last renewal when its replica died. An outcome is recorded
 //!   only while its lease is still the route's: a replica that lost it cannot overwrite another's
 //!   ([`OutboxError::LeaseLost`]; the dispatcher drops that outcome rather than hold it).
+//! - **Outcomes.** A sent notification's row is deleted in a transaction committed with
+//!   `synchronous_commit = off`: it does not wait for the disk, so a database crash may forget
+//!   it and the notification is sent again (the crash window of duplicates, as with redb). Every
+//!   other outcome, and every enqueue, waits for its commit to be durable. The statements the
+//!   dispatcher runs all the time are prepared once per connection.
 //! - **Dedup is global**: the key's row is inserted in the enqueue's transaction, so the same
 //!   delivery posted to two replicas is queued once.
 //! - **Waking.** Changes `NOTIFY` a channel that every replica `LISTEN`s on (`crate::database`);
@@ -269,6 +274,17 @@ async fn count_pending(client: &impl GenericClient, limit: u64) -> Result<u64, O
     Ok(to_u64(row.get(0)))
 }
 
+/// Runs one of the statements the dispatcher runs all the time, prepared once per connection:
+/// one round trip instead of two.
+async fn prepared(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, OutboxError> {
+    let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+    client.query(&statement, params).await.map_err(unavailable)
+}
+
 /// Refreshes the gauges every [`REFRESH_EVERY`] until aborted.
 async fn refresh_forever(shared: Arc<Shared>) {
     loop {
@@ -391,9 +407,7 @@ impl Shared {
     async fn claim_due(&self, room: usize) -> Result<Due, OutboxError> {
         let now = self.now();
         let client = self.pool.get().await.map_err(unavailable)?;
-        let heads = client
-            .query(
-                "WITH RECURSIVE routes(route) AS ( \
+        let heads = prepared(&client, "WITH RECURSIVE routes(route) AS ( \
                      (SELECT route FROM outbox_pending ORDER BY route LIMIT 1) \
                      UNION ALL \
                      SELECT (SELECT p.route FROM outbox_pending p WHERE p.route > r.route \
@@ -406,11 +420,7 @@ impl Shared {
                  WHERE r.route IS NOT NULL AND NOT EXISTS ( \
                      SELECT 1 FROM route_leases l \
                      WHERE l.route = r.route AND l.expires_at > pushjet_bridge_now_ms()) \
-                 ORDER BY head.id",
-                &[],
-            )
-            .await
-            .map_err(unavailable)?;
+                 ORDER BY head.id", &[]).await?;
         let mut wanted: Vec<(String, i64)> = Vec::new();
         let mut next_due: Option<u64> = None;
         for head in &heads {
@@ -431,20 +441,14 @@ impl Shared {
         // Locked in name order, as every replica does, so that two claims never deadlock.
         let mut routes: Vec<&str> = wanted.iter().map(|(route, _)| route.as_str()).collect();
         routes.sort_unstable();
-        let leased = client
-            .query(
-                "INSERT INTO route_leases (route, holder, lease, expires_at) \
+        let leased = prepared(&client, "INSERT INTO route_leases (route, holder, lease, expires_at) \
                  SELECT route, $2, nextval('route_lease_numbers'), pushjet_bridge_now_ms() + $3 \
                  FROM unnest($1::TEXT[]) WITH ORDINALITY AS wanted(route, position) \
                  ORDER BY position \
                  ON CONFLICT (route) DO UPDATE SET holder = EXCLUDED.holder, \
                      lease = EXCLUDED.lease, expires_at = EXCLUDED.expires_at \
                  WHERE route_leases.expires_at <= pushjet_bridge_now_ms() \
-                 RETURNING route, lease",
-                &[&routes, &self.holder, &self.lease_ms],
-            )
-            .await
-            .map_err(unavailable)?;
+                 RETURNING route, lease", &[&routes, &self.holder, &self.lease_ms]).await?;
         let mut claims: Vec<(i64, Claim)> = Vec::new();
         for row in &leased {
             let (route, lease): (String, i64) = (row.get(0), row.get(1));
@@ -472,25 +476,19 @@ impl Shared {
     ) -> Result<Vec<(u64, PendingRecord)>, OutboxError> {
         let now = self.now();
         let client = self.pool.get().await.map_err(unavailable)?;
-        let rows = client
-            .query(
-                "WITH renewed AS ( \
+        let rows = prepared(&client, "WITH renewed AS ( \
                      UPDATE route_leases SET expires_at = pushjet_bridge_now_ms() + $3 \
                      WHERE route = $1 AND lease = $2 RETURNING route) \
                  SELECT p.id, p.message, p.attempts, p.queued_at, p.retrying_since, \
                         p.next_attempt_at, p.last_error \
                  FROM outbox_pending p JOIN renewed r ON p.route = r.route \
-                 WHERE p.id > $4 ORDER BY p.id LIMIT $5",
-                &[
+                 WHERE p.id > $4 ORDER BY p.id LIMIT $5", &[
                     &claim.route().as_str(),
                     &to_i64(claim.lease()),
                     &self.lease_ms,
                     &to_i64(claim.after().unwrap_or(0)),
                     &i64::try_from(max).unwrap_or(i64::MAX),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+                ]).await?;
         let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = to_u64(row.get(0));
@@ -530,9 +528,17 @@ impl Shared {
                          WHERE id = $1 AND route IN (SELECT route FROM lease) RETURNING id) \
                      SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM gone)"
                 );
-                client
-                    .query_one(&sql, &[&id, &route_name, &lease, &self.lease_ms])
-                    .await
+                // Committed without waiting for the disk: a database crash may forget it,
+                // and the notification is sent again (the documented duplicate window).
+                let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                    [&id, &route_name, &lease, &self.lease_ms];
+                let (begun, row, committed) = tokio::join!(
+                    client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+                    client.query_one(&statement, &params),
+                    client.batch_execute("COMMIT"),
+                );
+                begun.and(committed).and(row)
             }
             Outcome::Retry { at, error } => {
                 let sql = format!(
@@ -543,7 +549,8 @@ impl Shared {
                 );
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
                     [&id, &route_name, &lease, &self.lease_ms, &to_i64(at), &error];
-                client.query_one(&sql, &params).await
+                let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
+                client.query_one(&statement, &params).await
             }
             Outcome::Dead { reason } => {
                 let sql = format!(
@@ -563,7 +570,8 @@ impl Shared {
                     &to_i64(self.now()),
                     &reason,
                 ];
-                client.query_one(&sql, &params).await
+                let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
+                client.query_one(&statement, &params).await
             }
         }
         .map_err(unavailable)?;
@@ -577,22 +585,16 @@ impl Shared {
     /// Gives a lease back; says so on the channel when the route has due work left.
     async fn release(&self, claim: &Claim) -> Result<(), OutboxError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        client
-            .query(
-                "WITH released AS (DELETE FROM route_leases \
+        prepared(&client, "WITH released AS (DELETE FROM route_leases \
                      WHERE route = $1 AND lease = $2 RETURNING route) \
                  SELECT pg_notify($3, route) FROM released \
                  WHERE (SELECT next_attempt_at FROM outbox_pending p \
-                        WHERE p.route = released.route ORDER BY id LIMIT 1) <= $4",
-                &[
+                        WHERE p.route = released.route ORDER BY id LIMIT 1) <= $4", &[
                     &claim.route().as_str(),
                     &to_i64(claim.lease()),
                     &CHANNEL,
                     &to_i64(self.now()),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+                ]).await?;
         Ok(())
     }
 
@@ -602,17 +604,11 @@ impl Shared {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, OutboxError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        let rows = client
-            .query(
-                "SELECT id, route, message, attempts, queued_at, dead_at, reason \
-                 FROM outbox_dead_letters WHERE id > $1 ORDER BY id LIMIT $2",
-                &[
+        let rows = prepared(&client, "SELECT id, route, message, attempts, queued_at, dead_at, reason \
+                 FROM outbox_dead_letters WHERE id > $1 ORDER BY id LIMIT $2", &[
                     &to_i64(after.unwrap_or(0)),
                     &i64::try_from(limit).unwrap_or(i64::MAX),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+                ]).await?;
         rows.iter()
             .map(|row| {
                 let record = DeadRecord {
