@@ -13,7 +13,7 @@
 //! | `route_leases` | route | the replica sending it, its lease number (sequence `route_lease_numbers`), until when (the database's clock) |
 //!
 //! - **Committed before answered.** An enqueue is one statement in its own transaction (dedup
-//!   key, notifications, `NOTIFY`), sent with its `BEGIN` and `COMMIT` in one round trip; its
+//!   key, notifications), sent with its `BEGIN` and `COMMIT` in one round trip; its
 //!   ids are returned after `COMMIT` answered, so a 202 always stands on committed rows. How
 //!   durable a commit is, is the server's promise: `synchronous_commit = on` (the default), and
 //!   a synchronous standby when failover must not lose anything. Enqueues take no lock, so
@@ -36,7 +36,8 @@
 //!   dispatcher runs all the time are prepared once per connection.
 //! - **Dedup is global**: the key's row is inserted in the enqueue's transaction, so the same
 //!   delivery posted to two replicas is queued once.
-//! - **Waking.** Changes `NOTIFY` a channel that every replica `LISTEN`s on (`crate::database`);
+//! - **Waking.** Changes `NOTIFY` a channel that every replica `LISTEN`s on (`crate::database`):
+//!   enqueues just after their commit, one notification for as many as commit meanwhile;
 //!   [`OutboxBackend::changed`] also resolves every little while, so that a lapsed lease is taken
 //!   over even when nothing is said.
 //! - **Database trouble.** Every operation asks the pool for a connection (made again when one
@@ -75,7 +76,7 @@ use crate::routes::RouteName;
 const CHANNEL: &str = "pushjet_bridge_outbox";
 /// An enqueue in one statement: the dedup key, if any, is inserted (or an expired one renewed);
 /// when that went through (or there is no key), the notifications get ids in their order and are
-/// queued, and the channel is told. No row back for a duplicate.
+/// queued. No row back for a duplicate. (The channel is told afterwards, by [`announce_forever`].)
 const ENQUEUE: &str = "WITH fresh AS ( \
          INSERT INTO outbox_dedup (key, expires_at) SELECT $1::TEXT, $2 WHERE $1::TEXT IS NOT NULL \
          ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
@@ -89,7 +90,7 @@ const ENQUEUE: &str = "WITH fresh AS ( \
          SELECT numbered.id, $4, m.message, 0, $3, $3, $3 \
          FROM numbered JOIN unnest($5::TEXT[]) WITH ORDINALITY AS m(message, n) USING (n) \
          RETURNING id) \
-     SELECT id, pg_notify($6, $4) FROM queued ORDER BY id";
+     SELECT id FROM queued ORDER BY id";
 /// Connections kept open per replica.
 const POOL_SIZE: usize = 16;
 /// How often the gauges are read again and expired dedup keys deleted.
@@ -125,8 +126,11 @@ struct Shared {
     max_queue: u64,
     dedup_window_ms: u64,
     clock: Arc<dyn Clock>,
-    /// Woken by `NOTIFY` (and by reconnecting): the dispatcher claims again.
+    /// Woken by `NOTIFY` (and by reconnecting), and by this replica's own enqueues: the
+    /// dispatcher claims again.
     wake: Notify,
+    /// Woken by this replica's enqueues: [`announce_forever`] tells the other replicas.
+    announce: Notify,
     /// The longest [`OutboxBackend::changed`] waits.
     poll_every: Duration,
     gauges: Gauges,
@@ -225,6 +229,7 @@ impl PostgresOutbox {
             dedup_window_ms: duration_millis(settings.dedup_window),
             clock,
             wake: Notify::new(),
+            announce: Notify::new(),
             poll_every: (lease / 4).clamp(Duration::from_millis(50), MAX_POLL),
             gauges: Gauges::default(),
             problem: Mutex::new(None),
@@ -233,6 +238,7 @@ impl PostgresOutbox {
         let listener: Arc<dyn Listener> = shared.clone();
         let background = vec![
             tokio::spawn(refresh_forever(shared.clone())).abort_handle(),
+            tokio::spawn(announce_forever(shared.clone())).abort_handle(),
             tokio::spawn(database::listen(database, CHANNEL, "outbox changes", listener))
                 .abort_handle(),
         ];
@@ -241,8 +247,8 @@ impl PostgresOutbox {
     }
 }
 
-/// Every enqueue, dead letter retried and route given back with due work `NOTIFY`s the channel
-/// in its transaction: the dispatcher claims again.
+/// Every dead letter retried and route given back with due work `NOTIFY`s the channel in its
+/// transaction, and enqueues are announced by [`announce_forever`]: the dispatcher claims again.
 impl Listener for Shared {
     fn wake(&self) {
         self.wake.notify_one();
@@ -283,6 +289,31 @@ async fn prepared(
 ) -> Result<Vec<Row>, OutboxError> {
     let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
     client.query(&statement, params).await.map_err(unavailable)
+}
+
+/// Tells the other replicas, until aborted, that this one queued notifications: one `NOTIFY`
+/// for all the enqueues committed while the last one was on its way. Not in the enqueue's own
+/// transaction: PostgreSQL serialises the commits of transactions that notify (one lock for the
+/// notification queue, held through the commit's flush to disk), which would undo the group
+/// commit that concurrent enqueues share. Nothing depends on it arriving: it only wakes idle
+/// replicas early, which otherwise look again within [`MAX_POLL`] (this replica's dispatcher
+/// is woken at once, in process).
+async fn announce_forever(shared: Arc<Shared>) {
+    loop {
+        shared.announce.notified().await;
+        let told = async {
+            let client = shared.pool.get().await.map_err(unavailable)?;
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL synchronous_commit = off; NOTIFY {CHANNEL}; COMMIT"
+                ))
+                .await
+                .map_err(unavailable)
+        };
+        if let Err(error) = told.await {
+            tracing::debug!("cannot wake the other replicas: {error}");
+        }
+    }
 }
 
 /// Refreshes the gauges every [`REFRESH_EVERY`] until aborted.
@@ -376,14 +407,8 @@ impl Shared {
             .await
             .map_err(unavailable)?;
         let expires = to_i64(now.saturating_add(self.dedup_window_ms));
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-            &key,
-            &expires,
-            &to_i64(now),
-            &route.as_str(),
-            &bodies,
-            &CHANNEL,
-        ];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&key, &expires, &to_i64(now), &route.as_str(), &bodies];
         // One round trip: the three requests are pipelined, and the rows count only once
         // COMMIT has answered (a failed statement turns COMMIT into a rollback).
         let (begun, rows, committed) = tokio::join!(
@@ -398,6 +423,8 @@ impl Shared {
             return Ok(Enqueued::Duplicate);
         }
         self.gauges.added(count, now);
+        self.wake.notify_one();
+        self.announce.notify_one();
         Ok(Enqueued::Queued(
             rows.iter().map(|row| to_u64(row.get(0))).collect(),
         ))
