@@ -25,6 +25,12 @@ impl DatabaseUrl {
     /// Parses a connection string. The error never repeats the input: it may hold a password.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let raw = raw.trim();
+        if raw.contains("sslmode=verify-") {
+            return Err(
+                "sslmode=verify-ca and verify-full are not supported here: use sslmode=require, \
+                        which checks the server's certificate and host name",
+            );
+        }
         let config: tokio_postgres::Config = raw.parse().map_err(|_| {
             "not a PostgreSQL connection string such as \
              postgres://user:password@host:5432/dbname (the value is not shown: it may hold a \
@@ -172,6 +178,13 @@ mod tests {
         ] {
             let error = DatabaseUrl::parse(raw).unwrap_err();
             assert!(!error.contains("topsecret"), "{raw}: {error}");
+        }
+        for raw in [
+            "postgres://u:topsecret@h/db?sslmode=verify-full",
+            "host=h password=topsecret sslmode=verify-ca",
+        ] {
+            let error = DatabaseUrl::parse(raw).unwrap_err();
+            assert!(error.contains("use sslmode=require"), "{raw}: {error}");
         }
     }
 }
