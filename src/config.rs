@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use database::DatabaseUrl;
+pub use database::{DatabaseCa, DatabaseUrl};
 pub use delivery::DeliverySettings;
 pub use limits::{ApiLimits, HttpLimits, MAX_BUFFERED_BYTES};
 use read::{Problems, Vars, parse_bool};

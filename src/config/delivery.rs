@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::database::DatabaseUrl;
+use super::database::{DatabaseCa, DatabaseUrl};
 use super::read::{Problems, parse_count, parse_duration};
 
 const PREFIX: &str = "PUSHJET_BRIDGE_";
@@ -38,8 +38,8 @@ pub struct DeliverySettings {
     /// default `10s`).
     pub send_timeout: Duration,
     /// The PostgreSQL database the outbox (and the embedded Pushjet API's store) is kept in,
-    /// shared by every replica (`PUSHJET_BRIDGE_DATABASE_URL[_FILE]`); `None` keeps them in the
-    /// data directory (redb).
+    /// shared by every replica (`PUSHJET_BRIDGE_DATABASE_URL[_FILE]`, with the CA certificates
+    /// of `PUSHJET_BRIDGE_DATABASE_CA_FILE`); `None` keeps them in the data directory (redb).
     pub database: Option<DatabaseUrl>,
     /// How long a replica's claim on a route lasts without being renewed: a replica that dies
     /// mid-send loses its routes after this long (`PUSHJET_BRIDGE_LEASE`, default `30s`; longer
@@ -76,6 +76,7 @@ struct Vars {
     send_timeout: Option<String>,
     database_url: Option<String>,
     database_url_file: Option<std::path::PathBuf>,
+    database_ca_file: Option<std::path::PathBuf>,
     lease: Option<String>,
 }
 
@@ -149,6 +150,25 @@ impl DeliverySettings {
         if send_timeout.is_zero() {
             problems.push(format!("{PREFIX}SEND_TIMEOUT must be longer than zero"));
         }
+        let url_unset = raw
+            .database_url
+            .as_deref()
+            .is_none_or(|url| url.trim().is_empty())
+            && raw.database_url_file.is_none();
+        let ca = raw
+            .database_ca_file
+            .filter(|path| !path.as_os_str().is_empty())
+            .and_then(|path| {
+                if url_unset {
+                    problems.push(format!(
+                        "{PREFIX}DATABASE_CA_FILE is set but {PREFIX}DATABASE_URL is not: \
+                         there is no database to trust it for"
+                    ));
+                }
+                DatabaseCa::read(&path)
+                    .map_err(|error| problems.push(format!("{PREFIX}DATABASE_CA_FILE: {error}")))
+                    .ok()
+            });
         let database = problems
             .secret(
                 &name("DATABASE_URL"),
@@ -160,6 +180,10 @@ impl DeliverySettings {
                 DatabaseUrl::parse(&url)
                     .map_err(|error| problems.push(format!("{PREFIX}DATABASE_URL: {error}")))
                     .ok()
+            })
+            .map(|url| match ca {
+                Some(ca) => url.with_ca(ca),
+                None => url,
             });
         if database.is_some() && lease <= send_timeout {
             problems.push(format!(
@@ -259,6 +283,104 @@ mod tests {
         assert!(
             short.contains("PUSHJET_BRIDGE_LEASE (5s) must be longer"),
             "{short}"
+        );
+    }
+
+    /// A self-signed CA certificate, PEM.
+    fn ca_pem(name: &str) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn the_database_ca_file_goes_with_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        // Two CAs, and a key the reader skips.
+        let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        std::fs::write(&file, ca_pem("first") + &key + &ca_pem("second")).unwrap();
+        let settings = read(&[
+            (
+                "PUSHJET_BRIDGE_DATABASE_URL",
+                "postgres://bridge:pa55word@db/bridge?sslmode=require",
+            ),
+            ("PUSHJET_BRIDGE_DATABASE_CA_FILE", file.to_str().unwrap()),
+        ])
+        .unwrap();
+        let database = settings.database.as_ref().unwrap();
+        assert_eq!(database.ca().trust_anchors().len(), 2);
+        let debug = format!("{settings:?}");
+        assert!(debug.contains("DatabaseCa(2 certificates)"), "{debug}");
+        assert!(!debug.contains("pa55word"), "{debug}");
+
+        let without = read(&[(
+            "PUSHJET_BRIDGE_DATABASE_URL",
+            "postgres://bridge:pa55word@db/bridge?sslmode=require",
+        )])
+        .unwrap();
+        assert!(without.database.unwrap().ca().trust_anchors().is_empty());
+    }
+
+    #[test]
+    fn a_bad_database_ca_file_is_a_problem_naming_the_variable_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage =
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+        let not_der = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        let unended = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n";
+        let cases = [
+            ("missing.pem", None, "cannot read"),
+            ("empty.pem", Some(""), "holds no PEM certificate"),
+            (
+                "text.pem",
+                Some("just some text\n"),
+                "holds no PEM certificate",
+            ),
+            ("garbage.pem", Some(garbage), "is not valid PEM"),
+            ("unended.pem", Some(unended), "is not valid PEM"),
+            (
+                "not-der.pem",
+                Some(not_der),
+                "certificate 1 is not a usable CA",
+            ),
+        ];
+        for (name, contents, expected) in cases {
+            let path = dir.path().join(name);
+            if let Some(contents) = contents {
+                std::fs::write(&path, contents).unwrap();
+            }
+            let problems = read(&[
+                ("PUSHJET_BRIDGE_DATABASE_URL", "postgres://u:pa55word@db/x"),
+                ("PUSHJET_BRIDGE_DATABASE_CA_FILE", path.to_str().unwrap()),
+                ("PUSHJET_BRIDGE_RETRY_FOR", "forever"),
+            ])
+            .unwrap_err();
+            let text = problems.join("\n");
+            assert_eq!(problems.len(), 2, "{name}: {text}");
+            let problem = problems
+                .iter()
+                .find(|problem| problem.starts_with("PUSHJET_BRIDGE_DATABASE_CA_FILE: "))
+                .unwrap_or_else(|| panic!("{name}: {text}"));
+            assert!(problem.contains(&*path.to_string_lossy()), "{name}: {text}");
+            assert!(problem.contains(expected), "{name}: {text}");
+            assert!(!text.contains("pa55word"), "{name}: {text}");
+        }
+
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, ca_pem("alone")).unwrap();
+        let alone = read(&[("PUSHJET_BRIDGE_DATABASE_CA_FILE", file.to_str().unwrap())])
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            alone.contains(
+                "PUSHJET_BRIDGE_DATABASE_CA_FILE is set but PUSHJET_BRIDGE_DATABASE_URL is not"
+            ),
+            "{alone}"
         );
     }
 

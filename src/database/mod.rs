@@ -2,9 +2,10 @@
 //! (the outbox in `delivery/postgres/`, the embedded Pushjet API's store in
 //! `pushjet_server/store/postgres/`) have in common.
 //!
-//! - [`connect`]: a connection pool (TLS when the URL's `sslmode` asks for it, checked against
-//!   the Mozilla roots; connections made again when they drop) with the schema brought up to
-//!   date;
+//! - [`connect`]: a connection pool (TLS when the URL's `sslmode` asks for it, the server's
+//!   certificate and name checked against the Mozilla roots and the CA certificates of
+//!   `PUSHJET_BRIDGE_DATABASE_CA_FILE`; connections made again when they drop) with the schema
+//!   brought up to date;
 //! - `migrations.rs`: the one schema of the database, numbered migrations applied under an
 //!   advisory lock;
 //! - `listen.rs`: `LISTEN` on a channel over a connection of its own, made again when it drops;
@@ -17,6 +18,8 @@ mod listen;
 mod migrations;
 #[cfg(test)]
 pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +31,7 @@ pub(crate) use listen::{Listener, listen};
 #[cfg(test)]
 pub(crate) use migrations::latest_version;
 
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseCa, DatabaseUrl};
 
 /// How long connecting, or waiting for a free connection, may take before the caller is told
 /// the database is unavailable.
@@ -64,7 +67,7 @@ pub(crate) async fn connect(
     url: &DatabaseUrl,
     pool_size: usize,
 ) -> Result<Database, DatabaseError> {
-    let tls = tls()?;
+    let tls = tls(url.ca())?;
     let mut config = url.config().clone();
     if config.get_application_name().is_none() {
         config.application_name("pushjet-bridge");
@@ -99,11 +102,13 @@ pub(crate) async fn connect(
     Ok(Database { pool, config, tls })
 }
 
-/// TLS for the database (when its `sslmode` asks for it), checked against the Mozilla roots.
-fn tls() -> Result<MakeRustlsConnect, DatabaseError> {
-    let roots = rustls::RootCertStore {
+/// TLS for the database (when its `sslmode` asks for it): the server's certificate must chain
+/// to one of the Mozilla roots or of `ca`, and name the host connected to.
+fn tls(ca: &DatabaseCa) -> Result<MakeRustlsConnect, DatabaseError> {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    roots.extend(ca.trust_anchors().iter().cloned());
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -117,11 +122,20 @@ fn tls() -> Result<MakeRustlsConnect, DatabaseError> {
 /// A database failure as a person reads it, prefixed with "the database: ": the server's own
 /// message when it sent one (a client error's text alone is only "db error"), else the error
 /// with the causes its text does not already say ("error connecting to server" alone does not
-/// say that it was refused).
+/// say that it was refused), and what to do about a server certificate from an unknown CA.
 pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
     let mut reason = error.to_string();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
+        if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) =
+            rustls_error(cause)
+        {
+            reason = format!(
+                "{reason}: the server's certificate is not signed by a trusted CA (the Mozilla \
+                 roots, or one in PUSHJET_BRIDGE_DATABASE_CA_FILE)"
+            );
+            break;
+        }
         if let Some(db) = cause.downcast_ref::<tokio_postgres::error::DbError>() {
             reason = format!("{}: {}", db.severity(), db.message());
             break;
@@ -139,6 +153,17 @@ pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     format!("the database: {reason}")
+}
+
+/// The TLS error a cause is or carries: the TLS stream hands it over inside an `io::Error`,
+/// whose `source` skips it.
+fn rustls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    cause.downcast_ref::<rustls::Error>().or_else(|| {
+        cause
+            .downcast_ref::<std::io::Error>()?
+            .get_ref()?
+            .downcast_ref::<rustls::Error>()
+    })
 }
 
 /// [`reason`] as a [`DatabaseError`].

@@ -7,7 +7,8 @@
 //! a database of its own with a random name ([`TestPostgres::create_database`]); a watcher
 //! process stops the server and deletes its directory when the test binary exits.
 //! [`TestPostgres::start`] starts a private one that a test may stop and start again; it is
-//! stopped when dropped.
+//! stopped when dropped. [`TestPostgres::start_with_tls`] starts a private one that also takes
+//! TLS connections, with the certificate and key a test made.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,21 +24,30 @@ pub struct TestPostgres {
     as_postgres: bool,
     /// Stop it when dropped (a private server).
     owned: bool,
+    /// Takes TLS connections too (`ssl=on`, with `server.crt` and `server.key` in `dir`).
+    tls: bool,
 }
 
 impl TestPostgres {
     /// The server every test of this binary shares, started on first use.
     pub fn shared() -> &'static Self {
         static SHARED: OnceLock<TestPostgres> = OnceLock::new();
-        SHARED.get_or_init(|| Self::launch(false))
+        SHARED.get_or_init(|| Self::launch(false, None))
     }
 
     /// A server of the caller's own, stopped when dropped.
     pub fn start() -> Self {
-        Self::launch(true)
+        Self::launch(true, None)
     }
 
-    fn launch(owned: bool) -> Self {
+    /// A server of the caller's own that also takes TLS connections (plain ones still work, as
+    /// [`Self::create_database`] uses), presenting `certificate` (PEM, the server's first, then
+    /// any intermediates) made for `key` (PEM); stopped when dropped.
+    pub fn start_with_tls(certificate: &str, key: &str) -> Self {
+        Self::launch(true, Some((certificate, key)))
+    }
+
+    fn launch(owned: bool, tls: Option<(&str, &str)>) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("pushjet-bridge-pg-")
@@ -58,7 +68,12 @@ impl TestPostgres {
             port,
             as_postgres,
             owned,
+            tls: tls.is_some(),
         };
+        if let Some((certificate, key)) = tls {
+            server.write_private_file("server.crt", certificate);
+            server.write_private_file("server.key", key);
+        }
         let data = server.data_dir();
         run(server
             .command("initdb")
@@ -73,12 +88,19 @@ impl TestPostgres {
     /// Starts the server (again, after [`Self::stop`]), on the same port; returns once it takes
     /// connections.
     pub fn start_again(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c full_page_writes=off -c max_connections=400 -c shared_buffers=16MB",
             self.port,
             self.dir.display()
         );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.dir.join("server.crt").display(),
+                self.dir.join("server.key").display()
+            ));
+        }
         run(self
             .command("pg_ctl")
             .arg("-D")
@@ -125,6 +147,19 @@ impl TestPostgres {
 
     fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
+    }
+
+    /// Writes `name` into the server's directory, readable by the server only (PostgreSQL
+    /// refuses a key file others can read).
+    fn write_private_file(&self, name: &str, contents: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).expect("write a file for PostgreSQL");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("make a PostgreSQL file private");
+        if self.as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&path));
+        }
     }
 
     /// One of PostgreSQL's programs, run as `postgres` when we are root.
