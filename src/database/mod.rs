@@ -196,3 +196,30 @@ impl tokio_postgres::types::ToSql for SecretParam<'_> {
 
     tokio_postgres::types::to_sql_checked!();
 }
+
+/// Runs each named test, `async fn name(backend: Backend)`, on both backends: the calling
+/// module has a `Backend` with `Redb` and `Postgres` (the outbox's and the store's tests).
+#[cfg(test)]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        mod on_redb {
+            $(
+                #[actix_web::test]
+                async fn $test() {
+                    super::$test(super::Backend::Redb).await;
+                }
+            )+
+        }
+        mod on_postgres {
+            $(
+                #[actix_web::test]
+                async fn $test() {
+                    super::$test(super::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
+#[cfg(test)]
+pub(crate) use on_both_backends;

@@ -6,6 +6,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::config::DatabaseUrl;
+use crate::database::on_both_backends;
 use crate::database::test_server::TestPostgres;
 use crate::delivery::test_support::{fast_settings, message, route};
 
@@ -64,28 +65,6 @@ async fn claim(outbox: &Outbox, count: usize) -> Vec<Claim> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     claims
-}
-
-/// Runs each named test, `async fn name(backend: Backend)`, on both backends.
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {
-        mod on_redb {
-            $(
-                #[actix_web::test]
-                async fn $test() {
-                    super::$test(super::Backend::Redb).await;
-                }
-            )+
-        }
-        mod on_postgres {
-            $(
-                #[actix_web::test]
-                async fn $test() {
-                    super::$test(super::Backend::Postgres).await;
-                }
-            )+
-        }
-    };
 }
 
 on_both_backends!(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::*;
+use crate::database::on_both_backends;
 use crate::database::test_server::TestPostgres;
 use crate::pushjet_server::events::StoredMessage;
 
@@ -90,28 +91,6 @@ async fn texts(store: &Store, raw: &str) -> Vec<String> {
         .into_iter()
         .map(|view| view.message)
         .collect()
-}
-
-/// Runs each named test, `async fn name(backend: Backend)`, on both backends.
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {
-        mod on_redb {
-            $(
-                #[actix_web::test]
-                async fn $test() {
-                    super::$test(super::Backend::Redb).await;
-                }
-            )+
-        }
-        mod on_postgres {
-            $(
-                #[actix_web::test]
-                async fn $test() {
-                    super::$test(super::Backend::Postgres).await;
-                }
-            )+
-        }
-    };
 }
 
 on_both_backends!(
