@@ -48,11 +48,12 @@
 //!   task refreshes every second, adjusted at once by this replica's own changes. The queue
 //!   limit is checked against them.
 
+mod gauges;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +63,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_postgres::Row;
 
+use self::gauges::Gauges;
 use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::outbox::records::{
     Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
@@ -144,60 +146,6 @@ impl std::fmt::Debug for Shared {
             .field("holder", &self.holder)
             .field("lease_ms", &self.lease_ms)
             .finish_non_exhaustive()
-    }
-}
-
-/// The pending count and the oldest pending age, as last read from the database plus this
-/// replica's own changes since. The queue limit is checked against it, so replicas enqueuing
-/// at once can pass the limit by what they queue within a refresh.
-#[derive(Debug, Default)]
-struct Gauges {
-    pending: AtomicU64,
-    /// When the longest-waiting notification started waiting; 0 when nothing is pending.
-    oldest_since: AtomicU64,
-    /// This replica's net change of the pending count, ever: a refresh adds the part made while
-    /// it read.
-    net: AtomicI64,
-}
-
-impl Gauges {
-    fn pending(&self) -> u64 {
-        self.pending.load(Ordering::SeqCst)
-    }
-
-    fn added(&self, count: u64, since: u64) {
-        self.net
-            .fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::SeqCst);
-        if self.pending.fetch_add(count, Ordering::SeqCst) == 0 && count > 0 {
-            self.oldest_since.store(since, Ordering::SeqCst);
-        }
-    }
-
-    fn removed(&self) {
-        self.net.fetch_sub(1, Ordering::SeqCst);
-        let before = self
-            .pending
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| {
-                Some(count.saturating_sub(1))
-            })
-            .unwrap_or(0);
-        if before <= 1 {
-            self.oldest_since.store(0, Ordering::SeqCst);
-        }
-    }
-
-    /// Where a refresh starts: this replica's net change before it reads.
-    fn mark(&self) -> i64 {
-        self.net.load(Ordering::SeqCst)
-    }
-
-    /// Stores what a refresh that started at `mark` read, plus this replica's changes since.
-    fn refreshed(&self, mark: i64, pending: u64, oldest_since: u64) {
-        let since = self.net.load(Ordering::SeqCst).saturating_sub(mark);
-        let pending = pending.saturating_add_signed(since);
-        self.pending.store(pending, Ordering::SeqCst);
-        self.oldest_since
-            .store(if pending == 0 { 0 } else { oldest_since }, Ordering::SeqCst);
     }
 }
 
