@@ -3,7 +3,8 @@
 //! for good while thousands of webhooks arrive, deliver every accepted one, in order per route,
 //! with no duplicates beyond the documented crash window; a replica killed mid-send keeps its
 //! route until its lease lapses, then another sends; a replica cut off from the database mid-send,
-//! whose route another took over, sends again once it is back; `dead-letters` works on the
+//! whose route another took over, sends again once it is back; one cut off from its database
+//! answers webhooks 503 and `/readyz` 503, then recovers by itself; `dead-letters` works on the
 //! database from a data directory with no outbox; a replica that cannot reach the database at
 //! start exits with the reason.
 
@@ -580,6 +581,66 @@ async fn a_replica_cut_off_from_the_database_mid_send_sends_again_once_back_afte
     assert_eq!(answer.status, 202, "{}", answer.text);
     let sent = expect_messages(&device, 1).await;
     assert_eq!(sent[0].message, "second");
+}
+
+#[actix_web::test]
+async fn the_binary_cut_off_from_its_database_answers_503_and_not_ready_then_recovers_by_itself() {
+    let (upstream, secrets, device) = pushjet_with_services(1).await;
+    let database = TestPostgres::shared().create_database().await;
+    let config: tokio_postgres::Config = database.parse().expect("a connection string");
+    let port = config.get_ports()[0];
+    let relay = Relay::start(port);
+    let relayed = database.replace(&format!(":{port}/"), &format!(":{}/", relay.port));
+    let api = upstream.url("/pushjet/");
+    let replica = Replica::start(&replica_vars(&api, &relayed, &secrets, &[]));
+    Process::wait_ready(replica.port).await;
+    let readyz = || async {
+        let mut response = awc::Client::default()
+            .get(replica.url("/readyz"))
+            .send()
+            .await
+            .expect("/readyz answers");
+        let body = response.body().await.expect("a body");
+        (
+            response.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+
+    relay.cut();
+    let refused = json!({ "message": "while cut off" }).to_string();
+    let answer = crate::common::post(&replica.url("/hooks/r0"), &[JSON], refused).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(
+        answer.headers.contains_key("retry-after"),
+        "{:?}",
+        answer.headers
+    );
+    let (status, body) = readyz().await;
+    assert_eq!(
+        status, 503,
+        "not ready while the database is out of reach: {body}"
+    );
+    assert!(
+        body.contains("database"),
+        "/readyz names the database: {body}"
+    );
+
+    relay.mend();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while readyz().await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never ready again after the database came back"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let accepted = json!({ "message": "back" }).to_string();
+    let answer = crate::common::post(&replica.url("/hooks/r0"), &[JSON], accepted).await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let sent = expect_messages(&device, 1).await;
+    assert_eq!(sent[0].message, "back", "the refused webhook was not kept");
+    crate::common::assert_no_more_messages(&device).await;
 }
 
 /// Runs `pushjet-bridge dead-letters <words>` against `database`, in a data directory; its JSON.
