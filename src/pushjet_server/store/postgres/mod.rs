@@ -135,6 +135,23 @@ fn service_view(row: &Row, at: usize) -> Result<ServiceView, StoreError> {
 
 const SERVICE_COLUMNS: &str = "public, name, icon, created";
 
+/// The service `WHERE {filter}` (with `$1` the key, and anything after, such as `FOR UPDATE`),
+/// if any.
+async fn find_service(
+    client: &impl GenericClient,
+    filter: &str,
+    key: &(dyn ToSql + Sync),
+) -> Result<Option<ServiceView>, StoreError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE {filter}"),
+            &[key],
+        )
+        .await
+        .map_err(unavailable)?;
+    row.map(|row| service_view(&row, 0)).transpose()
+}
+
 /// Takes the feed's lock: `shared` for readers of the newest message id.
 async fn lock_feed(txn: &Transaction<'_>, shared: bool) -> Result<(), StoreError> {
     let sql = if shared {
@@ -237,14 +254,7 @@ impl Shared {
         key: &(dyn ToSql + Sync),
     ) -> Result<Option<ServiceView>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        let row = client
-            .query_opt(
-                &format!("SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE {column} = $1"),
-                &[key],
-            )
-            .await
-            .map_err(unavailable)?;
-        row.map(|row| service_view(&row, 0)).transpose()
+        find_service(&client, &format!("{column} = $1"), key).await
     }
 
     async fn subscriber_count(&self, public: &PublicKey) -> Result<usize, StoreError> {
@@ -287,17 +297,13 @@ impl Shared {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let txn = client.transaction().await.map_err(unavailable)?;
         lock_feed(&txn, false).await?;
-        let found = txn
-            .query_opt(
-                &format!(
-                    "SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE secret = $1 FOR UPDATE"
-                ),
-                &[&SecretParam(secret.expose())],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::ServiceNotFound)?;
-        let service = service_view(&found, 0)?;
+        let service = find_service(
+            &txn,
+            "secret = $1 FOR UPDATE",
+            &SecretParam(secret.expose()),
+        )
+        .await?
+        .ok_or(StoreError::ServiceNotFound)?;
         let public = service.public.as_str();
         let removed = txn
             .query(
@@ -345,15 +351,9 @@ impl Shared {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let txn = client.transaction().await.map_err(unavailable)?;
         lock_feed(&txn, false).await?;
-        let found = txn
-            .query_opt(
-                &format!("SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE secret = $1"),
-                &[&SecretParam(secret.expose())],
-            )
-            .await
-            .map_err(unavailable)?
+        let service = find_service(&txn, "secret = $1", &SecretParam(secret.expose()))
+            .await?
             .ok_or(StoreError::ServiceNotFound)?;
-        let service = service_view(&found, 0)?;
         let public = service.public.as_str();
         let devices: Vec<DeviceUuid> = txn
             .query(
@@ -555,15 +555,9 @@ impl Shared {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let txn = client.transaction().await.map_err(unavailable)?;
         lock_feed(&txn, false).await?;
-        let found = txn
-            .query_opt(
-                &format!("SELECT {SERVICE_COLUMNS} FROM pushjet_services WHERE public = $1"),
-                &[&public.as_str()],
-            )
-            .await
-            .map_err(unavailable)?
+        let service = find_service(&txn, "public = $1", &public.as_str())
+            .await?
             .ok_or(StoreError::ServiceNotFound)?;
-        let service = service_view(&found, 0)?;
         let newest = newest_message_id(&txn).await?;
         let subscribed = now();
         let inserted = txn
