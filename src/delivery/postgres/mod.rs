@@ -49,6 +49,7 @@
 //!   limit is checked against them.
 
 mod gauges;
+mod statements;
 #[cfg(test)]
 mod tests;
 
@@ -64,6 +65,7 @@ use tokio::task::AbortHandle;
 use tokio_postgres::Row;
 
 use self::gauges::Gauges;
+use self::statements::{in_own_transaction, prepared, prepared_one};
 use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::outbox::records::{
     Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
@@ -228,17 +230,6 @@ async fn count_pending(client: &impl GenericClient, limit: u64) -> Result<u64, O
     Ok(to_u64(row.get(0)))
 }
 
-/// Runs one of the statements the dispatcher runs all the time, prepared once per connection:
-/// one round trip instead of two.
-async fn prepared(
-    client: &deadpool_postgres::Client,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Vec<Row>, OutboxError> {
-    let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
-    client.query(&statement, params).await.map_err(unavailable)
-}
-
 /// Tells the other replicas, until aborted, that this one queued notifications: one `NOTIFY`
 /// for all the enqueues committed while the last one was on its way. Not in the enqueue's own
 /// transaction: PostgreSQL serialises the commits of transactions that notify (one lock for the
@@ -350,23 +341,10 @@ impl Shared {
                 limit: self.max_queue,
             });
         }
-        let statement = client
-            .prepare_cached(ENQUEUE)
-            .await
-            .map_err(unavailable)?;
         let expires = to_i64(now.saturating_add(self.dedup_window_ms));
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
             [&key, &expires, &to_i64(now), &route.as_str(), &bodies];
-        // One round trip: the three requests are pipelined, and the rows count only once
-        // COMMIT has answered (a failed statement turns COMMIT into a rollback).
-        let (begun, rows, committed) = tokio::join!(
-            client.batch_execute("BEGIN"),
-            client.query(&statement, &params),
-            client.batch_execute("COMMIT"),
-        );
-        begun.map_err(unavailable)?;
-        let rows = rows.map_err(unavailable)?;
-        committed.map_err(unavailable)?;
+        let rows = in_own_transaction(&client, "BEGIN", ENQUEUE, &params).await?;
         if key.is_some() && rows.is_empty() && !bodies.is_empty() {
             return Ok(Enqueued::Duplicate);
         }
@@ -505,15 +483,14 @@ impl Shared {
                 );
                 // Committed without waiting for the disk: a database crash may forget it,
                 // and the notification is sent again (the documented duplicate window).
-                let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
                     [&id, &route_name, &lease, &self.lease_ms];
-                let (begun, row, committed) = tokio::join!(
-                    client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-                    client.query_one(&statement, &params),
-                    client.batch_execute("COMMIT"),
-                );
-                begun.and(committed).and(row)
+                let begin = "BEGIN; SET LOCAL synchronous_commit = off";
+                in_own_transaction(&client, begin, &sql, &params)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| OutboxError::Unavailable("the database: no row".into()))?
             }
             Outcome::Retry { at, error } => {
                 let sql = format!(
@@ -524,8 +501,7 @@ impl Shared {
                 );
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
                     [&id, &route_name, &lease, &self.lease_ms, &to_i64(at), &error];
-                let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
-                client.query_one(&statement, &params).await
+                prepared_one(&client, &sql, &params).await?
             }
             Outcome::Dead { reason } => {
                 let sql = format!(
@@ -545,11 +521,9 @@ impl Shared {
                     &to_i64(self.now()),
                     &reason,
                 ];
-                let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
-                client.query_one(&statement, &params).await
+                prepared_one(&client, &sql, &params).await?
             }
-        }
-        .map_err(unavailable)?;
+        };
         let (held, removed): (bool, bool) = (row.get(0), row.get(1));
         if removed {
             self.gauges.removed();
