@@ -69,3 +69,6 @@ pub struct Released {
     /// When the next held notifications fall due (milliseconds since the epoch), if any.
     pub next_release: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -165,7 +165,7 @@ impl PostgresOutbox {
     }
 
     /// [`Self::connect`] with the clock that dates the records.
-    async fn connect_with_clock(
+    pub(in crate::delivery) async fn connect_with_clock(
         url: &DatabaseUrl,
         settings: &DeliverySettings,
         clock: Arc<dyn Clock>,

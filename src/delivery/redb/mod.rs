@@ -187,6 +187,16 @@ impl RedbOutbox {
         )
     }
 
+    /// [`Self::open`] with the clock that dates notifications, dedup keys and noise decisions.
+    #[cfg(test)]
+    pub(in crate::delivery) fn open_with_test_clock(
+        data_dir: &Path,
+        settings: &DeliverySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OutboxError> {
+        Self::open_with_clock(data_dir, settings, clock, committer::APPLY_DELAY)
+    }
+
     /// [`Self::open`] with the clock that dates notifications and dedup keys, and the time a
     /// write transaction collects batches before it is committed.
     fn open_with_clock(
