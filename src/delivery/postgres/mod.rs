@@ -11,6 +11,7 @@
 //! | `outbox_dead_letters` | id (kept from pending) | route, message, attempts, first queued, dead since, reason |
 //! | `outbox_dedup` | `route/key` | when it expires (index by expiry, pruned in the background) |
 //! | `route_leases` | route | the replica sending it, its lease number (sequence `route_lease_numbers`), until when (the database's clock) |
+//! | `noise_routes` | route | its noise state (JSON) and when its next held notifications fall due (`noise.rs`) |
 //!
 //! - **Committed before answered.** An enqueue is one statement in its own transaction (dedup
 //!   key, notifications), sent with its `BEGIN` and `COMMIT` in one round trip; its

@@ -12,6 +12,7 @@
 //! | `dedup_keys` | dedup key | when it expires |
 //! | `dedup_expiry` | (expiry, dedup key) | — (index of the above by expiry, for pruning) |
 //! | `meta` | name | the last id handed out |
+//! | `noise` | route name | the route's noise state: rate window, collapse keys, held notifications (`noise.rs`, written in transactions of its own) |
 //!
 //! No secret is ever stored: the delivery worker looks the route's secret up when it sends.
 //!

@@ -41,10 +41,11 @@ impl RedbOutbox {
             });
         }
         let enqueued = self.enqueue(route, decision.send, admission.dedup).await;
-        if !matches!(enqueued, Ok(Enqueued::Queued(_))) && changed {
-            if let Err(error) = self.write_noise(route, &old).await {
-                tracing::error!(%route, "the noise state of a refused webhook could not be put back: {error}");
-            }
+        if !matches!(enqueued, Ok(Enqueued::Queued(_)))
+            && changed
+            && let Err(error) = self.write_noise(route, &old).await
+        {
+            tracing::error!(%route, "the noise state of a refused webhook could not be put back: {error}");
         }
         match enqueued? {
             Enqueued::Queued(ids) => Ok(Admitted::Decided {
