@@ -16,6 +16,10 @@ use crate::pushjet::{Link, NewMessage, Title};
 /// message limit long before).
 pub const MAX_HELD_TITLES: usize = 200;
 
+/// The most collapse keys a route remembers; beyond it the least recently sent are forgotten
+/// (the state is rewritten with every webhook, so it stays small).
+pub const MAX_COLLAPSE_KEYS: usize = 1000;
+
 /// How long a collapse key with uncounted repeats is remembered beyond its window.
 const REPEATS_KEPT_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -241,6 +245,12 @@ impl RouteNoise {
             };
             now < recent.sent_at.saturating_add(kept)
         });
+        if self.collapse.len() > MAX_COLLAPSE_KEYS {
+            let mut ages: Vec<u64> = self.collapse.values().map(|recent| recent.sent_at).collect();
+            ages.sort_unstable();
+            let cutoff = ages[self.collapse.len() - MAX_COLLAPSE_KEYS];
+            self.collapse.retain(|_, recent| recent.sent_at >= cutoff);
+        }
     }
 
     /// Takes the held notifications due by `now`, all batches folded into one; `None` when none

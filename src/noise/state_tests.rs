@@ -153,3 +153,16 @@ fn the_state_survives_being_stored() {
     assert_eq!(read.decide(&policy, vec![plain("c", 3)], T0 + 1).verdicts, [Verdict::HeldRate]);
     assert_eq!(read.held_count(), 2);
 }
+
+#[test]
+fn a_route_remembers_a_bounded_number_of_collapse_keys() {
+    let policy = collapse_policy();
+    let mut noise = RouteNoise::default();
+    for n in 0..(MAX_COLLAPSE_KEYS as u64 + 50) {
+        noise.decide(&policy, vec![keyed("PR updated", &format!("pr {n}"), "")], T0 + n);
+    }
+    noise.decide(&policy, vec![], T0 + 5000);
+    assert!(noise.collapse.len() <= MAX_COLLAPSE_KEYS);
+    let newest = noise.decide(&policy, vec![keyed("PR updated", &format!("pr {}", MAX_COLLAPSE_KEYS + 49), "")], T0 + 5001);
+    assert_eq!(newest.verdicts, [Verdict::Collapsed], "the newest keys are kept");
+}

@@ -129,7 +129,7 @@ fn cut(text: &str) -> String {
 mod tests {
     use actix_web::http::header::{HeaderName, HeaderValue};
 
-    use super::super::test_support::{fixture, json_headers};
+    use super::super::test_support::{fixture, headers, json_headers};
     use super::super::{SourceOptions, decode};
     use super::*;
 
@@ -162,6 +162,24 @@ mod tests {
         let context = &contexts("alertmanager", "captured-firing-single.json", &headers)[0];
         let key = collapse_key(SourceKind::Alertmanager, &headers, context).expect("a key");
         assert_eq!(key.identity, "header:backup-nightly");
+    }
+
+    fn github_key(file: &str) -> Option<CollapseKey> {
+        let event = file.split('.').next().unwrap_or_default();
+        let headers = headers(&[("Content-Type", "application/json"), ("X-GitHub-Event", event)]);
+        let context = &contexts("github", file, &headers)[0];
+        collapse_key(SourceKind::Github, &headers, context)
+    }
+
+    #[test]
+    fn a_forge_event_is_keyed_by_its_event_and_object() {
+        let key = github_key("pull_request.synchronize.json").expect("a pull request has a key");
+        assert!(key.identity.starts_with("pull_request.synchronize:"), "{key:?}");
+        assert!(key.identity.contains(":pr "), "{key:?}");
+        let failed = github_key("check_run.completed.failure.json").expect("a check has a key");
+        let passed = github_key("check_run.completed.json").expect("a check has a key");
+        assert_eq!((failed.state.as_str(), passed.state.as_str()), ("failure", "success"));
+        assert_eq!(github_key("push.json"), None, "a push is news each time");
     }
 
     #[test]
