@@ -43,6 +43,21 @@ async fn wait_longer(
     received
 }
 
+/// The service's metrics text (no metrics token is set in these tests).
+async fn metrics(url: &str) -> String {
+    let mut response = awc::Client::default()
+        .get(url)
+        .send()
+        .await
+        .expect("an answer");
+    let body = response
+        .body()
+        .limit(4 * 1024 * 1024)
+        .await
+        .expect("a body");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// What the route's noise policy did with each notification of an answered webhook.
 fn verdicts(answer: &Answer) -> Vec<String> {
     answer.json["result"]["notifications"]
@@ -191,6 +206,13 @@ async fn during_quiet_hours_the_unimportant_wait_for_their_end_in_their_time_zon
     assert_eq!(digest[0].title.as_deref(), Some("1 more from ops"));
     assert_eq!(digest[0].message, "disk 80%");
     assert_eq!(digest[0].importance.get(), 3);
+    let text = metrics(&routed.url("/metrics")).await;
+    for series in [
+        r#"pushjet_bridge_notifications_held_total{route="ops",reason="quiet_hours"} 1"#,
+        r#"pushjet_bridge_notifications_digested_total{route="ops"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series} not in:\n{text}");
+    }
 }
 
 #[actix_web::test]
@@ -233,6 +255,9 @@ async fn the_same_firing_alert_collapses_and_its_resolve_goes_through_with_the_c
             .unwrap_or_default()
             .contains("repeat")
     );
+    let text = metrics(&routed.url("/metrics")).await;
+    let series = r#"pushjet_bridge_notifications_collapsed_total{route="alerts"} 2"#;
+    assert!(text.contains(series), "{series} not in:\n{text}");
 }
 
 #[actix_web::test]
