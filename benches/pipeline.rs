@@ -215,6 +215,7 @@ fn route(case: &Case, auth: InboundAuth) -> Route {
         template: None,
         events: None,
         delivery: DeliveryMode::Queued,
+        noise: pushjet_bridge::noise::NoisePolicy::default(),
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Application {
     server: Server,
     outbox: Outbox,
     dispatcher: DispatcherHandle,
+    /// Queues the digests of held notifications (`delivery/noise/`); aborted at shutdown.
+    releaser: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
     hub: Arc<Hub>,
 }
@@ -132,6 +134,11 @@ impl Application {
             api_url.clone(),
             &settings.delivery,
             metrics.clone(),
+        );
+        let releaser = delivery::noise::spawn_releaser(
+            outbox.clone(),
+            metrics.clone(),
+            settings.limits.max_message_bytes,
         );
         let reloader = Arc::new(Reloader::new(
             settings.clone(),
@@ -210,6 +217,7 @@ impl Application {
             server,
             outbox,
             dispatcher,
+            releaser,
             shutdown_grace: settings.delivery.shutdown_grace,
             hub,
         })
@@ -237,6 +245,7 @@ impl Application {
             () = stop_when_restart_needed(&self.outbox, &handle) => server.await,
         };
         self.hub.close_all();
+        self.releaser.abort();
         let report = self.dispatcher.shutdown(self.shutdown_grace).await;
         tracing::info!(
             ?report,

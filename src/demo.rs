@@ -73,6 +73,7 @@ pub async fn ensure(store: &Store) -> Result<Demo, DemoError> {
         template: None,
         events: None,
         delivery: DeliveryMode::Queued,
+        noise: crate::noise::NoisePolicy::default(),
     };
     Ok(Demo {
         route,

@@ -33,6 +33,7 @@ macro_rules! internal_modules {
 
 internal_modules!(
     delivery,
+    noise,
     notification,
     pipeline,
     render,

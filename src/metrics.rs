@@ -40,6 +40,15 @@ pub struct RouteLabel {
     pub route: String,
 }
 
+/// A route and why its notifications were held.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeldReason {
+    /// The route.
+    pub route: String,
+    /// `rate` or `quiet_hours`.
+    pub reason: String,
+}
+
 /// The outcome of one request to Pushjet.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PushjetOutcome {
@@ -90,6 +99,12 @@ pub struct Metrics {
     pub notifications_retried: Family<RouteLabel, Counter>,
     /// Notifications that became dead letters.
     pub notifications_dead_lettered: Family<RouteLabel, Counter>,
+    /// Notifications held by a route's noise policy for a digest, by route and reason.
+    pub notifications_held: Family<HeldReason, Counter>,
+    /// Held notifications released in a digest.
+    pub notifications_digested: Family<RouteLabel, Counter>,
+    /// Notifications not sent as repeats of one sent within the route's `COLLAPSE`.
+    pub notifications_collapsed: Family<RouteLabel, Counter>,
     /// Notifications waiting in the outbox (set when scraped).
     pub outbox_pending: Gauge,
     /// Age of the oldest pending notification in seconds (set when scraped).
@@ -126,6 +141,9 @@ impl Metrics {
             notifications_sent: Family::default(),
             notifications_retried: Family::default(),
             notifications_dead_lettered: Family::default(),
+            notifications_held: Family::default(),
+            notifications_digested: Family::default(),
+            notifications_collapsed: Family::default(),
             outbox_pending: Gauge::default(),
             outbox_oldest_pending_seconds: Gauge::default(),
             pushjet_request_duration: Family::new_with_constructor(latency_histogram),
@@ -145,6 +163,9 @@ impl Metrics {
             notifications_sent,
             notifications_retried,
             notifications_dead_lettered,
+            notifications_held,
+            notifications_digested,
+            notifications_collapsed,
             outbox_pending,
             outbox_oldest_pending_seconds,
             pushjet_request_duration,
@@ -197,6 +218,21 @@ impl Metrics {
             "notifications_dead_lettered",
             "Notifications that became dead letters",
             notifications_dead_lettered.clone(),
+        );
+        registry.register(
+            "notifications_held",
+            "Notifications held for a digest by the route's noise policy, by reason",
+            notifications_held.clone(),
+        );
+        registry.register(
+            "notifications_digested",
+            "Held notifications released in a digest",
+            notifications_digested.clone(),
+        );
+        registry.register(
+            "notifications_collapsed",
+            "Notifications not sent as repeats within the route's COLLAPSE window",
+            notifications_collapsed.clone(),
         );
         registry.register(
             "outbox_pending",

@@ -5,6 +5,7 @@ use actix_web::http::header::HeaderMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::noise::{CollapseKey, Verdict};
 use crate::notification::{Assembled, assemble};
 use crate::pushjet::{Importance, NewMessage, Title};
 use crate::render::{RenderedFields, Renderer, TemplateContext};
@@ -63,6 +64,9 @@ pub struct Prepared {
     /// The key that identifies this delivery for deduplication.
     #[serde(skip)]
     pub dedup_key: Option<String>,
+    /// True when the dedup key is an alert group's state rather than a delivery id.
+    #[serde(skip)]
+    pub dedup_is_alert_state: bool,
     /// Why nothing is sent, when the route's event filter says so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filtered: Option<String>,
@@ -93,6 +97,12 @@ pub struct PreparedNotification {
     /// When the template failed: the error; the notification is then the fallback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template_error: Option<String>,
+    /// What makes a repeat of it, for the route's `COLLAPSE`.
+    #[serde(skip)]
+    pub collapse_key: Option<CollapseKey>,
+    /// What the route's noise policy did with it, once handed over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Verdict>,
 }
 
 /// How notifications are rendered for one route (or for `render` on the command line).
@@ -139,7 +149,12 @@ impl Bridge {
         let mut decoded = sources::decode(inbound.headers, inbound.query, inbound.body, options)?;
         let filtered = (!route.sends(&decoded.event, decoded.action.as_deref()))
             .then(|| filter_reason(route, &decoded));
-        let notifications = if filtered.is_some() {
+        let collapse_keys: Vec<Option<CollapseKey>> = decoded
+            .contexts
+            .iter()
+            .map(|context| sources::collapse_key(decoded.source, inbound.headers, context))
+            .collect();
+        let mut notifications = if filtered.is_some() {
             Vec::new()
         } else {
             render_all(
@@ -152,9 +167,13 @@ impl Bridge {
                 },
             )
         };
+        for (notification, key) in notifications.iter_mut().zip(collapse_keys) {
+            notification.collapse_key = key;
+        }
         Ok(Prepared {
             source: decoded.source.as_str(),
             dedup_key: decoded.dedup_key(),
+            dedup_is_alert_state: decoded.dedup_is_alert_state(),
             event: decoded.event,
             action: decoded.action,
             delivery_id: decoded.delivery_id,
@@ -213,6 +232,8 @@ pub fn render_all(
                     assembled: assemble(&fields, importance, options.max_message_bytes),
                     template,
                     template_error: None,
+                    collapse_key: None,
+                    noise: None,
                 },
                 Err(error) => {
                     let error = error.to_string();
@@ -221,6 +242,8 @@ pub fn render_all(
                         assembled: fallback(options.route, importance, options.max_message_bytes, &error, tree.value()),
                         template,
                         template_error: Some(error),
+                        collapse_key: None,
+                        noise: None,
                     }
                 }
             }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::noise::NoisePolicy;
 use crate::pushjet::SecretKey;
 use crate::sources::SourceOptions;
 use crate::verify::InboundAuth;
@@ -121,6 +122,8 @@ pub struct Route {
     pub events: Option<EventFilter>,
     /// When the sender gets its answer.
     pub delivery: DeliveryMode,
+    /// Rate limit, quiet hours and collapsing (all off by default).
+    pub noise: NoisePolicy,
 }
 
 impl Route {

@@ -28,6 +28,10 @@ pub struct DeliverySettings {
     pub retry_max_delay: Duration,
     /// How long a webhook's dedup key is remembered (`PUSHJET_BRIDGE_DEDUP_WINDOW`, default `24h`).
     pub dedup_window: Duration,
+    /// How long an alert group's state (Alertmanager, Grafana: they send no delivery id) is
+    /// remembered: long enough for an HA pair's two copies, short enough to let every
+    /// `repeat_interval` reminder through (`PUSHJET_BRIDGE_ALERT_DEDUP_WINDOW`, default `5m`).
+    pub alert_dedup_window: Duration,
     /// The most notifications waiting for delivery; beyond it new work is refused
     /// (`PUSHJET_BRIDGE_MAX_QUEUE`, default 100,000).
     pub max_queue: u64,
@@ -55,6 +59,7 @@ impl Default for DeliverySettings {
             retry_min_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(10 * 60),
             dedup_window: Duration::from_secs(24 * 60 * 60),
+            alert_dedup_window: Duration::from_secs(5 * 60),
             max_queue: 100_000,
             shutdown_grace: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
@@ -71,6 +76,7 @@ struct Vars {
     retry_min_delay: Option<String>,
     retry_max_delay: Option<String>,
     dedup_window: Option<String>,
+    alert_dedup_window: Option<String>,
     max_queue: Option<String>,
     shutdown_grace: Option<String>,
     send_timeout: Option<String>,
@@ -118,6 +124,11 @@ impl DeliverySettings {
             defaults.retry_max_delay,
         );
         let dedup_window = duration("DEDUP_WINDOW", raw.dedup_window, defaults.dedup_window);
+        let alert_dedup_window = duration(
+            "ALERT_DEDUP_WINDOW",
+            raw.alert_dedup_window,
+            defaults.alert_dedup_window,
+        );
         let shutdown_grace = duration(
             "SHUTDOWN_GRACE",
             raw.shutdown_grace,
@@ -199,6 +210,7 @@ impl DeliverySettings {
             retry_min_delay,
             retry_max_delay,
             dedup_window,
+            alert_dedup_window,
             max_queue,
             shutdown_grace,
             send_timeout,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::read::{Problems, Vars};
+use crate::noise::{NoisePolicy, QuietHours, QuietRange, RateLimit, parse_time_zone, parse_window};
 use crate::pushjet::{Importance, SecretKey};
 use crate::routes::{DeliveryMode, EventFilter, Route, RouteName, Routes};
 use crate::sources::{
@@ -32,6 +33,11 @@ struct RouteVars {
     resolved: Option<String>,
     severity_importance: Option<String>,
     delivery: Option<String>,
+    rate: Option<String>,
+    quiet_hours: Option<String>,
+    quiet_timezone: Option<String>,
+    quiet_min_importance: Option<String>,
+    collapse: Option<String>,
 }
 
 /// Reads every route named in `names` (the value of `PUSHJET_BRIDGE_ROUTES`), recording each
@@ -76,6 +82,7 @@ fn read_route(name: RouteName, vars: &Vars, problems: &mut Problems) -> Option<R
         DeliveryMode::default(),
         str::parse::<DeliveryMode>,
     );
+    let noise = read_noise(&prefix, &raw, delivery, problems);
     let template = raw
         .template
         .map(|raw| raw.trim().to_owned())
@@ -94,6 +101,7 @@ fn read_route(name: RouteName, vars: &Vars, problems: &mut Problems) -> Option<R
             template,
             events,
             delivery,
+            noise,
         }),
         _ => None,
     }
@@ -183,4 +191,67 @@ fn read_source(
         str::parse::<SeverityImportance>,
     );
     source
+}
+
+/// The route's noise policy: `RATE`, `QUIET_HOURS` with `QUIET_TIMEZONE` and
+/// `QUIET_MIN_IMPORTANCE`, `COLLAPSE`; each problem recorded, all of them at once.
+fn read_noise(
+    prefix: &str,
+    raw: &RouteVars,
+    delivery: DeliveryMode,
+    problems: &mut Problems,
+) -> NoisePolicy {
+    let key = |key: &str| format!("{prefix}{key}");
+    let rate = problems.parse_optional(&key("RATE"), raw.rate.as_deref(), str::parse::<RateLimit>);
+    let range = problems.parse_optional(
+        &key("QUIET_HOURS"),
+        raw.quiet_hours.as_deref(),
+        str::parse::<QuietRange>,
+    );
+    let zone = problems.parse(
+        &key("QUIET_TIMEZONE"),
+        raw.quiet_timezone.as_deref(),
+        jiff::tz::TimeZone::UTC,
+        parse_time_zone,
+    );
+    let min_importance = problems.parse(
+        &key("QUIET_MIN_IMPORTANCE"),
+        raw.quiet_min_importance.as_deref(),
+        Importance::new(5).unwrap_or_default(),
+        Importance::parse,
+    );
+    let collapse = problems.parse_optional(&key("COLLAPSE"), raw.collapse.as_deref(), parse_window);
+    let set = |value: &Option<String>| value.as_deref().is_some_and(|raw| !raw.trim().is_empty());
+    if range.is_none()
+        && raw
+            .quiet_hours
+            .as_deref()
+            .is_none_or(|raw| raw.trim().is_empty())
+    {
+        for (name, value) in [
+            ("QUIET_TIMEZONE", &raw.quiet_timezone),
+            ("QUIET_MIN_IMPORTANCE", &raw.quiet_min_importance),
+        ] {
+            if set(value) {
+                problems.push(format!(
+                    "{}: has no effect without {}",
+                    key(name),
+                    key("QUIET_HOURS")
+                ));
+            }
+        }
+    }
+    let policy = NoisePolicy {
+        rate,
+        quiet: range.map(|range| QuietHours::new(range, zone, min_importance)),
+        collapse,
+    };
+    if delivery == DeliveryMode::Sync && !policy.is_off() {
+        problems.push(format!(
+            "{}: a sync route sends at once and holds nothing; RATE, QUIET_HOURS and COLLAPSE \
+             need DELIVERY=queued",
+            key("DELIVERY")
+        ));
+    }
+    policy
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::*;
 use crate::sources::{AlertGrouping, ResolvedPolicy, SourceSetting};
 
@@ -222,4 +224,59 @@ fn the_metrics_token_is_a_secret_read_like_the_others() {
     assert!(token.matches(b"m-token"));
     let open = Settings::from_vars(vars(&[("PUSHJET_BRIDGE_METRICS_TOKEN", "")])).unwrap();
     assert!(open.tokens.metrics.is_none());
+}
+
+#[test]
+fn a_routes_noise_settings_are_read_into_its_policy() {
+    let settings = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "ci"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_CI_RATE", "10/1m"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_QUIET_HOURS", "22:00-07:00"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_QUIET_TIMEZONE", "Europe/Berlin"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_QUIET_MIN_IMPORTANCE", "4"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_COLLAPSE", "30m"),
+        ("PUSHJET_BRIDGE_ALERT_DEDUP_WINDOW", "2m"),
+    ]))
+    .unwrap();
+    let route = settings.routes.get("ci").unwrap();
+    let rate = route.noise.rate.unwrap();
+    assert_eq!((rate.count, rate.window), (10, Duration::from_secs(60)));
+    let quiet = route.noise.quiet.as_ref().unwrap();
+    assert_eq!(quiet.to_string(), "22:00-07:00 Europe/Berlin");
+    assert_eq!(quiet.min_importance().get(), 4);
+    assert_eq!(route.noise.collapse, Some(Duration::from_secs(30 * 60)));
+    assert_eq!(
+        settings.delivery.alert_dedup_window,
+        Duration::from_secs(120)
+    );
+}
+
+#[test]
+fn every_noise_problem_of_a_route_is_reported_at_once() {
+    let error = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "ci,now"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_CI_RATE", "10 per minute"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_QUIET_HOURS", "22:00-25:00"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_QUIET_TIMEZONE", "Europe/Atlantis"),
+        ("PUSHJET_BRIDGE_ROUTE_CI_COLLAPSE", "forever"),
+        ("PUSHJET_BRIDGE_ROUTE_NOW_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_NOW_DELIVERY", "sync"),
+        ("PUSHJET_BRIDGE_ROUTE_NOW_RATE", "5/10s"),
+        ("PUSHJET_BRIDGE_ROUTE_NOW_QUIET_MIN_IMPORTANCE", "4"),
+    ]))
+    .unwrap_err();
+    let text = error.to_string();
+    for variable in [
+        "PUSHJET_BRIDGE_ROUTE_CI_RATE",
+        "PUSHJET_BRIDGE_ROUTE_CI_QUIET_HOURS",
+        "PUSHJET_BRIDGE_ROUTE_CI_QUIET_TIMEZONE",
+        "PUSHJET_BRIDGE_ROUTE_CI_COLLAPSE",
+        "PUSHJET_BRIDGE_ROUTE_NOW_DELIVERY",
+        "PUSHJET_BRIDGE_ROUTE_NOW_QUIET_MIN_IMPORTANCE",
+    ] {
+        assert!(text.contains(variable), "{variable} not in: {text}");
+    }
+    assert_eq!(error.0.len(), 6, "{text}");
 }

@@ -23,6 +23,10 @@
 //!   Enqueued (outbox/records.rs): shared by every backend, depending on none
 //! ```
 //!
+//! Routes with noise control (`RATE`, `QUIET_HOURS`, `COLLAPSE`) go through [`Outbox::admit`]
+//! instead of `enqueue`: the backend decides each notification under the route's lock and keeps
+//! what it holds beside the queue; a releaser task queues the digests (see `noise/`).
+//!
 //! With `PUSHJET_BRIDGE_DATABASE_URL` the backend is PostgreSQL (postgres/), shared by any
 //! number of replicas: a claim is a lease row per route (fenced by its number, lapsing after
 //! `PUSHJET_BRIDGE_LEASE`), `changed` a `LISTEN`, the records rows, dedup global; its
@@ -73,6 +77,7 @@
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
+pub mod noise;
 mod outbox;
 mod postgres;
 mod redb;
@@ -83,7 +88,7 @@ mod worker;
 mod test_support;
 
 pub use crate::config::DeliverySettings;
-pub use outbox::{Enqueued, Outbox, OutboxError};
+pub use outbox::{DedupKey, DedupKind, Enqueued, Outbox, OutboxError};
 pub use redb::OUTBOX_FILE_NAME;
 pub use retry::{Failure, classify};
 pub use worker::{DispatcherHandle, RouteSecrets, spawn};

@@ -24,6 +24,7 @@ pub(super) fn fast_settings() -> DeliverySettings {
         retry_min_delay: Duration::from_millis(10),
         retry_max_delay: Duration::from_millis(40),
         dedup_window: Duration::from_secs(3600),
+        alert_dedup_window: Duration::from_secs(300),
         max_queue: 1000,
         shutdown_grace: Duration::from_secs(2),
         send_timeout: Duration::from_secs(2),
@@ -50,6 +51,7 @@ pub(super) fn configured_route(name: &str) -> Route {
         template: None,
         events: None,
         delivery: crate::routes::DeliveryMode::Queued,
+        noise: crate::noise::NoisePolicy::default(),
     }
 }
 

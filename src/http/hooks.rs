@@ -8,11 +8,14 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::delivery::{Enqueued, Failure, Outbox, classify};
+use crate::delivery::noise::{Admission, Admitted};
+use crate::delivery::{DedupKey, DedupKind, Enqueued, Failure, Outbox, classify};
 use crate::http::error::HookError;
 use crate::http::request_id::RequestId;
 use crate::http::{early, encoding, limits};
 use crate::metrics::{Metrics, Rejection, route_source};
+use crate::noise::{Candidate, Verdict};
+use crate::notification::Assembled;
 use crate::pipeline::{Bridge, Inbound, Prepared};
 use crate::pushjet::{Api, NewMessage};
 use crate::reload::SharedBridge;
@@ -244,10 +247,10 @@ pub(crate) async fn accept_adapted<'r>(
 
 async fn hand_over_prepared<'r>(
     route: &'r Route,
-    prepared: Prepared,
+    mut prepared: Prepared,
     handoff: Handoff<'_>,
 ) -> Result<Accepted<'r>, HookError> {
-    let handed = hand_over(route, &prepared, handoff).await?;
+    let handed = hand_over(route, &mut prepared, handoff).await?;
     Ok(Accepted {
         route: &route.name,
         prepared,
@@ -362,17 +365,28 @@ fn request_id(request: &HttpRequest) -> String {
 /// Queues or sends the notifications of an accepted webhook.
 async fn hand_over(
     route: &Route,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     handoff: Handoff<'_>,
 ) -> Result<Handed, HookError> {
     let notifications: Vec<NewMessage> = prepared.to_send().cloned().collect();
     if notifications.is_empty() {
         return Ok(Handed::Nothing);
     }
+    let dedup = prepared.dedup_key.clone().map(|key| DedupKey {
+        key,
+        kind: if prepared.dedup_is_alert_state {
+            DedupKind::AlertState
+        } else {
+            DedupKind::Delivery
+        },
+    });
+    if route.delivery == DeliveryMode::Queued && !route.noise.is_off() {
+        return admit(route, prepared, dedup, handoff).await;
+    }
     match route.delivery {
         DeliveryMode::Queued => match handoff
             .outbox
-            .enqueue(&route.name, notifications, prepared.dedup_key.clone())
+            .enqueue_deduped(&route.name, notifications, dedup)
             .await
         {
             Ok(Enqueued::Queued(ids)) => Ok(Handed::Queued(ids)),
@@ -382,6 +396,46 @@ async fn hand_over(
         DeliveryMode::Sync => send_now(handoff.api, route, &notifications, handoff.metrics)
             .await
             .map(Handed::Sent),
+    }
+}
+
+/// Hands a webhook's notifications to the route's noise policy (see `delivery/noise/`): each is
+/// queued, held for a digest or collapsed, and its notification in the answer says which.
+async fn admit(
+    route: &Route,
+    prepared: &mut Prepared,
+    dedup: Option<DedupKey>,
+    handoff: Handoff<'_>,
+) -> Result<Handed, HookError> {
+    let candidates = prepared
+        .notifications
+        .iter()
+        .filter_map(|prepared| match &prepared.assembled {
+            Assembled::Send { notification, .. } => Some(Candidate {
+                message: notification.clone(),
+                collapse: prepared.collapse_key.clone(),
+            }),
+            Assembled::Skip => None,
+        })
+        .collect();
+    let admission = Admission {
+        policy: &route.noise,
+        candidates,
+        dedup,
+    };
+    match handoff.outbox.admit(&route.name, admission).await {
+        Ok(Admitted::Decided { verdicts, ids }) => {
+            let sent = prepared
+                .notifications
+                .iter_mut()
+                .filter(|prepared| matches!(prepared.assembled, Assembled::Send { .. }));
+            for (prepared, verdict) in sent.zip(verdicts) {
+                prepared.noise = Some(verdict);
+            }
+            Ok(Handed::Queued(ids))
+        }
+        Ok(Admitted::Duplicate) => Ok(Handed::Duplicate),
+        Err(error) => Err(HookError::Unavailable(error)),
     }
 }
 
@@ -413,6 +467,31 @@ fn count_accepted(metrics: &Metrics, route: &str, accepted: &Accepted<'_>) {
             .template_errors
             .get_or_create(&labels)
             .inc_by(failed);
+    }
+    for verdict in prepared.notifications.iter().filter_map(|n| n.noise) {
+        match verdict {
+            Verdict::HeldRate | Verdict::HeldQuietHours => {
+                let reason = if verdict == Verdict::HeldRate {
+                    "rate"
+                } else {
+                    "quiet_hours"
+                };
+                metrics
+                    .notifications_held
+                    .get_or_create(&crate::metrics::HeldReason {
+                        route: route.to_owned(),
+                        reason: reason.to_owned(),
+                    })
+                    .inc();
+            }
+            Verdict::Collapsed => {
+                metrics
+                    .notifications_collapsed
+                    .get_or_create(&crate::metrics::route_label(route))
+                    .inc();
+            }
+            Verdict::Send => {}
+        }
     }
     if let Handed::Sent(sent) = handed {
         metrics

@@ -51,6 +51,7 @@ mod alerts;
 mod apprise;
 mod body;
 mod chat;
+mod collapse;
 mod discord;
 mod generic;
 mod gitea;
@@ -70,6 +71,7 @@ use crate::pushjet::Importance;
 use body::Body;
 
 pub use body::check_content_type;
+pub use collapse::collapse_key;
 pub use ntfy::parse_priority as parse_ntfy_priority;
 pub use options::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
@@ -162,6 +164,13 @@ impl Decoded {
         self.delivery_id
             .as_ref()
             .map(|id| format!("{}:{id}", self.source))
+    }
+
+    /// True when the delivery id stands for an alert group's state (Alertmanager and Grafana
+    /// send none): the same state posted again later is a reminder, remembered only for
+    /// `PUSHJET_BRIDGE_ALERT_DEDUP_WINDOW`.
+    pub fn dedup_is_alert_state(&self) -> bool {
+        matches!(self.source, SourceKind::Alertmanager | SourceKind::Grafana)
     }
 }
 

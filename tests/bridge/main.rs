@@ -12,6 +12,7 @@ mod failover;
 mod fixtures;
 mod formats;
 mod hostile;
+mod noise;
 mod operations;
 mod outbox;
 mod publish;

@@ -37,7 +37,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::records::{DeadLetter, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters};
+use super::records::{DeadLetter, DedupKey, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters};
+use crate::delivery::noise::{Admission, Admitted, Released};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
@@ -117,7 +118,7 @@ pub(in crate::delivery) trait OutboxBackend: Send + Sync + fmt::Debug {
         &'a self,
         route: &'a RouteName,
         notifications: Vec<NewMessage>,
-        dedup_key: Option<String>,
+        dedup_key: Option<DedupKey>,
     ) -> BoxFuture<'a, Result<Enqueued, OutboxError>>;
 
     /// Up to `limit` dead letters with ids above `after`, oldest first.
@@ -183,4 +184,19 @@ pub(in crate::delivery) trait OutboxBackend: Send + Sync + fmt::Debug {
     /// Resolves when something new may have become pending (a change made since the last call
     /// counts): the dispatcher then claims again.
     fn changed(&self) -> BoxFuture<'_, ()>;
+
+    /// Decides a webhook's notifications under the route's noise policy (`delivery/noise/`):
+    /// under the route's lock, reads its noise state, decides each notification, queues those
+    /// sent (with the dedup key, as [`Self::enqueue`] does) and stores the state. A duplicate
+    /// changes nothing.
+    fn admit<'a>(
+        &'a self,
+        route: &'a RouteName,
+        admission: Admission<'a>,
+    ) -> BoxFuture<'a, Result<Admitted, OutboxError>>;
+
+    /// Queues one digest for every route whose held notifications are due, each under the
+    /// route's lock and at most once, its message cut to `max_message_bytes`.
+    fn release_held(&self, max_message_bytes: usize)
+    -> BoxFuture<'_, Result<Released, OutboxError>>;
 }

@@ -27,12 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) use backend::{Claim, Due, OutboxBackend, Outcome, Recording};
-pub use records::{DeadLetter, Enqueued, OutboxError, RetriedDeadLetters};
+pub use records::{DeadLetter, DedupKey, DedupKind, Enqueued, OutboxError, RetriedDeadLetters};
 
 use self::records::PendingRecord;
 use super::postgres::PostgresOutbox;
 use super::redb::RedbOutbox;
 use crate::config::DeliverySettings;
+use crate::delivery::noise::{Admission, Admitted, Released};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
@@ -78,11 +79,28 @@ impl Outbox {
     /// [`Enqueued::Duplicate`]; otherwise the key is stored in the same transaction as the
     /// notifications. All or nothing: [`OutboxError::Full`] when they would not all fit,
     /// [`OutboxError::Unavailable`] when the disk refuses.
+    #[allow(
+        dead_code,
+        reason = "the webhook handler dedups with enqueue_deduped; the tests and benchmarks use this"
+    )]
     pub async fn enqueue(
         &self,
         route: &RouteName,
         notifications: Vec<NewMessage>,
         dedup_key: Option<String>,
+    ) -> Result<Enqueued, OutboxError> {
+        self.backend
+            .enqueue(route, notifications, dedup_key.map(DedupKey::delivery))
+            .await
+    }
+
+    /// [`Self::enqueue`] with a key remembered for its kind's window (an alert group's state
+    /// for `PUSHJET_BRIDGE_ALERT_DEDUP_WINDOW`).
+    pub async fn enqueue_deduped(
+        &self,
+        route: &RouteName,
+        notifications: Vec<NewMessage>,
+        dedup_key: Option<DedupKey>,
     ) -> Result<Enqueued, OutboxError> {
         self.backend.enqueue(route, notifications, dedup_key).await
     }
@@ -174,6 +192,24 @@ impl Outbox {
     /// Gives a claim back once every outcome recorded under it is durable.
     pub(super) async fn release(&self, claim: Claim) {
         self.backend.release(claim).await;
+    }
+
+    /// Decides a webhook's notifications under the route's noise policy and queues those sent
+    /// (see `delivery/noise/`).
+    pub async fn admit(
+        &self,
+        route: &RouteName,
+        admission: Admission<'_>,
+    ) -> Result<Admitted, OutboxError> {
+        self.backend.admit(route, admission).await
+    }
+
+    /// Queues the digests of the held notifications that are due.
+    pub(in crate::delivery) async fn release_held(
+        &self,
+        max_message_bytes: usize,
+    ) -> Result<Released, OutboxError> {
+        self.backend.release_held(max_message_bytes).await
     }
 
     /// Resolves when something new may have become pending.

@@ -85,6 +85,43 @@ impl From<serde_json::Error> for OutboxError {
     }
 }
 
+/// A webhook's dedup key and which window remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupKey {
+    /// The key (the source's name, a colon and the delivery id); scoped to its route when stored.
+    pub key: String,
+    /// Which window remembers it.
+    pub kind: DedupKind,
+}
+
+/// Which dedup window remembers a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupKind {
+    /// A sender's delivery id: `PUSHJET_BRIDGE_DEDUP_WINDOW` (24 h by default).
+    Delivery,
+    /// An alert group's state (Alertmanager, Grafana): `PUSHJET_BRIDGE_ALERT_DEDUP_WINDOW`
+    /// (5 minutes by default), so that reminders of the same state go through.
+    AlertState,
+}
+
+impl DedupKey {
+    /// A delivery id's key.
+    pub fn delivery(key: String) -> Self {
+        Self {
+            key,
+            kind: DedupKind::Delivery,
+        }
+    }
+
+    /// How long this key is remembered, in milliseconds, given the two windows.
+    pub(in crate::delivery) fn window_ms(&self, delivery_ms: u64, alert_state_ms: u64) -> u64 {
+        match self.kind {
+            DedupKind::Delivery => delivery_ms,
+            DedupKind::AlertState => alert_state_ms,
+        }
+    }
+}
+
 /// What became of an enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {

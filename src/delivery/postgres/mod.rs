@@ -11,6 +11,7 @@
 //! | `outbox_dead_letters` | id (kept from pending) | route, message, attempts, first queued, dead since, reason |
 //! | `outbox_dedup` | `route/key` | when it expires (index by expiry, pruned in the background) |
 //! | `route_leases` | route | the replica sending it, its lease number (sequence `route_lease_numbers`), until when (the database's clock) |
+//! | `noise_routes` | route | its noise state (JSON) and when its next held notifications fall due (`noise.rs`) |
 //!
 //! - **Committed before answered.** An enqueue is one statement in its own transaction (dedup
 //!   key, notifications), sent with its `BEGIN` and `COMMIT` in one round trip; its
@@ -49,6 +50,7 @@
 //!   limit is checked against them.
 
 mod gauges;
+mod noise;
 mod statements;
 #[cfg(test)]
 mod tests;
@@ -68,10 +70,11 @@ use self::gauges::Gauges;
 use self::statements::{in_own_transaction, prepared, prepared_one};
 use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::outbox::records::{
-    Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
+    Clock, DeadLetter, DeadRecord, DedupKey, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
     SystemClock, duration_millis, millis,
 };
 use crate::config::{DatabaseUrl, DeliverySettings};
+use crate::delivery::noise::{Admission, Admitted, Released};
 use crate::database::{self, Listener};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
@@ -129,6 +132,7 @@ struct Shared {
     lease_ms: i64,
     max_queue: u64,
     dedup_window_ms: u64,
+    alert_dedup_window_ms: u64,
     clock: Arc<dyn Clock>,
     /// Woken by `NOTIFY` (and by reconnecting), and by this replica's own enqueues: the
     /// dispatcher claims again.
@@ -162,7 +166,7 @@ impl PostgresOutbox {
     }
 
     /// [`Self::connect`] with the clock that dates the records.
-    async fn connect_with_clock(
+    pub(in crate::delivery) async fn connect_with_clock(
         url: &DatabaseUrl,
         settings: &DeliverySettings,
         clock: Arc<dyn Clock>,
@@ -177,6 +181,7 @@ impl PostgresOutbox {
             lease_ms: to_i64(duration_millis(lease)),
             max_queue: settings.max_queue,
             dedup_window_ms: duration_millis(settings.dedup_window),
+            alert_dedup_window_ms: duration_millis(settings.alert_dedup_window),
             clock,
             wake: Notify::new(),
             announce: Notify::new(),
@@ -311,15 +316,18 @@ impl Shared {
         &self,
         route: &RouteName,
         messages: Vec<NewMessage>,
-        dedup_key: Option<String>,
+        dedup_key: Option<DedupKey>,
     ) -> Result<Enqueued, OutboxError> {
         let now = self.now();
+        let window_ms = dedup_key.as_ref().map_or(self.dedup_window_ms, |key| {
+            key.window_ms(self.dedup_window_ms, self.alert_dedup_window_ms)
+        });
         let bodies = messages
             .iter()
             .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()?;
         let count = u64::try_from(bodies.len()).unwrap_or(u64::MAX);
-        let key = dedup_key.map(|key| format!("{route}/{key}"));
+        let key = dedup_key.map(|key| format!("{route}/{}", key.key));
         let client = self.pool.get().await.map_err(unavailable)?;
         if self.gauges.pending().saturating_add(count) > self.max_queue {
             // A duplicate is answered as one even when the queue is full.
@@ -341,7 +349,7 @@ impl Shared {
                 limit: self.max_queue,
             });
         }
-        let expires = to_i64(now.saturating_add(self.dedup_window_ms));
+        let expires = to_i64(now.saturating_add(window_ms));
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
             [&key, &expires, &to_i64(now), &route.as_str(), &bodies];
         let rows = in_own_transaction(&client, "BEGIN", ENQUEUE, &params).await?;
@@ -707,12 +715,29 @@ impl OutboxBackend for PostgresOutbox {
         &'a self,
         route: &'a RouteName,
         notifications: Vec<NewMessage>,
-        dedup_key: Option<String>,
+        dedup_key: Option<DedupKey>,
     ) -> BoxFuture<'a, Result<Enqueued, OutboxError>> {
         Box::pin(async move {
             let shared = &self.shared;
             shared.observe(shared.enqueue(route, notifications, dedup_key).await)
         })
+    }
+
+    fn admit<'a>(
+        &'a self,
+        route: &'a RouteName,
+        admission: Admission<'a>,
+    ) -> BoxFuture<'a, Result<Admitted, OutboxError>> {
+        let shared = &self.shared;
+        Box::pin(async move { shared.observe(shared.admit_noise(route, admission).await) })
+    }
+
+    fn release_held(
+        &self,
+        max_message_bytes: usize,
+    ) -> BoxFuture<'_, Result<Released, OutboxError>> {
+        let shared = &self.shared;
+        Box::pin(async move { shared.observe(shared.release_noise(max_message_bytes).await) })
     }
 
     fn dead_letters(

@@ -44,6 +44,8 @@ pub(super) enum Request {
         route: RouteName,
         messages: Vec<NewMessage>,
         dedup_key: Option<String>,
+        /// How long the key is remembered; `None`: `PUSHJET_BRIDGE_DEDUP_WINDOW`.
+        dedup_window_ms: Option<u64>,
         reply: Reply<Enqueued>,
     },
     /// Record the outcome of a send.
@@ -385,11 +387,13 @@ fn change_json(request: &Request) -> Result<Option<Vec<u8>>, OutboxError> {
             route,
             messages,
             dedup_key,
+            dedup_window_ms,
             ..
         } => ChangeRef::Enqueue {
             route: route.as_str(),
             messages,
             dedup_key: dedup_key.as_deref(),
+            dedup_window_ms: *dedup_window_ms,
         },
         Request::Settle {
             id,
@@ -507,10 +511,18 @@ fn apply_batch(
                     route,
                     messages,
                     dedup_key,
+                    dedup_window_ms,
                     reply,
                 } => Staged::Enqueued(staged(
                     reply,
-                    tables.enqueue(&route, messages, dedup_key, now, limits, effects),
+                    tables.enqueue(
+                        &route,
+                        messages,
+                        (dedup_key, dedup_window_ms),
+                        now,
+                        limits,
+                        effects,
+                    ),
                     failure,
                 )),
                 Request::Settle {

@@ -55,6 +55,9 @@ pub(super) enum Change {
         route: String,
         messages: Vec<NewMessage>,
         dedup_key: Option<String>,
+        /// How long the key is remembered; absent: `PUSHJET_BRIDGE_DEDUP_WINDOW`.
+        #[serde(default)]
+        dedup_window_ms: Option<u64>,
     },
     /// The outcome of a send.
     Settle {
@@ -77,6 +80,8 @@ pub(super) enum ChangeRef<'a> {
         route: &'a str,
         messages: &'a [NewMessage],
         dedup_key: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dedup_window_ms: Option<u64>,
     },
     /// See [`Change::Settle`].
     Settle {
@@ -298,10 +303,12 @@ mod tests {
                 route,
                 messages,
                 dedup_key,
+                dedup_window_ms,
             } => ChangeRef::Enqueue {
                 route,
                 messages,
                 dedup_key: dedup_key.as_deref(),
+                dedup_window_ms: *dedup_window_ms,
             },
             Change::Settle {
                 id,
@@ -325,6 +332,7 @@ mod tests {
                 route: "gh".to_owned(),
                 messages: vec![message("one")],
                 dedup_key: None,
+                dedup_window_ms: None,
             },
             Change::Settle {
                 id: 7,
@@ -357,6 +365,7 @@ mod tests {
             route: "gh".to_owned(),
             messages: vec![message("one"), message("two")],
             dedup_key: Some("github:1".to_owned()),
+            dedup_window_ms: Some(300_000),
         };
         {
             let (mut journal, frames) = Journal::open(dir.path(), 0).unwrap();
@@ -473,6 +482,7 @@ mod tests {
             route: "gh".to_owned(),
             messages: Vec::new(),
             dedup_key: Some("k".repeat(usize::try_from(CAPACITY).unwrap())),
+            dedup_window_ms: None,
         };
         journal.append(1, &[json(&change(1))], true).unwrap();
         journal.append(2, &[json(&large)], true).unwrap();

@@ -12,6 +12,7 @@
 //! | `dedup_keys` | dedup key | when it expires |
 //! | `dedup_expiry` | (expiry, dedup key) | — (index of the above by expiry, for pruning) |
 //! | `meta` | name | the last id handed out |
+//! | `noise` | route name | the route's noise state: rate window, collapse keys, held notifications (`noise.rs`, written in transactions of its own) |
 //!
 //! No secret is ever stored: the delivery worker looks the route's secret up when it sends.
 //!
@@ -45,15 +46,17 @@ use self::committer::{Request, Settlement};
 use self::schedule::Schedule;
 use super::outbox::backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 use super::outbox::records::{
-    Clock, DeadLetter, DeadRecord, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
+    Clock, DeadLetter, DeadRecord, DedupKey, Enqueued, OutboxError, PendingRecord, RetriedDeadLetters,
     SystemClock, duration_millis, millis,
 };
 use crate::config::DeliverySettings;
+use crate::delivery::noise::{Admission, Admitted, Released};
 use crate::pushjet::NewMessage;
 use crate::routes::RouteName;
 
 mod committer;
 mod journal;
+mod noise;
 mod schedule;
 mod tables;
 
@@ -101,6 +104,7 @@ unavailable_from!(
 struct Limits {
     max_queue: u64,
     dedup_window_ms: u64,
+    alert_dedup_window_ms: u64,
 }
 
 /// What the committer thread, the readers and the handles share.
@@ -155,6 +159,8 @@ pub(in crate::delivery) struct RedbOutbox {
     path: PathBuf,
     requests: Option<mpsc::Sender<Request>>,
     committer: Option<JoinHandle<()>>,
+    /// Held while a route's noise state is read, decided and written (`noise.rs`).
+    noise_lock: tokio::sync::Mutex<()>,
 }
 
 impl Drop for RedbOutbox {
@@ -180,6 +186,16 @@ impl RedbOutbox {
             Arc::new(SystemClock),
             committer::APPLY_DELAY,
         )
+    }
+
+    /// [`Self::open`] with the clock that dates notifications, dedup keys and noise decisions.
+    #[cfg(test)]
+    pub(in crate::delivery) fn open_with_test_clock(
+        data_dir: &Path,
+        settings: &DeliverySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OutboxError> {
+        Self::open_with_clock(data_dir, settings, clock, committer::APPLY_DELAY)
     }
 
     /// [`Self::open`] with the clock that dates notifications and dedup keys, and the time a
@@ -252,6 +268,7 @@ impl RedbOutbox {
         let limits = Limits {
             max_queue: settings.max_queue,
             dedup_window_ms: duration_millis(settings.dedup_window),
+            alert_dedup_window_ms: duration_millis(settings.alert_dedup_window),
         };
         let journal = journal_dir
             .map(|dir| committer::replay_journal(&db, dir, limits))
@@ -291,6 +308,7 @@ impl RedbOutbox {
             path,
             requests: Some(requests),
             committer: Some(committer),
+            noise_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -415,14 +433,34 @@ impl OutboxBackend for RedbOutbox {
         &'a self,
         route: &'a RouteName,
         notifications: Vec<NewMessage>,
-        dedup_key: Option<String>,
+        dedup_key: Option<DedupKey>,
     ) -> BoxFuture<'a, Result<Enqueued, OutboxError>> {
-        Box::pin(self.request(|reply| Request::Enqueue {
+        let limits = self.core.limits;
+        let dedup_window_ms = dedup_key
+            .as_ref()
+            .map(|key| key.window_ms(limits.dedup_window_ms, limits.alert_dedup_window_ms));
+        Box::pin(self.request(move |reply| Request::Enqueue {
             route: route.clone(),
             messages: notifications,
-            dedup_key,
+            dedup_key: dedup_key.map(|key| key.key),
+            dedup_window_ms,
             reply,
         }))
+    }
+
+    fn admit<'a>(
+        &'a self,
+        route: &'a RouteName,
+        admission: Admission<'a>,
+    ) -> BoxFuture<'a, Result<Admitted, OutboxError>> {
+        Box::pin(self.admit_noise(route, admission))
+    }
+
+    fn release_held(
+        &self,
+        max_message_bytes: usize,
+    ) -> BoxFuture<'_, Result<Released, OutboxError>> {
+        Box::pin(self.release_noise(max_message_bytes))
     }
 
     fn dead_letters(

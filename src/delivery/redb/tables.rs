@@ -108,9 +108,17 @@ impl<'txn> Tables<'txn> {
                 route,
                 messages,
                 dedup_key,
+                dedup_window_ms,
             } => match RouteName::parse(&route) {
                 Ok(route) => self
-                    .enqueue(&route, messages, dedup_key, now, limits, effects)?
+                    .enqueue(
+                        &route,
+                        messages,
+                        (dedup_key, dedup_window_ms),
+                        now,
+                        limits,
+                        effects,
+                    )?
                     .map(drop),
                 Err(error) => Err(OutboxError::Record(error.to_string())),
             },
@@ -135,7 +143,7 @@ impl<'txn> Tables<'txn> {
         &mut self,
         route: &RouteName,
         messages: Vec<NewMessage>,
-        dedup_key: Option<String>,
+        (dedup_key, dedup_window_ms): (Option<String>, Option<u64>),
         now: u64,
         limits: Limits,
         effects: &mut Vec<Effect>,
@@ -166,7 +174,8 @@ impl<'txn> Tables<'txn> {
             if let Some(stale) = seen {
                 self.dedup_expiry.remove((stale, key.as_str()))?;
             }
-            let expires = now.saturating_add(limits.dedup_window_ms);
+            let window = dedup_window_ms.unwrap_or(limits.dedup_window_ms);
+            let expires = now.saturating_add(window);
             self.dedup.insert(key.as_str(), expires)?;
             self.dedup_expiry.insert((expires, key.as_str()), ())?;
         }

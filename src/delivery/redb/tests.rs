@@ -94,7 +94,7 @@ async fn a_crash_loses_nothing_the_journal_holds_and_applies_it_once() {
     let key = || Some("github:crash".to_owned());
     let first = queued(
         outbox
-            .enqueue(&route("gh"), vec![message("one"), message("two")], key())
+            .enqueue(&route("gh"), vec![message("one"), message("two")], key().map(DedupKey::delivery))
             .await,
     );
     queued(
@@ -137,7 +137,7 @@ async fn a_crash_loses_nothing_the_journal_holds_and_applies_it_once() {
         message("three")
     );
     let again = recovered
-        .enqueue(&route("gh"), vec![message("one")], key())
+        .enqueue(&route("gh"), vec![message("one")], key().map(DedupKey::delivery))
         .await
         .unwrap();
     assert_eq!(again, Enqueued::Duplicate, "the dedup key came back too");
@@ -236,11 +236,11 @@ async fn a_dedup_key_seen_within_the_window_is_a_duplicate_and_queues_nothing() 
     let key = || Some("github:72d3162e".to_owned());
     queued(
         outbox
-            .enqueue(&route("gh"), vec![message("a")], key())
+            .enqueue(&route("gh"), vec![message("a")], key().map(DedupKey::delivery))
             .await,
     );
     let again = outbox
-        .enqueue(&route("gh"), vec![message("a"), message("b")], key())
+        .enqueue(&route("gh"), vec![message("a"), message("b")], key().map(DedupKey::delivery))
         .await
         .unwrap();
     assert_eq!(again, Enqueued::Duplicate);
@@ -249,7 +249,7 @@ async fn a_dedup_key_seen_within_the_window_is_a_duplicate_and_queues_nothing() 
         .enqueue(
             &route("gh"),
             vec![message("c")],
-            Some("github:other".to_owned()),
+            Some(DedupKey::delivery("github:other".to_owned())),
         )
         .await;
     assert_eq!(queued(other), [2]);
@@ -267,7 +267,7 @@ async fn a_dedup_key_is_forgotten_after_the_window_and_remembered_across_restart
     let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone(), committer::APPLY_DELAY).unwrap();
     queued(
         outbox
-            .enqueue(&route("gl"), vec![message("a")], key())
+            .enqueue(&route("gl"), vec![message("a")], key().map(DedupKey::delivery))
             .await,
     );
     drop(outbox);
@@ -275,17 +275,17 @@ async fn a_dedup_key_is_forgotten_after_the_window_and_remembered_across_restart
     clock.advance(Duration::from_secs(3599));
     let outbox = RedbOutbox::open_with_clock(dir.path(), &settings, clock.clone(), committer::APPLY_DELAY).unwrap();
     let within = outbox
-        .enqueue(&route("gl"), vec![message("a")], key())
+        .enqueue(&route("gl"), vec![message("a")], key().map(DedupKey::delivery))
         .await;
     assert_eq!(within.unwrap(), Enqueued::Duplicate);
 
     clock.advance(Duration::from_secs(1));
     let after = outbox
-        .enqueue(&route("gl"), vec![message("a")], key())
+        .enqueue(&route("gl"), vec![message("a")], key().map(DedupKey::delivery))
         .await;
     assert_eq!(queued(after), [2]);
     let fresh_window = outbox
-        .enqueue(&route("gl"), vec![message("a")], key())
+        .enqueue(&route("gl"), vec![message("a")], key().map(DedupKey::delivery))
         .await;
     assert_eq!(fresh_window.unwrap(), Enqueued::Duplicate);
 }
@@ -305,7 +305,7 @@ async fn enqueue_refuses_beyond_the_queue_limit_all_or_nothing() {
     );
     let key = || Some("github:big".to_owned());
     let refused = outbox
-        .enqueue(&route("gh"), vec![message("3"), message("4")], key())
+        .enqueue(&route("gh"), vec![message("3"), message("4")], key().map(DedupKey::delivery))
         .await
         .unwrap_err();
     assert!(
@@ -315,7 +315,7 @@ async fn enqueue_refuses_beyond_the_queue_limit_all_or_nothing() {
     assert_eq!(refused.retry_after(), Some(FULL_RETRY_AFTER));
     assert_eq!(outbox.pending_count(), 2);
     let fits = outbox
-        .enqueue(&route("gh"), vec![message("3")], key())
+        .enqueue(&route("gh"), vec![message("3")], key().map(DedupKey::delivery))
         .await;
     assert_eq!(queued(fits), [3], "the refused call must not keep its key");
 }
@@ -330,7 +330,7 @@ async fn group_commit_batches_concurrent_enqueues_into_few_transactions() {
         async move {
             let key = Some(format!("generic:{n}"));
             outbox
-                .enqueue(&route("load"), vec![message(&n.to_string())], key)
+                .enqueue(&route("load"), vec![message(&n.to_string())], key.map(DedupKey::delivery))
                 .await
         }
     });
@@ -420,7 +420,7 @@ async fn a_disk_that_refuses_writes_makes_enqueue_unavailable_and_queues_nothing
     );
     failing.store(true, Ordering::SeqCst);
     let error = outbox
-        .enqueue(&route("gh"), vec![message("lost")], Some("k".to_owned()))
+        .enqueue(&route("gh"), vec![message("lost")], Some(DedupKey::delivery("k".to_owned())))
         .await
         .unwrap_err();
     assert!(matches!(error, OutboxError::Unavailable(_)), "{error}");
