@@ -12,6 +12,7 @@ mod failover;
 mod fixtures;
 mod formats;
 mod hostile;
+mod metrics;
 mod operations;
 mod outbox;
 mod publish;
