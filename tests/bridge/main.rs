@@ -18,6 +18,7 @@ mod outbox;
 mod publish;
 mod replicas;
 mod secrets;
+mod settings;
 mod signatures;
 mod snapshots;
 mod sources;

@@ -1,0 +1,104 @@
+//! Misspelled settings are problems, not silence: once every setting has been read, each
+//! `PUSHJET_BRIDGE_*` variable that is set and that no setting asked for is reported, with the
+//! nearest name that is a setting ("did you mean …?"), and a variable of a route that
+//! `PUSHJET_BRIDGE_ROUTES` does not name says so.
+//!
+//! Nothing here lists the settings: a setting is known because its reader asked the variable set
+//! for it ([`Vars::get`], or a field of a [`Vars::section`] struct, `*_FILE` fields included), so
+//! a setting added anywhere through the reader is known without a word here.
+
+use super::read::{Problems, Vars};
+
+/// The namespace whose variables must all be settings.
+const NAMESPACE: &str = "PUSHJET_BRIDGE_";
+
+/// Variables in the namespace that are not settings and that the service ignores: the test
+/// suite's own (`scripts/test` sets it, and services the tests start inherit it).
+pub(super) const NOT_SETTINGS: &[&str] = &["PUSHJET_BRIDGE_TEST_PYTHON"];
+
+/// Records a problem for every variable of the namespace set in `vars` that no setting asked
+/// for. Call it after every setting has been read.
+pub(super) fn report_unknown(vars: &Vars, problems: &mut Problems) {
+    let asked = vars.asked();
+    let families = vars.families();
+    for name in vars.names() {
+        if !name.starts_with(NAMESPACE) || asked.contains(name) || NOT_SETTINGS.contains(&name) {
+            continue;
+        }
+        let member = families.iter().find_map(|(prefix, family)| {
+            let rest = name.strip_prefix(prefix.as_str())?;
+            family
+                .suffixes
+                .iter()
+                .filter_map(|suffix| rest.strip_suffix(suffix.as_str())?.strip_suffix('_'))
+                .filter(|member| !member.is_empty())
+                .min_by_key(|member| member.len())
+                .map(|member| (member, family))
+        });
+        let problem = match member {
+            Some((member, family)) => format!(
+                "{name} is set, but {} does not name {}",
+                family.listed_in,
+                member_names(member)
+            ),
+            None => format!("{name} is not a setting"),
+        };
+        let problem = match nearest(name, &asked) {
+            Some(known) => format!("{problem} (did you mean `{known}`?)"),
+            None => format!("{problem} (README, \"Global variables\", lists them)"),
+        };
+        problems.push(problem);
+    }
+}
+
+/// A member as a list may name it: `gh` for `GH`, `gh_prod` or `gh-prod` for `GH_PROD`.
+fn member_names(member: &str) -> String {
+    let lower = member.to_ascii_lowercase();
+    if lower.contains('_') {
+        format!("`{lower}` (or `{}`)", lower.replace('_', "-"))
+    } else {
+        format!("`{lower}`")
+    }
+}
+
+/// The known name closest to `name` by edit distance (letters swapped count once), when it is
+/// close enough to be what was meant: at most a quarter of the part after the namespace
+/// (and at least 2) edits away.
+fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> Option<&'a str> {
+    let within = (name.len().saturating_sub(NAMESPACE.len()) / 4).max(2);
+    known
+        .into_iter()
+        .filter(|known| known.starts_with(NAMESPACE))
+        .map(|known| (strsim::damerau_levenshtein(name, known), known))
+        .filter(|(distance, _)| *distance <= within)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_nearest_name_is_one_a_typo_away_and_none_is_far() {
+        let names = known(&[
+            "PUSHJET_BRIDGE_MAX_BODY_BYTES",
+            "PUSHJET_BRIDGE_MAX_MESSAGE_BYTES",
+            "PUSHJET_API_URL",
+        ]);
+        assert_eq!(
+            nearest("PUSHJET_BRIDGE_MAX_BODYBYTES", &names),
+            Some("PUSHJET_BRIDGE_MAX_BODY_BYTES")
+        );
+        assert_eq!(
+            nearest("PUSHJET_BRIDGE_MAX_BDOY_BYTES", &names),
+            Some("PUSHJET_BRIDGE_MAX_BODY_BYTES")
+        );
+        assert_eq!(nearest("PUSHJET_BRIDGE_COLOUR", &names), None);
+        assert_eq!(nearest("PUSHJET_BRIDGE_API_URL", &names), None);
+    }
+}
