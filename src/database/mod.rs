@@ -9,7 +9,9 @@
 //! - `migrations.rs`: the one schema of the database, numbered migrations applied under an
 //!   advisory lock;
 //! - `listen.rs`: `LISTEN` on a channel over a connection of its own, made again when it drops;
-//! - [`reason`]: a failure as a person reads it (the server's own message when it sent one).
+//! - [`reason`]: a failure as a person reads it (the server's own message when it sent one);
+//! - [`within`]: the bound on every wait (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`): a server that does
+//!   not answer, hung rather than down, is unavailable within it, like one that refuses.
 //!
 //! Every failure here is [`DatabaseError`]: the database cannot be reached or refused; its users
 //! turn it into their own "unavailable" error (a 503 with `Retry-After`).
@@ -33,9 +35,6 @@ pub(crate) use migrations::latest_version;
 
 use crate::config::{DatabaseCa, DatabaseUrl};
 
-/// How long connecting, or waiting for a free connection, may take before the caller is told
-/// the database is unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The database cannot be reached, or refused what was asked; the text never holds the
 /// password.
@@ -51,6 +50,8 @@ pub(crate) struct Database {
     pub(crate) pool: Pool,
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
+    /// The longest any wait on the database may last (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`).
+    pub(crate) timeout: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -72,8 +73,14 @@ pub(crate) async fn connect(
     if config.get_application_name().is_none() {
         config.application_name("pushjet-bridge");
     }
+    let timeout = url.timeout();
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
+        config.connect_timeout(timeout);
+    }
+    let options = config.get_options().unwrap_or_default().to_owned();
+    if !options.contains("statement_timeout") {
+        let bound = format!("-c statement_timeout={}", timeout.as_millis());
+        config.options(format!("{options} {bound}").trim());
     }
     config.keepalives(true);
     let manager = Manager::from_config(
@@ -86,9 +93,9 @@ pub(crate) async fn connect(
     let pool = Pool::builder(manager)
         .max_size(pool_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(CONNECT_TIMEOUT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
         .build()
         .map_err(|error| DatabaseError(format!("database pool: {error}")))?;
     migrations::migrate(&pool)
@@ -99,7 +106,29 @@ pub(crate) async fn connect(
                 url.redacted()
             ))
         })?;
-    Ok(Database { pool, config, tls })
+    Ok(Database {
+        pool,
+        config,
+        tls,
+        timeout,
+    })
+}
+
+/// Waits for `work` (a connection from the pool and what is done with it) at most `timeout`: a
+/// server that has not answered by then, hung or behind a network that drops everything, is a
+/// [`DatabaseError`] as one that refuses is. The server may still carry out what was sent once it
+/// answers again: a transaction whose `COMMIT` had been sent may commit after its caller was told
+/// it failed.
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    work: impl Future<Output = T>,
+) -> Result<T, DatabaseError> {
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        DatabaseError(format!(
+            "the database: no answer within {} (PUSHJET_BRIDGE_DATABASE_TIMEOUT)",
+            humantime::format_duration(timeout)
+        ))
+    })
 }
 
 /// TLS for the database (when its `sslmode` asks for it): the server's certificate must chain

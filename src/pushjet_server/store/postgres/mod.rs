@@ -69,6 +69,8 @@ impl Drop for PostgresStore {
 struct Shared {
     pool: Pool,
     limits: StoreLimits,
+    /// The longest any operation may wait on the database.
+    timeout: std::time::Duration,
 }
 
 impl PostgresStore {
@@ -82,6 +84,7 @@ impl PostgresStore {
         let shared = Arc::new(Shared {
             pool: database.pool.clone(),
             limits: options.limits,
+            timeout: database.timeout,
         });
         let mut background = vec![
             tokio::spawn(feed::prune_forever(
@@ -100,12 +103,20 @@ impl PostgresStore {
         Ok(Self { shared, background })
     }
 
-    /// Runs `work` on the shared state in a future of its own.
+    /// Runs `work` on the shared state in a future of its own, for at most the database
+    /// timeout (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`): a server that does not answer by then is
+    /// unavailable.
     fn run<T, F>(&self, work: impl FnOnce(Arc<Shared>) -> F) -> Answer<T>
     where
         F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        Box::pin(work(self.shared.clone()))
+        let timeout = self.shared.timeout;
+        let work = work(self.shared.clone());
+        Box::pin(async move {
+            database::within(timeout, work)
+                .await
+                .unwrap_or_else(|error| Err(StoreError::from(error)))
+        })
     }
 }
 
