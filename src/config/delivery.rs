@@ -459,7 +459,10 @@ mod tests {
         for bad in ["0s", "2m", "soon"] {
             let error = read(&[url, ("PUSHJET_BRIDGE_DATABASE_TIMEOUT", bad)]).unwrap_err();
             assert_eq!(error.len(), 1, "{bad}: {error:?}");
-            assert!(error[0].contains("PUSHJET_BRIDGE_DATABASE_TIMEOUT"), "{error:?}");
+            assert!(
+                error[0].contains("PUSHJET_BRIDGE_DATABASE_TIMEOUT"),
+                "{error:?}"
+            );
         }
     }
 }

@@ -140,7 +140,9 @@ impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
     type Error = serde::de::value::Error;
 
     fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-        Err(serde::de::Error::custom("only a struct's field names are read"))
+        Err(serde::de::Error::custom(
+            "only a struct's field names are read",
+        ))
     }
 
     fn deserialize_struct<V: serde::de::Visitor<'de>>(
@@ -150,7 +152,9 @@ impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
         _visitor: V,
     ) -> Result<V::Value, Self::Error> {
         *self.0 = fields;
-        Err(serde::de::Error::custom("only a struct's field names are read"))
+        Err(serde::de::Error::custom(
+            "only a struct's field names are read",
+        ))
     }
 
     serde::forward_to_deserialize_any! {
@@ -307,7 +311,12 @@ mod tests {
         vars.section::<Section>("P_", &mut Problems::default());
         vars.get("OTHER");
         let asked = vars.asked();
-        for name in ["P_MAX_BODY_BYTES", "P_TOKEN_FILE", "OTHER", "PUSHJET_BRIDGE_ENV_FILE"] {
+        for name in [
+            "P_MAX_BODY_BYTES",
+            "P_TOKEN_FILE",
+            "OTHER",
+            "PUSHJET_BRIDGE_ENV_FILE",
+        ] {
             assert!(asked.contains(name), "{name} in {asked:?}");
         }
     }

@@ -229,7 +229,10 @@ fn a_misspelled_route_setting_is_a_problem_with_the_name_meant() {
     let error = Settings::from_vars(vars(&[
         ("PUSHJET_BRIDGE_ROUTES", "gh"),
         ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", SECRET),
-        ("PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRETS", "hmac-secret-value"),
+        (
+            "PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRETS",
+            "hmac-secret-value",
+        ),
     ]))
     .unwrap_err();
     assert_eq!(
@@ -245,8 +248,7 @@ fn a_misspelled_route_setting_is_a_problem_with_the_name_meant() {
 
 #[test]
 fn a_misspelled_global_setting_is_a_problem_with_the_name_meant() {
-    let error =
-        Settings::from_vars(vars(&[("PUSHJET_BRIDGE_MAX_BODYBYTES", "1000")])).unwrap_err();
+    let error = Settings::from_vars(vars(&[("PUSHJET_BRIDGE_MAX_BODYBYTES", "1000")])).unwrap_err();
     assert_eq!(
         error.0,
         vec![
@@ -263,7 +265,10 @@ fn a_setting_of_a_route_not_listed_is_a_problem() {
         ("PUSHJET_BRIDGE_ROUTES", "gh"),
         ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", SECRET),
         ("PUSHJET_BRIDGE_ROUTE_GH_PROD_WEBHOOK_SECRET", "x"),
-        ("PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN_FILE", "/run/secrets/token"),
+        (
+            "PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN_FILE",
+            "/run/secrets/token",
+        ),
     ]))
     .unwrap_err();
     let text = error.to_string();

@@ -35,7 +35,6 @@ pub(crate) use migrations::latest_version;
 
 use crate::config::{DatabaseCa, DatabaseUrl};
 
-
 /// The database cannot be reached, or refused what was asked; the text never holds the
 /// password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,8 +150,21 @@ fn tls(ca: &DatabaseCa) -> Result<MakeRustlsConnect, DatabaseError> {
 /// A database failure as a person reads it, prefixed with "the database: ": the server's own
 /// message when it sent one (a client error's text alone is only "db error"), else the error
 /// with the causes its text does not already say ("error connecting to server" alone does not
-/// say that it was refused), and what to do about a server certificate from an unknown CA.
+/// say that it was refused), and what to do about a server certificate from an unknown CA; a
+/// pool that waited out the timeout says what it waited for.
 pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(deadpool_postgres::PoolError::Timeout(kind)) =
+        error.downcast_ref::<deadpool_postgres::PoolError>()
+    {
+        let waiting = match kind {
+            deadpool_postgres::TimeoutType::Wait => "waiting for a free connection",
+            deadpool_postgres::TimeoutType::Create => "connecting",
+            deadpool_postgres::TimeoutType::Recycle => "checking a pooled connection",
+        };
+        return format!(
+            "the database: no answer within PUSHJET_BRIDGE_DATABASE_TIMEOUT ({waiting})"
+        );
+    }
     let mut reason = error.to_string();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {

@@ -126,9 +126,16 @@ impl TestPostgres {
     /// more processes), then to each of its children (each runs in a session of its own, so
     /// not one process group).
     pub fn pause(&self) {
-        let postmaster = self.postmaster_pid().expect("a running server's postmaster.pid");
+        let postmaster = self
+            .postmaster_pid()
+            .expect("a running server's postmaster.pid");
         signal("STOP", &[postmaster]);
-        signal("STOP", &children_of(postmaster));
+        // A signal is delivered asynchronously: until the postmaster has stopped it may still
+        // start a process, which would then be missed.
+        wait_until_stopped(&[postmaster]);
+        let children = children_of(postmaster);
+        signal("STOP", &children);
+        wait_until_stopped(&children);
     }
 
     /// Lets a server [`Self::pause`] hung go on: SIGCONT to its processes.
@@ -303,6 +310,25 @@ fn children_of(parent: u32) -> Vec<u32> {
             })
         })
         .collect()
+}
+
+/// Waits (up to 10 s) until each of `pids` is stopped (state `T`) or gone (or a zombie).
+fn wait_until_stopped(pids: &[u32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for pid in pids {
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            let running = state.as_deref().is_some_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .is_some_and(|state| !matches!(state, "T" | "t" | "Z" | "X"))
+            });
+            if !running || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }
 
 /// Sends SIGSTOP or SIGCONT (`name`) to `pids`; one that has exited meanwhile is no error.

@@ -12,6 +12,7 @@ mod failover;
 mod fixtures;
 mod formats;
 mod hostile;
+mod hung_database;
 mod metrics;
 mod operations;
 mod outbox;

@@ -17,7 +17,11 @@ fn series(text: &str) -> usize {
 /// from another round's; some methods are kilobytes long.
 async fn invented_requests(client: &awc::Client, base: &str, round: &str, count: usize) {
     for i in 0..count {
-        let long = if i % 10 == 0 { "Q".repeat(4096) } else { String::new() };
+        let long = if i % 10 == 0 {
+            "Q".repeat(4096)
+        } else {
+            String::new()
+        };
         let method = Method::from_bytes(format!("X{round}{i}{long}").as_bytes())
             .expect("a valid method token");
         for path in ["/healthz", "/hooks/demo", &format!("/nowhere/{round}/{i}")] {
@@ -44,7 +48,11 @@ async fn scrape(client: &awc::Client, base: &str) -> String {
         .await
         .expect("the metrics answer");
     assert_eq!(answer.status(), 200);
-    let body = answer.body().limit(64 << 20).await.expect("the metrics body");
+    let body = answer
+        .body()
+        .limit(64 << 20)
+        .await
+        .expect("the metrics body");
     String::from_utf8(body.to_vec()).expect("UTF-8 metrics")
 }
 

@@ -21,8 +21,14 @@ async fn run(args: &[&str], vars: &[(&str, &str)]) -> Output {
 
 const MISSPELLED: [(&str, &str); 4] = [
     ("PUSHJET_BRIDGE_ROUTES", "gh"),
-    ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", "3ad3ed6d089e9ff87f6a4c7247ca5940"),
-    ("PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRETS", "hmac-secret-value"),
+    (
+        "PUSHJET_BRIDGE_ROUTE_GH_SECRET",
+        "3ad3ed6d089e9ff87f6a4c7247ca5940",
+    ),
+    (
+        "PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRETS",
+        "hmac-secret-value",
+    ),
     ("PUSHJET_BRIDGE_MAX_BODYBYTES", "1000"),
 ];
 
