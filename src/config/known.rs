@@ -13,16 +13,53 @@ use super::read::{Problems, Vars};
 const NAMESPACE: &str = "PUSHJET_BRIDGE_";
 
 /// Variables in the namespace that are not settings and that the service ignores: the test
-/// suite's own (`scripts/test` sets it, and services the tests start inherit it).
+/// suite's own (`scripts/test` sets it, and services the tests start inherit it). Kubernetes'
+/// service links are ignored too ([`is_service_link`]).
 pub(super) const NOT_SETTINGS: &[&str] = &["PUSHJET_BRIDGE_TEST_PYTHON"];
+
+/// Whether `name=value` is one of the variables Kubernetes gives a pod for each service of its
+/// namespace (unless `enableServiceLinks: false`): a service named `pushjet-bridge` gives
+/// `PUSHJET_BRIDGE_SERVICE_HOST`, `PUSHJET_BRIDGE_SERVICE_PORT[_<PORT NAME>]`,
+/// `PUSHJET_BRIDGE_PORT=tcp://…` and `PUSHJET_BRIDGE_PORT_<N>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]`.
+fn is_service_link(name: &str, value: &str) -> bool {
+    const PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
+    if name.ends_with("_SERVICE_HOST") || name.ends_with("_SERVICE_PORT") {
+        return true;
+    }
+    if let Some((_, port_name)) = name.rsplit_once("_SERVICE_PORT_") {
+        return !port_name.is_empty();
+    }
+    if name.ends_with("_PORT")
+        && PROTOCOLS
+            .iter()
+            .any(|protocol| value.starts_with(&format!("{}://", protocol.to_ascii_lowercase())))
+    {
+        return true;
+    }
+    let Some((_, port)) = name.rsplit_once("_PORT_") else {
+        return false;
+    };
+    let mut parts = port.splitn(3, '_');
+    let number = parts.next().unwrap_or_default();
+    let protocol = parts.next().unwrap_or_default();
+    let field = parts.next();
+    !number.is_empty()
+        && number.bytes().all(|byte| byte.is_ascii_digit())
+        && PROTOCOLS.contains(&protocol)
+        && field.is_none_or(|field| matches!(field, "PROTO" | "PORT" | "ADDR"))
+}
 
 /// Records a problem for every variable of the namespace set in `vars` that no setting asked
 /// for. Call it after every setting has been read.
 pub(super) fn report_unknown(vars: &Vars, problems: &mut Problems) {
     let asked = vars.asked();
     let families = vars.families();
-    for name in vars.names() {
-        if !name.starts_with(NAMESPACE) || asked.contains(name) || NOT_SETTINGS.contains(&name) {
+    for (name, value) in vars.entries() {
+        if !name.starts_with(NAMESPACE)
+            || asked.contains(name)
+            || NOT_SETTINGS.contains(&name)
+            || is_service_link(name, value)
+        {
             continue;
         }
         let member = families.iter().find_map(|(prefix, family)| {
@@ -81,6 +118,35 @@ mod tests {
 
     fn known(names: &[&str]) -> Vec<String> {
         names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_recognised_and_settings_are_not() {
+        for (name, value) in [
+            ("PUSHJET_BRIDGE_SERVICE_HOST", "10.96.0.12"),
+            ("PUSHJET_BRIDGE_SERVICE_PORT", "8080"),
+            ("PUSHJET_BRIDGE_SERVICE_PORT_HTTP", "8080"),
+            ("PUSHJET_BRIDGE_PORT", "tcp://10.96.0.12:8080"),
+            ("PUSHJET_BRIDGE_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+            ("PUSHJET_BRIDGE_PORT_8080_TCP_PROTO", "tcp"),
+            ("PUSHJET_BRIDGE_PORT_8080_TCP_PORT", "8080"),
+            ("PUSHJET_BRIDGE_PORT_8080_TCP_ADDR", "10.96.0.12"),
+            (
+                "PUSHJET_BRIDGE_METRICS_PORT_9090_UDP",
+                "udp://10.96.0.13:9090",
+            ),
+        ] {
+            assert!(is_service_link(name, value), "{name}");
+        }
+        for (name, value) in [
+            ("PUSHJET_BRIDGE_PORT", "8080"),
+            ("PUSHJET_BRIDGE_PORT_8080", "tcp://10.96.0.12:8080"),
+            ("PUSHJET_BRIDGE_PORT_HTTP_TCP", "tcp://10.96.0.12:8080"),
+            ("PUSHJET_BRIDGE_PORT_8080_TCP_HOST", "10.96.0.12"),
+            ("PUSHJET_BRIDGE_MAX_BODYBYTES", "1000"),
+        ] {
+            assert!(!is_service_link(name, value), "{name}");
+        }
     }
 
     #[test]

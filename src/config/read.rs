@@ -108,9 +108,11 @@ impl Vars {
         );
     }
 
-    /// The names of every variable set.
-    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
+    /// Every variable set, name and value.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
     }
 
     /// Every name asked for so far.

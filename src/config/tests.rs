@@ -308,7 +308,7 @@ fn unknown_settings_are_reported_with_every_other_problem_at_once() {
 }
 
 #[test]
-fn every_file_variant_and_the_test_suites_variable_are_not_problems() {
+fn file_variants_the_test_suites_variable_and_kubernetes_service_links_are_not_problems() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
@@ -323,6 +323,8 @@ fn every_file_variant_and_the_test_suites_variable_are_not_problems() {
         ("PUSHJET_BRIDGE_ADMIN_TOKEN_FILE", token),
         ("PUSHJET_BRIDGE_METRICS_TOKEN_FILE", token),
         ("PUSHJET_BRIDGE_TEST_PYTHON", "/usr/bin/python3"),
+        ("PUSHJET_BRIDGE_SERVICE_HOST", "10.96.0.12"),
+        ("PUSHJET_BRIDGE_PORT_8080_TCP_ADDR", "10.96.0.12"),
         ("PUSHJET_BRIDGE_ENV_FILE", ""),
         ("PUSHJET_API_URL", ""),
     ]))
