@@ -93,18 +93,17 @@ impl Vars {
 
     /// Declares a family: `<prefix><MEMBER>_<field of T>` for each member listed in `listed_in`
     /// (`PUSHJET_BRIDGE_ROUTE_` and the route variables), so that a variable of a member not
-    /// listed is reported as such.
+    /// listed is reported as such. Declaring the same prefix again adds `T`'s fields.
     pub(super) fn family<T: DeserializeOwned>(&self, prefix: &str, listed_in: &str) {
-        let suffixes = field_names::<T>()
-            .iter()
-            .map(|field| field.to_ascii_uppercase())
-            .collect();
-        self.families.borrow_mut().insert(
-            prefix.to_owned(),
-            Family {
-                listed_in: listed_in.to_owned(),
-                suffixes,
-            },
+        let mut families = self.families.borrow_mut();
+        let family = families.entry(prefix.to_owned()).or_insert_with(|| Family {
+            listed_in: listed_in.to_owned(),
+            suffixes: Vec::new(),
+        });
+        family.suffixes.extend(
+            field_names::<T>()
+                .iter()
+                .map(|field| field.to_ascii_uppercase()),
         );
     }
 
