@@ -17,9 +17,14 @@
 //! - **Secrets stay out of the logs**: the database client logs query parameters at DEBUG, so a
 //!   service's secret is passed as a [`SecretParam`], which shows as `<secret>`.
 //! - **Database trouble**: every operation asks the pool for a connection (made again when one
-//!   drops); when the server cannot be reached it answers [`StoreError::Unavailable`] (a 503).
+//!   drops), all of it bounded by `PUSHJET_BRIDGE_DATABASE_TIMEOUT`; when the server cannot be
+//!   reached or does not answer in time (hung, not down) it answers [`StoreError::Unavailable`]
+//!   (a 503), and works again by itself once the server does. The feed's reader is not bounded:
+//!   it waits for a hung server and goes on where it was.
 
 mod feed;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
