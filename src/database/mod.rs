@@ -81,6 +81,11 @@ pub(crate) async fn connect(
         let bound = format!("-c statement_timeout={}", timeout.as_millis());
         config.options(format!("{options} {bound}").trim());
     }
+    // A connection whose server stops acknowledging (a network that drops everything) is closed
+    // after the timeout, and the pool makes a new one, rather than waiting out TCP's minutes.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(timeout);
+    }
     config.keepalives(true);
     let manager = Manager::from_config(
         config.clone(),
