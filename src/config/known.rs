@@ -15,7 +15,7 @@ const NAMESPACE: &str = "PUSHJET_BRIDGE_";
 /// Variables in the namespace that are not settings and that the service ignores: the test
 /// suite's own (`scripts/test` sets it, and services the tests start inherit it). Kubernetes'
 /// service links are ignored too ([`is_service_link`]).
-pub(super) const NOT_SETTINGS: &[&str] = &["PUSHJET_BRIDGE_TEST_PYTHON"];
+const NOT_SETTINGS: &[&str] = &["PUSHJET_BRIDGE_TEST_PYTHON"];
 
 /// Whether `name=value` is one of the variables Kubernetes gives a pod for each service of its
 /// namespace (unless `enableServiceLinks: false`): a service named `pushjet-bridge` gives
@@ -80,11 +80,11 @@ pub(super) fn report_unknown(vars: &Vars, problems: &mut Problems) {
             ),
             None => format!("{name} is not a setting"),
         };
-        let problem = match nearest(name, &asked) {
-            Some(known) => format!("{problem} (did you mean `{known}`?)"),
-            None => format!("{problem} (README, \"Global variables\", lists them)"),
-        };
-        problems.push(problem);
+        problems.push(match (nearest(name, &asked), member) {
+            (Some(known), _) => format!("{problem} (did you mean `{known}`?)"),
+            (None, Some(_)) => problem,
+            (None, None) => format!("{problem} (the README's tables of variables list them)"),
+        });
     }
 }
 

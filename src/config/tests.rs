@@ -302,7 +302,7 @@ fn unknown_settings_are_reported_with_every_other_problem_at_once() {
     assert_eq!(error.0.len(), 4, "{text}");
     assert!(text.contains("PUSHJET_BRIDGE_LISTEN: `nowhere`"), "{text}");
     assert!(
-        text.contains("PUSHJET_BRIDGE_COLOUR is not a setting (README"),
+        text.contains("PUSHJET_BRIDGE_COLOUR is not a setting (the README's tables"),
         "{text}"
     );
 }
