@@ -7,10 +7,12 @@
 //! - [`delivery`]: the outbox and its dispatcher, [`database`] the shared database it may live in;
 //! - [`streams`]: the live streams of the embedded API;
 //! - [`limits`]: limits against hostile load, on every request and on the embedded Pushjet API;
+//! - [`known`]: a `PUSHJET_BRIDGE_*` variable no setting asked for is a problem (a misspelling);
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
 
 mod database;
 mod delivery;
+mod known;
 mod limits;
 mod read;
 mod routes;
@@ -216,6 +218,7 @@ impl Settings {
             streams: StreamSettings::read(&vars, &mut problems),
             source_vars: SourceVars(source_vars),
         };
+        known::report_unknown(&vars, &mut problems);
         problems.into_result(settings).map_err(ConfigError)
     }
 }

@@ -59,7 +59,7 @@ pub struct PushjetOutcome {
 /// One HTTP request to this service.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    /// The method.
+    /// The method: a standard one (`GET`, `POST`, …), else `other`.
     pub method: String,
     /// The matched route pattern (`/hooks/{route}`), or `unmatched`.
     pub path: String,

@@ -2,10 +2,12 @@
 //! Pushjet API are kept in when several replicas share one (README, "High availability"). It holds a password, so it is read
 //! like the other secrets and never shown: not in a problem, a log line or a `Debug` print.
 //! `PUSHJET_BRIDGE_DATABASE_CA_FILE`: the CA certificates (PEM) its server's certificate may
-//! chain to besides the Mozilla roots, for a private CA.
+//! chain to besides the Mozilla roots, for a private CA. `PUSHJET_BRIDGE_DATABASE_TIMEOUT`: how
+//! long any wait on it may last (a connection, a statement, an enqueue).
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, TrustAnchor};
@@ -19,7 +21,11 @@ pub struct DatabaseUrl {
     config: tokio_postgres::Config,
     raw: String,
     ca: DatabaseCa,
+    timeout: Duration,
 }
+
+/// The default of `PUSHJET_BRIDGE_DATABASE_TIMEOUT`.
+pub const DEFAULT_DATABASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl DatabaseUrl {
     /// Parses a connection string. The error never repeats the input: it may hold a password.
@@ -43,12 +49,26 @@ impl DatabaseUrl {
             config,
             raw: raw.to_owned(),
             ca: DatabaseCa::default(),
+            timeout: DEFAULT_DATABASE_TIMEOUT,
         })
     }
 
     /// The same database, its server's certificate also trusted when it chains to `ca`.
     pub fn with_ca(self, ca: DatabaseCa) -> Self {
         Self { ca, ..self }
+    }
+
+    /// The same database, with `timeout` as the longest any wait on it may last.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
+    }
+
+    /// The longest a wait on the database may last: connecting, a free connection, a statement
+    /// (also the server's `statement_timeout`), and the whole of one operation such as an
+    /// enqueue (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`, default 5 s). A server that does not answer
+    /// within it, down or hung, is unavailable.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The connection settings, password included, for the database client.
@@ -92,7 +112,7 @@ impl DatabaseUrl {
 
 impl PartialEq for DatabaseUrl {
     fn eq(&self, other: &Self) -> bool {
-        self.raw == other.raw && self.ca == other.ca
+        self.raw == other.raw && self.ca == other.ca && self.timeout == other.timeout
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::database::{DatabaseCa, DatabaseUrl};
+use super::database::{DEFAULT_DATABASE_TIMEOUT, DatabaseCa, DatabaseUrl};
 use super::read::{Problems, parse_count, parse_duration};
 
 const PREFIX: &str = "PUSHJET_BRIDGE_";
@@ -43,7 +43,8 @@ pub struct DeliverySettings {
     pub send_timeout: Duration,
     /// The PostgreSQL database the outbox (and the embedded Pushjet API's store) is kept in,
     /// shared by every replica (`PUSHJET_BRIDGE_DATABASE_URL[_FILE]`, with the CA certificates
-    /// of `PUSHJET_BRIDGE_DATABASE_CA_FILE`); `None` keeps them in the data directory (redb).
+    /// of `PUSHJET_BRIDGE_DATABASE_CA_FILE` and the bound on every wait of
+    /// `PUSHJET_BRIDGE_DATABASE_TIMEOUT`); `None` keeps them in the data directory (redb).
     pub database: Option<DatabaseUrl>,
     /// How long a replica's claim on a route lasts without being renewed: a replica that dies
     /// mid-send loses its routes after this long (`PUSHJET_BRIDGE_LEASE`, default `30s`; longer
@@ -83,8 +84,14 @@ struct Vars {
     database_url: Option<String>,
     database_url_file: Option<std::path::PathBuf>,
     database_ca_file: Option<std::path::PathBuf>,
+    database_timeout: Option<String>,
     lease: Option<String>,
 }
+
+/// The shortest `PUSHJET_BRIDGE_DATABASE_TIMEOUT`: a round trip must fit in it.
+const MIN_DATABASE_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest `PUSHJET_BRIDGE_DATABASE_TIMEOUT`: longer, and senders time out first.
+const MAX_DATABASE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The largest concurrency accepted; more would only open more connections to one server.
 const MAX_CONCURRENCY: usize = 1024;
@@ -136,6 +143,11 @@ impl DeliverySettings {
         );
         let send_timeout = duration("SEND_TIMEOUT", raw.send_timeout, defaults.send_timeout);
         let lease = duration("LEASE", raw.lease, defaults.lease);
+        let database_timeout = duration(
+            "DATABASE_TIMEOUT",
+            raw.database_timeout,
+            DEFAULT_DATABASE_TIMEOUT,
+        );
         let concurrency = problems.parse(
             &name("DELIVERY_CONCURRENCY"),
             raw.delivery_concurrency.as_deref(),
@@ -160,6 +172,13 @@ impl DeliverySettings {
         }
         if send_timeout.is_zero() {
             problems.push(format!("{PREFIX}SEND_TIMEOUT must be longer than zero"));
+        }
+        if !(MIN_DATABASE_TIMEOUT..=MAX_DATABASE_TIMEOUT).contains(&database_timeout) {
+            problems.push(format!(
+                "{PREFIX}DATABASE_TIMEOUT must be from {} to {}",
+                humantime::format_duration(MIN_DATABASE_TIMEOUT),
+                humantime::format_duration(MAX_DATABASE_TIMEOUT)
+            ));
         }
         let url_unset = raw
             .database_url
@@ -195,7 +214,8 @@ impl DeliverySettings {
             .map(|url| match ca {
                 Some(ca) => url.with_ca(ca),
                 None => url,
-            });
+            })
+            .map(|url| url.with_timeout(database_timeout));
         if database.is_some() && lease <= send_timeout {
             problems.push(format!(
                 "{PREFIX}LEASE ({}) must be longer than {PREFIX}SEND_TIMEOUT ({}): a replica \
@@ -259,6 +279,7 @@ mod tests {
         .unwrap();
         let database = settings.database.as_ref().unwrap();
         assert_eq!(database.redacted(), "postgres://bridge@db:5432/bridge");
+        assert_eq!(database.timeout(), Duration::from_secs(5));
         assert_eq!(settings.lease, Duration::from_secs(45));
         assert!(!format!("{settings:?}").contains("pa55word"));
 
@@ -436,6 +457,24 @@ mod tests {
             "RETRY_MAX_DELAY",
         ] {
             assert!(text.contains(&format!("PUSHJET_BRIDGE_{name}")), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_database_timeout_goes_with_the_url_within_its_range() {
+        let url = ("PUSHJET_BRIDGE_DATABASE_URL", "postgres://bridge@db/bridge");
+        let settings = read(&[url, ("PUSHJET_BRIDGE_DATABASE_TIMEOUT", "1500ms")]).unwrap();
+        assert_eq!(
+            settings.database.unwrap().timeout(),
+            Duration::from_millis(1500)
+        );
+        for bad in ["0s", "2m", "soon"] {
+            let error = read(&[url, ("PUSHJET_BRIDGE_DATABASE_TIMEOUT", bad)]).unwrap_err();
+            assert_eq!(error.len(), 1, "{bad}: {error:?}");
+            assert!(
+                error[0].contains("PUSHJET_BRIDGE_DATABASE_TIMEOUT"),
+                "{error:?}"
+            );
         }
     }
 }

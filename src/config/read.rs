@@ -1,8 +1,10 @@
 //! How a variable becomes a value: the variable set (with `PUSHJET_BRIDGE_ENV_FILE`), blank
 //! meaning unset, `*_FILE` secrets, durations and booleans, and every problem collected rather
-//! than stopping at the first.
+//! than stopping at the first. The variable set remembers every name it was asked for, so that
+//! what was set and never asked for can be reported (`known.rs`).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,11 +13,36 @@ use serde::de::DeserializeOwned;
 use crate::secret::Secret;
 
 /// The variables settings are read from, one value per name, with those of
-/// `PUSHJET_BRIDGE_ENV_FILE` added (the file's win).
+/// `PUSHJET_BRIDGE_ENV_FILE` added (the file's win), and the names the settings asked for.
 #[derive(Clone)]
-pub(super) struct Vars(BTreeMap<String, String>);
+pub(super) struct Vars {
+    values: BTreeMap<String, String>,
+    /// Every name asked for: by [`Vars::get`], or as a field of a [`Vars::section`].
+    asked: RefCell<BTreeSet<String>>,
+    /// Families of variables named `<prefix><member>_<suffix>` (a route's), by prefix: the
+    /// suffixes a member takes and the variable that names the members.
+    families: RefCell<BTreeMap<String, Family>>,
+}
+
+/// Variables named `<prefix><MEMBER>_<SUFFIX>`: one set per member named in `listed_in`.
+#[derive(Clone, Debug)]
+pub(super) struct Family {
+    /// The variable that lists the members (`PUSHJET_BRIDGE_ROUTES`).
+    pub(super) listed_in: String,
+    /// The suffixes a member's variables take (`SECRET`, `WEBHOOK_SECRET`, …).
+    pub(super) suffixes: Vec<String>,
+}
 
 impl Vars {
+    fn new(values: BTreeMap<String, String>) -> Self {
+        let asked = BTreeSet::from([String::from("PUSHJET_BRIDGE_ENV_FILE")]);
+        Self {
+            values,
+            asked: RefCell::new(asked),
+            families: RefCell::default(),
+        }
+    }
+
     /// Merges the env file named by `PUSHJET_BRIDGE_ENV_FILE` (dotenv syntax) into `vars`.
     pub(super) fn with_env_file(vars: &[(String, String)]) -> Result<Self, String> {
         let mut merged: BTreeMap<String, String> = vars.iter().cloned().collect();
@@ -24,7 +51,7 @@ impl Vars {
             .map(PathBuf::from)
             .filter(|path| !path.as_os_str().is_empty())
         else {
-            return Ok(Self(merged));
+            return Ok(Self::new(merged));
         };
         let problem = |error: dotenvy::Error| {
             format!(
@@ -36,25 +63,105 @@ impl Vars {
             let (name, value) = line.map_err(problem)?;
             merged.insert(name, value);
         }
-        Ok(Self(merged))
+        Ok(Self::new(merged))
     }
 
-    /// The value of one variable.
+    /// The value of one variable (its name is known from now on).
     pub(super) fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+        self.asked.borrow_mut().insert(name.to_owned());
+        self.values.get(name).cloned()
     }
 
     /// The variables whose names start with `prefix`, as the fields of `T` (envy, the prefix
-    /// removed and the rest lower-cased).
+    /// removed and the rest lower-cased). Every field's variable is known from now on, set or
+    /// not.
     pub(super) fn section<T: DeserializeOwned>(
         &self,
         prefix: &str,
         problems: &mut Problems,
     ) -> Option<T> {
+        self.asked.borrow_mut().extend(
+            field_names::<T>()
+                .iter()
+                .map(|field| format!("{prefix}{}", field.to_ascii_uppercase())),
+        );
         envy::prefixed(prefix)
-            .from_iter(self.0.clone())
+            .from_iter(self.values.clone())
             .map_err(|error| problems.push(format!("{prefix}*: {error}")))
             .ok()
+    }
+
+    /// Declares a family: `<prefix><MEMBER>_<field of T>` for each member listed in `listed_in`
+    /// (`PUSHJET_BRIDGE_ROUTE_` and the route variables), so that a variable of a member not
+    /// listed is reported as such. Declaring the same prefix again adds `T`'s fields.
+    pub(super) fn family<T: DeserializeOwned>(&self, prefix: &str, listed_in: &str) {
+        let mut families = self.families.borrow_mut();
+        let family = families.entry(prefix.to_owned()).or_insert_with(|| Family {
+            listed_in: listed_in.to_owned(),
+            suffixes: Vec::new(),
+        });
+        family.suffixes.extend(
+            field_names::<T>()
+                .iter()
+                .map(|field| field.to_ascii_uppercase()),
+        );
+    }
+
+    /// Every variable set, name and value.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
+    /// Every name asked for so far.
+    pub(super) fn asked(&self) -> BTreeSet<String> {
+        self.asked.borrow().clone()
+    }
+
+    /// Every family declared so far, by prefix.
+    pub(super) fn families(&self) -> BTreeMap<String, Family> {
+        self.families.borrow().clone()
+    }
+}
+
+/// The field names of a struct `T` deserializes as (after any `rename`), read without any
+/// input: a deserializer that only notes the fields it is handed. Empty for anything but a
+/// plain struct.
+pub(super) fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    let _only_the_names = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+/// See [`field_names`].
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom(
+            "only a struct's field names are read",
+        ))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom(
+            "only a struct's field names are read",
+        ))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
     }
 }
 
@@ -192,6 +299,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_section_knows_every_field_set_or_not() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Section {
+            max_body_bytes: Option<String>,
+            token_file: Option<PathBuf>,
+        }
+        let vars = Vars::with_env_file(&[("P_MAX_BODY_BYTES".into(), "1".into())]).unwrap();
+        vars.section::<Section>("P_", &mut Problems::default());
+        vars.get("OTHER");
+        let asked = vars.asked();
+        for name in [
+            "P_MAX_BODY_BYTES",
+            "P_TOKEN_FILE",
+            "OTHER",
+            "PUSHJET_BRIDGE_ENV_FILE",
+        ] {
+            assert!(asked.contains(name), "{name} in {asked:?}");
+        }
+    }
 
     #[test]
     fn blank_is_unset_and_a_bad_value_is_named_with_its_variable() {

@@ -40,9 +40,13 @@ struct RouteVars {
     collapse: Option<String>,
 }
 
+/// What every route's variables start with, before the route's name in capitals.
+const ROUTE_PREFIX: &str = "PUSHJET_BRIDGE_ROUTE_";
+
 /// Reads every route named in `names` (the value of `PUSHJET_BRIDGE_ROUTES`), recording each
 /// problem; a route with a problem is left out.
 pub(super) fn read_routes(names: &str, vars: &Vars, problems: &mut Problems) -> Routes {
+    vars.family::<RouteVars>(ROUTE_PREFIX, "PUSHJET_BRIDGE_ROUTES");
     let mut routes = Vec::new();
     let mut seen = BTreeSet::new();
     for raw in names

@@ -227,6 +227,115 @@ fn the_metrics_token_is_a_secret_read_like_the_others() {
 }
 
 #[test]
+fn a_misspelled_route_setting_is_a_problem_with_the_name_meant() {
+    let error = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "gh"),
+        ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", SECRET),
+        (
+            "PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRETS",
+            "hmac-secret-value",
+        ),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        error.0,
+        vec![
+            "PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRETS is not a setting (did you mean \
+             `PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRET`?)"
+                .to_owned()
+        ]
+    );
+    assert!(!error.to_string().contains("hmac-secret-value"));
+}
+
+#[test]
+fn a_misspelled_global_setting_is_a_problem_with_the_name_meant() {
+    let error = Settings::from_vars(vars(&[("PUSHJET_BRIDGE_MAX_BODYBYTES", "1000")])).unwrap_err();
+    assert_eq!(
+        error.0,
+        vec![
+            "PUSHJET_BRIDGE_MAX_BODYBYTES is not a setting (did you mean \
+             `PUSHJET_BRIDGE_MAX_BODY_BYTES`?)"
+                .to_owned()
+        ]
+    );
+}
+
+#[test]
+fn a_setting_of_a_route_not_listed_is_a_problem() {
+    let error = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "gh"),
+        ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_GH_PROD_WEBHOOK_SECRET", "x"),
+        (
+            "PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN_FILE",
+            "/run/secrets/token",
+        ),
+    ]))
+    .unwrap_err();
+    let text = error.to_string();
+    assert_eq!(error.0.len(), 2, "{text}");
+    assert!(
+        text.contains(
+            "PUSHJET_BRIDGE_ROUTE_GH_PROD_WEBHOOK_SECRET is set, but PUSHJET_BRIDGE_ROUTES does \
+             not name `gh_prod` (or `gh-prod`)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN_FILE is set, but PUSHJET_BRIDGE_ROUTES does not \
+             name `alerts`"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_settings_are_reported_with_every_other_problem_at_once() {
+    let error = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_LISTEN", "nowhere"),
+        ("PUSHJET_BRIDGE_MAX_BODYBYTES", "1000"),
+        ("PUSHJET_BRIDGE_COLOUR", "blue"),
+        ("PUSHJET_BRIDGE_ROUTE_X_SECRET", SECRET),
+    ]))
+    .unwrap_err();
+    let text = error.to_string();
+    assert_eq!(error.0.len(), 4, "{text}");
+    assert!(text.contains("PUSHJET_BRIDGE_LISTEN: `nowhere`"), "{text}");
+    assert!(
+        text.contains("PUSHJET_BRIDGE_COLOUR is not a setting (the README's tables"),
+        "{text}"
+    );
+}
+
+#[test]
+fn file_variants_the_test_suites_variable_and_kubernetes_service_links_are_not_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-token-of-sixteen-chars").unwrap();
+    let (secret, token) = (secret.to_str().unwrap(), token.to_str().unwrap());
+    Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "gh-prod"),
+        ("PUSHJET_BRIDGE_ROUTE_GH_PROD_SECRET_FILE", secret),
+        ("PUSHJET_BRIDGE_ROUTE_GH_PROD_WEBHOOK_SECRET_FILE", token),
+        ("PUSHJET_BRIDGE_ROUTE_GH_PROD_TOKEN_FILE", token),
+        ("PUSHJET_BRIDGE_ADMIN_TOKEN_FILE", token),
+        ("PUSHJET_BRIDGE_METRICS_TOKEN_FILE", token),
+        ("PUSHJET_BRIDGE_TEST_PYTHON", "/usr/bin/python3"),
+        ("PUSHJET_BRIDGE_SERVICE_HOST", "10.96.0.12"),
+        ("PUSHJET_BRIDGE_PORT_8080_TCP_ADDR", "10.96.0.12"),
+        ("PUSHJET_BRIDGE_ENV_FILE", ""),
+        ("PUSHJET_API_URL", ""),
+    ]))
+    .unwrap();
+}
+    assert!(open.tokens.metrics.is_none());
+}
+
+#[test]
 fn a_routes_noise_settings_are_read_into_its_policy() {
     let settings = Settings::from_vars(vars(&[
         ("PUSHJET_BRIDGE_ROUTES", "ci"),

@@ -27,6 +27,10 @@ pub(crate) fn latest_version() -> i32 {
 pub(super) async fn migrate(pool: &Pool) -> Result<(), DatabaseError> {
     let mut client = pool.get().await.map_err(failed)?;
     let txn = client.transaction().await.map_err(failed)?;
+    // A migration may take longer than a statement may: the bound is for the webhook path.
+    txn.batch_execute("SET LOCAL statement_timeout = 0")
+        .await
+        .map_err(failed)?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(failed)?;

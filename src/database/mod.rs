@@ -9,7 +9,9 @@
 //! - `migrations.rs`: the one schema of the database, numbered migrations applied under an
 //!   advisory lock;
 //! - `listen.rs`: `LISTEN` on a channel over a connection of its own, made again when it drops;
-//! - [`reason`]: a failure as a person reads it (the server's own message when it sent one).
+//! - [`reason`]: a failure as a person reads it (the server's own message when it sent one);
+//! - [`within`]: the bound on every wait (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`): a server that does
+//!   not answer, hung rather than down, is unavailable within it, like one that refuses.
 //!
 //! Every failure here is [`DatabaseError`]: the database cannot be reached or refused; its users
 //! turn it into their own "unavailable" error (a 503 with `Retry-After`).
@@ -33,10 +35,6 @@ pub(crate) use migrations::latest_version;
 
 use crate::config::{DatabaseCa, DatabaseUrl};
 
-/// How long connecting, or waiting for a free connection, may take before the caller is told
-/// the database is unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The database cannot be reached, or refused what was asked; the text never holds the
 /// password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +49,8 @@ pub(crate) struct Database {
     pub(crate) pool: Pool,
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
+    /// The longest any wait on the database may last (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`).
+    pub(crate) timeout: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -72,8 +72,19 @@ pub(crate) async fn connect(
     if config.get_application_name().is_none() {
         config.application_name("pushjet-bridge");
     }
+    let timeout = url.timeout();
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
+        config.connect_timeout(timeout);
+    }
+    let options = config.get_options().unwrap_or_default().to_owned();
+    if !options.contains("statement_timeout") {
+        let bound = format!("-c statement_timeout={}", timeout.as_millis());
+        config.options(format!("{options} {bound}").trim());
+    }
+    // A connection whose server stops acknowledging (a network that drops everything) is closed
+    // after the timeout, and the pool makes a new one, rather than waiting out TCP's minutes.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(timeout);
     }
     config.keepalives(true);
     let manager = Manager::from_config(
@@ -86,9 +97,9 @@ pub(crate) async fn connect(
     let pool = Pool::builder(manager)
         .max_size(pool_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(CONNECT_TIMEOUT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
         .build()
         .map_err(|error| DatabaseError(format!("database pool: {error}")))?;
     migrations::migrate(&pool)
@@ -99,7 +110,29 @@ pub(crate) async fn connect(
                 url.redacted()
             ))
         })?;
-    Ok(Database { pool, config, tls })
+    Ok(Database {
+        pool,
+        config,
+        tls,
+        timeout,
+    })
+}
+
+/// Waits for `work` (a connection from the pool and what is done with it) at most `timeout`: a
+/// server that has not answered by then, hung or behind a network that drops everything, is a
+/// [`DatabaseError`] as one that refuses is. The server may still carry out what was sent once it
+/// answers again: a transaction whose `COMMIT` had been sent may commit after its caller was told
+/// it failed.
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    work: impl Future<Output = T>,
+) -> Result<T, DatabaseError> {
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        DatabaseError(format!(
+            "the database: no answer within {} (PUSHJET_BRIDGE_DATABASE_TIMEOUT)",
+            humantime::format_duration(timeout)
+        ))
+    })
 }
 
 /// TLS for the database (when its `sslmode` asks for it): the server's certificate must chain
@@ -122,8 +155,21 @@ fn tls(ca: &DatabaseCa) -> Result<MakeRustlsConnect, DatabaseError> {
 /// A database failure as a person reads it, prefixed with "the database: ": the server's own
 /// message when it sent one (a client error's text alone is only "db error"), else the error
 /// with the causes its text does not already say ("error connecting to server" alone does not
-/// say that it was refused), and what to do about a server certificate from an unknown CA.
+/// say that it was refused), and what to do about a server certificate from an unknown CA; a
+/// pool that waited out the timeout says what it waited for.
 pub(crate) fn reason(error: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(deadpool_postgres::PoolError::Timeout(kind)) =
+        error.downcast_ref::<deadpool_postgres::PoolError>()
+    {
+        let waiting = match kind {
+            deadpool_postgres::TimeoutType::Wait => "waiting for a free connection",
+            deadpool_postgres::TimeoutType::Create => "connecting",
+            deadpool_postgres::TimeoutType::Recycle => "checking a pooled connection",
+        };
+        return format!(
+            "the database: no answer within PUSHJET_BRIDGE_DATABASE_TIMEOUT ({waiting})"
+        );
+    }
     let mut reason = error.to_string();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {

@@ -8,7 +8,8 @@
 //! process stops the server and deletes its directory when the test binary exits.
 //! [`TestPostgres::start`] starts a private one that a test may stop and start again; it is
 //! stopped when dropped. [`TestPostgres::start_with_tls`] starts a private one that also takes
-//! TLS connections, with the certificate and key a test made.
+//! TLS connections, with the certificate and key a test made. [`TestPostgres::pause`] and
+//! [`TestPostgres::resume`] hang a private one (SIGSTOP to every process of it) and let it go on.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -120,6 +121,37 @@ impl TestPostgres {
         ]));
     }
 
+    /// Hangs the server without stopping it (as a host that stalls, or a full disk, does): its
+    /// connections stay open and nothing answers. SIGSTOP to the postmaster first (it starts no
+    /// more processes), then to each of its children (each runs in a session of its own, so
+    /// not one process group).
+    pub fn pause(&self) {
+        let postmaster = self
+            .postmaster_pid()
+            .expect("a running server's postmaster.pid");
+        signal("STOP", &[postmaster]);
+        // A signal is delivered asynchronously: until the postmaster has stopped it may still
+        // start a process, which would then be missed.
+        wait_until_stopped(&[postmaster]);
+        let children = children_of(postmaster);
+        signal("STOP", &children);
+        wait_until_stopped(&children);
+    }
+
+    /// Lets a server [`Self::pause`] hung go on: SIGCONT to its processes.
+    pub fn resume(&self) {
+        if let Some(postmaster) = self.postmaster_pid() {
+            signal("CONT", &children_of(postmaster));
+            signal("CONT", &[postmaster]);
+        }
+    }
+
+    /// The postmaster's process id, the first line of `postmaster.pid` (none when stopped).
+    fn postmaster_pid(&self) -> Option<u32> {
+        let file = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        file.lines().next()?.trim().parse().ok()
+    }
+
     /// Creates a database with a random name; its connection string.
     pub async fn create_database(&self) -> String {
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
@@ -208,6 +240,8 @@ impl TestPostgres {
 impl Drop for TestPostgres {
     fn drop(&mut self) {
         if self.owned {
+            // A server left hung by a failed test must run to be stopped.
+            self.resume();
             let _stopped = self
                 .command("pg_ctl")
                 .arg("-D")
@@ -259,6 +293,54 @@ fn run(command: &mut Command) {
         "{command:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The processes whose parent is `parent` (from `/proc/<pid>/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let processes = std::fs::read_dir("/proc").expect("/proc lists the processes");
+    processes
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // `pid (name) state ppid …`: the name may hold spaces, so read after its `)`.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+/// Waits (up to 10 s) until each of `pids` is stopped (state `T`) or gone (or a zombie).
+fn wait_until_stopped(pids: &[u32]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for pid in pids {
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            let running = state.as_deref().is_some_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .is_some_and(|state| !matches!(state, "T" | "t" | "Z" | "X"))
+            });
+            if !running || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+/// Sends SIGSTOP or SIGCONT (`name`) to `pids`; one that has exited meanwhile is no error.
+fn signal(name: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _sent = Command::new("kill")
+        .arg(format!("-{name}"))
+        .args(pids.iter().map(u32::to_string))
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// A word quoted for `sh`.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpRequest, HttpResponse, web};
 
@@ -44,14 +44,35 @@ pub async fn metrics(
         .body(metrics.encode())
 }
 
-/// Middleware: observes each request's duration by method, matched path pattern and status.
+/// The standard methods (RFC 9110 and `PATCH`) are labels of their own; any other is `other`:
+/// a label a client can make up would add a series per request.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
+/// Middleware: observes each request's duration by method (a closed set, see [`method_label`]),
+/// matched route pattern (`unmatched` for any path no route has) and status.
 pub async fn time_requests(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let metrics = request.app_data::<web::Data<Metrics>>().cloned();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let response = next.call(request).await?;
     if let Some(metrics) = metrics {
         let path = response
@@ -68,4 +89,19 @@ pub async fn time_requests(
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_standard_methods_are_labels_of_their_own() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let invented = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&invented), "other");
+        let lower = Method::from_bytes(b"get").unwrap();
+        assert_eq!(method_label(&lower), "other");
+    }
 }

@@ -25,22 +25,22 @@ use crate::common::relay::Relay;
 use crate::common::{NoAnswer, TestApp, expect_messages, spawn_app, try_post};
 use crate::support::{Process, free_port};
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
+pub(crate) const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// The header the generic JSON source takes a delivery id from.
-const DELIVERY_ID: &str = "Idempotency-Key";
+pub(crate) const DELIVERY_ID: &str = "Idempotency-Key";
 
 /// One replica: the real binary in a data directory of its own, on a port of its own, killed
 /// and started again at will.
-struct Replica {
+pub(crate) struct Replica {
     dir: TempDir,
-    port: u16,
+    pub(crate) port: u16,
     vars: Vec<(String, String)>,
     process: Option<Process>,
 }
 
 impl Replica {
     /// Starts one with `vars` (the data directory and the address are its own).
-    fn start(vars: &[(String, String)]) -> Replica {
+    pub(crate) fn start(vars: &[(String, String)]) -> Replica {
         let mut replica = Replica {
             dir: tempfile::tempdir().expect("a data directory"),
             port: free_port(),
@@ -72,14 +72,14 @@ impl Replica {
         self.process.as_ref().expect("a running replica").pid()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
 
 /// A Pushjet API (the embedded one of another service) with one service per route and one
 /// device subscribed to all of them; the services' secrets, in route order.
-async fn pushjet_with_services(routes: usize) -> (TestApp, Vec<String>, Device) {
+pub(crate) async fn pushjet_with_services(routes: usize) -> (TestApp, Vec<String>, Device) {
     let upstream = spawn_app().await;
     let uuid = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID");
     let device = upstream.pushjet().device(uuid);
@@ -104,7 +104,7 @@ async fn pushjet_with_services(routes: usize) -> (TestApp, Vec<String>, Device) 
 
 /// The variables of replicas sending routes `r0`, `r1`, … with `secrets` through `api`, sharing
 /// `database`, plus `extra`.
-fn replica_vars(
+pub(crate) fn replica_vars(
     api: &str,
     database: &str,
     secrets: &[String],

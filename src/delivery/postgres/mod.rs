@@ -42,9 +42,14 @@
 //!   [`OutboxBackend::changed`] also resolves every little while, so that a lapsed lease is taken
 //!   over even when nothing is said.
 //! - **Database trouble.** Every operation asks the pool for a connection (made again when one
-//!   drops); when the server cannot be reached, enqueues answer [`OutboxError::Unavailable`]
-//!   (the webhook's 503), the dispatcher finds nothing to do for a few seconds and tries again,
-//!   and [`OutboxBackend::problem`] names the failure for `/readyz` until a query succeeds again.
+//!   drops), and the whole of it, waiting for a connection included, is bounded by
+//!   `PUSHJET_BRIDGE_DATABASE_TIMEOUT` (the server's `statement_timeout` too): when the server
+//!   cannot be reached or does not answer in time (hung, not down), enqueues answer
+//!   [`OutboxError::Unavailable`] (the webhook's 503), the dispatcher finds nothing to do for a
+//!   few seconds and tries again, and [`OutboxBackend::problem`] names the failure for `/readyz`
+//!   until a query succeeds again (the gauges' refresh, every second, finds it within the
+//!   bound). An enqueue cut short by the bound may still commit when the server wakes: its
+//!   webhook was answered 503, and the sender's retry is a duplicate by its delivery id.
 //! - **Gauges** (pending count, oldest age) are synchronous: they answer from values a background
 //!   task refreshes every second, adjusted at once by this replica's own changes. The queue
 //!   limit is checked against them.
@@ -144,6 +149,8 @@ struct Shared {
     gauges: Gauges,
     /// The last failure to reach the database, until a query succeeds again.
     problem: Mutex<Option<String>>,
+    /// The longest any operation may wait on the database.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Shared {
@@ -188,6 +195,7 @@ impl PostgresOutbox {
             poll_every: (lease / 4).clamp(Duration::from_millis(50), MAX_POLL),
             gauges: Gauges::default(),
             problem: Mutex::new(None),
+            timeout: database.timeout,
         });
         shared.refresh().await;
         let listener: Arc<dyn Listener> = shared.clone();
@@ -254,7 +262,7 @@ async fn announce_forever(shared: Arc<Shared>) {
                 .await
                 .map_err(unavailable)
         };
-        if let Err(error) = told.await {
+        if let Err(error) = shared.bounded(told).await {
             tracing::debug!("cannot wake the other replicas: {error}");
         }
     }
@@ -271,6 +279,19 @@ async fn refresh_forever(shared: Arc<Shared>) {
 impl Shared {
     fn now(&self) -> u64 {
         millis(self.clock.now())
+    }
+
+    /// `work` for at most the database timeout (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`), a server
+    /// that does not answer by then being unavailable. An enqueue cut short may still commit
+    /// once the server answers again: its webhook was answered 503, and the sender's retry is
+    /// recognised by its delivery id.
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, OutboxError>>,
+    ) -> Result<T, OutboxError> {
+        database::within(self.timeout, work)
+            .await
+            .unwrap_or_else(|error| Err(OutboxError::Unavailable(error.0)))
     }
 
     /// Notes how the last call to the database went, for `/readyz`.
@@ -307,7 +328,7 @@ impl Shared {
                 .map_err(unavailable)?;
             Ok(())
         };
-        if let Err(error) = self.observe(read.await) {
+        if let Err(error) = self.observe(self.bounded(read).await) {
             tracing::warn!("cannot read the outbox's gauges: {error}");
         }
     }
@@ -719,7 +740,7 @@ impl OutboxBackend for PostgresOutbox {
     ) -> BoxFuture<'a, Result<Enqueued, OutboxError>> {
         Box::pin(async move {
             let shared = &self.shared;
-            shared.observe(shared.enqueue(route, notifications, dedup_key).await)
+            shared.observe(shared.bounded(shared.enqueue(route, notifications, dedup_key)).await)
         })
     }
 
@@ -747,27 +768,36 @@ impl OutboxBackend for PostgresOutbox {
     ) -> BoxFuture<'_, Result<Vec<DeadLetter>, OutboxError>> {
         Box::pin(async move {
             let shared = &self.shared;
-            shared.observe(shared.dead_letters(after, limit).await)
+            shared.observe(shared.bounded(shared.dead_letters(after, limit)).await)
         })
     }
 
     fn dead_letter_count(&self) -> BoxFuture<'_, Result<u64, OutboxError>> {
-        Box::pin(async move { self.shared.observe(self.shared.dead_letter_count().await) })
+        Box::pin(async move {
+            let shared = &self.shared;
+            shared.observe(shared.bounded(shared.dead_letter_count()).await)
+        })
     }
 
     fn retry_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
-        Box::pin(async move { self.shared.observe(self.shared.retry_dead_letter(id).await) })
+        Box::pin(async move {
+            let shared = &self.shared;
+            shared.observe(shared.bounded(shared.retry_dead_letter(id)).await)
+        })
     }
 
     fn retry_all_dead_letters(&self) -> BoxFuture<'_, Result<RetriedDeadLetters, OutboxError>> {
         Box::pin(async move {
             let shared = &self.shared;
-            shared.observe(shared.retry_all_dead_letters().await)
+            shared.observe(shared.bounded(shared.retry_all_dead_letters()).await)
         })
     }
 
     fn purge_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {
-        Box::pin(async move { self.shared.observe(self.shared.purge_dead_letter(id).await) })
+        Box::pin(async move {
+            let shared = &self.shared;
+            shared.observe(shared.bounded(shared.purge_dead_letter(id)).await)
+        })
     }
 
     fn pending_count(&self) -> u64 {
@@ -805,7 +835,7 @@ impl OutboxBackend for PostgresOutbox {
     fn claim_due(&self, room: usize) -> BoxFuture<'_, Due> {
         Box::pin(async move {
             let shared = &self.shared;
-            match shared.observe(shared.claim_due(room).await) {
+            match shared.observe(shared.bounded(shared.claim_due(room)).await) {
                 Ok(due) => due,
                 Err(error) => {
                     tracing::error!(
@@ -834,7 +864,7 @@ impl OutboxBackend for PostgresOutbox {
             let shared = &self.shared;
             let route = claim.route().clone();
             shared
-                .observe(shared.next_batch(claim, max).await)
+                .observe(shared.bounded(shared.next_batch(claim, max)).await)
                 .unwrap_or_else(|error| {
                     tracing::error!(
                         route = %route,
@@ -850,7 +880,8 @@ impl OutboxBackend for PostgresOutbox {
         let shared = self.shared.clone();
         let (route, lease) = (claim.route().clone(), claim.lease());
         let task = tokio::spawn(async move {
-            let held = shared.observe(shared.record(&route, lease, id, outcome).await)?;
+            let held =
+                shared.observe(shared.bounded(shared.record(&route, lease, id, outcome)).await)?;
             if held {
                 Ok(())
             } else {
@@ -872,7 +903,8 @@ impl OutboxBackend for PostgresOutbox {
     /// A lease that cannot be given back lapses after `PUSHJET_BRIDGE_LEASE`.
     fn release(&self, claim: Claim) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Err(error) = self.shared.release(&claim).await {
+            let shared = &self.shared;
+            if let Err(error) = shared.bounded(shared.release(&claim)).await {
                 tracing::warn!(
                     route = %claim.route(),
                     "cannot give the lease on route `{}` back; it lapses by itself: {error}",

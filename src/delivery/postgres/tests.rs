@@ -1,5 +1,5 @@
 //! What only a database shared by replicas does: leases across handles, their lapse and takeover,
-//! global dedup, `LISTEN`/`NOTIFY`, schema versions, and riding out a database that stops. The
+//! global dedup, `LISTEN`/`NOTIFY`, schema versions, and riding out a database that stops or hangs. The
 //! interface's behaviour on this backend is tested with redb's in `outbox/tests.rs`.
 
 use std::collections::HashSet;
@@ -242,6 +242,80 @@ async fn a_stopped_database_refuses_webhooks_and_recovers_when_it_is_back() {
         [message("before"), message("after")],
         "nothing refused was stored"
     );
+}
+
+/// Waits for `work` while `server` hangs; resumes it after 8 s if `work` has not ended by then,
+/// so that a wait without a bound fails its test rather than hanging it.
+async fn while_hung<T>(server: &TestPostgres, work: impl Future<Output = T>) -> T {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => done,
+        () = tokio::time::sleep(Duration::from_secs(8)) => {
+            server.resume();
+            work.await
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_hung_database_is_unavailable_within_the_timeout_and_a_retry_is_kept_once() {
+    let server = TestPostgres::start();
+    let url = server.create_database().await;
+    let timeout = Duration::from_millis(500);
+    let settings = DeliverySettings {
+        database: Some(DatabaseUrl::parse(&url).unwrap().with_timeout(timeout)),
+        ..fast_settings()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::connect(dir.path(), &settings).await.unwrap();
+    assert_eq!(enqueue(&outbox, "ops", &["before"]).await, [1]);
+
+    server.pause();
+    let started = std::time::Instant::now();
+    let refused = while_hung(
+        &server,
+        outbox.enqueue(&route("ops"), vec![message("during")], Some("d-1".into())),
+    )
+    .await;
+    let waited = started.elapsed();
+    // While hung, the dispatcher is told nothing is due rather than waiting with it.
+    let due = while_hung(&server, outbox.claim_due(5)).await;
+    let problem = outbox.problem();
+    server.resume();
+    let Err(error) = refused else {
+        panic!("accepted while the database was hung: {refused:?}");
+    };
+    assert!(error.to_string().contains("no answer within 500ms"), "{error}");
+    assert!(error.retry_after().is_some(), "a 503 with Retry-After");
+    // Generous: the bound is 500 ms; without it the enqueue waits as long as the server hangs.
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    assert!(due.claims.is_empty() && due.next_due.is_some());
+    assert!(problem.is_some_and(|reason| reason.contains("database")));
+
+    // The refused enqueue may have committed once the server went on: the sender's retry, with
+    // the same delivery id, is then a duplicate, and the message is kept once either way.
+    let started = std::time::Instant::now();
+    loop {
+        let retry = outbox
+            .enqueue(&route("ops"), vec![message("during")], Some("d-1".into()))
+            .await;
+        match retry {
+            Ok(Enqueued::Queued(_) | Enqueued::Duplicate) => break,
+            other => assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never recovered: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut claim = outbox.claim_due(5).await.claims.remove(0);
+    let texts: Vec<_> = outbox
+        .next_batch(&mut claim, 10)
+        .await
+        .into_iter()
+        .map(|(_, pending)| pending.message)
+        .collect();
+    assert_eq!(texts, [message("before"), message("during")]);
 }
 
 #[actix_web::test]

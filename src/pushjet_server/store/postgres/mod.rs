@@ -17,9 +17,14 @@
 //! - **Secrets stay out of the logs**: the database client logs query parameters at DEBUG, so a
 //!   service's secret is passed as a [`SecretParam`], which shows as `<secret>`.
 //! - **Database trouble**: every operation asks the pool for a connection (made again when one
-//!   drops); when the server cannot be reached it answers [`StoreError::Unavailable`] (a 503).
+//!   drops), all of it bounded by `PUSHJET_BRIDGE_DATABASE_TIMEOUT`; when the server cannot be
+//!   reached or does not answer in time (hung, not down) it answers [`StoreError::Unavailable`]
+//!   (a 503), and works again by itself once the server does. The feed's reader is not bounded:
+//!   it waits for a hung server and goes on where it was.
 
 mod feed;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +74,8 @@ impl Drop for PostgresStore {
 struct Shared {
     pool: Pool,
     limits: StoreLimits,
+    /// The longest any operation may wait on the database.
+    timeout: std::time::Duration,
 }
 
 impl PostgresStore {
@@ -82,6 +89,7 @@ impl PostgresStore {
         let shared = Arc::new(Shared {
             pool: database.pool.clone(),
             limits: options.limits,
+            timeout: database.timeout,
         });
         let mut background = vec![
             tokio::spawn(feed::prune_forever(
@@ -100,12 +108,20 @@ impl PostgresStore {
         Ok(Self { shared, background })
     }
 
-    /// Runs `work` on the shared state in a future of its own.
+    /// Runs `work` on the shared state in a future of its own, for at most the database
+    /// timeout (`PUSHJET_BRIDGE_DATABASE_TIMEOUT`): a server that does not answer by then is
+    /// unavailable.
     fn run<T, F>(&self, work: impl FnOnce(Arc<Shared>) -> F) -> Answer<T>
     where
         F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        Box::pin(work(self.shared.clone()))
+        let timeout = self.shared.timeout;
+        let work = work(self.shared.clone());
+        Box::pin(async move {
+            database::within(timeout, work)
+                .await
+                .unwrap_or_else(|error| Err(StoreError::from(error)))
+        })
     }
 }
 
