@@ -332,8 +332,6 @@ fn file_variants_the_test_suites_variable_and_kubernetes_service_links_are_not_p
     ]))
     .unwrap();
 }
-    assert!(open.tokens.metrics.is_none());
-}
 
 #[test]
 fn a_routes_noise_settings_are_read_into_its_policy() {
