@@ -6,6 +6,7 @@ mod common;
 
 mod alertmanager;
 mod alertmanager_chat;
+mod console;
 mod apprise;
 mod errors;
 mod failover;
