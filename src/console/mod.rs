@@ -196,3 +196,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/assets/{name}", web::get().to(assets::serve)),
     );
 }
+
+#[cfg(test)]
+mod tests;

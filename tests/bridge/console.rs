@@ -67,7 +67,12 @@ async fn the_console_works_in_a_real_browser() {
     // upstream is fixed, and the test in the browser retries it from the dead-letters page.
     flaky.script(&[Fault::InvalidSecret]);
     let body = json!({ "title": "Deploy", "message": "dead then fixed" }).to_string();
-    let answer = post(&app.url("/hooks/r"), &[("Content-Type", "application/json")], body).await;
+    let answer = post(
+        &app.url("/hooks/r"),
+        &[("Content-Type", "application/json")],
+        body,
+    )
+    .await;
     assert_eq!(answer.status, 202, "{}", answer.text);
     let deadline = Instant::now() + Duration::from_secs(10);
     while dead_letters(&app).await.is_empty() {
@@ -122,4 +127,45 @@ async fn the_console_works_in_a_real_browser() {
     assert!(texts.contains(&"dead then fixed".to_owned()), "{texts:?}");
     assert!(texts.contains(&"arrived live".to_owned()), "{texts:?}");
     assert!(dead_letters(&app).await.is_empty());
+}
+
+#[actix_web::test]
+async fn the_live_inbox_offers_the_demo_device_when_the_demo_route_exists() {
+    let app = crate::common::spawn_app_with(&[("PUSHJET_BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)]).await;
+    let client = awc::Client::builder().disable_redirects().finish();
+    let signed_in = client
+        .post(app.url("/console/sign-in"))
+        .send_form(&[("token", ADMIN_TOKEN)])
+        .await
+        .expect("the console answers");
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let mut page = client
+        .get(app.url("/console/inbox"))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .expect("the console answers");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = String::from_utf8_lossy(&page.body().await.expect("a page")).into_owned();
+    assert!(
+        html.contains("The demo route's device is filled in"),
+        "{html}"
+    );
+    let value = html
+        .split("aria-describedby=\"device-hint\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the device field has a value");
+    assert!(
+        pushjet_bridge::pushjet::DeviceUuid::parse(value).is_ok(),
+        "{value}"
+    );
+    assert!(!html.contains(ADMIN_TOKEN));
 }

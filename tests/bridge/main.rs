@@ -6,8 +6,8 @@ mod common;
 
 mod alertmanager;
 mod alertmanager_chat;
-mod console;
 mod apprise;
+mod console;
 mod errors;
 mod failover;
 mod fixtures;
