@@ -117,6 +117,7 @@ async fn the_console_works_in_a_real_browser() {
         "the browser test failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all steps passed"), "{stdout}");
+    println!("{stdout}");
 
     // The retried dead letter and the inbox's live message both reached the device.
     let texts: Vec<String> = wait_for_messages(&app.device, 2)

@@ -212,8 +212,19 @@ def main():
         post_webhook("Live one", "arrived live")
         expect(page.locator("#inbox-messages li", has_text="arrived live")).to_be_visible()
 
-        step("every page at 375 px and 1280 px")
+        step("every page at 375 px and 1280 px, each under 200 KB on a first load")
         for name, path in PAGES.items():
+            fresh = context.new_page()
+            fresh.goto(f"{BASE}{path}")
+            fresh.wait_for_load_state("networkidle")
+            weight = fresh.evaluate(
+                """() => performance.getEntriesByType("navigation")
+                    .concat(performance.getEntriesByType("resource"))
+                    .reduce((sum, entry) => sum + Math.max(entry.transferSize, entry.encodedBodySize), 0)"""
+            )
+            fresh.close()
+            print(f"measured: {name} first load {weight} bytes over the wire")
+            assert weight < 200_000, f"{name} weighs {weight} bytes"
             page.goto(f"{BASE}{path}")
             for width in (375, 1280):
                 check_page(page, name, width)
