@@ -236,6 +236,16 @@ pub(super) async fn preview(
         .and_then(|value| value.to_str().ok());
     console.acting_session(&request, csrf)?;
     let bridge = bridge.load_full();
+    if asked.payload.len() > bridge.max_body_bytes {
+        return Ok(problem(
+            format!(
+                "the payload is larger than PUSHJET_BRIDGE_MAX_BODY_BYTES ({} bytes): a webhook \
+                 this large would be refused",
+                bridge.max_body_bytes
+            ),
+            None,
+        ));
+    }
     let route = match asked.route.as_deref().filter(|name| !name.is_empty()) {
         Some(name) => Some(bridge.routes.get(name).ok_or_else(|| {
             ConsoleError::BadRequest("no route has that name; reload the page".to_owned())

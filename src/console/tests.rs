@@ -148,6 +148,9 @@ async fn a_page_without_a_session_sends_to_the_sign_in_form() {
         response.headers().get(header::LOCATION).unwrap(),
         "/console/sign-in"
     );
+    let bare = test::call_service(&app, TestRequest::get().uri("/console").to_request()).await;
+    assert_eq!(bare.status(), StatusCode::SEE_OTHER);
+    assert_eq!(bare.headers().get(header::LOCATION).unwrap(), "/console/");
     let form = test::call_service(
         &app,
         TestRequest::get().uri("/console/sign-in").to_request(),
@@ -238,6 +241,13 @@ async fn the_preview_renders_an_edited_template_and_places_its_error_on_its_line
 
     let response = test::call_service(&app, preview(None, &"0".repeat(64))).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let unsigned = TestRequest::post()
+        .uri("/console/api/preview")
+        .insert_header(("X-CSRF-Token", csrf.clone()))
+        .set_json(json!({ "payload": "{}" }))
+        .to_request();
+    let response = test::call_service(&app, unsigned).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[actix_web::test]
