@@ -80,7 +80,6 @@ impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Console")
             .field("on", &self.sessions.is_some())
-            .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }

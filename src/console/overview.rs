@@ -1,5 +1,5 @@
 //! `GET /console/`: every route (source, authentication kinds, event filter, delivery mode,
-//! template, dead letters) and the service (readiness, the upstream and whether it answers, the
+//! template, queue depth, dead letters) and the service (readiness, the upstream and whether it answers, the
 //! store, the queue). A route's last webhook and 24-hour counts come from the history
 //! ([`super::history`]); without one the page says so.
 
@@ -51,6 +51,7 @@ struct RouteView {
     events: String,
     delivery: &'static str,
     template: String,
+    pending: u64,
     dead: String,
     activity: Option<ActivityView>,
 }
@@ -83,6 +84,7 @@ impl From<&RouteActivity> for ActivityView {
 /// The route as the overview shows it: names and kinds, never a secret.
 fn route_view(
     route: &Route,
+    pending: u64,
     dead: Option<&usize>,
     dead_counted: bool,
     activity: Option<&RouteActivity>,
@@ -112,6 +114,7 @@ fn route_view(
             .template
             .clone()
             .unwrap_or_else(|| "chosen by source and event".to_owned()),
+        pending,
         dead: match (dead, dead_counted) {
             (Some(count), _) => count.to_string(),
             (None, true) => "0".to_owned(),
@@ -160,6 +163,7 @@ pub(super) async fn page(
     for letter in &letters {
         *dead_by_route.entry(letter.route.to_string()).or_default() += 1;
     }
+    let pending = outbox.pending_by_route().await?;
     let activity = console.history.activity().await;
     let routes = bridge
         .routes
@@ -167,6 +171,7 @@ pub(super) async fn page(
         .map(|route| {
             route_view(
                 route,
+                pending.get(&route.name).copied().unwrap_or_default(),
                 dead_by_route.get(route.name.as_str()),
                 dead_counted,
                 activity.as_ref().and_then(|all| all.get(&route.name)),

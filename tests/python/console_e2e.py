@@ -166,6 +166,7 @@ def main():
         expect(page.get_by_role("heading", name="gh", exact=True)).to_be_visible()
         expect(page.get_by_text("webhook secret: set, token: set, basic auth: set")).to_be_visible()
         expect(page.locator("#history-note")).to_be_visible()
+        expect(page.locator("article", has_text="gh").get_by_text("0 waiting")).to_be_visible()
 
         step("dead letters: retry from the page (the upstream was fixed)")
         page.goto(f"{BASE}/console/dead-letters")
