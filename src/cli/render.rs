@@ -101,6 +101,7 @@ pub fn run(args: RenderArgs) -> Result<Value, RenderCommandError> {
             route: "render",
             template: args.template.as_deref(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            log_failures: true,
         },
     );
     Ok(json!({

@@ -1,10 +1,24 @@
 //! Where the delivery history plugs into the console. Until it exists, [`NoHistory`] answers
 //! that nothing is recorded, and the pages say so instead of showing numbers.
 //!
-//! The history (issue 20) implements [`HistorySummary`] over its store and is handed to
-//! [`super::Console::new`] in `app.rs`; the overview then shows each route's last webhook and its
-//! 24-hour counts. Its own pages (the list, one webhook, replay) mount beside the others in
-//! [`super::configure`] and link from the navigation in `templates/base.html`.
+//! What the history (issue 20) adds, and where:
+//! - **The overview's numbers**: implement [`HistorySummary`] over the history's store and hand it
+//!   to [`super::Console::new`] in `app.rs` (today `Arc::new(NoHistory)`); each route's card then
+//!   shows its last webhook and its 24-hour counts (`templates/overview.html`, `route.activity`).
+//! - **The history pages**: one file per page beside the others (the list with its filters and
+//!   paging, one webhook's story), mounted in [`super::configure`] under `/console/history` and
+//!   `/console/history/{id}`; Replay and Re-render are forms posting to
+//!   `/console/history/{id}/replay` and `/rerender` with the session's CSRF token
+//!   ([`super::pages::CsrfForm`], checked by `Console::acting_session`), calling the history's
+//!   functions directly, as the dead-letters page calls the outbox's. A `History` entry goes in
+//!   the navigation of `templates/base.html` (`layout.current == "history"`).
+//! - **New webhooks without a reload**: the browser's `EventSource` cannot send the admin token,
+//!   so the console serves the history's stream itself under its session (e.g.
+//!   `GET /console/api/history/stream`, fed by the same source as `/admin/history/stream`), and
+//!   `assets/console.js` gains a `setupHistory` beside `setupPlayground` and `setupInbox`.
+//! - **The playground's payloads**: kept bodies join the bundled examples in its payload list
+//!   (`templates/playground.html`, `#pg-example`), fetched from a session-checked
+//!   `GET /console/api/history/{id}/body` as examples are from `/console/api/example/{name}`.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

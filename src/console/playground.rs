@@ -314,6 +314,7 @@ pub(super) async fn preview(
             route: route.map_or(NO_ROUTE, |route| route.name.as_str()),
             template: route_template,
             max_message_bytes: bridge.max_message_bytes,
+            log_failures: false,
         },
     );
     let template = template.map(str::to_owned);
