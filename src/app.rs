@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 
 use crate::config::Settings;
+use crate::console::{self, Console, history::NoHistory};
 use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
 use crate::http;
@@ -110,7 +111,7 @@ impl Application {
             Some(store) if settings.routes.is_empty() => {
                 let demo = demo::ensure(store).await?;
                 announce_demo(&base_url, &demo);
-                Some(demo.route)
+                Some((demo.route, demo.device))
             }
             None if settings.routes.is_empty() => {
                 tracing::warn!("no routes configured: set PUSHJET_BRIDGE_ROUTES (see the README)");
@@ -118,6 +119,7 @@ impl Application {
             }
             _ => None,
         };
+        let (demo, demo_device) = demo.unzip();
         let bridge = Arc::new(ArcSwap::from_pointee(build_bridge(
             &settings,
             demo.as_ref(),
@@ -152,6 +154,12 @@ impl Application {
         let metrics_token = web::Data::new(MetricsToken(settings.tokens.metrics.clone()));
         let admin = web::Data::new(Admin::new(outbox.clone(), settings.tokens.admin.clone()));
         let outbox_data = web::Data::new(outbox.clone());
+        let console = web::Data::new(Console::new(
+            &settings,
+            api_url.clone(),
+            demo_device,
+            Arc::new(NoHistory),
+        ));
         let bridge = web::Data::from(bridge);
         let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.limits.http));
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
@@ -174,11 +182,13 @@ impl Application {
                 .app_data(reloader.clone())
                 .app_data(outbox_data.clone())
                 .app_data(admin.clone())
+                .app_data(console.clone())
                 .app_data(web::Data::new(api))
                 .route("/healthz", web::get().to(http::health::healthz))
                 .route("/readyz", web::get().to(http::health::readyz))
                 .route("/metrics", web::get().to(http::metrics::metrics))
                 .configure(http::admin::configure)
+                .configure(console::configure)
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {

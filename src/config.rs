@@ -6,10 +6,12 @@
 //! - [`routes`]: `PUSHJET_BRIDGE_ROUTES` and each route's `PUSHJET_BRIDGE_ROUTE_<NAME>_*`;
 //! - [`delivery`]: the outbox and its dispatcher, [`database`] the shared database it may live in;
 //! - [`streams`]: the live streams of the embedded API;
+//! - [`console`]: the console's session length and the proxies it believes;
 //! - [`limits`]: limits against hostile load, on every request and on the embedded Pushjet API;
 //! - [`known`]: a `PUSHJET_BRIDGE_*` variable no setting asked for is a problem (a misspelling);
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
 
+mod console;
 mod database;
 mod delivery;
 mod known;
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use console::ConsoleSettings;
 pub use database::{DatabaseCa, DatabaseUrl};
 pub use delivery::DeliverySettings;
 pub use limits::{ApiLimits, HttpLimits, MAX_BUFFERED_BYTES};
@@ -83,6 +86,8 @@ pub struct Settings {
     pub tokens: Tokens,
     /// The live streams of the embedded API.
     pub streams: StreamSettings,
+    /// The console's sessions and the proxies it believes.
+    pub console: ConsoleSettings,
     /// The variables these settings came from, for [`Settings::reread`].
     source_vars: SourceVars,
 }
@@ -216,6 +221,7 @@ impl Settings {
             delivery: DeliverySettings::read(&vars, &mut problems),
             tokens: read_tokens(global, &mut problems),
             streams: StreamSettings::read(&vars, &mut problems),
+            console: ConsoleSettings::read(&vars, &mut problems),
             source_vars: SourceVars(source_vars),
         };
         known::report_unknown(&vars, &mut problems);

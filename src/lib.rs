@@ -11,8 +11,10 @@ pub mod pushjet;
 pub mod pushjet_server;
 pub mod telemetry;
 
+mod console;
 mod database;
 mod demo;
+mod examples;
 mod http;
 mod metrics;
 mod reload;

@@ -114,6 +114,9 @@ pub struct RenderOptions<'a> {
     pub template: Option<&'a str>,
     /// Largest message in bytes.
     pub max_message_bytes: usize,
+    /// Whether a template that fails is logged as an error (not for a preview of a template
+    /// being edited, which fails on purpose while it is typed).
+    pub log_failures: bool,
 }
 
 impl Bridge {
@@ -164,6 +167,7 @@ impl Bridge {
                     route: route.name.as_str(),
                     template: route.template.as_deref(),
                     max_message_bytes: self.max_message_bytes,
+                    log_failures: true,
                 },
             )
         };
@@ -237,7 +241,9 @@ pub fn render_all(
                 },
                 Err(error) => {
                     let error = error.to_string();
-                    tracing::error!(route = options.route, %template, error = %crate::telemetry::escape_controls(&error), "template failed; sending the fallback notification");
+                    if options.log_failures {
+                        tracing::error!(route = options.route, %template, error = %crate::telemetry::escape_controls(&error), "template failed; sending the fallback notification");
+                    }
                     PreparedNotification {
                         assembled: fallback(options.route, importance, options.max_message_bytes, &error, tree.value()),
                         template,
@@ -320,6 +326,7 @@ mod tests {
                 route: "ops",
                 template: Some("generic/plain"),
                 max_message_bytes: 4096,
+                log_failures: true,
             },
         );
         let sent: Vec<u8> = rendered

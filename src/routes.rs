@@ -72,6 +72,11 @@ impl EventFilter {
         )
     }
 
+    /// The entries, as configured.
+    pub fn entries(&self) -> &[String] {
+        &self.0
+    }
+
     /// True when `event` (with `action`) is on the list, by its event name or `event.action`.
     pub fn allows(&self, event: &str, action: Option<&str>) -> bool {
         self.0.iter().any(|entry| match entry.split_once('.') {

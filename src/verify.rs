@@ -170,6 +170,19 @@ impl InboundAuth {
         self.verifiers.is_empty()
     }
 
+    /// The kinds of authentication required, in the order they are checked (`webhook secret`,
+    /// `token`, `basic auth`): names only, never a secret.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.verifiers
+            .iter()
+            .map(|verifier| match verifier {
+                Verifier::WebhookSecrets(_) => "webhook secret",
+                Verifier::Token(_) => "token",
+                Verifier::BasicAuth(_) => "basic auth",
+            })
+            .collect()
+    }
+
     /// Checks a request: `query` is the raw query string (without `?`), `body` the raw body bytes
     /// exactly as received. Every configured method must pass; the first that fails is returned.
     pub fn verify(&self, headers: &HeaderMap, query: &str, body: &[u8]) -> Result<(), AuthError> {

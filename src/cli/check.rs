@@ -14,18 +14,7 @@ use crate::reload::check_route_templates;
 use crate::render::{Origin, Renderer};
 use crate::sources::{SourceKind, SourceOptions, SourceSetting};
 
-/// The bundled example payloads: `<source>.json`, and `<source>.<event>.json` where an event's
-/// payload differs too much from the sender's usual one.
-static EXAMPLES: include_dir::Dir<'static> =
-    include_dir::include_dir!("$CARGO_MANIFEST_DIR/examples");
-
-/// The example payload for a sender's event: the event's own if bundled, else the sender's.
-fn example(source: SourceKind, event: &str) -> &'static [u8] {
-    [format!("{source}.{event}.json"), format!("{source}.json")]
-        .iter()
-        .find_map(|name| EXAMPLES.get_file(name))
-        .map_or(b"{}", |file| file.contents())
-}
+use crate::examples::for_event as example;
 
 /// What `check` found: a printable report and whether anything is wrong.
 #[derive(Debug)]

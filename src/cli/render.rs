@@ -59,13 +59,7 @@ pub fn sender_headers(
     event: Option<&str>,
 ) -> Result<HeaderMap, RenderCommandError> {
     let mut headers = HeaderMap::new();
-    let event_header = match source {
-        SourceSetting::Fixed(SourceKind::Github) => Some("x-github-event"),
-        SourceSetting::Fixed(SourceKind::Gitea) => Some("x-gitea-event"),
-        SourceSetting::Fixed(SourceKind::Gitlab) => Some("x-gitlab-event"),
-        _ => None,
-    };
-    match (event_header, event) {
+    match (source.event_header(), event) {
         (Some(name), Some(event)) => {
             let value = HeaderValue::from_str(event).map_err(|_| {
                 RenderCommandError::Argument(format!("`{event}` is not a usable event name"))
@@ -107,6 +101,7 @@ pub fn run(args: RenderArgs) -> Result<Value, RenderCommandError> {
             route: "render",
             template: args.template.as_deref(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            log_failures: true,
         },
     );
     Ok(json!({

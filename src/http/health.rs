@@ -20,18 +20,23 @@ pub async fn healthz() -> HttpResponse {
 
 /// Answers 200 when a webhook would be accepted now, 503 with the reason otherwise.
 pub async fn readyz(outbox: web::Data<Outbox>) -> HttpResponse {
-    let data_dir = outbox.data_dir().map(Path::to_path_buf);
-    let probe = web::block(move || data_dir.map_or(Ok(()), |dir| probe_writable(&dir))).await;
-    let problem = match probe {
-        Ok(Ok(())) => outbox.problem(),
-        Ok(Err(error)) => Some(format!("the data directory is not writable: {error}")),
-        Err(error) => Some(format!("the readiness probe did not run: {error}")),
-    };
-    match problem {
+    match not_ready(&outbox).await {
         None => HttpResponse::Ok().json(json!({ "ready": true })),
         Some(reason) => {
             HttpResponse::ServiceUnavailable().json(json!({ "ready": false, "reason": reason }))
         }
+    }
+}
+
+/// Why a webhook would not be accepted now; `None` when it would (what `/readyz` and the
+/// console's overview say).
+pub(crate) async fn not_ready(outbox: &Outbox) -> Option<String> {
+    let data_dir = outbox.data_dir().map(Path::to_path_buf);
+    let probe = web::block(move || data_dir.map_or(Ok(()), |dir| probe_writable(&dir))).await;
+    match probe {
+        Ok(Ok(())) => outbox.problem(),
+        Ok(Err(error)) => Some(format!("the data directory is not writable: {error}")),
+        Err(error) => Some(format!("the readiness probe did not run: {error}")),
     }
 }
 

@@ -71,9 +71,12 @@ impl fmt::Debug for TemplateContext {
 }
 
 /// The compiled templates, ready to render; built once, shared read-only.
+#[derive(Clone)]
 pub struct Renderer {
     registry: Handlebars<'static>,
     origins: BTreeMap<String, Origin>,
+    /// Each template's file text, as loaded (what the console's playground shows).
+    texts: BTreeMap<String, String>,
 }
 
 /// The field names, in the order [`RenderedFields`] has them.
@@ -91,6 +94,7 @@ impl Renderer {
         let mut renderer = Renderer {
             registry,
             origins: BTreeMap::new(),
+            texts: BTreeMap::new(),
         };
         let mut problems = Vec::new();
 
@@ -177,7 +181,32 @@ impl Renderer {
         }
         if compiled {
             self.origins.insert(name.to_owned(), origin);
+            self.texts.insert(name.to_owned(), text.to_owned());
         }
+    }
+
+    /// A copy of these templates with `name` replaced (or added) by the template file `text`,
+    /// compiled as a file of the template folder would be: what the console's playground renders
+    /// an edited template with. The problems are those [`Renderer::load`] would report.
+    pub fn with_template(&self, name: &str, text: &str) -> Result<Renderer, Vec<TemplateProblem>> {
+        let mut renderer = self.clone();
+        let mut problems = Vec::new();
+        let origin = Origin::User {
+            path: PathBuf::from(format!("{name}.toml")),
+            overrides_built_in: self.origins.get(name) == Some(&Origin::BuiltIn),
+        };
+        renderer.origins.remove(name);
+        renderer.add(name, text, origin, &format!("{name}.toml"), &mut problems);
+        if problems.is_empty() {
+            Ok(renderer)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The file text of the template `name`, as it was loaded.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.texts.get(name).map(String::as_str)
     }
 
     /// The template to use for an event, the first that exists of: the route's `TEMPLATE`

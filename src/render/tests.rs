@@ -339,3 +339,31 @@ fn a_template_context_renders_as_its_value_does_and_keeps_it() {
     );
     assert_eq!(context.value(), &value);
 }
+
+#[test]
+fn a_copy_with_one_template_replaced_renders_it_and_leaves_the_original_alone() {
+    let renderer = Renderer::load(None).expect("built-ins load");
+    let original = renderer.text("github/push").expect("its text").to_owned();
+    assert!(original.contains("repository.full_name"), "{original}");
+    let edited = renderer
+        .with_template("github/push", "title = 'new {{ref}}'\nmessage = 'm'\n")
+        .expect("compiles");
+    let context = json!({ "ref": "refs/heads/main" });
+    assert_eq!(
+        edited.render("github/push", &context).unwrap().title,
+        "new refs/heads/main"
+    );
+    assert_ne!(
+        renderer.render("github/push", &context).unwrap().title,
+        "new refs/heads/main"
+    );
+    assert_eq!(renderer.text("github/push"), Some(original.as_str()));
+
+    let problems = renderer
+        .with_template("github/push", "title = '{{#if x}}'\nmessage = 'm'\n")
+        .expect_err("does not compile");
+    assert!(
+        matches!(problems[0].problem, Problem::Template { field: "title", .. }),
+        "{problems:?}"
+    );
+}

@@ -121,6 +121,16 @@ pub enum SourceSetting {
 }
 
 impl SourceSetting {
+    /// The header a sender names its event in (GitHub, Gitea, GitLab), when it has one.
+    pub fn event_header(self) -> Option<&'static str> {
+        match self {
+            Self::Fixed(SourceKind::Github) => Some("x-github-event"),
+            Self::Fixed(SourceKind::Gitea) => Some("x-gitea-event"),
+            Self::Fixed(SourceKind::Gitlab) => Some("x-gitlab-event"),
+            _ => None,
+        }
+    }
+
     /// `auto` or the fixed source's name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@ mod common;
 mod alertmanager;
 mod alertmanager_chat;
 mod apprise;
+mod console;
 mod errors;
 mod failover;
 mod fixtures;

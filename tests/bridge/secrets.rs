@@ -1,6 +1,7 @@
 //! No secret leaks: with every kind of secret configured (the outbox's database URL included), a
 //! sequence of good and bad requests leaves none of them in the service's logs (captured at
-//! TRACE, whatever `RUST_LOG` says), in any answer, or in any delivered notification.
+//! TRACE, whatever `RUST_LOG` says), in any answer, in any page of the console, or in any
+//! delivered notification.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -71,6 +72,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     let webhook_secret = unique("whsecnew");
     let old_webhook_secret = unique("whsecold");
     let token = unique("tok");
+    let admin_token = unique("admintoken");
     let password = unique("pw");
     let basic = format!("alice:{password}");
     let basic_header = format!(
@@ -110,6 +112,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TOKEN", &token),
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TEMPLATE", "custom/broken"),
         ("PUSHJET_BRIDGE_DATABASE_URL", &database),
+        ("PUSHJET_BRIDGE_ADMIN_TOKEN", &admin_token),
     ])
     .await;
     let pushjet_secret = app.secret.clone();
@@ -283,6 +286,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         }
         answers.push((path, answer));
     }
+    answers.extend(console_pages(&app, &admin_token).await);
     // Two pushes, two tokens, one basic, one template-error fallback, two ntfy publishes, one
     // Gotify message (a fallback too) and one Pushjet send: wait until all were delivered, so the
     // delivery's own logging is captured too.
@@ -299,6 +303,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         ("token as ntfy's auth parameter", ntfy_auth.as_str()),
         ("basic auth password", password.as_str()),
         ("database password", database_password.as_str()),
+        ("admin token", admin_token.as_str()),
         (
             "basic auth header",
             basic_header.trim_start_matches("Basic "),
@@ -345,6 +350,81 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
             let shown = format!("{message:?}");
             assert!(!shown.contains(secret), "the {kind} was delivered: {shown}");
         }
+    }
+}
+
+/// Every console page, and a preview of every route, seen after signing in with `admin_token`.
+async fn console_pages(app: &crate::common::RoutedApp, admin_token: &str) -> Vec<(String, Answer)> {
+    let client = awc::Client::builder().disable_redirects().finish();
+    let signed_in = client
+        .post(app.url("/console/sign-in"))
+        .send_form(&[("token", admin_token)])
+        .await
+        .expect("the console answers");
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let mut seen = Vec::new();
+    for path in [
+        "/console/",
+        "/console/dead-letters",
+        "/console/playground",
+        "/console/playground?route=leak-broken",
+        "/console/inbox",
+    ] {
+        let mut response = client
+            .get(app.url(path))
+            .insert_header(("Cookie", cookie.clone()))
+            .send()
+            .await
+            .expect("the console answers");
+        let body = response.body().await.expect("a page");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        seen.push((path.to_owned(), answer(&response, &body)));
+    }
+    let page = &seen[2].1.text;
+    let start = page
+        .find("name=\"csrf-token\" content=\"")
+        .expect("the CSRF token")
+        + 27;
+    let csrf = page[start..start + 64].to_owned();
+    for route in [
+        "leak-gh",
+        "leak-token",
+        "leak-basic",
+        "leak-gone",
+        "leak-broken",
+    ] {
+        let mut response = client
+            .post(app.url("/console/api/preview"))
+            .insert_header(("Cookie", cookie.clone()))
+            .insert_header(("X-CSRF-Token", csrf.clone()))
+            .send_json(&serde_json::json!({
+                "route": route, "event": "push", "payload": r#"{"message":"hello"}"#,
+            }))
+            .await
+            .expect("the console answers");
+        let body = response.body().await.expect("an answer");
+        seen.push((
+            format!("the console's preview of {route}"),
+            answer(&response, &body),
+        ));
+    }
+    seen
+}
+
+fn answer(response: &awc::ClientResponse<impl futures_util::Stream>, body: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(body).into_owned();
+    Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        json: serde_json::from_str(&text).unwrap_or_default(),
+        text,
     }
 }
 

@@ -31,6 +31,7 @@
 //! with nothing to do. Only a recorded outcome answers with an error, which ends the run (the
 //! backend holds the notification back too: it stays pending and is sent again later).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -130,6 +131,10 @@ pub(in crate::delivery) trait OutboxBackend: Send + Sync + fmt::Debug {
 
     /// How many dead letters there are.
     fn dead_letter_count(&self) -> BoxFuture<'_, Result<u64, OutboxError>>;
+
+    /// How many notifications wait for delivery, per route that has any (for the console; a
+    /// backend behind a network may ask it).
+    fn pending_by_route(&self) -> BoxFuture<'_, Result<BTreeMap<RouteName, u64>, OutboxError>>;
 
     /// Queues a dead letter again, under its id, with a fresh retry period.
     fn retry_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>>;

@@ -143,6 +143,13 @@ impl Outbox {
         self.backend.dead_letters(after, limit).await
     }
 
+    /// How many notifications wait for delivery, per route that has any.
+    pub async fn pending_by_route(
+        &self,
+    ) -> Result<std::collections::BTreeMap<RouteName, u64>, OutboxError> {
+        self.backend.pending_by_route().await
+    }
+
     /// How many dead letters there are.
     pub async fn dead_letter_count(&self) -> Result<u64, OutboxError> {
         self.backend.dead_letter_count().await

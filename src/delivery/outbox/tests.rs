@@ -74,7 +74,25 @@ on_both_backends!(
     the_same_dedup_key_on_another_route_is_not_a_duplicate,
     dead_letters_are_retried_as_far_as_there_is_room_and_purged,
     the_queue_limit_and_the_dedup_window_refuse_without_storing,
+    pending_notifications_are_counted_per_route,
 );
+
+async fn pending_notifications_are_counted_per_route(backend: Backend) {
+    let Opened { outbox, _dir } = open(backend).await;
+    assert!(outbox.pending_by_route().await.unwrap().is_empty());
+    enqueue(&outbox, "gh", &["1", "2"]).await;
+    enqueue(&outbox, "am", &["3"]).await;
+    let started = std::time::Instant::now();
+    let counts = loop {
+        let counts = outbox.pending_by_route().await.unwrap();
+        if counts.values().sum::<u64>() == 3 || started.elapsed() > Duration::from_secs(10) {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(counts.get(&route("gh")), Some(&2), "{counts:?}");
+    assert_eq!(counts.get(&route("am")), Some(&1), "{counts:?}");
+}
 
 fn ids(batch: &[(u64, PendingRecord)]) -> Vec<u64> {
     batch.iter().map(|(id, _)| *id).collect()

@@ -602,6 +602,26 @@ impl Shared {
             .collect()
     }
 
+    async fn pending_by_route(
+        &self,
+    ) -> Result<std::collections::BTreeMap<RouteName, u64>, OutboxError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let rows = client
+            .query(
+                "SELECT route, count(*) FROM outbox_pending GROUP BY route",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let route = RouteName::parse(row.get(0)).ok()?;
+                Some((route, to_u64(row.get(1))))
+            })
+            .collect())
+    }
+
     async fn dead_letter_count(&self) -> Result<u64, OutboxError> {
         let client = self.pool.get().await.map_err(unavailable)?;
         let row = client
@@ -777,6 +797,12 @@ impl OutboxBackend for PostgresOutbox {
             let shared = &self.shared;
             shared.observe(shared.bounded(shared.dead_letter_count()).await)
         })
+    }
+
+    fn pending_by_route(
+        &self,
+    ) -> BoxFuture<'_, Result<std::collections::BTreeMap<RouteName, u64>, OutboxError>> {
+        Box::pin(async move { self.shared.observe(self.shared.pending_by_route().await) })
     }
 
     fn retry_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<(), OutboxError>> {

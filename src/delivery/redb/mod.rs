@@ -482,6 +482,13 @@ impl OutboxBackend for RedbOutbox {
         }))
     }
 
+    fn pending_by_route(
+        &self,
+    ) -> BoxFuture<'_, Result<std::collections::BTreeMap<RouteName, u64>, OutboxError>> {
+        let pending = self.core.schedule().len_by_route();
+        Box::pin(async move { Ok(pending) })
+    }
+
     fn dead_letter_count(&self) -> BoxFuture<'_, Result<u64, OutboxError>> {
         Box::pin(self.read(|db| Ok(db.begin_read()?.open_table(DEAD_LETTERS)?.len()?)))
     }

@@ -144,6 +144,15 @@ impl Schedule {
         self.waiting.len()
     }
 
+    /// How many notifications are pending per route that has any.
+    pub(super) fn len_by_route(&self) -> BTreeMap<RouteName, u64> {
+        self.lanes
+            .iter()
+            .filter(|(_, lane)| !lane.items.is_empty())
+            .map(|(route, lane)| (route.clone(), lane.items.len() as u64))
+            .collect()
+    }
+
     /// Since when the longest-waiting notification has been pending.
     pub(super) fn oldest_since(&self) -> Option<u64> {
         self.waiting.first().map(|(since, _)| *since)
