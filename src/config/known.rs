@@ -13,9 +13,10 @@ use super::read::{Problems, Vars};
 const NAMESPACE: &str = "PUSHJET_BRIDGE_";
 
 /// Variables in the namespace that are not settings and that the service ignores: the test
-/// suite's own (`scripts/test` sets it, and services the tests start inherit it). Kubernetes'
-/// service links are ignored too ([`is_service_link`]).
-const NOT_SETTINGS: &[&str] = &["PUSHJET_BRIDGE_TEST_PYTHON"];
+/// suite's own, `PUSHJET_BRIDGE_TEST_*` (`scripts/test` sets them, e.g. `…_TEST_PYTHON`, and
+/// services the tests start inherit them). Kubernetes' service links are ignored too
+/// ([`is_service_link`]).
+const TEST_SUITE: &str = "PUSHJET_BRIDGE_TEST_";
 
 /// Whether `name=value` is one of the variables Kubernetes gives a pod for each service of its
 /// namespace (unless `enableServiceLinks: false`): a service named `pushjet-bridge` gives
@@ -57,7 +58,7 @@ pub(super) fn report_unknown(vars: &Vars, problems: &mut Problems) {
     for (name, value) in vars.entries() {
         if !name.starts_with(NAMESPACE)
             || asked.contains(name)
-            || NOT_SETTINGS.contains(&name)
+            || name.starts_with(TEST_SUITE)
             || is_service_link(name, value)
         {
             continue;
