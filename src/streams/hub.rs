@@ -388,6 +388,16 @@ impl Hub {
         state.open = 0;
     }
 
+    /// Counts a stream dropped by its endpoint because its client reads too slowly for what
+    /// waits to be sent (the hub drops the ones whose buffer is full itself).
+    pub fn dropped_slow(&self, kind: StreamKind) {
+        tracing::info!(
+            stream = kind.as_str(),
+            "dropped a slow stream: too many bytes waited for its client"
+        );
+        self.metrics.dropped_slow(kind);
+    }
+
     /// Whether the service is shutting down.
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)

@@ -20,14 +20,15 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{Message, MessageStream, Session};
+use actix_ws::{Message, MessageStream};
 use bytes::Bytes;
-use futures_util::Stream as FuturesStream;
+use futures_util::{Stream as FuturesStream, StreamExt};
 use serde::Serialize;
 
 use super::Streams;
 use super::hub::{self, Delivery, Since, Stream, StreamMessage};
 use super::metrics::StreamKind;
+use super::websocket::{self, NotSent, Outgoing};
 use crate::pushjet::DeviceUuid;
 
 /// The formats of an HTTP stream.
@@ -256,25 +257,51 @@ fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
         )
 }
 
-/// The device UUIDs of the path; `None` when one is not a UUID.
-fn topics(request: &HttpRequest) -> Option<Vec<DeviceUuid>> {
-    let raw = request.match_info().get("topics")?;
+/// Why the path's topics were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadTopics {
+    /// One is not a device UUID.
+    Invalid,
+    /// More than `PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM`.
+    TooMany(usize),
+}
+
+/// The device UUIDs of the path (any case; the same UUID named twice counts once), at most
+/// `most` of them.
+fn topics(request: &HttpRequest, most: usize) -> Result<Vec<DeviceUuid>, BadTopics> {
+    let raw = request
+        .match_info()
+        .get("topics")
+        .ok_or(BadTopics::Invalid)?;
     let mut devices = Vec::new();
     for part in raw.split(',') {
-        let device = DeviceUuid::parse(part).ok()?;
+        let device = DeviceUuid::parse(part).map_err(|_| BadTopics::Invalid)?;
         if !devices.contains(&device) {
+            if devices.len() == most {
+                return Err(BadTopics::TooMany(most));
+            }
             devices.push(device);
         }
     }
-    Some(devices)
+    Ok(devices)
 }
 
-fn invalid_topic() -> HttpResponse {
-    error(
-        StatusCode::BAD_REQUEST,
-        40009,
-        "invalid request: topic invalid; a topic here is a Pushjet device UUID (8-4-4-4-12 hex digits)",
-    )
+fn bad_topics(bad: BadTopics) -> HttpResponse {
+    match bad {
+        BadTopics::Invalid => error(
+            StatusCode::BAD_REQUEST,
+            40009,
+            "invalid request: topic invalid; a topic here is a Pushjet device UUID (8-4-4-4-12 hex digits)",
+        ),
+        BadTopics::TooMany(most) => error(
+            StatusCode::BAD_REQUEST,
+            40009,
+            &format!(
+                "invalid request: too many topics; a stream names at most {most} device UUIDs \
+                 (PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM)"
+            ),
+        ),
+    }
 }
 
 /// A parameter as ntfy reads one: the first header named, then the query parameters.
@@ -375,15 +402,19 @@ async fn preflight() -> HttpResponse {
 }
 
 /// `GET /<uuid>/auth`: anyone may read a device's stream who knows its UUID.
-async fn auth(request: HttpRequest) -> HttpResponse {
-    if topics(&request).is_none() {
-        return invalid_topic();
+async fn auth(request: HttpRequest, streams: web::Data<Streams>) -> HttpResponse {
+    if let Err(bad) = topics(&request, most_topics(&streams)) {
+        return bad_topics(bad);
     }
     with_cors(
         HttpResponse::Ok()
             .content_type("application/json")
             .body("{\"success\":true}\n"),
     )
+}
+
+fn most_topics(streams: &Streams) -> usize {
+    streams.hub.settings().max_topics_per_stream
 }
 
 fn since_of(request: &HttpRequest, poll: bool) -> Option<Since> {
@@ -413,15 +444,18 @@ fn too_many(refused: hub::Refused) -> HttpResponse {
     }
 }
 
-/// `GET /<uuid>/json|sse|raw`.
+/// `GET /<uuid>/json|sse|raw`. A poll answers the cached messages and ends; a stream starts
+/// with the cached messages `since` selects. Either way the answer is written a message at a
+/// time as the client takes it, never built whole: what it holds are the cache's shared messages.
 async fn http_stream(
     request: HttpRequest,
     streams: web::Data<Streams>,
     _payload: web::Payload,
     format: Format,
 ) -> HttpResponse {
-    let Some(devices) = topics(&request) else {
-        return invalid_topic();
+    let devices = match topics(&request, most_topics(&streams)) {
+        Ok(devices) => devices,
+        Err(bad) => return bad_topics(bad),
     };
     let poll = is_true(param(&request, "x-poll", &["poll", "po"]));
     let Some(since) = since_of(&request, poll) else {
@@ -437,14 +471,8 @@ async fn http_stream(
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"));
     if poll {
-        let body: Vec<u8> = streams
-            .hub
-            .cached(&devices, &since)
-            .iter()
-            .filter_map(|delivery| message_frame(format, &filter, delivery))
-            .flat_map(|bytes| bytes.to_vec())
-            .collect();
-        return response.body(body);
+        let cached = streams.hub.cached(&devices, &since);
+        return response.streaming(cached_frames(format, filter, cached));
     }
     let (cached, stream) = match streams.hub.open(&devices, format.kind(), &since) {
         Ok(opened) => opened,
@@ -455,49 +483,52 @@ async fn http_stream(
         .map(DeviceUuid::as_str)
         .collect::<Vec<_>>()
         .join(",");
-    let mut first = vec![frame(format, "open", &control_event("open", &topic), "")];
-    first.extend(
-        cached
-            .iter()
-            .filter_map(|delivery| message_frame(format, &filter, delivery)),
-    );
+    let open = frame(format, "open", &control_event("open", &topic), "");
     let keepalive = streams.hub.settings().keepalive;
-    response.streaming(event_stream(
-        format, filter, topic, first, stream, keepalive,
-    ))
+    let live = event_stream(format, filter.clone(), topic, stream, keepalive);
+    response.streaming(
+        futures_util::stream::once(async move { Ok(open) })
+            .chain(cached_frames(format, filter, cached))
+            .chain(live),
+    )
 }
 
 type BodyStream = Pin<Box<dyn FuturesStream<Item = Result<Bytes, actix_web::Error>>>>;
 
-/// The body of an HTTP stream: the first frames, then each delivery, with a keepalive after
-/// every `keepalive` of silence; it ends when the hub lets go of the stream.
+/// The frames of cached messages, each made when the client is ready for it.
+fn cached_frames(format: Format, filter: Filter, cached: Vec<Delivery>) -> BodyStream {
+    Box::pin(futures_util::stream::iter(
+        cached
+            .into_iter()
+            .filter_map(move |delivery| message_frame(format, &filter, &delivery))
+            .map(Ok),
+    ))
+}
+
+/// The live part of an HTTP stream: each delivery, with a keepalive after every `keepalive` of
+/// silence; it ends when the hub lets go of the stream.
 fn event_stream(
     format: Format,
     filter: Filter,
     topic: String,
-    first: Vec<Bytes>,
     stream: Stream,
     keepalive: Duration,
 ) -> BodyStream {
-    let first: Bytes = first.concat().into();
-    let state = (Some(first), stream, topic, filter);
+    let state = (stream, topic, filter);
     Box::pin(futures_util::stream::unfold(
         state,
-        move |(first, mut stream, topic, filter)| async move {
-            if let Some(first) = first {
-                return Some((Ok(first), (None, stream, topic, filter)));
-            }
+        move |(mut stream, topic, filter)| async move {
             loop {
                 match actix_web::rt::time::timeout(keepalive, stream.receiver.recv()).await {
                     Err(_silent) => {
                         let keepalive =
                             frame(format, "keepalive", &control_event("keepalive", &topic), "");
-                        return Some((Ok(keepalive), (None, stream, topic, filter)));
+                        return Some((Ok(keepalive), (stream, topic, filter)));
                     }
                     Ok(None) => return None,
                     Ok(Some(delivery)) => {
                         if let Some(bytes) = message_frame(format, &filter, &delivery) {
-                            return Some((Ok(bytes), (None, stream, topic, filter)));
+                            return Some((Ok(bytes), (stream, topic, filter)));
                         }
                     }
                 }
@@ -507,13 +538,18 @@ fn event_stream(
 }
 
 /// `GET /<uuid>/ws`: each event a text frame, pings every keepalive interval.
+///
+/// Every end the server chooses (the service stopping, a client too slow, a stream limit)
+/// drops the connection without a close frame, as ntfy's server does: ntfy's web app reconnects
+/// (with `since`) only after a close that was not clean, and its other clients after any.
 async fn websocket(
     request: HttpRequest,
     body: web::Payload,
     streams: web::Data<Streams>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let Some(devices) = topics(&request) else {
-        return Ok(invalid_topic());
+    let devices = match topics(&request, most_topics(&streams)) {
+        Ok(devices) => devices,
+        Err(bad) => return Ok(bad_topics(bad)),
     };
     let Some(since) = since_of(&request, false) else {
         return Ok(invalid_since());
@@ -521,8 +557,7 @@ async fn websocket(
     let Some(filter) = Filter::read(&request) else {
         return Ok(invalid_priority());
     };
-    let (response, session, messages) = actix_ws::handle(&request, body)?;
-    let messages = messages.max_frame_size(4096);
+    let (response, session, messages) = websocket::upgrade(&request, body)?;
     let streams = streams.get_ref().clone();
     actix_web::rt::spawn(serve_websocket(
         streams,
@@ -551,15 +586,14 @@ async fn serve_websocket(
         since,
         filter,
     }: Subscribed,
-    mut session: Session,
+    mut session: Outgoing,
     mut messages: MessageStream,
 ) {
     let (cached, mut stream) = match streams.hub.open(&devices, StreamKind::Ws, &since) {
         Ok(opened) => opened,
         Err(refused) => {
-            let _closed = session
-                .close(Some(super::connector::close_reason(refused)))
-                .await;
+            tracing::info!(%refused, "ntfy WebSocket refused");
+            session.drop_connection();
             return;
         }
     };
@@ -569,13 +603,15 @@ async fn serve_websocket(
         .collect::<Vec<_>>()
         .join(",");
     if session.text(control_event("open", &topic)).await.is_err() {
+        session.drop_connection();
         return;
     }
-    for delivery in &cached {
+    for delivery in cached {
         if let Delivery::Message { device, message } = delivery
-            && filter.matches(message)
-            && session.text(message_event(device, message)).await.is_err()
+            && filter.matches(&message)
+            && let Err(not_sent) = session.text(message_event(&device, &message)).await
         {
+            end_websocket(&streams, &mut session, not_sent);
             return;
         }
     }
@@ -589,37 +625,48 @@ async fn serve_websocket(
             delivery = stream.receiver.recv() => match delivery {
                 Some(Delivery::Message { device, message }) => {
                     if filter.matches(&message)
-                        && session.text(message_event(&device, &message)).await.is_err()
+                        && let Err(not_sent) = session.text(message_event(&device, &message)).await
                     {
+                        end_websocket(&streams, &mut session, not_sent);
                         return;
                     }
                 }
                 Some(Delivery::Subscription(_)) => {}
                 None => {
-                    let reason = super::websocket_end(&streams.hub, "reconnect with since");
-                    let _closed = session.close(Some(reason)).await;
+                    // The service stops, or the hub dropped a stream too slow for its buffer.
+                    session.drop_connection();
                     return;
                 }
             },
             incoming = messages.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
-                    let _closed = session.close(None).await;
+                    session.close(None).await;
                     return;
                 }
                 Some(Ok(Message::Ping(bytes))) => {
                     if session.pong(&bytes).await.is_err() {
+                        session.drop_connection();
                         return;
                     }
                 }
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
-                if session.ping(b"").await.is_err() {
+                if let Err(not_sent) = session.ping().await {
+                    end_websocket(&streams, &mut session, not_sent);
                     return;
                 }
             }
         }
     }
+}
+
+/// Ends an ntfy WebSocket that could not be sent to: dropped without a close frame.
+fn end_websocket(streams: &Streams, session: &mut Outgoing, not_sent: NotSent) {
+    if not_sent == NotSent::TooSlow {
+        streams.hub.dropped_slow(StreamKind::Ws);
+    }
+    session.drop_connection();
 }
 
 #[cfg(test)]
