@@ -20,5 +20,7 @@ mod secrets;
 mod signatures;
 mod snapshots;
 mod sources;
+mod stream_attacks;
+mod stream_ends;
 mod streams;
 mod support;
