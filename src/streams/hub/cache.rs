@@ -149,14 +149,14 @@ impl Cache {
         };
         let mut selected: Vec<(u64, usize, &Arc<StreamMessage>)> = Vec::new();
         for (index, list) in lists {
-            let wanted = list.iter().filter(|message| match since {
+            let mut wanted = list.iter().filter(|message| match since {
                 Since::Nothing => false,
                 Since::All | Since::Latest => true,
                 Since::Id(_) => message.seq > after,
                 Since::Time(time) => message.view.timestamp >= *time,
             });
             if matches!(since, Since::Latest) {
-                selected.extend(wanted.last().map(|message| (message.seq, index, message)));
+                selected.extend(wanted.next_back().map(|message| (message.seq, index, message)));
             } else {
                 selected.extend(wanted.map(|message| (message.seq, index, message)));
             }
