@@ -156,7 +156,11 @@ impl Cache {
                 Since::Time(time) => message.view.timestamp >= *time,
             });
             if matches!(since, Since::Latest) {
-                selected.extend(wanted.next_back().map(|message| (message.seq, index, message)));
+                selected.extend(
+                    wanted
+                        .next_back()
+                        .map(|message| (message.seq, index, message)),
+                );
             } else {
                 selected.extend(wanted.map(|message| (message.seq, index, message)));
             }
