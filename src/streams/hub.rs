@@ -113,6 +113,8 @@ struct Listener {
     id: u64,
     kind: StreamKind,
     sender: mpsc::Sender<Delivery>,
+    /// Every device the stream is on (shared by its entries under each of them).
+    devices: Arc<[DeviceUuid]>,
 }
 
 struct State {
@@ -228,6 +230,7 @@ impl Hub {
         let cached = deliveries(state.cache.select(devices, since));
         let (sender, receiver) = mpsc::channel(self.settings.buffer);
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        let on: Arc<[DeviceUuid]> = devices.into();
         for device in devices {
             state
                 .listeners
@@ -237,6 +240,7 @@ impl Hub {
                     id,
                     kind,
                     sender: sender.clone(),
+                    devices: on.clone(),
                 });
         }
         state.open += devices.len();
@@ -274,8 +278,9 @@ impl Hub {
         }
     }
 
-    /// Hands `delivery` to every stream of `device` that wants it and is not in `served`
-    /// (which it then joins); a stream whose buffer is full is dropped from the hub.
+    /// Hands `delivery` to every stream of `device` that wants it and is not in `served`; a
+    /// stream on several devices then joins `served` (one on a single device cannot be met
+    /// again). A stream whose buffer is full is dropped from the hub.
     fn deliver(
         &self,
         state: &mut State,
@@ -288,13 +293,16 @@ impl Hub {
         };
         let mut dropped = Vec::new();
         for listener in listeners {
-            if served.contains(&listener.id)
+            let several = listener.devices.len() > 1;
+            if (several && served.contains(&listener.id))
                 || (matches!(delivery, Delivery::Subscription(_))
                     && listener.kind != StreamKind::Connector)
             {
                 continue;
             }
-            served.push(listener.id);
+            if several {
+                served.push(listener.id);
+            }
             match listener.sender.try_send(delivery.clone()) {
                 Ok(()) => {
                     if matches!(delivery, Delivery::Message { .. }) {
@@ -303,18 +311,17 @@ impl Hub {
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.metrics.dropped_slow(listener.kind);
-                    dropped.push((listener.id, listener.kind));
+                    dropped.push((listener.id, listener.kind, listener.devices.clone()));
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        for (id, kind) in dropped {
+        for (id, kind, devices) in dropped {
             tracing::info!(
                 device = %device,
                 stream = kind.as_str(),
                 "dropped a slow stream: its buffer was full"
             );
-            let devices: Vec<DeviceUuid> = state.listeners.keys().cloned().collect();
             let removed = remove_listener(state, id, &devices);
             if removed > 0 {
                 state.open = state.open.saturating_sub(removed);
