@@ -16,7 +16,8 @@
 //! keepalive interval. When the service stops, the server closes with 1001; a stream refused by
 //! a limit gets 1013. A client that reads too slowly (more than
 //! [`super::websocket::MAX_UNSENT_BYTES`] unsent, or messages coming faster than it takes them)
-//! is disconnected without a close frame, which could not reach it: what it did not receive
+//! is disconnected: with a close (1008, "too slow") if it takes it within
+//! [`super::websocket::CLOSE_GRACE`], else by dropping the connection. What it did not receive
 //! stays unread.
 
 use std::time::Duration;
