@@ -37,6 +37,8 @@ use crate::pushjet_server::fields::{Icon, ServiceName};
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "pushjet.redb";
 
+mod lower_case;
+
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const SERVICE_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("service_secrets");
 const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("subscriptions");
@@ -132,38 +134,6 @@ pub(super) struct RedbFile {
     announcing: Mutex<()>,
 }
 
-/// Keys device UUIDs in lower case, as [`DeviceUuid`] parses them: a subscription stored in
-/// another case by an older version is re-keyed (the first one made is kept when both cases of a
-/// UUID subscribed to one service).
-fn lower_case_devices(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
-    let mut subscribers = txn.open_table(SUBSCRIBERS)?;
-    let mut mixed: Vec<(String, String, Vec<u8>)> = Vec::new();
-    for entry in subscriptions.iter()? {
-        let (key, value) = entry?;
-        let (device, public) = key.value();
-        if device.bytes().any(|byte| byte.is_ascii_uppercase()) {
-            mixed.push((device.to_owned(), public.to_owned(), value.value().to_vec()));
-        }
-    }
-    mixed.sort_by_key(|(_, _, record)| {
-        decode::<SubscriptionRecord>(record).map_or(u64::MAX, |record| record.order)
-    });
-    for (device, public, record) in mixed {
-        let lower = device.to_ascii_lowercase();
-        subscriptions.remove((device.as_str(), public.as_str()))?;
-        subscribers.remove((public.as_str(), device.as_str()))?;
-        if subscriptions
-            .get((lower.as_str(), public.as_str()))?
-            .is_none()
-        {
-            subscriptions.insert((lower.as_str(), public.as_str()), record.as_slice())?;
-            subscribers.insert((public.as_str(), lower.as_str()), ())?;
-        }
-    }
-    Ok(())
-}
-
 impl RedbFile {
     /// Opens `<data_dir>/pushjet.redb`, creating the directory (mode 0700 on Unix) and the file
     /// if needed.
@@ -183,7 +153,7 @@ impl RedbFile {
             txn.open_table(MESSAGES)?;
             txn.open_table(SERVICE_MESSAGES)?;
             txn.open_table(META)?;
-            lower_case_devices(&txn)?;
+            lower_case::lower_case_devices(&txn)?;
         }
         txn.commit()?;
         Ok(Self {
