@@ -6,9 +6,9 @@ use redb::{ReadableTable, WriteTransaction};
 use super::{SUBSCRIBERS, SUBSCRIPTIONS, SubscriptionRecord, decode};
 use crate::pushjet_server::store::StoreError;
 
-/// Keys device UUIDs in lower case, as [`crate::pushjet::DeviceUuid`] parses them: a subscription stored in
-/// another case by an older version is re-keyed (the first one made is kept when both cases of a
-/// UUID subscribed to one service).
+/// Keys device UUIDs in lower case, as [`crate::pushjet::DeviceUuid`] parses them: a
+/// subscription stored in another case by an older version is re-keyed (the first one made is
+/// kept when both cases of a UUID subscribed to one service).
 pub(super) fn lower_case_devices(txn: &WriteTransaction) -> Result<(), StoreError> {
     let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
     let mut subscribers = txn.open_table(SUBSCRIBERS)?;
