@@ -17,10 +17,10 @@ use crate::support::{Process, free_port};
 const MIB: u64 = 1024 * 1024;
 
 /// Nearly the largest message the embedded API takes (64 KiB).
-const MESSAGE_BYTES: usize = 60_000;
+pub(crate) const MESSAGE_BYTES: usize = 60_000;
 
 /// The binary on a free port with `vars`; its data directory lives as long as the returned one.
-async fn start(vars: &[(&str, &str)]) -> (Process, u16, tempfile::TempDir) {
+pub(crate) async fn start(vars: &[(&str, &str)]) -> (Process, u16, tempfile::TempDir) {
     let data = tempfile::tempdir().expect("a directory");
     let port = free_port();
     let process = Process::start(data.path(), port, vars);
@@ -70,7 +70,7 @@ async fn call(port: u16, method: &str, path: &str, form: &[(&str, &str)]) -> Val
 }
 
 /// A new service with `devices` fresh devices subscribed: its secret and the devices.
-async fn service_with_devices(port: u16, devices: usize) -> (String, Vec<String>) {
+pub(crate) async fn service_with_devices(port: u16, devices: usize) -> (String, Vec<String>) {
     let service = call(port, "POST", "/service", &[("name", "Load")]).await;
     let secret = service["service"]["secret"]
         .as_str()
@@ -96,7 +96,7 @@ async fn service_with_devices(port: u16, devices: usize) -> (String, Vec<String>
     (secret, uuids)
 }
 
-async fn send(port: u16, secret: &str, text: &str) {
+pub(crate) async fn send(port: u16, secret: &str, text: &str) {
     let answer = call(
         port,
         "POST",
@@ -108,7 +108,7 @@ async fn send(port: u16, secret: &str, text: &str) {
 }
 
 /// A large message, numbered.
-fn large(number: usize, bytes: usize) -> String {
+pub(crate) fn large(number: usize, bytes: usize) -> String {
     format!("{number} {}", "x".repeat(bytes))
 }
 
@@ -130,7 +130,7 @@ async fn metric(port: u16, series: &str) -> f64 {
 }
 
 /// Waits until `series` is `value`; its last value.
-async fn wait_for_metric(port: u16, series: &str, value: f64, wait: Duration) -> f64 {
+pub(crate) async fn wait_for_metric(port: u16, series: &str, value: f64, wait: Duration) -> f64 {
     let deadline = Instant::now() + wait;
     loop {
         let now = metric(port, series).await;

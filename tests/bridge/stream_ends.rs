@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{post, spawn_app_with_routes};
+use crate::stream_attacks::{
+    MESSAGE_BYTES, large, send, service_with_devices, start, wait_for_metric,
+};
 use crate::support::{Process, free_port};
 
 /// A WebSocket spoken by hand, to see exactly which frames arrive before the TCP close.
@@ -181,6 +184,46 @@ async fn an_ntfy_websocket_beyond_a_limit_is_dropped_without_a_close_frame() {
     assert!(
         frames.is_empty(),
         "the refused stream is dropped at once, without a close frame: {frames:?}"
+    );
+}
+
+#[actix_web::test]
+async fn an_ntfy_websocket_too_slow_for_its_messages_is_dropped_without_a_close_frame() {
+    let (_process, port, _data) = start(&[]).await;
+    let (secret, devices) = service_with_devices(port, 1).await;
+    let device = devices[0].clone();
+    let mut socket = actix_web::rt::task::spawn_blocking(move || {
+        let mut socket = RawWebSocket::open(port, &format!("/{device}/ws")).expect("101");
+        assert_eq!(event_of(&socket.frame().expect("open"))["event"], "open");
+        socket
+    })
+    .await
+    .expect("the client ran");
+    // The client reads nothing more until the server has let go of it.
+    for number in 0..300 {
+        send(port, &secret, &large(number, MESSAGE_BYTES)).await;
+    }
+    let open = wait_for_metric(
+        port,
+        "pushjet_bridge_streams_open{kind=\"ws\"}",
+        0.0,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(open, 0.0, "the slow client was dropped");
+    let frames = actix_web::rt::task::spawn_blocking(move || {
+        socket.frames_until_closed(Duration::from_secs(30))
+    })
+    .await
+    .expect("the client ran");
+    assert!(
+        !frames.is_empty() && frames.len() < 300,
+        "{} frames",
+        frames.len()
+    );
+    assert!(
+        frames.iter().all(|(opcode, _)| *opcode == TEXT),
+        "only messages, no close frame, before the TCP close"
     );
 }
 
