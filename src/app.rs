@@ -210,6 +210,10 @@ impl Application {
                 })
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        // A client that closes its side of the connection is gone: its request (a live stream
+        // above all) ends at once instead of holding its connection until a write fails.
+        .h1_allow_half_closed(false)
+        .on_connect(crate::streams::websocket::remember_socket)
         .workers(workers)
         .max_connections(
             settings

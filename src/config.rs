@@ -205,6 +205,7 @@ impl Settings {
         let (Some(global), Some(pushjet)) = (global, pushjet) else {
             return Err(ConfigError(problems.into_vec()));
         };
+        let limits = read_limits(&global, &vars, &mut problems);
         let settings = Self {
             server: read_server(&global, &mut problems),
             pushjet: read_pushjet(&global, pushjet, &mut problems),
@@ -217,10 +218,10 @@ impl Settings {
                 .templates_dir
                 .clone()
                 .filter(|dir| !dir.as_os_str().is_empty()),
-            limits: read_limits(&global, &vars, &mut problems),
+            streams: StreamSettings::read(&vars, &limits.http, &mut problems),
+            limits,
             delivery: DeliverySettings::read(&vars, &mut problems),
             tokens: read_tokens(global, &mut problems),
-            streams: StreamSettings::read(&vars, &mut problems),
             console: ConsoleSettings::read(&vars, &mut problems),
             source_vars: SourceVars(source_vars),
         };

@@ -39,6 +39,15 @@ impl Default for HttpLimits {
     }
 }
 
+impl HttpLimits {
+    /// The most connections live streams may hold: three quarters of `max_connections` (at
+    /// least one), so that webhooks, health checks and the API keep connections of their own
+    /// whatever the streams do.
+    pub fn stream_connections(&self) -> usize {
+        (self.max_connections / 4 * 3).max(1)
+    }
+}
+
 /// The largest buffered-bytes budget a semaphore can count.
 pub const MAX_BUFFERED_BYTES: usize = u32::MAX as usize;
 

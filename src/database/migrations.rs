@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_outbox.sql")),
     (2, include_str!("migrations/0002_pushjet.sql")),
     (4, include_str!("migrations/0004_noise.sql")),
+    (5, include_str!("migrations/0005_lower_case_devices.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -23,7 +24,8 @@ pub(crate) fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |(version, _)| *version)
 }
 
-/// Brings the schema up to date; refuses a schema newer than this binary knows.
+/// Brings the schema up to date: applies every migration the database has not had, in order;
+/// refuses a schema with a version this binary does not know (written by a newer one).
 pub(super) async fn migrate(pool: &Pool) -> Result<(), DatabaseError> {
     let mut client = pool.get().await.map_err(failed)?;
     let txn = client.transaction().await.map_err(failed)?;
@@ -42,22 +44,29 @@ pub(super) async fn migrate(pool: &Pool) -> Result<(), DatabaseError> {
     )
     .await
     .map_err(failed)?;
-    let current: i32 = txn
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM pushjet_bridge_schema",
-            &[],
-        )
+    let applied: Vec<i32> = txn
+        .query("SELECT version FROM pushjet_bridge_schema", &[])
         .await
         .map_err(failed)?
-        .get(0);
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
     let latest = latest_version();
-    if current > latest {
+    if let Some(unknown) = applied
+        .iter()
+        .find(|version| !MIGRATIONS.iter().any(|(known, _)| known == *version))
+    {
         return Err(DatabaseError(format!(
-            "the database's schema is version {current}, newer than this pushjet-bridge knows \
-             ({latest}): run the newer version that wrote it"
+            "the database's schema has version {unknown}, which this pushjet-bridge does not know \
+             (it knows up to {latest}): run the newer version that wrote it"
         )));
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+    // Every migration not yet applied, in order, gaps included: a migration numbered below one
+    // already applied (branches merged in another order) is applied all the same.
+    let missing = MIGRATIONS
+        .iter()
+        .filter(|(version, _)| !applied.contains(version));
+    for (version, sql) in missing {
         txn.batch_execute(sql).await.map_err(failed)?;
         txn.execute(
             "INSERT INTO pushjet_bridge_schema (version) VALUES ($1)",

@@ -147,7 +147,8 @@ impl<'de> Deserialize<'de> for PublicKey {
     }
 }
 
-/// A device's UUID: 8-4-4-4-12 hexadecimal digits, chosen by the device, case kept as given.
+/// A device's UUID: 8-4-4-4-12 hexadecimal digits, chosen by the device, in lower case whatever
+/// the case it was given in (so that `ABC…` and `abc…` are one device everywhere).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceUuid(String);
 
@@ -161,7 +162,7 @@ impl DeviceUuid {
                 group.len() == length && group.bytes().all(|b| b.is_ascii_hexdigit())
             });
         if well_formed {
-            Ok(Self(raw.to_owned()))
+            Ok(Self(raw.to_ascii_lowercase()))
         } else {
             Err(KeyError::DeviceUuid)
         }
@@ -259,9 +260,13 @@ mod tests {
     }
 
     #[test]
-    fn device_uuid_is_hex_8_4_4_4_12_with_case_kept() {
+    fn device_uuid_is_hex_8_4_4_4_12_in_lower_case() {
         let uuid = DeviceUuid::parse("ABCDEF01-2345-6789-abcd-ef0123456789").unwrap();
-        assert_eq!(uuid.as_str(), "ABCDEF01-2345-6789-abcd-ef0123456789");
+        assert_eq!(uuid.as_str(), "abcdef01-2345-6789-abcd-ef0123456789");
+        assert_eq!(
+            uuid,
+            DeviceUuid::parse("abcdef01-2345-6789-ABCD-EF0123456789").unwrap()
+        );
         assert_eq!(
             DeviceUuid::parse("ABCDEF01-2345-6789-abcd-ef012345678g"),
             Err(KeyError::DeviceUuid)

@@ -13,17 +13,22 @@
 //! first frame that is not a UUID gets `{"error":{"id":1,"message":"Invalid client uuid"}}`, a
 //! binary frame `{"error":{"id":-1,"message":"Expected text got binary data"}}`, each followed by
 //! a close; text frames after the UUID are ignored. The server pings an idle connection every
-//! keepalive interval. A client that reads too slowly is disconnected (what it did not receive
-//! stays unread).
+//! keepalive interval. When the service stops, the server closes with 1001; a stream refused by
+//! a limit gets 1013. A client that reads too slowly (more than
+//! [`super::websocket::MAX_UNSENT_BYTES`] unsent, or messages coming faster than it takes them)
+//! is disconnected: with a close (1008, "too slow") if it takes it within
+//! [`super::websocket::CLOSE_GRACE`], else by dropping the connection. What it did not receive
+//! stays unread.
 
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream};
 
 use super::Streams;
 use super::hub::{Delivery, Refused, Since};
 use super::metrics::StreamKind;
+use super::websocket::{self, NotSent, Outgoing};
 use crate::pushjet::DeviceUuid;
 
 /// The connector's acknowledgement, verbatim (it is not JSON).
@@ -35,8 +40,6 @@ pub const BINARY_FRAME: &str = r#"{"error":{"id":-1,"message":"Expected text got
 
 /// How long a new connection may take to send its UUID.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
-/// The largest frame read from a client: a UUID is 36 bytes.
-const MAX_CLIENT_FRAME_BYTES: usize = 4096;
 
 /// Upgrades the request and serves the connection in its own task.
 pub(super) async fn connect(
@@ -44,8 +47,7 @@ pub(super) async fn connect(
     body: web::Payload,
     streams: web::Data<Streams>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, messages) = actix_ws::handle(&request, body)?;
-    let messages = messages.max_frame_size(MAX_CLIENT_FRAME_BYTES);
+    let (response, session, messages) = websocket::upgrade(&request, body)?;
     let streams = streams.get_ref().clone();
     actix_web::rt::spawn(serve(streams, session, messages));
     Ok(response)
@@ -58,7 +60,7 @@ enum Hello {
     Gone,
 }
 
-async fn hello(session: &mut Session, messages: &mut MessageStream) -> Hello {
+async fn hello(session: &mut Outgoing, messages: &mut MessageStream) -> Hello {
     loop {
         let next = actix_web::rt::time::timeout(HELLO_TIMEOUT, messages.recv()).await;
         match next {
@@ -83,16 +85,16 @@ async fn hello(session: &mut Session, messages: &mut MessageStream) -> Hello {
     }
 }
 
-async fn serve(streams: Streams, mut session: Session, mut messages: MessageStream) {
+async fn serve(streams: Streams, mut session: Outgoing, mut messages: MessageStream) {
     let device = match hello(&mut session, &mut messages).await {
         Hello::Device(device) => device,
         Hello::Refuse(error) => {
             let _closing_anyway = session.text(error).await;
-            let _closed = session.close(None).await;
+            session.close(None).await;
             return;
         }
         Hello::Gone => {
-            let _closed = session.close(None).await;
+            session.close(None).await;
             return;
         }
     };
@@ -103,7 +105,7 @@ async fn serve(streams: Streams, mut session: Session, mut messages: MessageStre
     ) {
         Ok((_, stream)) => stream,
         Err(refused) => {
-            let _closed = session.close(Some(close_reason(refused))).await;
+            session.close(Some(close_reason(refused))).await;
             return;
         }
     };
@@ -114,14 +116,21 @@ async fn serve(streams: Streams, mut session: Session, mut messages: MessageStre
         Ok(unread) => unread,
         Err(error) => {
             tracing::warn!(%error, "connector: cannot read the device's unread messages");
-            let _closed = session.close(Some(CloseCode::Error.into())).await;
+            session.close(Some(CloseCode::Error.into())).await;
             return;
         }
     };
     for (_, message) in &unread.messages {
         let frame = super::python_json::to_string(&serde_json::json!({ "message": message }));
-        if session.text(frame).await.is_err() {
-            return;
+        match session.text(frame).await {
+            Ok(()) => {}
+            Err(NotSent::Closed) => return,
+            Err(NotSent::TooSlow) => {
+                drop((stream, unread));
+                streams.hub.dropped_slow(StreamKind::Connector);
+                session.close_or_drop(too_slow(), &mut messages).await;
+                return;
+            }
         }
     }
     let keepalive = streams.hub.settings().keepalive;
@@ -136,25 +145,37 @@ async fn serve(streams: Streams, mut session: Session, mut messages: MessageStre
                     if message.seq <= unread.watermark {
                         continue;
                     }
-                    if session.text(message.connector_frame().to_owned()).await.is_err() {
-                        return;
+                    match session.text(message.connector_frame()).await {
+                        Ok(()) => {}
+                        Err(NotSent::Closed) => return,
+                        Err(NotSent::TooSlow) => {
+                            drop(stream);
+                            streams.hub.dropped_slow(StreamKind::Connector);
+                            session.close_or_drop(too_slow(), &mut messages).await;
+                            return;
+                        }
                     }
                     streams.marks.mark(&device, message.seq);
                 }
                 Some(Delivery::Subscription(frame)) => {
-                    if session.text(frame.to_string()).await.is_err() {
+                    if session.text(&*frame).await.is_err() {
                         return;
                     }
                 }
                 None => {
-                    let reason = super::websocket_end(&streams.hub, "reconnect");
-                    let _closed = session.close(Some(reason)).await;
+                    let reason = if streams.hub.is_closing() {
+                        close_reason(Refused::ShuttingDown)
+                    } else {
+                        too_slow()
+                    };
+                    drop(stream);
+                    session.close_or_drop(reason, &mut messages).await;
                     return;
                 }
             },
             incoming = messages.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
-                    let _closed = session.close(None).await;
+                    session.close(None).await;
                     return;
                 }
                 Some(Ok(Message::Ping(bytes))) => {
@@ -164,17 +185,30 @@ async fn serve(streams: Streams, mut session: Session, mut messages: MessageStre
                 }
                 Some(Ok(Message::Binary(_) | Message::Continuation(_))) => {
                     let _closing_anyway = session.text(BINARY_FRAME).await;
-                    let _closed = session.close(None).await;
+                    session.close(None).await;
                     return;
                 }
                 Some(Ok(Message::Text(_) | Message::Pong(_) | Message::Nop)) => {}
             },
-            _ = ping.tick() => {
-                if session.ping(b"").await.is_err() {
+            _ = ping.tick() => match session.ping().await {
+                Ok(()) => {}
+                Err(NotSent::Closed) => return,
+                Err(NotSent::TooSlow) => {
+                    drop(stream);
+                    streams.hub.dropped_slow(StreamKind::Connector);
+                    session.close_or_drop(too_slow(), &mut messages).await;
                     return;
                 }
-            }
+            },
         }
+    }
+}
+
+/// The close a client too slow for its stream gets (if it takes it).
+fn too_slow() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Policy,
+        description: Some("too slow: the stream's buffer was full; reconnect".to_owned()),
     }
 }
 

@@ -1,12 +1,14 @@
 //! The stream hub: publish/subscribe by device. The store announces each committed message with
-//! the devices it is for ([`StoreEvents`]); the hub keeps a cache of each device's recent messages
-//! (for ntfy's `since`) and hands every message to the streams open on its devices.
+//! the devices it is for ([`StoreEvents`]); the hub keeps each device's recent messages in its
+//! [`Cache`] (for ntfy's `since`, within one memory budget) and hands every message to the streams
+//! open on its devices, once per stream however many of its devices the message is for.
 //!
-//! A stream receives through a bounded buffer. The hub never waits for a stream: when a buffer is
+//! A stream counts once per device UUID it names against the stream limits. It receives through
+//! a bounded buffer. The hub never waits for a stream: when a buffer is
 //! full the stream is dropped from the hub (its receiver then ends, and the connection closes),
 //! so a slow client never slows the store or anyone else.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,9 +21,7 @@ use crate::pushjet::DeviceUuid;
 use crate::pushjet::wire::{MessageView, SubscriptionView};
 use crate::pushjet_server::{StoreEvents, StoredMessage};
 
-/// The most messages cached per device, whatever the cache window: a chatty service cannot grow
-/// the cache without bound.
-pub const CACHE_MAX_PER_DEVICE: usize = 1000;
+pub use cache::Cache;
 
 /// Length of a message id: ntfy's 12 letters and digits (made by the store, see
 /// [`StoredMessage::stream_id`]).
@@ -44,6 +44,18 @@ pub struct StreamMessage {
 }
 
 impl StreamMessage {
+    /// What the message counts for in the cache's budget: its text twice (the message and the
+    /// connector's frame made from it) and a fixed part for the rest.
+    pub fn cost(&self) -> usize {
+        let view = &self.view;
+        let text = view.message.len()
+            + view.title.len()
+            + view.link.len()
+            + view.service.name.len()
+            + view.service.icon.len();
+        text.saturating_mul(2).saturating_add(512)
+    }
+
     /// `{"message": M}` in the connector's byte form (see [`super::python_json`]).
     pub fn connector_frame(&self) -> &str {
         self.connector_frame.get_or_init(|| {
@@ -85,8 +97,9 @@ pub enum Since {
 /// Why a stream was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    /// `PUSHJET_BRIDGE_MAX_STREAMS` streams are open.
-    #[error("too many streams are open on this server ({0})")]
+    /// `PUSHJET_BRIDGE_MAX_STREAMS` stream subscriptions (one per device UUID of each stream)
+    /// are open.
+    #[error("too many streams are open on this server ({0}, one per device UUID of each stream)")]
     TooManyStreams(usize),
     /// `PUSHJET_BRIDGE_MAX_STREAMS_PER_DEVICE` streams are open for a device.
     #[error("too many streams are open for this device ({0})")]
@@ -100,17 +113,15 @@ struct Listener {
     id: u64,
     kind: StreamKind,
     sender: mpsc::Sender<Delivery>,
+    /// Every device the stream is on (shared by its entries under each of them).
+    devices: Arc<[DeviceUuid]>,
 }
 
-#[derive(Default)]
-struct DeviceState {
-    cache: VecDeque<Arc<StreamMessage>>,
-    listeners: Vec<Listener>,
-}
-
-#[derive(Default)]
 struct State {
-    devices: HashMap<DeviceUuid, DeviceState>,
+    cache: Cache,
+    /// The streams open on each device.
+    listeners: HashMap<DeviceUuid, Vec<Listener>>,
+    /// Stream subscriptions open: each stream once per device it is on.
     open: usize,
     /// The newest message published: one with this id or an older one is not published again.
     newest: u64,
@@ -130,7 +141,8 @@ pub struct Hub {
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
-            .field("devices", &self.devices.len())
+            .field("cache_bytes", &self.cache.bytes())
+            .field("listened", &self.listeners.len())
             .field("open", &self.open)
             .finish()
     }
@@ -164,7 +176,12 @@ impl Hub {
     /// An empty hub.
     pub fn new(settings: StreamSettings, metrics: StreamMetrics) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                cache: Cache::new(settings.cache_for, settings.cache_max_bytes),
+                listeners: HashMap::new(),
+                open: 0,
+                newest: 0,
+            }),
             settings,
             metrics,
             next_listener: AtomicU64::new(1),
@@ -183,8 +200,8 @@ impl Hub {
     }
 
     /// Opens a stream on `devices` that receives what is published for any of them from now on;
-    /// returns it with the cached messages `since` selects, oldest first. Nothing published in
-    /// between is missed or repeated: both happen under one lock.
+    /// returns it with the cached messages `since` selects, oldest first, each once. Nothing
+    /// published in between is missed or repeated: both happen under one lock.
     pub fn open(
         self: &Arc<Self>,
         devices: &[DeviceUuid],
@@ -195,83 +212,38 @@ impl Hub {
         if self.is_closing() {
             return Err(Refused::ShuttingDown);
         }
-        if state.open >= self.settings.max_streams {
+        if state.open.saturating_add(devices.len()) > self.settings.max_streams {
             self.metrics.refused(kind);
             return Err(Refused::TooManyStreams(self.settings.max_streams));
         }
         let per_device = self.settings.max_streams_per_device;
         if devices.iter().any(|device| {
             state
-                .devices
+                .listeners
                 .get(device)
-                .is_some_and(|entry| entry.listeners.len() >= per_device)
+                .is_some_and(|listeners| listeners.len() >= per_device)
         }) {
             self.metrics.refused(kind);
             return Err(Refused::TooManyForDevice(per_device));
         }
-        let cutoff = now() - cache_seconds(self.settings.cache_for);
-        let after = match since {
-            Since::Id(id) => Some(
-                devices
-                    .iter()
-                    .filter_map(|device| state.devices.get(device))
-                    .flat_map(|entry| entry.cache.iter())
-                    .find(|message| message.id == *id)
-                    .map_or(0, |message| message.seq),
-            ),
-            _ => None,
-        };
-        let mut cached = Vec::new();
-        for device in devices {
-            let Some(entry) = state.devices.get_mut(device) else {
-                continue;
-            };
-            prune(&mut entry.cache, cutoff);
-            let selected: Vec<&Arc<StreamMessage>> = match since {
-                Since::Nothing => Vec::new(),
-                Since::All => entry.cache.iter().collect(),
-                Since::Latest => entry.cache.back().into_iter().collect(),
-                Since::Id(_) => {
-                    let after = after.unwrap_or(0);
-                    entry
-                        .cache
-                        .iter()
-                        .filter(|message| message.seq > after)
-                        .collect()
-                }
-                Since::Time(time) => entry
-                    .cache
-                    .iter()
-                    .filter(|message| message.view.timestamp >= *time)
-                    .collect(),
-            };
-            cached.extend(selected.into_iter().map(|message| Delivery::Message {
-                device: device.clone(),
-                message: message.clone(),
-            }));
-        }
-        cached.sort_by_key(|delivery| match delivery {
-            Delivery::Message { message, .. } => message.seq,
-            Delivery::Subscription(_) => 0,
-        });
-        if matches!(since, Since::Latest) && cached.len() > 1 {
-            cached.drain(..cached.len() - 1);
-        }
+        state.cache.prune(now());
+        let cached = deliveries(state.cache.select(devices, since));
         let (sender, receiver) = mpsc::channel(self.settings.buffer);
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        let on: Arc<[DeviceUuid]> = devices.into();
         for device in devices {
             state
-                .devices
+                .listeners
                 .entry(device.clone())
                 .or_default()
-                .listeners
                 .push(Listener {
                     id,
                     kind,
                     sender: sender.clone(),
+                    devices: on.clone(),
                 });
         }
-        state.open += 1;
+        state.open += devices.len();
         self.metrics.opened(kind);
         let registration = Registration {
             hub: self.clone(),
@@ -288,82 +260,48 @@ impl Hub {
         ))
     }
 
-    /// The cached messages `since` selects for `devices`, without opening a stream (ntfy's
-    /// `poll=1`).
+    /// The cached messages `since` selects for `devices`, oldest first, each once, without
+    /// opening a stream (ntfy's `poll=1`). The messages are the cache's own, shared: the list
+    /// costs a pointer and a device per message.
     pub fn cached(self: &Arc<Self>, devices: &[DeviceUuid], since: &Since) -> Vec<Delivery> {
-        let cutoff = now() - cache_seconds(self.settings.cache_for);
         let mut state = self.lock();
-        let after = match since {
-            Since::Id(id) => devices
-                .iter()
-                .filter_map(|device| state.devices.get(device))
-                .flat_map(|entry| entry.cache.iter())
-                .find(|message| message.id == *id)
-                .map_or(0, |message| message.seq),
-            _ => 0,
-        };
-        let mut cached: Vec<Delivery> = Vec::new();
-        for device in devices {
-            let Some(entry) = state.devices.get_mut(device) else {
-                continue;
-            };
-            prune(&mut entry.cache, cutoff);
-            for message in &entry.cache {
-                let wanted = match since {
-                    Since::Nothing => false,
-                    Since::All | Since::Latest => true,
-                    Since::Id(_) => message.seq > after,
-                    Since::Time(time) => message.view.timestamp >= *time,
-                };
-                if wanted {
-                    cached.push(Delivery::Message {
-                        device: device.clone(),
-                        message: message.clone(),
-                    });
-                }
-            }
-        }
-        cached.sort_by_key(|delivery| match delivery {
-            Delivery::Message { message, .. } => message.seq,
-            Delivery::Subscription(_) => 0,
-        });
-        if matches!(since, Since::Latest) && cached.len() > 1 {
-            cached.drain(..cached.len() - 1);
-        }
-        cached
+        state.cache.prune(now());
+        deliveries(state.cache.select(devices, since))
     }
 
     fn unregister(&self, id: u64, kind: StreamKind, devices: &[DeviceUuid]) {
         let mut state = self.lock();
-        let mut found = false;
-        for device in devices {
-            if let Some(entry) = state.devices.get_mut(device) {
-                let before = entry.listeners.len();
-                entry.listeners.retain(|listener| listener.id != id);
-                found |= entry.listeners.len() != before;
-                if entry.listeners.is_empty() && entry.cache.is_empty() {
-                    state.devices.remove(device);
-                }
-            }
-        }
-        if found {
-            state.open = state.open.saturating_sub(1);
+        let removed = remove_listener(&mut state, id, devices);
+        if removed > 0 {
+            state.open = state.open.saturating_sub(removed);
             self.metrics.closed(kind);
         }
     }
 
-    /// Hands `delivery` to every stream of `device` that wants it; a stream whose buffer is full
-    /// is dropped from the hub.
-    fn deliver(&self, state: &mut State, device: &DeviceUuid, delivery: &Delivery) {
-        let Some(entry) = state.devices.get_mut(device) else {
+    /// Hands `delivery` to every stream of `device` that wants it and is not in `served`; a
+    /// stream on several devices then joins `served` (one on a single device cannot be met
+    /// again). A stream whose buffer is full is dropped from the hub.
+    fn deliver(
+        &self,
+        state: &mut State,
+        device: &DeviceUuid,
+        delivery: &Delivery,
+        served: &mut Vec<u64>,
+    ) {
+        let Some(listeners) = state.listeners.get(device) else {
             return;
         };
         let mut dropped = Vec::new();
-        for listener in &entry.listeners {
-            if matches!(delivery, Delivery::Subscription(_))
-                && listener.kind != StreamKind::Connector
+        for listener in listeners {
+            let several = listener.devices.len() > 1;
+            if (several && served.contains(&listener.id))
+                || (matches!(delivery, Delivery::Subscription(_))
+                    && listener.kind != StreamKind::Connector)
             {
                 continue;
+            }
+            if several {
+                served.push(listener.id);
             }
             match listener.sender.try_send(delivery.clone()) {
                 Ok(()) => {
@@ -373,62 +311,52 @@ impl Hub {
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.metrics.dropped_slow(listener.kind);
-                    dropped.push((listener.id, listener.kind));
+                    dropped.push((listener.id, listener.kind, listener.devices.clone()));
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        for (id, kind) in dropped {
+        for (id, kind, devices) in dropped {
             tracing::info!(
                 device = %device,
                 stream = kind.as_str(),
                 "dropped a slow stream: its buffer was full"
             );
-            let mut removed = false;
-            for entry in state.devices.values_mut() {
-                let before = entry.listeners.len();
-                entry.listeners.retain(|listener| listener.id != id);
-                removed |= entry.listeners.len() != before;
-            }
-            if removed {
-                state.open = state.open.saturating_sub(1);
+            let removed = remove_listener(state, id, &devices);
+            if removed > 0 {
+                state.open = state.open.saturating_sub(removed);
                 self.metrics.closed(kind);
             }
         }
     }
 
-    /// Publishes a stored message: cached for each of its devices and handed to their streams.
-    /// Messages come in id order: one that is not newer than the last published is ignored
-    /// (the hub already has it).
+    /// Publishes a stored message: cached for its devices and handed to their streams, once per
+    /// stream. Messages come in id order: one that is not newer than the last published is
+    /// ignored (the hub already has it).
     pub fn publish_message(&self, stored: StoredMessage) {
-        let cache_for = cache_seconds(self.settings.cache_for);
         let message = Arc::new(StreamMessage {
             seq: stored.id,
             id: stored.stream_id,
-            expires: stored.message.timestamp.saturating_add(cache_for),
+            expires: stored
+                .message
+                .timestamp
+                .saturating_add(cache_seconds(self.settings.cache_for)),
             view: stored.message,
             connector_frame: OnceLock::new(),
         });
-        let cutoff = now() - cache_for;
         let mut state = self.lock();
         if message.seq <= state.newest {
             return;
         }
         state.newest = message.seq;
+        state.cache.insert(message.clone(), &stored.devices, now());
+        let mut served = Vec::new();
         for device in stored.devices {
             let delivery = Delivery::Message {
                 device: device.clone(),
                 message: message.clone(),
             };
-            if cache_for > 0 {
-                let entry = state.devices.entry(device.clone()).or_default();
-                prune(&mut entry.cache, cutoff);
-                entry.cache.push_back(message.clone());
-                if entry.cache.len() > CACHE_MAX_PER_DEVICE {
-                    entry.cache.pop_front();
-                }
-            }
-            self.deliver(&mut state, &device, &delivery);
+            self.deliver(&mut state, &device, &delivery, &mut served);
         }
     }
 
@@ -443,17 +371,13 @@ impl Hub {
             &mut state,
             &subscription.uuid,
             &Delivery::Subscription(frame),
+            &mut Vec::new(),
         );
     }
 
-    /// Forgets cached messages older than the cache window, and devices left with nothing.
+    /// Forgets cached messages older than the cache window.
     pub fn prune(&self) {
-        let cutoff = now() - cache_seconds(self.settings.cache_for);
-        let mut state = self.lock();
-        state.devices.retain(|_, entry| {
-            prune(&mut entry.cache, cutoff);
-            !entry.cache.is_empty() || !entry.listeners.is_empty()
-        });
+        self.lock().cache.prune(now());
     }
 
     /// Lets go of every stream (their receivers end) and refuses new ones: the service stops.
@@ -461,12 +385,24 @@ impl Hub {
         self.closing.store(true, Ordering::SeqCst);
         self.closed.send_replace(true);
         let mut state = self.lock();
-        for entry in state.devices.values_mut() {
-            for listener in entry.listeners.drain(..) {
+        let mut closed = Vec::new();
+        for listener in state.listeners.drain().flat_map(|(_, listeners)| listeners) {
+            if !closed.contains(&listener.id) {
+                closed.push(listener.id);
                 self.metrics.closed(listener.kind);
             }
         }
         state.open = 0;
+    }
+
+    /// Counts a stream dropped by its endpoint because its client reads too slowly for what
+    /// waits to be sent (the hub drops the ones whose buffer is full itself).
+    pub fn dropped_slow(&self, kind: StreamKind) {
+        tracing::info!(
+            stream = kind.as_str(),
+            "dropped a slow stream: too many bytes waited for its client"
+        );
+        self.metrics.dropped_slow(kind);
     }
 
     /// Whether the service is shutting down.
@@ -480,10 +416,16 @@ impl Hub {
         let _closed_or_gone = closed.wait_for(|closed| *closed).await;
     }
 
-    /// How many streams are open.
+    /// How many stream subscriptions are open (each stream once per device it is on).
     #[cfg(test)]
     pub fn open_streams(&self) -> usize {
         self.lock().open
+    }
+
+    /// The bytes the cache counts.
+    #[cfg(test)]
+    pub fn cache_bytes(&self) -> usize {
+        self.lock().cache.bytes()
     }
 }
 
@@ -497,13 +439,27 @@ impl StoreEvents for Hub {
     }
 }
 
-fn prune(cache: &mut VecDeque<Arc<StreamMessage>>, cutoff: i64) {
-    while cache
-        .front()
-        .is_some_and(|message| message.view.timestamp < cutoff)
-    {
-        cache.pop_front();
+/// Takes stream `id` off `devices`; how many devices it was on.
+fn remove_listener(state: &mut State, id: u64, devices: &[DeviceUuid]) -> usize {
+    let mut removed = 0;
+    for device in devices {
+        if let Some(listeners) = state.listeners.get_mut(device) {
+            let before = listeners.len();
+            listeners.retain(|listener| listener.id != id);
+            removed += before - listeners.len();
+            if listeners.is_empty() {
+                state.listeners.remove(device);
+            }
+        }
     }
+    removed
+}
+
+fn deliveries(selected: Vec<cache::Selected>) -> Vec<Delivery> {
+    selected
+        .into_iter()
+        .map(|(device, message)| Delivery::Message { device, message })
+        .collect()
 }
 
 fn cache_seconds(window: Duration) -> i64 {
@@ -518,6 +474,8 @@ pub fn now() -> i64 {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX / 2)
         })
 }
+
+mod cache;
 
 #[cfg(test)]
 mod tests;

@@ -72,7 +72,7 @@ impl StreamMetrics {
         );
         registry.register(
             "stream_slow_consumers_dropped",
-            "Live streams disconnected because their buffer was full, by kind",
+            "Live streams disconnected because their buffer was full or too many bytes waited for their client, by kind",
             self.slow_dropped.clone(),
         );
         registry.register(

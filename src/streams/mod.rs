@@ -7,6 +7,8 @@
 //!   `docs/pushjet-protocol.md`): consumes the device's messages like `GET /message`;
 //! - [`ntfy`]: `GET /<uuid>/json|sse|raw|ws` (and `/auth`), ntfy's subscribe API with the device
 //!   UUID as the topic: watches the device's messages without consuming them;
+//! - [`websocket`]: the server's end of both WebSockets: bytes waiting for the client bounded,
+//!   and the connection dropped without a close frame where ntfy's clients need it;
 //! - [`marks`]: the connector's read marks, written in batches;
 //! - [`python_json`]: JSON the way the Pushjet server and connector wrote it.
 //!
@@ -18,6 +20,7 @@ pub mod marks;
 pub mod metrics;
 pub mod ntfy;
 pub mod python_json;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -92,21 +95,5 @@ impl Streams {
             hub.close_all();
         });
         Ok(())
-    }
-}
-
-/// Why a WebSocket stream ends when the hub lets go of it: the service is stopping, or the
-/// client read too slowly (`advice` says how to come back).
-fn websocket_end(hub: &Hub, advice: &str) -> actix_ws::CloseReason {
-    if hub.is_closing() {
-        actix_ws::CloseReason {
-            code: actix_ws::CloseCode::Away,
-            description: Some("the server is shutting down".to_owned()),
-        }
-    } else {
-        actix_ws::CloseReason {
-            code: actix_ws::CloseCode::Policy,
-            description: Some(format!("too slow: the stream's buffer was full; {advice}")),
-        }
     }
 }

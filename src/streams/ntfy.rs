@@ -20,15 +20,20 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{Message, MessageStream, Session};
+use actix_ws::{Message, MessageStream};
 use bytes::Bytes;
-use futures_util::Stream as FuturesStream;
+use futures_util::{Stream as FuturesStream, StreamExt};
 use serde::Serialize;
 
 use super::Streams;
 use super::hub::{self, Delivery, Since, Stream, StreamMessage};
 use super::metrics::StreamKind;
+use super::websocket::{self, NotSent, Outgoing};
 use crate::pushjet::DeviceUuid;
+
+mod request;
+
+use request::{BadTopics, Filter, is_true, param, parse_since, topics};
 
 /// The formats of an HTTP stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,71 +163,6 @@ fn frame(format: Format, event: &str, json: &str, text: &str) -> Bytes {
     Bytes::from(framed)
 }
 
-/// ntfy's message filters: a message is sent only when it matches every filter given.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Filter {
-    id: Option<String>,
-    message: Option<String>,
-    title: Option<String>,
-    priorities: Option<Vec<u8>>,
-    tags: bool,
-}
-
-impl Filter {
-    /// `id`, `message` (`m`), `title` (`t`), `priority` (`prio`, `p`: a comma-separated list of
-    /// 1–5 or `min`, `low`, `default`, `high`, `max`, `urgent`) and `tags` (`tag`, `ta`: Pushjet
-    /// messages have none, so nothing matches), each also as an `X-` header; `None` for a
-    /// priority that is none of these.
-    fn read(request: &HttpRequest) -> Option<Self> {
-        let priorities = match param(request, "x-priority", &["priority", "prio", "p"]) {
-            Some(raw) if !raw.is_empty() => Some(
-                raw.split(',')
-                    .map(|one| parse_priority(one.trim()))
-                    .collect::<Option<Vec<u8>>>()?,
-            ),
-            _ => None,
-        };
-        let given = |value: Option<String>| value.filter(|value| !value.is_empty());
-        Some(Self {
-            id: given(param(request, "x-id", &["id"])),
-            message: given(param(request, "x-message", &["message", "m"])),
-            title: given(param(request, "x-title", &["title", "t"])),
-            priorities,
-            tags: given(param(request, "x-tags", &["tags", "tag", "ta"])).is_some(),
-        })
-    }
-
-    fn matches(&self, message: &StreamMessage) -> bool {
-        let view = &message.view;
-        self.id.as_ref().is_none_or(|id| *id == message.id)
-            && self
-                .message
-                .as_ref()
-                .is_none_or(|text| *text == view.message)
-            && self
-                .title
-                .as_ref()
-                .is_none_or(|title| title == shown_title(message))
-            && self
-                .priorities
-                .as_ref()
-                .is_none_or(|priorities| priorities.contains(&view.level.get()))
-            && !self.tags
-    }
-}
-
-/// An ntfy priority: `1`–`5` or its name.
-fn parse_priority(raw: &str) -> Option<u8> {
-    match raw.to_ascii_lowercase().as_str() {
-        "1" | "min" => Some(1),
-        "2" | "low" => Some(2),
-        "3" | "default" => Some(3),
-        "4" | "high" => Some(4),
-        "5" | "max" | "urgent" => Some(5),
-        _ => None,
-    }
-}
-
 /// The title an event shows: the message's, or its service's name when it has none.
 fn shown_title(message: &StreamMessage) -> &str {
     if message.view.title.is_empty() {
@@ -256,102 +196,22 @@ fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
         )
 }
 
-/// The device UUIDs of the path; `None` when one is not a UUID.
-fn topics(request: &HttpRequest) -> Option<Vec<DeviceUuid>> {
-    let raw = request.match_info().get("topics")?;
-    let mut devices = Vec::new();
-    for part in raw.split(',') {
-        let device = DeviceUuid::parse(part).ok()?;
-        if !devices.contains(&device) {
-            devices.push(device);
-        }
+fn bad_topics(bad: BadTopics) -> HttpResponse {
+    match bad {
+        BadTopics::Invalid => error(
+            StatusCode::BAD_REQUEST,
+            40009,
+            "invalid request: topic invalid; a topic here is a Pushjet device UUID (8-4-4-4-12 hex digits)",
+        ),
+        BadTopics::TooMany(most) => error(
+            StatusCode::BAD_REQUEST,
+            40009,
+            &format!(
+                "invalid request: too many topics; a stream names at most {most} device UUIDs \
+                 (PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM)"
+            ),
+        ),
     }
-    Some(devices)
-}
-
-fn invalid_topic() -> HttpResponse {
-    error(
-        StatusCode::BAD_REQUEST,
-        40009,
-        "invalid request: topic invalid; a topic here is a Pushjet device UUID (8-4-4-4-12 hex digits)",
-    )
-}
-
-/// A parameter as ntfy reads one: the first header named, then the query parameters.
-fn param(request: &HttpRequest, header_name: &str, query_names: &[&str]) -> Option<String> {
-    if let Some(value) = request
-        .headers()
-        .get(header_name)
-        .and_then(|value| value.to_str().ok())
-    {
-        return Some(value.trim().to_owned());
-    }
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(request.query_string().as_bytes())
-            .into_owned()
-            .collect();
-    query_names.iter().find_map(|name| {
-        query
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.trim().to_owned())
-    })
-}
-
-fn is_true(value: Option<String>) -> bool {
-    value.is_some_and(|value| matches!(value.to_ascii_lowercase().as_str(), "1" | "yes" | "true"))
-}
-
-/// ntfy's `since`: empty means nothing when streaming and everything when polling.
-pub fn parse_since(raw: Option<&str>, poll: bool) -> Option<Since> {
-    let raw = raw.unwrap_or_default();
-    match raw {
-        "" if poll => Some(Since::All),
-        "" | "none" => Some(Since::Nothing),
-        "all" => Some(Since::All),
-        "latest" => Some(Since::Latest),
-        id if id.len() == hub::MESSAGE_ID_LENGTH
-            && id.bytes().all(|b| b.is_ascii_alphanumeric())
-            && !id.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            Some(Since::Id(id.to_owned()))
-        }
-        time if time.bytes().all(|b| b.is_ascii_digit()) => time.parse().ok().map(Since::Time),
-        duration => parse_go_duration(duration).map(|duration| {
-            Since::Time(hub::now() - i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 2))
-        }),
-    }
-}
-
-/// A Go duration such as `10m`, `1h30m`, `45s` or `1.5h`.
-fn parse_go_duration(raw: &str) -> Option<Duration> {
-    let mut total = 0.0_f64;
-    let mut rest = raw;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * seconds;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 fn with_cors(mut response: HttpResponse) -> HttpResponse {
@@ -375,15 +235,19 @@ async fn preflight() -> HttpResponse {
 }
 
 /// `GET /<uuid>/auth`: anyone may read a device's stream who knows its UUID.
-async fn auth(request: HttpRequest) -> HttpResponse {
-    if topics(&request).is_none() {
-        return invalid_topic();
+async fn auth(request: HttpRequest, streams: web::Data<Streams>) -> HttpResponse {
+    if let Err(bad) = topics(&request, most_topics(&streams)) {
+        return bad_topics(bad);
     }
     with_cors(
         HttpResponse::Ok()
             .content_type("application/json")
             .body("{\"success\":true}\n"),
     )
+}
+
+fn most_topics(streams: &Streams) -> usize {
+    streams.hub.settings().max_topics_per_stream
 }
 
 fn since_of(request: &HttpRequest, poll: bool) -> Option<Since> {
@@ -413,15 +277,18 @@ fn too_many(refused: hub::Refused) -> HttpResponse {
     }
 }
 
-/// `GET /<uuid>/json|sse|raw`.
+/// `GET /<uuid>/json|sse|raw`. A poll answers the cached messages and ends; a stream starts
+/// with the cached messages `since` selects. Either way the answer is written a message at a
+/// time as the client takes it, never built whole: what it holds are the cache's shared messages.
 async fn http_stream(
     request: HttpRequest,
     streams: web::Data<Streams>,
     _payload: web::Payload,
     format: Format,
 ) -> HttpResponse {
-    let Some(devices) = topics(&request) else {
-        return invalid_topic();
+    let devices = match topics(&request, most_topics(&streams)) {
+        Ok(devices) => devices,
+        Err(bad) => return bad_topics(bad),
     };
     let poll = is_true(param(&request, "x-poll", &["poll", "po"]));
     let Some(since) = since_of(&request, poll) else {
@@ -437,14 +304,8 @@ async fn http_stream(
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"));
     if poll {
-        let body: Vec<u8> = streams
-            .hub
-            .cached(&devices, &since)
-            .iter()
-            .filter_map(|delivery| message_frame(format, &filter, delivery))
-            .flat_map(|bytes| bytes.to_vec())
-            .collect();
-        return response.body(body);
+        let cached = streams.hub.cached(&devices, &since);
+        return response.streaming(cached_frames(format, filter, cached));
     }
     let (cached, stream) = match streams.hub.open(&devices, format.kind(), &since) {
         Ok(opened) => opened,
@@ -455,49 +316,52 @@ async fn http_stream(
         .map(DeviceUuid::as_str)
         .collect::<Vec<_>>()
         .join(",");
-    let mut first = vec![frame(format, "open", &control_event("open", &topic), "")];
-    first.extend(
-        cached
-            .iter()
-            .filter_map(|delivery| message_frame(format, &filter, delivery)),
-    );
+    let open = frame(format, "open", &control_event("open", &topic), "");
     let keepalive = streams.hub.settings().keepalive;
-    response.streaming(event_stream(
-        format, filter, topic, first, stream, keepalive,
-    ))
+    let live = event_stream(format, filter.clone(), topic, stream, keepalive);
+    response.streaming(
+        futures_util::stream::once(async move { Ok(open) })
+            .chain(cached_frames(format, filter, cached))
+            .chain(live),
+    )
 }
 
 type BodyStream = Pin<Box<dyn FuturesStream<Item = Result<Bytes, actix_web::Error>>>>;
 
-/// The body of an HTTP stream: the first frames, then each delivery, with a keepalive after
-/// every `keepalive` of silence; it ends when the hub lets go of the stream.
+/// The frames of cached messages, each made when the client is ready for it.
+fn cached_frames(format: Format, filter: Filter, cached: Vec<Delivery>) -> BodyStream {
+    Box::pin(futures_util::stream::iter(
+        cached
+            .into_iter()
+            .filter_map(move |delivery| message_frame(format, &filter, &delivery))
+            .map(Ok),
+    ))
+}
+
+/// The live part of an HTTP stream: each delivery, with a keepalive after every `keepalive` of
+/// silence; it ends when the hub lets go of the stream.
 fn event_stream(
     format: Format,
     filter: Filter,
     topic: String,
-    first: Vec<Bytes>,
     stream: Stream,
     keepalive: Duration,
 ) -> BodyStream {
-    let first: Bytes = first.concat().into();
-    let state = (Some(first), stream, topic, filter);
+    let state = (stream, topic, filter);
     Box::pin(futures_util::stream::unfold(
         state,
-        move |(first, mut stream, topic, filter)| async move {
-            if let Some(first) = first {
-                return Some((Ok(first), (None, stream, topic, filter)));
-            }
+        move |(mut stream, topic, filter)| async move {
             loop {
                 match actix_web::rt::time::timeout(keepalive, stream.receiver.recv()).await {
                     Err(_silent) => {
                         let keepalive =
                             frame(format, "keepalive", &control_event("keepalive", &topic), "");
-                        return Some((Ok(keepalive), (None, stream, topic, filter)));
+                        return Some((Ok(keepalive), (stream, topic, filter)));
                     }
                     Ok(None) => return None,
                     Ok(Some(delivery)) => {
                         if let Some(bytes) = message_frame(format, &filter, &delivery) {
-                            return Some((Ok(bytes), (None, stream, topic, filter)));
+                            return Some((Ok(bytes), (stream, topic, filter)));
                         }
                     }
                 }
@@ -507,13 +371,18 @@ fn event_stream(
 }
 
 /// `GET /<uuid>/ws`: each event a text frame, pings every keepalive interval.
+///
+/// Every end the server chooses (the service stopping, a client too slow, a stream limit)
+/// drops the connection without a close frame, as ntfy's server does: ntfy's web app reconnects
+/// (with `since`) only after a close that was not clean, and its other clients after any.
 async fn websocket(
     request: HttpRequest,
     body: web::Payload,
     streams: web::Data<Streams>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let Some(devices) = topics(&request) else {
-        return Ok(invalid_topic());
+    let devices = match topics(&request, most_topics(&streams)) {
+        Ok(devices) => devices,
+        Err(bad) => return Ok(bad_topics(bad)),
     };
     let Some(since) = since_of(&request, false) else {
         return Ok(invalid_since());
@@ -521,8 +390,7 @@ async fn websocket(
     let Some(filter) = Filter::read(&request) else {
         return Ok(invalid_priority());
     };
-    let (response, session, messages) = actix_ws::handle(&request, body)?;
-    let messages = messages.max_frame_size(4096);
+    let (response, session, messages) = websocket::upgrade(&request, body)?;
     let streams = streams.get_ref().clone();
     actix_web::rt::spawn(serve_websocket(
         streams,
@@ -551,15 +419,14 @@ async fn serve_websocket(
         since,
         filter,
     }: Subscribed,
-    mut session: Session,
+    mut session: Outgoing,
     mut messages: MessageStream,
 ) {
     let (cached, mut stream) = match streams.hub.open(&devices, StreamKind::Ws, &since) {
         Ok(opened) => opened,
         Err(refused) => {
-            let _closed = session
-                .close(Some(super::connector::close_reason(refused)))
-                .await;
+            tracing::info!(%refused, "ntfy WebSocket refused");
+            session.drop_connection();
             return;
         }
     };
@@ -569,13 +436,15 @@ async fn serve_websocket(
         .collect::<Vec<_>>()
         .join(",");
     if session.text(control_event("open", &topic)).await.is_err() {
+        session.drop_connection();
         return;
     }
-    for delivery in &cached {
+    for delivery in cached {
         if let Delivery::Message { device, message } = delivery
-            && filter.matches(message)
-            && session.text(message_event(device, message)).await.is_err()
+            && filter.matches(&message)
+            && let Err(not_sent) = session.text(message_event(&device, &message)).await
         {
+            end_websocket(&streams, &mut session, not_sent);
             return;
         }
     }
@@ -589,32 +458,35 @@ async fn serve_websocket(
             delivery = stream.receiver.recv() => match delivery {
                 Some(Delivery::Message { device, message }) => {
                     if filter.matches(&message)
-                        && session.text(message_event(&device, &message)).await.is_err()
+                        && let Err(not_sent) = session.text(message_event(&device, &message)).await
                     {
+                        end_websocket(&streams, &mut session, not_sent);
                         return;
                     }
                 }
                 Some(Delivery::Subscription(_)) => {}
                 None => {
-                    let reason = super::websocket_end(&streams.hub, "reconnect with since");
-                    let _closed = session.close(Some(reason)).await;
+                    // The service stops, or the hub dropped a stream too slow for its buffer.
+                    session.drop_connection();
                     return;
                 }
             },
             incoming = messages.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
-                    let _closed = session.close(None).await;
+                    session.close(None).await;
                     return;
                 }
                 Some(Ok(Message::Ping(bytes))) => {
                     if session.pong(&bytes).await.is_err() {
+                        session.drop_connection();
                         return;
                     }
                 }
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
-                if session.ping(b"").await.is_err() {
+                if let Err(not_sent) = session.ping().await {
+                    end_websocket(&streams, &mut session, not_sent);
                     return;
                 }
             }
@@ -622,44 +494,17 @@ async fn serve_websocket(
     }
 }
 
+/// Ends an ntfy WebSocket that could not be sent to: dropped without a close frame.
+fn end_websocket(streams: &Streams, session: &mut Outgoing, not_sent: NotSent) {
+    if not_sent == NotSent::TooSlow {
+        streams.hub.dropped_slow(StreamKind::Ws);
+    }
+    session.drop_connection();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn since_takes_every_form_ntfy_documents() {
-        assert_eq!(parse_since(None, false), Some(Since::Nothing));
-        assert_eq!(parse_since(None, true), Some(Since::All));
-        assert_eq!(parse_since(Some("none"), true), Some(Since::Nothing));
-        assert_eq!(parse_since(Some("all"), false), Some(Since::All));
-        assert_eq!(parse_since(Some("latest"), false), Some(Since::Latest));
-        assert_eq!(
-            parse_since(Some("hwQ2YpKdmg12"), false),
-            Some(Since::Id("hwQ2YpKdmg12".to_owned()))
-        );
-        assert_eq!(
-            parse_since(Some("1635528757"), false),
-            Some(Since::Time(1_635_528_757))
-        );
-        let Some(Since::Time(time)) = parse_since(Some("1h30m"), false) else {
-            panic!("a duration is a time");
-        };
-        assert!((hub::now() - 5400 - time).abs() <= 1);
-        assert_eq!(parse_since(Some("soon"), false), None);
-        assert_eq!(parse_since(Some("10x"), false), None);
-    }
-
-    #[test]
-    fn go_durations_add_up() {
-        assert_eq!(parse_go_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(
-            parse_go_duration("1h30m5s"),
-            Some(Duration::from_secs(5405))
-        );
-        assert_eq!(parse_go_duration("5"), None);
-        assert_eq!(parse_go_duration(""), None);
-    }
 
     #[test]
     fn raw_frames_put_a_message_on_one_line_and_controls_on_an_empty_one() {

@@ -25,5 +25,7 @@ mod settings;
 mod signatures;
 mod snapshots;
 mod sources;
+mod stream_attacks;
+mod stream_ends;
 mod streams;
 mod support;

@@ -7,12 +7,16 @@
 //!   of replicas, which also carries the live streams' announcements to every replica.
 //!
 //! Every change is one transaction, committed before its method answers; keys are compared
-//! exactly (case-sensitive), like the real server on SQLite. Both backends behave the same (the
+//! exactly (case-sensitive), like the real server on SQLite, except device UUIDs, which
+//! [`DeviceUuid`] keeps in lower case (an older redb file is re-keyed when it opens, an older
+//! database by migration 0005). Both backends behave the same (the
 //! tests in `tests.rs` run on both), except for [`StoreLimits::max_disk_bytes`], which only the
 //! redb file has: on PostgreSQL the database's own quotas apply.
 
 mod backend;
 mod demo_file;
+#[cfg(test)]
+mod lower_case_tests;
 mod postgres;
 mod redb;
 #[cfg(test)]

@@ -37,6 +37,8 @@ use crate::pushjet_server::fields::{Icon, ServiceName};
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "pushjet.redb";
 
+mod lower_case;
+
 const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 const SERVICE_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("service_secrets");
 const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("subscriptions");
@@ -151,6 +153,7 @@ impl RedbFile {
             txn.open_table(MESSAGES)?;
             txn.open_table(SERVICE_MESSAGES)?;
             txn.open_table(META)?;
+            lower_case::lower_case_devices(&txn)?;
         }
         txn.commit()?;
         Ok(Self {

@@ -238,7 +238,7 @@ fn closing_ends_every_stream_and_refuses_new_ones() {
 }
 
 #[test]
-fn one_stream_on_several_devices_gets_each_devices_messages_in_order() {
+fn one_stream_on_several_devices_gets_each_message_once_in_order() {
     let hub = hub();
     hub.publish_message(stored(1, &[OTHER], "cached other", now()));
     hub.publish_message(stored(2, &[DEVICE], "cached mine", now()));
@@ -252,8 +252,53 @@ fn one_stream_on_several_devices_gets_each_devices_messages_in_order() {
     assert_eq!(texts(&cached), ["cached other", "cached mine"]);
     hub.publish_message(stored(3, &[DEVICE, OTHER], "both", now()));
     let received = drain(&mut stream);
-    assert_eq!(texts(&received), ["both", "both"]);
+    assert_eq!(texts(&received), ["both"]);
+    assert_eq!(hub.open_streams(), 2);
+}
+
+#[test]
+fn a_stream_counts_once_per_device_against_the_stream_limit() {
+    let hub = hub_with(StreamSettings {
+        max_streams: 3,
+        ..StreamSettings::default()
+    });
+    let (_, two) = hub
+        .open(
+            &[device(DEVICE), device(OTHER)],
+            StreamKind::Json,
+            &Since::Nothing,
+        )
+        .unwrap();
+    assert_eq!(hub.open_streams(), 2);
+    assert_eq!(
+        hub.open(
+            &[device(DEVICE), device(OTHER)],
+            StreamKind::Ws,
+            &Since::Nothing
+        )
+        .unwrap_err(),
+        Refused::TooManyStreams(3)
+    );
+    let _one = hub
+        .open(&[device(DEVICE)], StreamKind::Json, &Since::Nothing)
+        .unwrap();
+    drop(two);
     assert_eq!(hub.open_streams(), 1);
+}
+
+#[test]
+fn the_cache_stays_within_its_byte_budget() {
+    let hub = hub_with(StreamSettings {
+        cache_max_bytes: 1024 * 1024,
+        ..StreamSettings::default()
+    });
+    let large = "z".repeat(100_000);
+    for id in 1..=50 {
+        hub.publish_message(stored(id, &[DEVICE, OTHER], &large, now()));
+    }
+    assert!(hub.cache_bytes() <= 1024 * 1024, "{}", hub.cache_bytes());
+    let kept = hub.cached(&[device(DEVICE)], &Since::All);
+    assert!((4..=5).contains(&kept.len()), "{}", kept.len());
 }
 
 #[test]
