@@ -6,13 +6,16 @@
 //! - **link**: the first embed's `url`, else the first link written in the text.
 //! - **importance**: 4 when an embed's `color` is a red; else the route's default.
 //!
-//! Discord's Markdown is left as written.
+//! Discord's Markdown reads as plain text (`markup.rs`): `**bold**` is `bold`, `[label](url)` is
+//! `label` (and its URL a link), mentions by id and custom emoji `<:name:id>` are dropped,
+//! `:tada:` is 🎉.
 
 use actix_web::http::header::HeaderMap;
 use serde_json::Value;
 
 use super::body::Body;
 use super::chat::{Notice, is_alarm_colour, items, text};
+use super::markup::Markup;
 use super::{DecodeError, Decoded, SourceKind, SourceOptions};
 
 /// Top-level keys a Discord webhook message may have.
@@ -57,7 +60,7 @@ pub(super) fn decode(
             expected: "a JSON object with content or embeds",
         });
     };
-    let mut notice = Notice::default();
+    let mut notice = Notice::new(Markup::Discord);
     let content = text(&payload, "content");
     notice.push(content);
     let embeds = items(&payload, "embeds");
@@ -129,7 +132,7 @@ mod tests {
     fn grafana_embed_gives_its_url_as_the_link() {
         let (decoded, tree) = deliver(&fixture("discord", "grafana.firing-one-alert.json"));
         assert_eq!(tree["link"], json!("http://localhost/alerting/list"));
-        assert_eq!(tree["title"], json!("[FIRING:1]  (val1)"));
+        assert_eq!(tree["title"], json!("[FIRING:1] (val1)"));
         assert_eq!(decoded.contexts[0].importance.get(), 4);
     }
 

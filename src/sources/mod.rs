@@ -58,6 +58,7 @@ mod github;
 mod gitlab;
 mod gotify;
 mod grafana;
+mod markup;
 mod ntfy;
 mod options;
 mod slack;
