@@ -82,7 +82,14 @@ fn gitlab_case(stem: &str, payload: Value) -> Case {
 }
 
 /// Alertmanager and Grafana: one notification per group, importance from the severities.
-fn alert_case(source: &'static str, stem: &str, payload: Value) -> Case {
+fn alert_case(source: &'static str, stem: &str, mut payload: Value) -> Case {
+    // As the source does: an alert without a status of its own (before 0.6) has the group's.
+    let group_status = payload["status"].clone();
+    if let Some(alerts) = payload["alerts"].as_array_mut() {
+        for alert in alerts.iter_mut().filter(|alert| alert.is_object() && alert.get("status").is_none()) {
+            alert["status"] = group_status.clone();
+        }
+    }
     let alerts = payload["alerts"].as_array().cloned().unwrap_or_default();
     let with_status = |status: &str| -> Vec<Value> {
         alerts
@@ -118,6 +125,7 @@ fn alert_case(source: &'static str, stem: &str, payload: Value) -> Case {
     if bridge["more"].is_null() {
         bridge["more"] = json!(0);
     }
+    bridge["alertname"] = crate::sources::group_alert_name(&payload).map_or(Value::Null, Value::from);
     Case {
         label: format!("{source}/{stem}"),
         source,
@@ -1147,4 +1155,18 @@ fn github_security_feature_turned_off_is_4_and_says_what_it_was() {
         "secret scanning: disabled (was enabled)\nby octocat"
     );
     assert_eq!(turned_off.importance, "4");
+}
+
+#[test]
+fn alert_group_sharing_one_alertname_is_titled_by_it_and_a_missing_one_falls_back() {
+    let alike = json!({"version": "4", "status": "resolved", "alerts": [
+        {"status": "resolved", "labels": {"alertname": "DiskSpace", "instance": "db-1"}},
+        {"status": "resolved", "labels": {"alertname": "DiskSpace", "instance": "db-2"}}
+    ]});
+    let fields = render_fields(&case_of("alertmanager", "alike", alike));
+    assert_eq!(fields.title, "RESOLVED 2: DiskSpace");
+    let unnamed = json!({"version": "4", "status": "firing", "groupLabels": {"alertname": "HostDown"},
+        "alerts": [{"status": "firing", "labels": {"instance": "db-1.example:9100"}}]});
+    let fields = render_fields(&case_of("alertmanager", "unnamed", unnamed));
+    assert_eq!(fields.title, "FIRING: HostDown on db-1");
 }

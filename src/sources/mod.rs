@@ -70,6 +70,8 @@ use serde_json::{Map, Value};
 use crate::pushjet::Importance;
 use body::Body;
 
+#[cfg(test)]
+pub(crate) use alerts::group_alert_name;
 pub use body::check_content_type;
 pub use ntfy::parse_priority as parse_ntfy_priority;
 pub use options::{
