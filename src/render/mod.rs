@@ -288,6 +288,8 @@ fn tidy_message(rendered: &str) -> String {
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod plain_text_tests;
+#[cfg(test)]
 mod style_tests;
 #[cfg(test)]
 mod tests;
