@@ -1,18 +1,23 @@
 //! Slack's incoming-webhook message, which Mattermost also takes (`SOURCE=slack` or
 //! `SOURCE=mattermost`): JSON, or a form whose `payload` field holds the JSON.
 //!
-//! - **text**: the top-level `text`, each section block's text and fields, each context block's
-//!   texts, and each attachment's `pretext`, `text` and `fields` (`title: value`), in that order;
-//!   when all of them are empty, the first attachment's `fallback` (what Slack shows in a phone
-//!   notification), then the title.
+//! - **text**: the top-level `text`, each block's text (see below), and each attachment's
+//!   `pretext`, `text`, `fields` (`title: value`) and blocks, in that order; when all of them are
+//!   empty, the first attachment's `fallback` (what Slack shows in a phone notification), then the
+//!   title, then any `text` string in the body (a block kind not read here), so a body that
+//!   carries text is never skipped.
+//! - **blocks**: a section's or `markdown` block's text and fields, a context's texts, a
+//!   `rich_text` block's elements (texts, links, emoji, lists), an image's or video's title, and a
+//!   second `header` as a line.
 //! - **title**: the first attachment's `title`, else the first `header` block's text.
 //! - **link**: the first attachment's `title_link`, else a button's `url` in the blocks, else the
 //!   first link written in the text.
 //! - **importance**: 4 when an attachment's `color` is `danger` or a red; else the route's default.
 //!
-//! Slack's markup becomes plain text: `<https://x|label>` is `label`, `<https://x>` is the URL,
-//! `<!here>` is `@here`, `<@U123|ann>` is `@ann`, `<#C123|ops>` is `#ops`, and `&lt;`, `&gt;`,
-//! `&amp;` are unescaped. Bold and italic markers are left as written.
+//! Slack's mrkdwn (and Mattermost's Markdown) becomes plain text (`markup.rs`): `<https://x|label>`
+//! is `label`, `<!here>` is `@here`, `<@U123|ann>` is `@ann`, `<#C123|ops>` is `#ops`, a mention
+//! by id alone is dropped, `*bold*`, `_italic_` and `~strike~` lose their markers, `:fire:` is 🔥,
+//! and entities are unescaped.
 
 use actix_web::http::header::HeaderMap;
 use serde_json::Value;
