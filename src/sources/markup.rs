@@ -215,14 +215,9 @@ fn inline(chars: &[char], markup: Markup, depth: usize, out: &mut String, links:
 
 /// True when `chars` holds `text` at `at`.
 fn starts_with(chars: &[char], at: usize, text: &str) -> bool {
-    let mut index = at;
-    for expected in text.chars() {
-        if chars.get(index) != Some(&expected) {
-            return false;
-        }
-        index += 1;
-    }
-    true
+    (at..)
+        .zip(text.chars())
+        .all(|(index, expected)| chars.get(index) == Some(&expected))
 }
 
 /// Where the marker closing one opened before `from` starts: after a non-space, before a word's
