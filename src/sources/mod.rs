@@ -59,6 +59,7 @@ mod gitlab;
 mod gotify;
 mod grafana;
 mod markup;
+mod multipart;
 mod ntfy;
 mod options;
 mod slack;
@@ -73,6 +74,7 @@ use body::Body;
 #[cfg(test)]
 pub(crate) use alerts::group_alert_name;
 pub use body::check_content_type;
+pub use multipart::form_fields as multipart_form_fields;
 pub use ntfy::parse_priority as parse_ntfy_priority;
 pub use options::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
@@ -103,6 +105,9 @@ pub enum DecodeError {
         /// What serde_json found wrong.
         detail: String,
     },
+    /// A `multipart/form-data` body that cannot be read.
+    #[error("the multipart form body cannot be read: {0}")]
+    MalformedMultipart(&'static str),
     /// The sender's event header is missing.
     #[error("a {sender} webhook must carry the {header} header")]
     MissingEventHeader {
