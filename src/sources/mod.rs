@@ -56,6 +56,7 @@ mod generic;
 mod gitea;
 mod github;
 mod gitlab;
+mod gitlab_changes;
 mod gotify;
 mod grafana;
 mod markup;
@@ -73,6 +74,8 @@ use body::Body;
 
 #[cfg(test)]
 pub(crate) use alerts::group_alert_name;
+#[cfg(test)]
+pub(crate) use gitlab_changes::change_lines_of as gitlab_change_lines;
 pub use body::check_content_type;
 pub use multipart::form_fields as multipart_form_fields;
 pub use ntfy::parse_priority as parse_ntfy_priority;
