@@ -74,7 +74,7 @@ fn cases() -> Vec<Case> {
             source: "discord",
             content_type: "application/json",
             body: fixture("discord", "grafana.firing-one-alert.json"),
-            title: "[FIRING:1]  (val1)",
+            title: "[FIRING:1] (val1)",
             message_start: "**Firing**",
             link: Some("http://localhost/alerting/list"),
             importance: 4,
