@@ -75,7 +75,7 @@ fn cases() -> Vec<Case> {
             content_type: "application/json",
             body: fixture("discord", "grafana.firing-one-alert.json"),
             title: "[FIRING:1] (val1)",
-            message_start: "**Firing**",
+            message_start: "Firing\n\nValue: [no value]",
             link: Some("http://localhost/alerting/list"),
             importance: 4,
         },
