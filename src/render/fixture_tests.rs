@@ -263,7 +263,7 @@ pub(super) fn case_of(source: &'static str, stem: &str, payload: Value) -> Case 
     }
 }
 
-fn render_fields(case: &Case) -> RenderedFields {
+pub(super) fn render_fields(case: &Case) -> RenderedFields {
     let renderer = Renderer::load(None).expect("built-ins load");
     render_case(&renderer, case).1
 }
@@ -1160,73 +1160,4 @@ fn github_security_feature_turned_off_is_4_and_says_what_it_was() {
         "secret scanning: disabled (was enabled)\nby octocat"
     );
     assert_eq!(turned_off.importance, "4");
-}
-
-#[test]
-fn alert_group_sharing_one_alertname_is_titled_by_it_and_a_missing_one_falls_back() {
-    let alike = json!({"version": "4", "status": "resolved", "alerts": [
-        {"status": "resolved", "labels": {"alertname": "DiskSpace", "instance": "db-1"}},
-        {"status": "resolved", "labels": {"alertname": "DiskSpace", "instance": "db-2"}}
-    ]});
-    let fields = render_fields(&case_of("alertmanager", "alike", alike));
-    assert_eq!(fields.title, "RESOLVED 2: DiskSpace");
-    let unnamed = json!({"version": "4", "status": "firing", "groupLabels": {"alertname": "HostDown"},
-        "alerts": [{"status": "firing", "labels": {"instance": "db-1.example:9100"}}]});
-    let fields = render_fields(&case_of("alertmanager", "unnamed", unnamed));
-    assert_eq!(fields.title, "FIRING: HostDown on db-1");
-}
-
-#[test]
-fn gitlab_push_and_tag_push_from_before_project_existed_name_and_link_the_repository() {
-    let push = render_fields(&fixture("gitlab", "push.gitlab-7-docs.json"));
-    assert_eq!(push.title, "Diaspora: 4 commits to master");
-    assert_eq!(
-        push.link,
-        "http://example.com/mike/diaspora/-/compare/95790bf891e76fee5e1747ab589903a6a1f80f22...da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
-    );
-    let tag = render_fields(&fixture("gitlab", "tag_push.gitlab-7-docs.json"));
-    assert_eq!(tag.title, "jsmith: new tag v1.0.0");
-    assert_eq!(tag.link, "http://example.com/jsmith/example/-/tags/v1.0.0");
-}
-
-#[test]
-fn gitlab_pipeline_statuses_other_senders_use_read_in_words_and_importance() {
-    let pipeline = |status: &str| {
-        let mut case = fixture("gitlab", "pipeline.success-with-failed-job.json");
-        case.context["object_attributes"]["status"] = json!(status);
-        case.context["object_attributes"]["ref"] = case.context["project"]["default_branch"].clone();
-        render_fields(&case)
-    };
-    for (status, word, importance) in [
-        ("failure", "FAILED", "5"),
-        ("error", "FAILED", "5"),
-        ("canceled", "Canceled", "2"),
-        ("cancelled", "Canceled", "2"),
-        ("waiting_for_resource", "Waiting", "1"),
-        ("something_new", "something new", "1"),
-    ] {
-        let fields = pipeline(status);
-        assert!(fields.title.starts_with(&format!("{word}: pipeline")), "{status}: {}", fields.title);
-        assert_eq!(fields.importance, importance, "{status}");
-    }
-}
-
-#[test]
-fn gitlab_updates_say_what_changed() {
-    let pushed = render_fields(&fixture("gitlab", "merge_request.update-push.go-gitlab.json"));
-    assert!(
-        pushed.message.contains("New commits pushed, the last: Update state.go"),
-        "{}",
-        pushed.message
-    );
-    // GitLab's documented issue example, as an update: its `changes` name labels, title and
-    // description.
-    let mut issue = fixture("gitlab", "issue.open.json");
-    issue.context["object_attributes"]["action"] = json!("update");
-    issue.context["bridge"]["action"] = json!("update");
-    issue.action = Some("update".to_owned());
-    let fields = render_fields(&issue);
-    for line in ["Title: New title", "Description edited", "Labels: added Platform; removed API"] {
-        assert!(fields.message.contains(line), "{line} in {}", fields.message);
-    }
 }

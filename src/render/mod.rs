@@ -290,6 +290,8 @@ mod fixture_tests;
 #[cfg(test)]
 mod plain_text_tests;
 #[cfg(test)]
+mod reading_tests;
+#[cfg(test)]
 mod style_tests;
 #[cfg(test)]
 mod tests;
