@@ -89,7 +89,7 @@ pub use options::{
 pub enum DecodeError {
     /// The `Content-Type` is not one this bridge reads (HTTP 415).
     #[error(
-        "content type {0:?} is not supported; send application/json, application/x-www-form-urlencoded or text/plain"
+        "content type {0:?} is not supported; send application/json, application/x-www-form-urlencoded, multipart/form-data or text/plain"
     )]
     UnsupportedContentType(String),
     /// The body is not UTF-8.
