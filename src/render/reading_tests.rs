@@ -119,3 +119,23 @@ fn gitea_pull_request_label_milestone_assignee_and_review_changes_name_what_chan
     );
     assert!(review.contains("Review requested from a_nice_user"), "{review}");
 }
+
+#[test]
+fn gitea_issue_label_milestone_and_assignee_changes_name_what_changed() {
+    let message = |action: &str, issue: Value| {
+        let mut case = fixture("gitea", "issues.opened.json");
+        case.action = Some(action.to_owned());
+        case.context["action"] = json!(action);
+        case.context["bridge"]["action"] = json!(action);
+        if let (Value::Object(fields), Value::Object(issue)) = (&mut case.context["issue"], issue) {
+            fields.extend(issue);
+        }
+        render_fields(&case).message
+    };
+    let labels = message("label_updated", json!({"labels": [{"name": "bug"}, {"name": "help wanted"}]}));
+    assert!(labels.contains("Labels: bug, help wanted"), "{labels}");
+    let milestone = message("milestoned", json!({"milestone": {"title": "v1.2"}}));
+    assert!(milestone.contains("Milestone: v1.2"), "{milestone}");
+    let assigned = message("assigned", json!({"assignees": [{"login": "jony"}, {"login": "ann"}]}));
+    assert!(assigned.contains("Assigned to jony, ann"), "{assigned}");
+}
