@@ -142,7 +142,10 @@ fn inline(chars: &[char], markup: Markup, depth: usize, out: &mut String, links:
     // A marker (by index) or `[` found without a partner after some position has none after any
     // later position either: remembering it keeps a line full of lone markers linear.
     let mut no_closer = [false; 8];
-    let mut no_link = false;
+    // No Markdown link starts before this index: a `[` that failed tells how far the next
+    // cannot succeed either (to its first `]`, or the whole line), which keeps a line of `[`s
+    // linear.
+    let mut no_link_before = 0;
     let mut at = 0;
     while at < chars.len() {
         let c = chars[at];
@@ -165,14 +168,14 @@ fn inline(chars: &[char], markup: Markup, depth: usize, out: &mut String, links:
                 continue;
             }
         }
-        if (c == '[' || (c == '!' && chars.get(at + 1) == Some(&'[')))
-            && !no_link
-            && let Some(next) = markdown_link(chars, at, markup, depth, out, links)
-        {
-            at = next;
-            continue;
-        } else if c == '[' {
-            no_link = no_link || !has_link_tail(chars, at);
+        if (c == '[' || (c == '!' && chars.get(at + 1) == Some(&'['))) && at >= no_link_before {
+            match markdown_link(chars, at, markup, depth, out, links) {
+                Ok(next) => {
+                    at = next;
+                    continue;
+                }
+                Err(until) => no_link_before = until,
+            }
         }
         if c == ':'
             && is_boundary(prev)
@@ -251,13 +254,9 @@ fn code_span(chars: &[char], at: usize, out: &mut String) -> usize {
     start
 }
 
-/// True when a `](` follows `at` on the line.
-fn has_link_tail(chars: &[char], at: usize) -> bool {
-    chars[at..].windows(2).any(|pair| pair == [']', '('])
-}
-
 /// A Markdown link or image at `at` (`[label](url)`, `![alt](src)`): its label (an image's alt
-/// text), with the link's URL collected; the index after it.
+/// text), with the link's URL collected; the index after it. Without one, the index before which
+/// no link can start either (`usize::MAX`: none on this line).
 fn markdown_link(
     chars: &[char],
     at: usize,
@@ -265,14 +264,18 @@ fn markdown_link(
     depth: usize,
     out: &mut String,
     links: &mut Vec<String>,
-) -> Option<usize> {
+) -> Result<usize, usize> {
     let image = chars[at] == '!';
     let open = at + usize::from(image);
-    let close = (open + 1..chars.len()).find(|&index| chars[index] == ']')?;
+    let close = (open + 1..chars.len())
+        .find(|&index| chars[index] == ']')
+        .ok_or(usize::MAX)?;
     if chars.get(close + 1) != Some(&'(') {
-        return None;
+        return Err(close);
     }
-    let end = (close + 2..chars.len()).find(|&index| chars[index] == ')')?;
+    let end = (close + 2..chars.len())
+        .find(|&index| chars[index] == ')')
+        .ok_or(usize::MAX)?;
     let target: String = chars[close + 2..end].iter().collect();
     let url = target.split_whitespace().next().unwrap_or_default();
     let label = &chars[open + 1..close];
@@ -284,7 +287,7 @@ fn markdown_link(
     if !image && (url.starts_with("https://") || url.starts_with("http://")) {
         links.push(url.to_owned());
     }
-    Some(end + 1)
+    Ok(end + 1)
 }
 
 /// An emoji shortcode at `at` (`:fire:`, Slack's `:+1::skin-tone-2:`) as its emoji; the index
@@ -439,11 +442,16 @@ fn html_tags(raw: &str, links: &mut Vec<String>) -> String {
             .chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!');
-        let end = after.find('>').filter(|_| is_tag);
-        let Some(end) = end else {
+        if !is_tag {
             out.push('<');
             rest = after;
             continue;
+        }
+        let Some(end) = after.find('>') else {
+            // No `>` follows: no later `<` closes either.
+            out.push('<');
+            rest = after;
+            break;
         };
         let tag = &after[..end];
         let closing = tag.starts_with('/');
@@ -542,6 +550,10 @@ mod tests {
         );
         let stars = "*a ".repeat(20_000);
         assert_eq!(slack(&stars), stars);
+        // Lines built to make a naive scanner quadratic read in one pass.
+        for line in ["[".repeat(50_000) + "](", "[".repeat(50_000) + "]x", "<a".repeat(50_000)] {
+            assert_eq!(teams(&line).chars().count(), line.chars().count(), "{}", &line[..8]);
+        }
     }
 
     /// Discord's "Markdown Text 101" and message formatting reference.
