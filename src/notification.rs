@@ -1,6 +1,6 @@
 //! From rendered template text to a notification Pushjet will take unchanged: title trimmed and
 //! cut to 255 characters, message non-empty and clipped to the byte limit with a visible marker,
-//! link absolute http(s) or none, importance 1–5 or the route's default.
+//! link absolute http(s) (percent-encoded where it holds characters a URL may not) or none, importance 1–5 or the route's default.
 
 use serde::Serialize;
 
@@ -48,7 +48,7 @@ pub fn assemble(
     }
     let link = match fields.link.trim() {
         "" => None,
-        raw => match Link::parse(raw) {
+        raw => match Link::parse(&encoded_link(raw)) {
             Ok(link) => Some(link),
             Err(_) => {
                 corrections.push(format!(
@@ -80,6 +80,26 @@ pub fn assemble(
             corrections,
         },
         Err(_) => Assembled::Skip,
+    }
+}
+
+/// A link with the characters a URL may not hold (spaces, quotes, `<>`, `{}`, `|`, non-ASCII,
+/// …) percent-encoded as a browser would; a link without any is left exactly as written.
+fn encoded_link(raw: &str) -> String {
+    let needs_encoding = raw
+        .chars()
+        .any(|c| !c.is_ascii_graphic() || "\"<>\\^`{|}".contains(c));
+    match url::Url::parse(raw) {
+        // The WHATWG parser leaves `{`, `|`, `}`, `^` and `` ` `` in a query; RFC 3986 does not.
+        Ok(url) if needs_encoding => url
+            .as_str()
+            .chars()
+            .map(|c| match c {
+                '{' | '|' | '}' | '^' | '`' => format!("%{:02X}", u32::from(c)),
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => raw.to_owned(),
     }
 }
 
@@ -177,6 +197,24 @@ mod tests {
         ));
         assert_eq!(notification.link, None);
         assert!(corrections[0].contains("/relative"));
+    }
+
+    #[test]
+    fn a_link_with_spaces_or_other_unsafe_characters_is_percent_encoded() {
+        let link = |raw: &str| {
+            sent(assemble(&fields("t", "m", raw, ""), Importance::DEFAULT, 4096))
+                .0
+                .link
+                .map(|link| link.as_str().to_owned())
+        };
+        assert_eq!(
+            link("https://grafana.example/d/abc/My Dashboard?var-host=db 1&x={a|b}").as_deref(),
+            Some("https://grafana.example/d/abc/My%20Dashboard?var-host=db%201&x=%7Ba%7Cb%7D")
+        );
+        assert_eq!(link("https://wiki.example/Café").as_deref(), Some("https://wiki.example/Caf%C3%A9"));
+        assert_eq!(link("https://github.com/o/r").as_deref(), Some("https://github.com/o/r"));
+        assert_eq!(link("javascript:alert(1) x"), None);
+        assert_eq!(link("not a url at all"), None);
     }
 
     #[test]

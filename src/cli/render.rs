@@ -15,8 +15,8 @@ use crate::sources::{SourceKind, SourceOptions, SourceSetting};
 /// `render` and its options.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The sender: auto, github, gitea, gitlab, alertmanager, grafana or generic.
-    #[arg(long, default_value = "auto")]
+    /// The sender (`auto` recognises it from the headers and payload).
+    #[arg(long, default_value = "auto", ignore_case = true, value_parser = source_setting_parser())]
     pub source: SourceSetting,
     /// The event, for senders that name it in a header (GitHub, Gitea, GitLab), e.g. `push`.
     #[arg(long)]
@@ -29,6 +29,13 @@ pub struct RenderArgs {
     pub templates_dir: Option<PathBuf>,
     /// The payload file, or `-` for standard input.
     pub file: PathBuf,
+}
+
+/// `--source`'s parser: the names [`SourceSetting::names`] lists, so `--help` shows them all.
+fn source_setting_parser() -> impl clap::builder::TypedValueParser<Value = SourceSetting> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(SourceSetting::names())
+        .try_map(|name| name.parse::<SourceSetting>())
 }
 
 /// Why `render` failed.
@@ -125,5 +132,35 @@ fn read_input(path: &PathBuf) -> Result<Vec<u8>, RenderCommandError> {
         Ok(body)
     } else {
         std::fs::read(path).map_err(read_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Command;
+
+    fn command() -> Command {
+        RenderArgs::augment_args(Command::new("render"))
+    }
+
+    #[test]
+    fn help_lists_every_accepted_source() {
+        let help = command().render_long_help().to_string();
+        for name in SourceSetting::names() {
+            assert!(help.contains(name), "{name} missing from:\n{help}");
+        }
+        assert!(SourceSetting::names().len() >= 14);
+    }
+
+    #[test]
+    fn source_names_parse_in_any_case_and_others_are_refused() {
+        let matches = command()
+            .try_get_matches_from(["render", "--source", "Mattermost", "payload.json"])
+            .expect("parses");
+        let source = matches.get_one::<SourceSetting>("source").copied();
+        assert_eq!(source, Some(SourceSetting::Fixed(SourceKind::Slack)));
+        let refused = command().try_get_matches_from(["render", "--source", "jira", "x.json"]);
+        assert!(refused.is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! **Gotify.** The application token (`?token=`, else `X-Gotify-Key`, else
 //! `Authorization: Bearer`) names the route whose `TOKEN` it is (the first by name when routes
 //! share a token); a missing token, or one no route has, is a 401 that does not say which. The fields `title`, `message` (required) and `priority`
-//! come as JSON, as a form, or in the query string; `extras` only in JSON, where
+//! come as JSON, as a form (urlencoded, or multipart as `curl -F` sends), or in the query string; `extras` only in JSON, where
 //! `extras["client::notification"].click.url` is the link. The message goes through the pipeline
 //! as a webhook of the route (source `gotify`, so `templates/gotify/` renders it, the priority
 //! mapped to importance as `src/sources/gotify.rs` documents) and the outbox. The answer is the
@@ -171,6 +171,12 @@ fn read_message(
         },
         "application/x-www-form-urlencoded" => url::form_urlencoded::parse(body)
             .into_owned()
+            .filter(|(key, _)| key != "extras")
+            .map(|(key, value)| (key, Value::String(value)))
+            .collect(),
+        "multipart/form-data" => crate::sources::multipart_form_fields(headers, body)
+            .map_err(|_| invalid("the multipart form body cannot be read"))?
+            .into_iter()
             .filter(|(key, _)| key != "extras")
             .map(|(key, value)| (key, Value::String(value)))
             .collect(),

@@ -71,7 +71,12 @@ fn gitlab_case(stem: &str, payload: Value) -> Case {
     let action = payload["object_attributes"]["action"]
         .as_str()
         .map(str::to_owned);
-    let bridge = bridge("gitlab", &event, action.as_deref(), "3");
+    let mut bridge = bridge("gitlab", &event, action.as_deref(), "3");
+    // As the source adds it: what a merge request's or issue's update changed.
+    let changes = crate::sources::gitlab_change_lines(&payload);
+    if matches!(event.as_str(), "merge_request" | "issue") && !changes.is_empty() {
+        bridge["changes"] = json!(changes);
+    }
     Case {
         label: format!("gitlab/{stem}"),
         source: "gitlab",
@@ -82,7 +87,14 @@ fn gitlab_case(stem: &str, payload: Value) -> Case {
 }
 
 /// Alertmanager and Grafana: one notification per group, importance from the severities.
-fn alert_case(source: &'static str, stem: &str, payload: Value) -> Case {
+fn alert_case(source: &'static str, stem: &str, mut payload: Value) -> Case {
+    // As the source does: an alert without a status of its own (before 0.6) has the group's.
+    let group_status = payload["status"].clone();
+    if let Some(alerts) = payload["alerts"].as_array_mut() {
+        for alert in alerts.iter_mut().filter(|alert| alert.is_object() && alert.get("status").is_none()) {
+            alert["status"] = group_status.clone();
+        }
+    }
     let alerts = payload["alerts"].as_array().cloned().unwrap_or_default();
     let with_status = |status: &str| -> Vec<Value> {
         alerts
@@ -118,6 +130,7 @@ fn alert_case(source: &'static str, stem: &str, payload: Value) -> Case {
     if bridge["more"].is_null() {
         bridge["more"] = json!(0);
     }
+    bridge["alertname"] = crate::sources::group_alert_name(&payload).map_or(Value::Null, Value::from);
     Case {
         label: format!("{source}/{stem}"),
         source,
@@ -250,7 +263,7 @@ pub(super) fn case_of(source: &'static str, stem: &str, payload: Value) -> Case 
     }
 }
 
-fn render_fields(case: &Case) -> RenderedFields {
+pub(super) fn render_fields(case: &Case) -> RenderedFields {
     let renderer = Renderer::load(None).expect("built-ins load");
     render_case(&renderer, case).1
 }

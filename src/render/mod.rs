@@ -317,6 +317,10 @@ fn tidy_message(rendered: &str) -> String {
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod plain_text_tests;
+#[cfg(test)]
+mod reading_tests;
+#[cfg(test)]
 mod style_tests;
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,33 @@ use super::{DecodeError, Decoded, SourceKind, SourceOptions, alerts};
 
 /// True for Alertmanager's payload: `"version": "4"` and an `alerts` array.
 pub(super) fn recognises(payload: &Value) -> bool {
-    payload.get("version").and_then(Value::as_str) == Some("4")
-        && payload.get("alerts").is_some_and(Value::is_array)
+    let Some(alerts) = payload.get("alerts").and_then(Value::as_array) else {
+        return false;
+    };
+    if payload.get("version").and_then(Value::as_str) == Some("4") {
+        return true;
+    }
+    // Older releases (`version` "3", 0 or none) and senders copying the shape: a group's
+    // fields beside alerts that carry labels, and none of Grafana's own fields.
+    let group_fields = GROUP_FIELDS.iter().any(|key| payload.get(key).is_some());
+    let labelled = !alerts.is_empty()
+        && alerts
+            .iter()
+            .all(|alert| alert.get("labels").is_some_and(Value::is_object));
+    let grafana = GRAFANA_FIELDS.iter().any(|key| payload.get(key).is_some());
+    group_fields && labelled && !grafana
 }
+
+/// Fields of an Alertmanager group payload beside `alerts`, in every release.
+const GROUP_FIELDS: [&str; 5] = [
+    "receiver",
+    "groupLabels",
+    "commonLabels",
+    "externalURL",
+    "groupKey",
+];
+/// Fields only Grafana's Alertmanager-like payload has.
+const GRAFANA_FIELDS: [&str; 3] = ["orgId", "state", "title"];
 
 /// Decodes an Alertmanager group into its notifications.
 pub(super) fn decode(body: Body, options: &SourceOptions) -> Result<Decoded, DecodeError> {
@@ -287,5 +311,71 @@ mod tests {
         assert_ne!(keys[0], keys[1]);
         assert_ne!(keys[1], keys[2]);
         assert_ne!(keys[0], keys[2]);
+    }
+
+    #[test]
+    fn older_and_copied_shapes_are_recognised_without_version_4() {
+        let auto = SourceOptions::new("am");
+        for name in [
+            "prometheus-bot.version-3.json",
+            "prometheus-bot.version-0-no-alert-status.json",
+        ] {
+            let decoded = deliver(&fixture("alertmanager", name), &auto);
+            assert_eq!(decoded.source, SourceKind::Alertmanager, "{name}");
+        }
+        let grafana = json!({"receiver": "x", "orgId": 1, "alerts": [{"labels": {"alertname": "a"}}]});
+        let decoded = deliver(grafana.to_string().as_bytes(), &auto);
+        assert_eq!(decoded.source, SourceKind::Grafana);
+        let unlabelled = json!({"receiver": "x", "alerts": [{"text": "a"}]});
+        let decoded = deliver(unlabelled.to_string().as_bytes(), &auto);
+        assert_eq!(decoded.source, SourceKind::Generic);
+    }
+
+    #[test]
+    fn alerts_without_a_status_take_the_groups() {
+        let decoded = deliver(
+            &fixture("alertmanager", "prometheus-bot.version-0-no-alert-status.json"),
+            &options(AlertGrouping::Group, ResolvedPolicy::Send),
+        );
+        assert_eq!(decoded.event, "resolved");
+        let tree = &decoded.contexts[0].tree;
+        assert_eq!(tree["bridge"]["resolved"].as_array().map(Vec::len), Some(8));
+    }
+
+    #[test]
+    fn the_shared_alertname_is_named_and_a_missing_one_falls_back() {
+        let split = deliver(
+            &fixture("alertmanager", MIXED),
+            &options(AlertGrouping::Status, ResolvedPolicy::Send),
+        );
+        for context in &split.contexts {
+            let shared = &context.tree["bridge"]["alertname"];
+            let first = &context.tree["alerts"][0]["labels"]["alertname"];
+            let all_alike = context.tree["alerts"]
+                .as_array()
+                .is_some_and(|alerts| alerts.iter().all(|alert| &alert["labels"]["alertname"] == first));
+            assert_eq!(shared == first, all_alike, "{shared} {first}");
+        }
+        let two_names = json!({"version": "4", "status": "firing", "alerts": [
+            {"status": "firing", "labels": {"alertname": "DiskSpace", "instance": "db-1"}},
+            {"status": "firing", "labels": {"alertname": "DiskSpace", "instance": "db-2"}},
+            {"status": "firing", "labels": {"alertname": "Load", "instance": "db-2"}}
+        ]});
+        let alike = json!({"version": "4", "status": "resolved", "alerts": [
+            {"status": "resolved", "labels": {"alertname": "DiskSpace", "instance": "db-1"}},
+            {"status": "resolved", "labels": {"alertname": "DiskSpace", "instance": "db-2"}}
+        ]});
+        let unnamed = json!({"version": "4", "status": "firing", "groupLabels": {"alertname": "HostDown"},
+            "alerts": [{"status": "firing", "labels": {"instance": "db-1"}}]});
+        let by_annotation = json!({"version": "4", "status": "firing",
+            "alerts": [{"status": "firing", "labels": {}, "annotations": {"summary": "Backup late"}}]});
+        let name = |body: Value| {
+            let decoded = deliver(body.to_string().as_bytes(), &options(AlertGrouping::Group, ResolvedPolicy::Send));
+            decoded.contexts[0].tree["bridge"]["alertname"].clone()
+        };
+        assert_eq!(name(two_names), Value::Null);
+        assert_eq!(name(alike), json!("DiskSpace"));
+        assert_eq!(name(unnamed), json!("HostDown"));
+        assert_eq!(name(by_annotation), json!("Backup late"));
     }
 }

@@ -89,6 +89,41 @@ fn group_digest(group: &Map<String, Value>, alerts: &[Value]) -> String {
     hex::encode(Sha256::digest(material.to_string().as_bytes()))
 }
 
+/// The name the notification's alerts go by: the `alertname` all of them share; for alerts
+/// without one, the group's (`groupLabels`, then `commonLabels`), then a name the annotations
+/// give (`alertname`, `title`, `summary`). `None` when the alerts have different names.
+fn alert_name(group: &Map<String, Value>, batch: &[&Value]) -> Option<String> {
+    let label = |alert: &Value| alert_field(alert, "labels", "alertname");
+    let mut names = batch.iter().filter_map(|alert| label(alert));
+    if let Some(first) = names.next() {
+        return names.all(|name| name == first).then_some(first);
+    }
+    let group_label = |section: &str| {
+        group
+            .get(section)
+            .and_then(|labels| labels.get("alertname"))
+            .and_then(Value::as_str)
+            .filter(|name| !name.trim().is_empty())
+            .map(str::to_owned)
+    };
+    group_label("groupLabels")
+        .or_else(|| group_label("commonLabels"))
+        .or_else(|| {
+            let first = batch.first()?;
+            ["alertname", "title", "summary"]
+                .iter()
+                .find_map(|key| alert_field(first, "annotations", key))
+        })
+}
+
+/// [`alert_name`] of a whole group payload, for the template checks' hand-made contexts.
+#[cfg(test)]
+pub(crate) fn group_alert_name(payload: &Value) -> Option<String> {
+    let group = payload.as_object()?;
+    let alerts = payload.get("alerts")?.as_array()?;
+    alert_name(group, &alerts.iter().collect::<Vec<_>>())
+}
+
 /// The notification's context: the group's fields, its own `alerts`, and `bridge`.
 fn context(
     group: &Map<String, Value>,
@@ -114,6 +149,10 @@ fn context(
     extra.insert("firing".into(), Value::Array(firing));
     extra.insert("resolved".into(), Value::Array(resolved));
     extra.insert("more".into(), more.into());
+    extra.insert(
+        "alertname".into(),
+        alert_name(group, batch).map_or(Value::Null, Value::from),
+    );
     let mut payload = group.clone();
     payload.insert(
         "alerts".into(),
@@ -128,12 +167,22 @@ pub(super) fn decode_group(
     mut group: Map<String, Value>,
     options: &SourceOptions,
 ) -> Result<Decoded, DecodeError> {
-    let Some(Value::Array(alerts)) = group.remove("alerts") else {
+    let Some(Value::Array(mut alerts)) = group.remove("alerts") else {
         return Err(DecodeError::UnexpectedPayload {
             sender: source,
             expected: "a JSON object with an alerts array",
         });
     };
+    // Alertmanager releases before 0.6 gave alerts no status of their own: the group's holds.
+    if let Some(status) = group.get("status").and_then(Value::as_str) {
+        for alert in &mut alerts {
+            if let Value::Object(fields) = alert
+                && !fields.contains_key("status")
+            {
+                fields.insert("status".into(), status.into());
+            }
+        }
+    }
     let event = if alerts.iter().any(is_firing) {
         "firing"
     } else {

@@ -5,6 +5,8 @@
 //!   deliveries, Slack-style senders); without one, the fields are a flat object of strings (the
 //!   last value of a repeated field wins, as in JSON). A form body without any `=` is text:
 //!   that is what `curl -d 'Disk full'` sends.
+//! - `multipart/form-data` (`curl -F`): its text fields, read as a urlencoded form's are (a
+//!   `payload` field holds JSON); file parts are left out.
 //! - `text/plain`: the whole body is text.
 //! - no `Content-Type`: JSON if the body parses as JSON, text otherwise.
 //!
@@ -33,6 +35,7 @@ pub(crate) enum Body {
 enum Format {
     Json,
     Form,
+    Multipart,
     Text,
     Sniff,
 }
@@ -59,6 +62,7 @@ fn format(headers: &HeaderMap) -> Result<Format, DecodeError> {
         "" => Ok(Format::Sniff),
         "application/json" => Ok(Format::Json),
         "application/x-www-form-urlencoded" => Ok(Format::Form),
+        "multipart/form-data" => Ok(Format::Multipart),
         "text/plain" => Ok(Format::Text),
         other if other.starts_with("application/") && other.ends_with("+json") => Ok(Format::Json),
         other => Err(DecodeError::UnsupportedContentType(other.to_owned())),
@@ -73,15 +77,18 @@ pub(crate) fn parse_json(text: &str) -> Result<Value, DecodeError> {
 
 /// Decodes a body according to the request's `Content-Type`.
 pub(crate) fn decode_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Body, DecodeError> {
-    let format = format(headers)?;
-    let text = std::str::from_utf8(bytes).map_err(|error| DecodeError::InvalidUtf8 {
-        offset: error.valid_up_to(),
-    })?;
-    match format {
-        Format::Json => parse_json(text).map(Body::Json),
-        Format::Form => decode_form(text),
-        Format::Text => Ok(Body::Text(text.to_owned())),
+    let text = || {
+        std::str::from_utf8(bytes).map_err(|error| DecodeError::InvalidUtf8 {
+            offset: error.valid_up_to(),
+        })
+    };
+    match format(headers)? {
+        Format::Json => parse_json(text()?).map(Body::Json),
+        Format::Form => decode_form(text()?),
+        Format::Multipart => form_body(super::multipart::form_fields(headers, bytes)?),
+        Format::Text => Ok(Body::Text(text()?.to_owned())),
         Format::Sniff => {
+            let text = text()?;
             Ok(parse_json(text).map_or_else(|_| Body::Text(text.to_owned()), Body::Json))
         }
     }
@@ -91,12 +98,17 @@ fn decode_form(text: &str) -> Result<Body, DecodeError> {
     if !text.contains('=') {
         return Ok(Body::Text(text.to_owned()));
     }
+    form_body(url::form_urlencoded::parse(text.as_bytes()).into_owned())
+}
+
+/// A form's fields: the JSON of its `payload` field, else the fields as an object of strings.
+fn form_body(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Body, DecodeError> {
     let mut fields = Map::new();
-    for (key, value) in url::form_urlencoded::parse(text.as_bytes()) {
+    for (key, value) in pairs {
         if key == "payload" {
             return parse_json(&value).map(Body::Json);
         }
-        fields.insert(key.into_owned(), Value::String(value.into_owned()));
+        fields.insert(key, Value::String(value));
     }
     Ok(Body::Form(fields))
 }
@@ -203,7 +215,7 @@ mod tests {
     fn other_types_are_unsupported() {
         for content_type in [
             "application/xml",
-            "multipart/form-data; boundary=x",
+            "multipart/mixed; boundary=x",
             "text/html",
         ] {
             let body = decode_body(&typed(content_type), b"<x/>");

@@ -12,6 +12,7 @@
 use actix_web::http::header::HeaderMap;
 use serde_json::{Map, Value};
 
+use super::markup::{Markup, plain_text};
 use super::{Context, Decoded, SourceKind, SourceOptions, delivery_header};
 use crate::pushjet::Importance;
 
@@ -32,25 +33,58 @@ pub(super) struct Notice {
     pub link: String,
     /// The importance the sender asked for or implied; `None` leaves the route's default.
     pub importance: Option<Importance>,
+    /// The markup the format's text is written in, read as plain text (see `markup.rs`).
+    pub markup: Markup,
+    /// The URLs the text's links pointed to, in order.
+    pub written_links: Vec<String>,
 }
 
 impl Notice {
-    /// Adds a paragraph, tidied, unless it is blank.
+    /// A notice whose text is written in `markup`.
+    pub fn new(markup: Markup) -> Self {
+        Self {
+            markup,
+            ..Self::default()
+        }
+    }
+
+    /// The format's text as plain text; its links' URLs are kept for [`Self::offer_written_links`].
+    pub fn plain(&mut self, raw: &str) -> String {
+        let (text, links) = plain_text(raw, self.markup);
+        self.written_links.extend(links);
+        text
+    }
+
+    /// Adds a paragraph, read as plain text and tidied, unless it is blank.
     pub fn push(&mut self, text: &str) {
+        let text = tidy(&self.plain(text));
+        if !text.is_empty() {
+            self.lines.push(text);
+        }
+    }
+
+    /// Adds a paragraph already in plain text, tidied, unless it is blank.
+    pub fn push_written(&mut self, text: &str) {
         let text = tidy(text);
         if !text.is_empty() {
             self.lines.push(text);
         }
     }
 
+    /// Keeps a URL the text pointed to, for [`Self::offer_written_links`].
+    pub fn offer_written_link(&mut self, url: &str) {
+        self.written_links.push(url.to_owned());
+    }
+
     /// Adds `name: value`, or the one of them that is not blank.
     pub fn push_field(&mut self, name: &str, value: &str) {
+        let (name, value) = (self.plain(name), self.plain(value));
         let (name, value) = (name.trim(), tidy(value.trim()));
         match (name.is_empty(), value.is_empty()) {
-            (false, false) if value.contains('\n') => self.push(&format!("{name}:\n{value}")),
-            (false, false) => self.push(&format!("{name}: {value}")),
-            (true, false) => self.push(&value),
-            (false, true) => self.push(name),
+            (false, false) if value.contains('\n') => self.lines.push(format!("{name}:\n{value}")),
+            (false, false) => self.lines.push(format!("{name}: {value}")),
+            (true, false) => self.lines.push(value),
+            (false, true) => self.lines.push(name.to_owned()),
             (true, true) => {}
         }
     }
@@ -63,17 +97,24 @@ impl Notice {
         }
     }
 
-    /// Keeps the first title offered that is not blank.
+    /// Keeps the first title offered that is not blank, read as plain text on one line.
     pub fn offer_title(&mut self, title: &str) {
-        let title = title.trim();
-        if self.title.is_empty() && !title.is_empty() {
-            title.clone_into(&mut self.title);
+        if !self.title.is_empty() {
+            return;
+        }
+        let title = self.plain(title);
+        let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !title.is_empty() {
+            self.title = title;
         }
     }
 
-    /// Offers every `http(s)://` link written in the message so far (in Markdown, in angle
-    /// brackets, or bare), in order; the first is kept unless a link was set before.
+    /// Offers the links the text pointed to, then every `http(s)://` link written bare in the
+    /// message so far, in order; the first is kept unless a link was set before.
     pub fn offer_written_links(&mut self) {
+        for link in std::mem::take(&mut self.written_links) {
+            self.offer_link(&link);
+        }
         let written = self.lines.join("\n");
         for word in written.split(|c: char| c.is_whitespace() || "<>()[]|\"".contains(c)) {
             self.offer_link(word);

@@ -1,18 +1,21 @@
 //! Discord's execute-webhook message (`SOURCE=discord`): `content` and up to ten `embeds`.
 //!
 //! - **text**: `content`, then each embed's `description` and `fields` (`name: value`); when all
-//!   are empty, the embeds' titles.
+//!   are empty, the embeds' titles, else their authors' names and footers' texts.
 //! - **title**: the first embed's `title`, else its `author.name`.
 //! - **link**: the first embed's `url`, else the first link written in the text.
 //! - **importance**: 4 when an embed's `color` is a red; else the route's default.
 //!
-//! Discord's Markdown is left as written.
+//! Discord's Markdown reads as plain text (`markup.rs`): `**bold**` is `bold`, `[label](url)` is
+//! `label` (and its URL a link), mentions by id and custom emoji `<:name:id>` are dropped,
+//! `:tada:` is 🎉.
 
 use actix_web::http::header::HeaderMap;
 use serde_json::Value;
 
 use super::body::Body;
 use super::chat::{Notice, is_alarm_colour, items, text};
+use super::markup::Markup;
 use super::{DecodeError, Decoded, SourceKind, SourceOptions};
 
 /// Top-level keys a Discord webhook message may have.
@@ -57,7 +60,7 @@ pub(super) fn decode(
             expected: "a JSON object with content or embeds",
         });
     };
-    let mut notice = Notice::default();
+    let mut notice = Notice::new(Markup::Discord);
     let content = text(&payload, "content");
     notice.push(content);
     let embeds = items(&payload, "embeds");
@@ -78,6 +81,16 @@ pub(super) fn decode(
     if notice.lines.is_empty() {
         for embed in embeds {
             notice.push(text(embed, "title"));
+        }
+    }
+    if notice.lines.is_empty() {
+        // An embed with nothing but an author or a footer still says something.
+        for embed in embeds {
+            for (part, key) in [("author", "name"), ("footer", "text")] {
+                if let Some(inner) = embed.get(part) {
+                    notice.push(text(inner, key));
+                }
+            }
         }
     }
     notice.offer_written_links();
@@ -129,7 +142,7 @@ mod tests {
     fn grafana_embed_gives_its_url_as_the_link() {
         let (decoded, tree) = deliver(&fixture("discord", "grafana.firing-one-alert.json"));
         assert_eq!(tree["link"], json!("http://localhost/alerting/list"));
-        assert_eq!(tree["title"], json!("[FIRING:1]  (val1)"));
+        assert_eq!(tree["title"], json!("[FIRING:1] (val1)"));
         assert_eq!(decoded.contexts[0].importance.get(), 4);
     }
 
@@ -140,6 +153,20 @@ mod tests {
         assert_eq!(tree["link"], json!("https://ci.example/1"));
         let (generic, _) = deliver(br#"{"content":"x","host":"web-1"}"#);
         assert_eq!(generic.source, SourceKind::Generic);
+    }
+
+    #[test]
+    fn an_embed_with_only_an_author_or_footer_is_not_skipped() {
+        let (_, tree) = deliver(br#"{"embeds":[{"footer":{"text":"Nightly backup **done**"}}]}"#);
+        assert_eq!(tree["message"], json!("Nightly backup done"));
+    }
+
+    #[test]
+    fn markdown_mentions_and_custom_emoji_read_as_plain_text() {
+        let body = json!({"content": "<@80351110224678912> **Deploy** of `api` done <:ok:216154654256398347> :tada: [log](https://ci.example/1)"});
+        let (_, tree) = deliver(body.to_string().as_bytes());
+        assert_eq!(tree["message"], json!("Deploy of api done 🎉 log"));
+        assert_eq!(tree["link"], json!("https://ci.example/1"));
     }
 
     #[test]

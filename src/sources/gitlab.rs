@@ -1,11 +1,13 @@
 //! GitLab: the event is the payload's `object_kind` (`build` is renamed `job`), or the
 //! `X-Gitlab-Event` header when the payload has none; the action is `object_attributes.action`;
-//! the delivery id is `X-Gitlab-Event-UUID`.
+//! the delivery id is `X-Gitlab-Event-UUID`. A merge request's or issue's `bridge.changes` lists
+//! what an update changed, in words (`gitlab_changes.rs`).
 
 use actix_web::http::header::HeaderMap;
 use serde_json::Value;
 
 use super::body::Body;
+use super::gitlab_changes;
 use super::{
     DecodeError, Decoded, SourceKind, SourceOptions, delivery_header, forge_decoded, header_text,
     json_object,
@@ -61,14 +63,26 @@ pub(super) fn decode(
         .and_then(|attributes| attributes.get("action"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    Ok(forge_decoded(
+    let changes = match event.as_str() {
+        "merge_request" | "issue" => gitlab_changes::change_lines(&payload),
+        _ => Vec::new(),
+    };
+    let mut decoded = forge_decoded(
         SourceKind::Gitlab,
         event,
         action,
         delivery_header(headers, &[DELIVERY_HEADER]),
         payload,
         options,
-    ))
+    );
+    if !changes.is_empty() {
+        for context in &mut decoded.contexts {
+            if let Some(bridge) = context.tree.get_mut("bridge").and_then(Value::as_object_mut) {
+                bridge.insert("changes".into(), changes.clone().into());
+            }
+        }
+    }
+    Ok(decoded)
 }
 
 #[cfg(test)]
@@ -102,6 +116,14 @@ mod tests {
             None,
         ),
         ("push.json", "Push Hook", "push", None),
+        ("push.gitlab-7-docs.json", "Push Hook", "push", None),
+        ("tag_push.gitlab-7-docs.json", "Tag Push Hook", "tag_push", None),
+        (
+            "merge_request.update-push.go-gitlab.json",
+            "Merge Request Hook",
+            "merge_request",
+            Some("update"),
+        ),
         ("tag_push.json", "Tag Push Hook", "tag_push", None),
         (
             "access_token.expiring.json",

@@ -57,8 +57,11 @@ mod generic;
 mod gitea;
 mod github;
 mod gitlab;
+mod gitlab_changes;
 mod gotify;
 mod grafana;
+mod markup;
+mod multipart;
 mod ntfy;
 mod options;
 mod slack;
@@ -70,8 +73,13 @@ use serde_json::{Map, Value};
 use crate::pushjet::Importance;
 use body::Body;
 
+#[cfg(test)]
+pub(crate) use alerts::group_alert_name;
+#[cfg(test)]
+pub(crate) use gitlab_changes::change_lines_of as gitlab_change_lines;
 pub use body::check_content_type;
 pub use collapse::collapse_key;
+pub use multipart::form_fields as multipart_form_fields;
 pub use ntfy::parse_priority as parse_ntfy_priority;
 pub use options::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceKind, SourceOptions,
@@ -83,7 +91,7 @@ pub use options::{
 pub enum DecodeError {
     /// The `Content-Type` is not one this bridge reads (HTTP 415).
     #[error(
-        "content type {0:?} is not supported; send application/json, application/x-www-form-urlencoded or text/plain"
+        "content type {0:?} is not supported; send application/json, application/x-www-form-urlencoded, multipart/form-data or text/plain"
     )]
     UnsupportedContentType(String),
     /// The body is not UTF-8.
@@ -102,6 +110,9 @@ pub enum DecodeError {
         /// What serde_json found wrong.
         detail: String,
     },
+    /// A `multipart/form-data` body that cannot be read.
+    #[error("the multipart form body cannot be read: {0}")]
+    MalformedMultipart(&'static str),
     /// The sender's event header is missing.
     #[error("a {sender} webhook must carry the {header} header")]
     MissingEventHeader {

@@ -10,9 +10,7 @@ use crate::pushjet::Importance;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionError {
     /// Not one of the known sources.
-    #[error(
-        "unknown source {0:?}; use auto, github, gitea, gitlab, alertmanager, grafana, slack, mattermost, discord, teams, apprise, ntfy, gotify or generic"
-    )]
+    #[error("unknown source {0:?}; use {names}", names = SourceSetting::names().join(", "))]
     Source(String),
     /// Not one of the grouping modes.
     #[error("unknown alert grouping {0:?}; use group, alert or status")]
@@ -129,6 +127,14 @@ impl SourceSetting {
             Self::Fixed(SourceKind::Gitlab) => Some("x-gitlab-event"),
             _ => None,
         }
+    }
+
+    /// Every name a setting accepts: `auto`, each source's, and the alias `mattermost`.
+    pub fn names() -> Vec<&'static str> {
+        let mut names = vec!["auto"];
+        names.extend(SourceKind::ALL.map(SourceKind::as_str));
+        names.push("mattermost");
+        names
     }
 
     /// `auto` or the fixed source's name.

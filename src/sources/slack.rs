@@ -1,25 +1,34 @@
 //! Slack's incoming-webhook message, which Mattermost also takes (`SOURCE=slack` or
 //! `SOURCE=mattermost`): JSON, or a form whose `payload` field holds the JSON.
 //!
-//! - **text**: the top-level `text`, each section block's text and fields, each context block's
-//!   texts, and each attachment's `pretext`, `text` and `fields` (`title: value`), in that order;
-//!   when all of them are empty, the first attachment's `fallback` (what Slack shows in a phone
-//!   notification), then the title.
+//! - **text**: the top-level `text`, each block's text (see below), and each attachment's
+//!   `pretext`, `text`, `fields` (`title: value`) and blocks, in that order; when all of them are
+//!   empty, the first attachment's `fallback` (what Slack shows in a phone notification), then the
+//!   title, then any `text` string in the body (a block kind not read here), so a body that
+//!   carries text is never skipped.
+//! - **blocks**: a section's or `markdown` block's text and fields, a context's texts, a
+//!   `rich_text` block's elements (texts, links, emoji, lists), an image's or video's title, and a
+//!   second `header` as a line.
 //! - **title**: the first attachment's `title`, else the first `header` block's text.
 //! - **link**: the first attachment's `title_link`, else a button's `url` in the blocks, else the
 //!   first link written in the text.
 //! - **importance**: 4 when an attachment's `color` is `danger` or a red; else the route's default.
 //!
-//! Slack's markup becomes plain text: `<https://x|label>` is `label`, `<https://x>` is the URL,
-//! `<!here>` is `@here`, `<@U123|ann>` is `@ann`, `<#C123|ops>` is `#ops`, and `&lt;`, `&gt;`,
-//! `&amp;` are unescaped. Bold and italic markers are left as written.
+//! Slack's mrkdwn (and Mattermost's Markdown) becomes plain text (`markup.rs`): `<https://x|label>`
+//! is `label`, `<!here>` is `@here`, `<@U123|ann>` is `@ann`, `<#C123|ops>` is `#ops`, a mention
+//! by id alone is dropped, `*bold*`, `_italic_` and `~strike~` lose their markers, `:fire:` is 🔥,
+//! and entities are unescaped.
 
 use actix_web::http::header::HeaderMap;
 use serde_json::Value;
 
 use super::body::Body;
 use super::chat::{Notice, is_alarm_colour, items, text};
+use super::markup::{Markup, emoji};
 use super::{DecodeError, Decoded, SourceKind, SourceOptions};
+
+/// How deep rich text and unknown blocks are followed; deeper content is left out.
+const MAX_DEPTH: usize = 8;
 
 /// Top-level keys only a Slack or Mattermost message has next to `text`.
 const SLACK_ONLY_KEYS: [&str; 8] = [
@@ -57,25 +66,22 @@ pub(super) fn decode(
             expected: "a JSON object with text, attachments or blocks (or a form with a JSON payload field)",
         });
     };
-    let mut notice = Notice::default();
-    let mut written_links = Vec::new();
-    let mut plain = |raw: &str| {
-        let (text, links) = plain_text(raw);
-        written_links.extend(links);
-        text
-    };
-    notice.push(&plain(text(&payload, "text")));
+    let mut notice = Notice::new(Markup::Slack);
+    notice.push(text(&payload, "text"));
     for block in items(&payload, "blocks") {
-        read_block(block, &mut notice, &mut plain);
+        read_block(block, &mut notice);
     }
     let attachments = items(&payload, "attachments");
     for attachment in attachments {
-        notice.offer_title(&plain(text(attachment, "title")));
+        notice.offer_title(text(attachment, "title"));
         notice.offer_link(text(attachment, "title_link"));
-        notice.push(&plain(text(attachment, "pretext")));
-        notice.push(&plain(text(attachment, "text")));
+        notice.push(text(attachment, "pretext"));
+        notice.push(text(attachment, "text"));
         for field in items(attachment, "fields") {
-            notice.push_field(&plain(text(field, "title")), &plain(text(field, "value")));
+            notice.push_field(text(field, "title"), text(field, "value"));
+        }
+        for block in items(attachment, "blocks") {
+            read_block(block, &mut notice);
         }
         if attachment.get("color").is_some_and(is_alarm_colour) {
             notice.raise_alarm();
@@ -84,19 +90,25 @@ pub(super) fn decode(
     if notice.lines.is_empty() {
         let fallback = attachments
             .iter()
-            .map(|attachment| plain(text(attachment, "fallback")))
+            .map(|attachment| text(attachment, "fallback"))
             .find(|fallback| !fallback.trim().is_empty());
         match fallback {
-            Some(fallback) => notice.push(&fallback),
+            Some(fallback) => notice.push(fallback),
             None => {
                 let title = notice.title.clone();
                 notice.push(&title);
             }
         }
     }
-    for link in &written_links {
-        notice.offer_link(link);
+    if notice.lines.is_empty() {
+        // A block kind this module does not know: its texts, rather than nothing.
+        let mut texts = Vec::new();
+        any_texts(&payload, 0, &mut texts);
+        for found in texts {
+            notice.push(&found);
+        }
     }
+    notice.offer_written_links();
     Ok(notice.into_decoded(
         SourceKind::Slack,
         ("message", None),
@@ -106,20 +118,31 @@ pub(super) fn decode(
     ))
 }
 
-/// A block's `text.text`.
+/// A block's `text.text` (or a `markdown` block's `text`).
 fn block_text(block: &Value) -> &str {
-    block.get("text").map_or("", |inner| text(inner, "text"))
+    match block.get("text") {
+        Some(Value::String(markdown)) => markdown,
+        Some(inner) => text(inner, "text"),
+        None => "",
+    }
 }
 
-/// Reads one Block Kit block: a header's text is a title, a section's text and fields and a
-/// context's texts are lines, and a button's or section accessory's `url` is a link.
-fn read_block(block: &Value, notice: &mut Notice, plain: &mut impl FnMut(&str) -> String) {
+/// Reads one Block Kit block: a header's text is the title (a line when there is one already), a
+/// section's text and fields, a context's texts, a rich text's elements and a media block's
+/// title are lines, and a button's or section accessory's `url` is a link.
+fn read_block(block: &Value, notice: &mut Notice) {
     match text(block, "type") {
-        "header" => notice.offer_title(&plain(block_text(block))),
-        "section" => {
-            notice.push(&plain(block_text(block)));
+        "header" => {
+            if notice.title.is_empty() {
+                notice.offer_title(block_text(block));
+            } else {
+                notice.push(block_text(block));
+            }
+        }
+        "section" | "markdown" => {
+            notice.push(block_text(block));
             for field in items(block, "fields") {
-                notice.push(&plain(text(field, "text")));
+                notice.push(text(field, "text"));
             }
             if let Some(accessory) = block.get("accessory") {
                 notice.offer_link(text(accessory, "url"));
@@ -127,7 +150,7 @@ fn read_block(block: &Value, notice: &mut Notice, plain: &mut impl FnMut(&str) -
         }
         "context" => {
             for element in items(block, "elements") {
-                notice.push(&plain(text(element, "text")));
+                notice.push(text(element, "text"));
             }
         }
         "actions" => {
@@ -135,56 +158,70 @@ fn read_block(block: &Value, notice: &mut Notice, plain: &mut impl FnMut(&str) -
                 notice.offer_link(text(element, "url"));
             }
         }
+        "rich_text" => {
+            for element in items(block, "elements") {
+                let written = rich_text(element, notice, 0);
+                notice.push_written(&written);
+            }
+        }
+        "image" | "video" => {
+            if let Some(title) = block.get("title") {
+                notice.push(text(title, "text"));
+            }
+        }
         _ => {}
     }
 }
 
-/// Slack markup as plain text, and the URLs its links pointed to, in order.
-pub(super) fn plain_text(raw: &str) -> (String, Vec<String>) {
-    let mut out = String::with_capacity(raw.len());
-    let mut links = Vec::new();
-    let mut rest = raw;
-    while let Some(start) = rest.find('<') {
-        let Some(length) = rest[start..].find('>') else {
-            break;
-        };
-        out.push_str(&rest[..start]);
-        let inner = &rest[start + 1..start + length];
-        out.push_str(&readable_token(inner, &mut links));
-        rest = &rest[start + length + 1..];
+/// A rich text element (`rich_text_section`, `_list`, `_quote`, `_preformatted`) as plain text:
+/// its texts as written, links as their labels, emoji as themselves, named mentions.
+fn rich_text(element: &Value, notice: &mut Notice, depth: usize) -> String {
+    if depth > MAX_DEPTH {
+        return String::new();
     }
-    out.push_str(rest);
-    let unescaped = out
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    (unescaped, links)
+    match text(element, "type") {
+        "rich_text_list" => items(element, "elements")
+            .iter()
+            .map(|item| format!("- {}", rich_text(item, notice, depth + 1)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        "rich_text_section" | "rich_text_quote" | "rich_text_preformatted" => items(element, "elements")
+            .iter()
+            .map(|item| rich_text(item, notice, depth + 1))
+            .collect(),
+        "text" => text(element, "text").to_owned(),
+        "link" => {
+            let url = text(element, "url");
+            notice.offer_written_link(url);
+            match text(element, "text") {
+                "" => url.to_owned(),
+                label => label.to_owned(),
+            }
+        }
+        "emoji" => emoji(text(element, "name")).map_or_else(String::new, str::to_owned),
+        "broadcast" => format!("@{}", text(element, "range")),
+        "date" => text(element, "fallback").to_owned(),
+        _ => String::new(),
+    }
 }
 
-/// One `<…>` token as it reads: a link's label (or its URL), a mention's name.
-fn readable_token(inner: &str, links: &mut Vec<String>) -> String {
-    let (target, label) = match inner.split_once('|') {
-        Some((target, label)) => (target, Some(label)),
-        None => (inner, None),
-    };
-    if let Some(special) = target.strip_prefix('!') {
-        return match (special, label) {
-            (_, Some(label)) => label.to_owned(),
-            ("here" | "channel" | "everyone", None) => format!("@{special}"),
-            (other, None) => other.split('^').next().unwrap_or(other).to_owned(),
-        };
+/// Every `text` string in a body, depth first (for block kinds not read above).
+fn any_texts(value: &Value, depth: usize, into: &mut Vec<String>) {
+    if depth > MAX_DEPTH {
+        return;
     }
-    if let Some(user) = target.strip_prefix('@') {
-        return format!("@{}", label.unwrap_or(user));
+    match value {
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                match item {
+                    Value::String(found) if key == "text" => into.push(found.clone()),
+                    _ => any_texts(item, depth + 1, into),
+                }
+            }
+        }
+        Value::Array(elements) => elements.iter().for_each(|item| any_texts(item, depth + 1, into)),
+        _ => {}
     }
-    if let Some(channel) = target.strip_prefix('#') {
-        return format!("#{}", label.unwrap_or(channel));
-    }
-    if target.contains(':') {
-        links.push(target.to_owned());
-        return label.unwrap_or(target).to_owned();
-    }
-    format!("<{inner}>")
 }
 
 #[cfg(test)]
@@ -199,19 +236,6 @@ mod tests {
             .unwrap_or_else(|error| panic!("{error}"));
         let tree = decoded.contexts[0].tree.clone();
         (decoded, tree)
-    }
-
-    #[test]
-    fn markup_becomes_plain_text_and_links_are_collected() {
-        let (text, links) = plain_text(
-            "<!here> <@U024BE7LH|ann> in <#C024BE7LR|ops>: <https://example.com|Overlook Hotel> \
-             and <https://b.example> &lt;3 &amp; <not a link",
-        );
-        assert_eq!(
-            text,
-            "@here @ann in #ops: Overlook Hotel and https://b.example <3 & <not a link"
-        );
-        assert_eq!(links, ["https://example.com", "https://b.example"]);
     }
 
     #[test]
@@ -260,10 +284,63 @@ mod tests {
             message.starts_with("Danny Torrence left a 1 star review"),
             "{message}"
         );
-        assert!(message.contains("Overlook Hotel\n :star:"), "{message}");
-        assert!(message.ends_with("*Average Rating*\n1.0"), "{message}");
+        assert!(message.contains("Overlook Hotel\n ⭐"), "{message}");
+        assert!(message.ends_with("Average Rating\n1.0"), "{message}");
         assert_eq!(tree["link"], json!("https://example.com"));
         assert_eq!(tree["title"], json!(""));
+    }
+
+    #[test]
+    fn blocks_inside_attachments_are_read() {
+        let (_, tree) = context(
+            &fixture("slack", "attachment-blocks.slack-messaging-docs.json"),
+            &json_headers(),
+        );
+        assert_eq!(
+            tree["message"],
+            json!(
+                "author\n\nOptional text that appears within the attachment\n\n\
+                 A 1st field's title\nA 1st field's value\n\n\
+                 A 2nd field's title\nA 2nd field's value\n\n\
+                 footer | February 18th, 2014 at 6:39 AM PST"
+            )
+        );
+        assert_eq!(tree["link"], json!("http://flickr.com/bobby/"));
+    }
+
+    #[test]
+    fn rich_text_blocks_read_their_elements() {
+        let (_, tree) = context(
+            &fixture("slack", "rich-text.block-kit-docs.json"),
+            &json_headers(),
+        );
+        assert_eq!(
+            tree["message"],
+            json!(
+                "Hello there, I am a basic rich text block!\n\n\
+                 My favorite Slack features (in no particular order):\n\n\
+                 - Huddles\n- Canvas\n- Developing with Block Kit\n\n🏀 Slack API"
+            )
+        );
+        assert_eq!(tree["link"], json!("https://api.slack.com"));
+    }
+
+    #[test]
+    fn an_unknown_block_kind_gives_its_texts_rather_than_nothing() {
+        let body = json!({"blocks": [{"type": "future_block", "label": {"type": "plain_text", "text": "Disk *almost* full"}}]});
+        let (_, tree) = context(body.to_string().as_bytes(), &json_headers());
+        assert_eq!(tree["message"], json!("Disk almost full"));
+    }
+
+    #[test]
+    fn a_second_header_block_is_a_line() {
+        let body = json!({"blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": ":rotating_light: Outage"}},
+            {"type": "header", "text": {"type": "plain_text", "text": "Update 2"}}
+        ]});
+        let (_, tree) = context(body.to_string().as_bytes(), &json_headers());
+        assert_eq!(tree["title"], json!("🚨 Outage"));
+        assert_eq!(tree["message"], json!("Update 2"));
     }
 
     #[test]

@@ -11,13 +11,18 @@
 //! An **Adaptive Card** reads its first `TextBlock` as the title when it is large, bold or a
 //! heading, and every other `TextBlock` and `FactSet` (`title: value`), also inside containers and
 //! columns, as the message; the first `Action.OpenUrl` is the link (else the first link written
-//! in the text); a `TextBlock` coloured `attention` raises the importance to 4.
+//! in the text); a `TextBlock` coloured `attention`, or a `Container`, `ColumnSet` or `Column` styled
+//! `attention`, raises the importance to 4.
+//!
+//! The text's HTML and Markdown read as plain text (`markup.rs`): tags removed with their line
+//! breaks kept, entities (`&#x1F6A8;`) decoded, `**bold**` and `\_` escapes unmarked.
 
 use actix_web::http::header::HeaderMap;
 use serde_json::Value;
 
 use super::body::Body;
 use super::chat::{Notice, is_alarm_colour, items, text};
+use super::markup::Markup;
 use super::{DecodeError, Decoded, SourceKind, SourceOptions};
 
 /// The content type of an Adaptive Card attachment.
@@ -49,7 +54,7 @@ pub(super) fn decode(
             });
         }
     };
-    let mut notice = Notice::default();
+    let mut notice = Notice::new(Markup::Teams);
     let event = if text(&payload, "@type").eq_ignore_ascii_case("MessageCard") {
         read_message_card(&payload, &mut notice);
         "message_card"
@@ -147,9 +152,14 @@ fn read_elements(elements: &[Value], notice: &mut Notice, first: &mut bool, dept
                     notice.push_field(text(fact, "title"), text(fact, "value"));
                 }
             }
-            "Container" => read_elements(items(element, "items"), notice, first, depth + 1),
+            "Container" => {
+                raise_for_attention_style(element, notice);
+                read_elements(items(element, "items"), notice, first, depth + 1);
+            }
             "ColumnSet" => {
+                raise_for_attention_style(element, notice);
                 for column in items(element, "columns") {
+                    raise_for_attention_style(column, notice);
                     read_elements(items(column, "items"), notice, first, depth + 1);
                 }
             }
@@ -162,6 +172,13 @@ fn read_elements(elements: &[Value], notice: &mut Notice, first: &mut bool, dept
             }
             _ => {}
         }
+    }
+}
+
+/// Raises the importance for a container, column set or column styled `attention` (red).
+fn raise_for_attention_style(element: &Value, notice: &mut Notice) {
+    if text(element, "style").eq_ignore_ascii_case("attention") {
+        notice.raise_alarm();
     }
 }
 
@@ -221,7 +238,7 @@ mod tests {
         assert_eq!(
             tree["message"],
             json!(
-                "For Samples and Templates, see [https://adaptivecards.io/samples](https://adaptivecards.io/samples)"
+                "For Samples and Templates, see https://adaptivecards.io/samples"
             )
         );
         let card = json!({
@@ -237,6 +254,53 @@ mod tests {
         assert_eq!(tree["message"], json!("Host: db-1"));
         assert_eq!(tree["link"], json!("https://logs.example/1"));
         assert_eq!(decoded.contexts[0].importance.get(), 4);
+    }
+
+    #[test]
+    fn jenkins_message_card_unescapes_markdown_and_is_red() {
+        let (decoded, tree) = deliver(&fixture("teams", "messagecard.jenkins-office365-failed.json"));
+        assert_eq!(tree["title"], json!("myFirst_Job_: Build #167 Failed"));
+        let message = tree["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("Notification from myFirst_Job_: Build Failed"),
+            "{message}"
+        );
+        assert_eq!(decoded.contexts[0].importance.get(), 4);
+    }
+
+    #[test]
+    fn adaptive_card_mentions_read_as_names() {
+        let (_, tree) = deliver(&fixture("teams", "adaptive-card.jenkins-office365-mention.json"));
+        let message = tree["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("Hello @Testing tester, this is a test notification"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_attention_container_raises_the_importance() {
+        let card = json!({
+            "type": "AdaptiveCard",
+            "body": [
+                {"type": "TextBlock", "text": "Nightly backup", "weight": "Bolder"},
+                {"type": "Container", "style": "attention", "items": [{"type": "TextBlock", "text": "3 tables failed"}]}
+            ]
+        });
+        let (decoded, _) = deliver(card.to_string().as_bytes());
+        assert_eq!(decoded.contexts[0].importance.get(), 4);
+        let column = json!({
+            "type": "AdaptiveCard",
+            "body": [{"type": "ColumnSet", "columns": [{"type": "Column", "style": "Attention", "items": [{"type": "TextBlock", "text": "down"}]}]}]
+        });
+        let (decoded, _) = deliver(column.to_string().as_bytes());
+        assert_eq!(decoded.contexts[0].importance.get(), 4);
+        let calm = json!({
+            "type": "AdaptiveCard",
+            "body": [{"type": "Container", "style": "emphasis", "items": [{"type": "TextBlock", "text": "ok"}]}]
+        });
+        let (decoded, _) = deliver(calm.to_string().as_bytes());
+        assert_eq!(decoded.contexts[0].importance.get(), 3);
     }
 
     #[test]

@@ -323,3 +323,76 @@ async fn ntfy_message_in_a_header_as_the_arr_apps_send_it() {
     assert_eq!(message.message, "This is a test message from Sonarr");
     assert_eq!(message.importance.get(), 2);
 }
+
+/// A `multipart/form-data` body as `curl -F name=value …` sends it, with its content type.
+fn curl_form(fields: &[(&str, &str)]) -> (String, String) {
+    let boundary = "------------------------d74496d66958873e";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[actix_web::test]
+async fn gotify_and_hooks_take_curl_multipart_forms_within_the_body_limit() {
+    let app = app().await;
+    // Gotify's README: curl "…/message?token=…" -F "title=my title" -F "message=my message" -F "priority=5"
+    let (content_type, body) = curl_form(&[
+        ("title", "my title"),
+        ("message", "my message"),
+        ("priority", "5"),
+    ]);
+    let gotify = post(
+        &app.url(&format!("/message?token={TOKEN}")),
+        &[("Content-Type", &content_type)],
+        body,
+    )
+    .await;
+    assert_eq!(gotify.status, 200, "{}", gotify.text);
+    assert_eq!(gotify.json["title"], json!("my title"));
+    let message = expect_one_message(&app.device).await;
+    assert_eq!(
+        (
+            message.title.as_deref(),
+            message.message.as_str(),
+            message.importance.get()
+        ),
+        (Some("my title"), "my message", 3)
+    );
+
+    let (content_type, body) = curl_form(&[("title", "Backup"), ("message", "Finished in 4m")]);
+    let hooks = post(
+        &app.url("/hooks/open"),
+        &[("Content-Type", &content_type)],
+        body,
+    )
+    .await;
+    assert_eq!(hooks.status, 202, "{}", hooks.text);
+    let message = expect_one_message(&app.device).await;
+    assert_eq!(
+        (message.title.as_deref(), message.message.as_str()),
+        (Some("Backup"), "Finished in 4m")
+    );
+
+    let (content_type, body) = curl_form(&[("message", &"a".repeat(5000))]);
+    let oversize = post(
+        &app.url("/hooks/open"),
+        &[("Content-Type", &content_type)],
+        body,
+    )
+    .await;
+    assert_eq!(oversize.status, 413, "{}", oversize.text);
+    let (content_type, body) = curl_form(&[("message", "cut")]);
+    let cut = post(
+        &app.url(&format!("/message?token={TOKEN}")),
+        &[("Content-Type", &content_type)],
+        body[..body.len() - 10].to_owned(),
+    )
+    .await;
+    assert_eq!(cut.status, 400, "{}", cut.text);
+    assert_no_more_messages(&app.device).await;
+}

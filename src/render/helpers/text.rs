@@ -45,7 +45,9 @@ pub(super) fn humanize(args: &[&Value]) -> Result<Value, String> {
 
 /// `{{fit 60 "PR opened: " repository.full_name "#" number " " title}}`: the parts joined, at most
 /// that many characters: while too long, the longest part is cut (ending in `…`), so the name of
-/// the object survives and its long free text gives way.
+/// the object survives and its long free text gives way. A path (`group/subgroup/project`) loses
+/// its namespace first, from the left (`…/project`, then `project`), never its last segment
+/// while the namespace lasts.
 pub(super) fn fit(args: &[&Value]) -> Result<Value, String> {
     let limit = as_count(arg(args, 0), "the length")?;
     let mut parts: Vec<String> = args.iter().skip(1).map(|part| as_text(part)).collect();
@@ -74,6 +76,7 @@ pub(super) fn fit(args: &[&Value]) -> Result<Value, String> {
                 let cut = truncate(&[&Value::String(inner.to_owned()), &Value::from(keep - 1)])?;
                 format!("{})", as_text(&cut))
             }
+            None if is_path(part) => cut_path(part, keep),
             None => as_text(&truncate(&[
                 &Value::String(part.clone()),
                 &Value::from(keep),
@@ -83,6 +86,28 @@ pub(super) fn fit(args: &[&Value]) -> Result<Value, String> {
     let joined: String = parts.concat();
     let shown: String = joined.chars().take(limit).collect();
     Ok(Value::String(shown.trim_end().to_owned()))
+}
+
+/// True for a part that is a path of names: it has a `/` and no white space.
+fn is_path(part: &str) -> bool {
+    part.contains('/') && !part.contains(char::is_whitespace) && !part.contains("://")
+}
+
+/// A path cut to at most `keep` characters from the left, at a `/`: `…/subgroup/project`, then
+/// `…/project`, then `project`; only a last segment longer than `keep` is itself cut.
+fn cut_path(part: &str, keep: usize) -> String {
+    for (at, _) in part.match_indices('/') {
+        let rest = &part[at..];
+        if rest.chars().count() < keep {
+            return format!("…{rest}");
+        }
+    }
+    let last = part.rsplit('/').next().unwrap_or(part);
+    if last.chars().count() <= keep {
+        return last.to_owned();
+    }
+    let cut: String = last.chars().take(keep.saturating_sub(1)).collect();
+    format!("{cut}…")
 }
 
 /// `{{wrap "#" number}}`, `{{wrap " (" branch ")"}}`: the value between the texts around it, or
@@ -302,6 +327,22 @@ mod tests {
         );
         assert_eq!(ok("[{{fit 10 missing}}]", &data), "[]");
         assert!(render("{{fit \"x\" repo}}", &data).is_err());
+    }
+
+    #[test]
+    fn fit_cuts_a_path_from_the_left_keeping_the_project_and_the_number() {
+        let data = json!({"path": "demo-group/a-subgroup/test-project", "iid": 3});
+        let title = |limit: usize| {
+            ok(
+                &format!("{{{{fit {limit} \"MR opened: \" path \"!\" iid}}}}"),
+                &data,
+            )
+        };
+        assert_eq!(title(80), "MR opened: demo-group/a-subgroup/test-project!3");
+        assert_eq!(title(40), "MR opened: …/a-subgroup/test-project!3");
+        assert_eq!(title(30), "MR opened: …/test-project!3");
+        assert_eq!(title(26), "MR opened: test-project!3");
+        assert_eq!(title(20), "MR opened: test-p…!3");
     }
 
     #[test]
