@@ -57,8 +57,8 @@ pub(super) async fn migrate(pool: &Pool) -> Result<(), DatabaseError> {
         .find(|version| !MIGRATIONS.iter().any(|(known, _)| known == *version))
     {
         return Err(DatabaseError(format!(
-            "the database's schema has version {unknown}, which this pushjet-bridge does not know \
-             (it knows up to {latest}): run the newer version that wrote it"
+            "the database's schema has version {unknown}, newer than this pushjet-bridge knows \
+             (up to {latest}): run the newer version that wrote it"
         )));
     }
     // Every migration not yet applied, in order, gaps included: a migration numbered below one
