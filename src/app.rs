@@ -149,12 +149,19 @@ impl Application {
         let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.limits.http));
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let api_guard = pushjet_server::ApiGuard::new(&settings.limits.api);
+        let mailbox = store.as_ref().map(|store| {
+            web::Data::new(pushjet_server::DeviceMailbox::new(
+                store.clone(),
+                api_guard.clone(),
+            ))
+        });
 
         let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
             let store = store.clone();
             let api_guard = api_guard.clone();
             let (connector, ntfy) = (streams.clone(), streams.clone());
+            let mailbox = mailbox.clone();
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
                 .wrap(from_fn(http::limits::guard))
@@ -185,6 +192,12 @@ impl Application {
                     }
                 })
                 .service(http::gotify::message_resource(store))
+                .configure(http::ntfy_cors::configure)
+                .configure(move |config| {
+                    if let Some(mailbox) = mailbox {
+                        config.app_data(mailbox);
+                    }
+                })
                 .configure(http::ntfy::configure)
                 .configure(move |config| {
                     if let Some(streams) = ntfy {
@@ -288,15 +301,23 @@ fn local_base_url(local: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, local.port()))
 }
 
-/// Tells a new user how to use the demo route.
+/// Tells a new user how to use the demo route: how to send, and how to watch it arrive with
+/// curl or in the ntfy app (the demo device's UUID being its topic).
 fn announce_demo(base_url: &str, demo: &demo::Demo) {
-    tracing::info!(
+    tracing::info!("{}", demo_instructions(base_url, demo));
+}
+
+/// The demo's start-up instructions.
+fn demo_instructions(base_url: &str, demo: &demo::Demo) -> String {
+    format!(
         "no routes configured, so route `demo` is ready on the embedded Pushjet API.\n  \
          send:      curl -d 'Hello from pushjet-bridge' {base_url}/hooks/demo\n  \
+         stream:    curl -s {base_url}/{device}/json\n  \
+         ntfy app:  add the server {base_url} and subscribe to the topic {device}\n  \
          read:      cargo run --release -- client --api {base_url}/pushjet/ device messages --uuid {device}\n  \
          subscribe: another device with public key {public}\n  \
          configure: your own routes with PUSHJET_BRIDGE_ROUTES (see the README)",
         device = demo.device,
         public = demo.public_key,
-    );
+    )
 }

@@ -21,6 +21,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use base64::Engine as _;
@@ -32,10 +33,12 @@ use crate::http::error::HookError;
 use crate::http::hooks::{self, Accepted, Handoff};
 use crate::metrics::Metrics;
 use crate::pipeline::{Bridge, Inbound};
-use crate::pushjet::Api;
+use crate::pushjet::{Api, DeviceUuid};
+use crate::pushjet_server::DeviceMailbox;
 use crate::reload::SharedBridge;
 use crate::routes::Route;
 use crate::sources::{SourceKind, parse_ntfy_priority};
+use crate::streams::ntfy::{preflight, with_cors};
 
 /// How long ntfy's default cache keeps a message; the answer's `expires` is this after `time`.
 const CACHE_SECONDS: u64 = 12 * 60 * 60;
@@ -83,18 +86,21 @@ const MARKDOWN: Param = Param {
 /// ntfy's query forms of the `Authorization` header.
 const AUTH_QUERY: [&str; 2] = ["auth", "authorization"];
 
-/// Mounts `PUT`/`POST /` and `PUT`/`POST /{topic}`; register it after every other root path.
+/// Mounts `PUT`/`POST /` and `PUT`/`POST /{topic}` with their CORS preflights (`OPTIONS`), so
+/// that ntfy's web app on another origin can publish; register it after every other root path.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(
             web::resource("/")
                 .route(web::post().to(publish_json))
-                .route(web::put().to(publish_json)),
+                .route(web::put().to(publish_json))
+                .route(web::method(Method::OPTIONS).to(preflight)),
         )
         .service(
             web::resource("/{topic}")
                 .route(web::post().to(publish_to_topic))
-                .route(web::put().to(publish_to_topic)),
+                .route(web::put().to(publish_to_topic))
+                .route(web::method(Method::OPTIONS).to(preflight)),
         );
 }
 
@@ -104,6 +110,7 @@ type Shared = (
     web::Data<Outbox>,
     web::Data<Api>,
     web::Data<Metrics>,
+    Option<web::Data<DeviceMailbox>>,
 );
 
 /// `PUT`/`POST /{topic}`: the body (or the `message` parameter) is the message.
@@ -115,17 +122,18 @@ pub async fn publish_to_topic(
     outbox: web::Data<Outbox>,
     api: web::Data<Api>,
     metrics: web::Data<Metrics>,
+    mailbox: Option<web::Data<DeviceMailbox>>,
 ) -> HttpResponse {
     publish(
         &request,
         Some(topic.as_str()),
         payload,
-        (bridge, outbox, api, metrics),
+        (bridge, outbox, api, metrics, mailbox),
     )
     .await
 }
 
-/// `PUT`/`POST /`: ntfy's JSON message, its `topic` naming the route.
+/// `PUT`/`POST /`: ntfy's JSON message, its `topic` naming the route or the device.
 pub async fn publish_json(
     request: HttpRequest,
     payload: web::Payload,
@@ -133,16 +141,53 @@ pub async fn publish_json(
     outbox: web::Data<Outbox>,
     api: web::Data<Api>,
     metrics: web::Data<Metrics>,
+    mailbox: Option<web::Data<DeviceMailbox>>,
 ) -> HttpResponse {
-    publish(&request, None, payload, (bridge, outbox, api, metrics)).await
+    publish(
+        &request,
+        None,
+        payload,
+        (bridge, outbox, api, metrics, mailbox),
+    )
+    .await
 }
 
-/// Runs one publish, logs and counts it like a webhook, and answers as ntfy does.
+/// Where a publish goes: a route's pipeline, or one device of the embedded API.
+enum Target<'b> {
+    /// The route accepted it.
+    Route(Accepted<'b>),
+    /// The topic is a device UUID.
+    Device(DeviceUuid),
+}
+
+/// What a topic names: a route, or a device of the embedded API (its UUID; no route is named
+/// like one, see [`crate::routes::RouteName`]).
+enum Topic<'b> {
+    Route(&'b Route),
+    Device(DeviceUuid),
+}
+
+/// The route or device `topic` names; `found` is the route when it is one.
+fn find_topic<'b>(
+    bridge: &'b Bridge,
+    topic: &str,
+    found: &mut Option<&'b Route>,
+) -> Result<Topic<'b>, HookError> {
+    if let Ok(device) = DeviceUuid::parse(topic) {
+        return Ok(Topic::Device(device));
+    }
+    let route = hooks::find_route(bridge, topic)?;
+    *found = Some(route);
+    Ok(Topic::Route(route))
+}
+
+/// Runs one publish, logs and counts it like a webhook (one to a route), and answers as ntfy
+/// does, open to every origin.
 async fn publish(
     request: &HttpRequest,
     topic: Option<&str>,
     payload: web::Payload,
-    (bridge, outbox, api, metrics): Shared,
+    (bridge, outbox, api, metrics, mailbox): Shared,
 ) -> HttpResponse {
     let started = Instant::now();
     let bridge = bridge.load_full();
@@ -160,15 +205,31 @@ async fn publish(
         &mut route,
     )
     .await;
+    let outcome = match outcome {
+        Ok((Target::Device(device), message)) => {
+            return with_cors(
+                super::ntfy_device::publish(
+                    request,
+                    &device,
+                    message,
+                    mailbox.as_ref().map(|data| data.get_ref()),
+                )
+                .await,
+            );
+        }
+        Ok((Target::Route(accepted), message)) => Ok((accepted, message)),
+        Err(error) => Err(error),
+    };
     let (accepted, message) = hooks::observe_adapted(&metrics, request, route, outcome, started);
-    match accepted {
+    with_cors(match accepted {
         Ok(_) => HttpResponse::Ok().json(answer(message)),
         Err(error) => error.error_response(),
-    }
+    })
 }
 
-/// Finds the route, reads the request into ntfy's JSON message and hands it to the pipeline;
-/// `found` is the route once known (for the log line, whatever happens next).
+/// Finds the route (or the device), reads the request into ntfy's JSON message and hands it to
+/// the route's pipeline; `found` is the route once known (for the log line, whatever happens
+/// next). A device's message is returned for [`super::ntfy_device`] to store.
 async fn accept<'b>(
     request: &HttpRequest,
     topic: Option<&str>,
@@ -176,18 +237,19 @@ async fn accept<'b>(
     bridge: &'b Bridge,
     handoff: Handoff<'_>,
     found: &mut Option<&'b Route>,
-) -> Result<(Accepted<'b>, Map<String, Value>), HookError> {
-    if let Some(topic) = topic {
-        *found = Some(hooks::find_route(bridge, topic)?);
-    }
+) -> Result<(Target<'b>, Map<String, Value>), HookError> {
+    let in_path = match topic {
+        Some(topic) => Some(find_topic(bridge, topic, found)?),
+        None => None,
+    };
     let body = hooks::read_adapted_body(request, payload, bridge.max_body_bytes).await?;
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(request.query_string().as_bytes())
             .into_owned()
             .collect();
     let mut message = parameters(request.headers(), &query)?;
-    let route = match *found {
-        Some(route) => {
+    let topic = match in_path {
+        Some(topic) => {
             if !message.contains_key("message") {
                 let text = std::str::from_utf8(&body).map_err(|_| {
                     HookError::InvalidParameter(
@@ -196,19 +258,22 @@ async fn accept<'b>(
                 })?;
                 message.insert("message".into(), text.into());
             }
-            route
+            topic
         }
         None => {
             let json = json_message(&body)?;
             let topic = json
                 .get("topic")
                 .and_then(Value::as_str)
-                .unwrap_or_default();
-            let route = hooks::find_route(bridge, topic)?;
-            *found = Some(route);
+                .unwrap_or_default()
+                .to_owned();
             merge_json(&mut message, json)?;
-            route
+            find_topic(bridge, &topic, found)?
         }
+    };
+    let route = match topic {
+        Topic::Route(route) => route,
+        Topic::Device(device) => return Ok((Target::Device(device), message)),
     };
     message.insert("topic".into(), route.name.as_str().into());
     let body = Value::Object(message.clone()).to_string();
@@ -219,7 +284,7 @@ async fn accept<'b>(
         body: body.as_bytes(),
     };
     let accepted = hooks::accept_adapted(route, inbound, SourceKind::Ntfy, bridge, handoff).await?;
-    Ok((accepted, message))
+    Ok((Target::Route(accepted), message))
 }
 
 /// The first value of a parameter: its headers first, then the query string.
@@ -395,7 +460,7 @@ fn adapted_headers(headers: &HeaderMap, query: &[(String, String)]) -> HeaderMap
 
 /// The message as ntfy answers a publish: a new id, the time, when the cache lets it go, and
 /// the fields that were set.
-fn answer(mut message: Map<String, Value>) -> Value {
+pub(super) fn answer(mut message: Map<String, Value>) -> Value {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());

@@ -245,8 +245,8 @@ fn message_frame(format: Format, filter: &Filter, delivery: &Delivery) -> Option
     }
 }
 
-/// ntfy's error body.
-fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
+/// ntfy's error body (`{"code", "http", "error"}`), open to every origin.
+pub(crate) fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type("application/json")
@@ -354,7 +354,8 @@ fn parse_go_duration(raw: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
-fn with_cors(mut response: HttpResponse) -> HttpResponse {
+/// `response` open to every origin, as ntfy answers.
+pub(crate) fn with_cors(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -363,7 +364,7 @@ fn with_cors(mut response: HttpResponse) -> HttpResponse {
 }
 
 /// `OPTIONS`: ntfy's CORS preflight answer.
-async fn preflight() -> HttpResponse {
+pub(crate) async fn preflight() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             header::ACCESS_CONTROL_ALLOW_METHODS,

@@ -76,6 +76,18 @@ pub(crate) trait StoreBackend: Send + Sync + fmt::Debug {
     /// Removes the device's subscription to the service.
     fn unsubscribe(&self, device: DeviceUuid, public: PublicKey) -> Answer<()>;
 
+    /// The secret of the device's own service, if it has one.
+    fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>>;
+
+    /// Remembers `secret` as the device's own service unless the remembered one is no longer
+    /// `previous`; the secret remembered in the end.
+    fn keep_direct_service(
+        &self,
+        device: DeviceUuid,
+        previous: Option<SecretKey>,
+        secret: SecretKey,
+    ) -> Answer<SecretKey>;
+
     /// The demo route's keys as remembered, if any.
     fn demo(&self) -> Answer<Option<DemoKeys>>;
 

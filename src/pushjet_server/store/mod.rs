@@ -2,7 +2,8 @@
 //! live streams and the demo route use; what keeps the data is a [`StoreBackend`] below it
 //! (`backend.rs`: the contract, and why it is a trait object with boxed futures):
 //!
-//! - `redb.rs`: one redb file, `<data_dir>/pushjet.redb`, for a single process (the default);
+//! - `redb.rs`: one redb file, `<data_dir>/pushjet.redb`, for a single process (the default),
+//!   which also keeps the live streams' cache (`stream_cache.rs`) across restarts;
 //! - `postgres/`: the PostgreSQL database of `PUSHJET_BRIDGE_DATABASE_URL`, shared by any number
 //!   of replicas, which also carries the live streams' announcements to every replica.
 //!
@@ -15,6 +16,7 @@ mod backend;
 mod demo_file;
 mod postgres;
 mod redb;
+mod stream_cache;
 #[cfg(test)]
 mod tests;
 
@@ -320,6 +322,24 @@ impl Store {
     /// Removes the device's subscription to the service.
     pub fn unsubscribe(&self, device: &DeviceUuid, public: &PublicKey) -> Answer<()> {
         self.backend.unsubscribe(device.clone(), public.clone())
+    }
+
+    /// The secret of the device's own service (see [`crate::pushjet_server::direct`]), if it
+    /// has one.
+    pub(crate) fn direct_service(&self, device: &DeviceUuid) -> Answer<Option<SecretKey>> {
+        self.backend.direct_service(device.clone())
+    }
+
+    /// Remembers `secret` as the device's own service, unless the remembered one is no longer
+    /// `previous` (another replica remembered its own first); the secret remembered in the end.
+    pub(crate) fn keep_direct_service(
+        &self,
+        device: &DeviceUuid,
+        previous: Option<&SecretKey>,
+        secret: &SecretKey,
+    ) -> Answer<SecretKey> {
+        self.backend
+            .keep_direct_service(device.clone(), previous.cloned(), secret.clone())
     }
 
     /// The demo route's keys as remembered, if any.

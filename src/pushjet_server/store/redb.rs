@@ -15,6 +15,8 @@
 //! | `messages` | message id (global, increasing) | service public key, text, title, link, level, time |
 //! | `service_messages` | (public key, message id) | — (index of the above by service) |
 //! | `meta` | name | the last message id and the last subscription number handed out |
+//! | `direct_services` | device uuid | the secret of the device's own service (`redb/direct.rs`) |
+//! | `stream_cache` | message id | the live streams' announcement of it, within the cache window (`stream_cache.rs`) |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,12 +29,14 @@ use serde::{Deserialize, Serialize};
 use super::backend::{Answer, StoreBackend};
 use super::{
     DemoKeys, NewMessage, SendOutcome, StoreError, StoreLimits, StoreOptions, Unread, demo_file,
-    now, oldest_kept,
+    now, oldest_kept, stream_cache,
 };
 use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
 use crate::pushjet::{DeviceUuid, Importance, PublicKey, SecretKey};
 use crate::pushjet_server::events::{StoreEvents, StoredMessage, new_stream_id};
 use crate::pushjet_server::fields::{Icon, ServiceName};
+
+mod direct;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "pushjet.redb";
@@ -127,6 +131,8 @@ pub(super) struct RedbFile {
     /// Where the demo route's file is kept.
     data_dir: PathBuf,
     events: Option<Arc<dyn StoreEvents>>,
+    /// How long the live streams cache messages: what `stream_cache` keeps for them.
+    stream_cache: Duration,
     /// Held from the start of a write that announces an event until the announcement, so events
     /// are announced in commit order.
     announcing: Mutex<()>,
@@ -151,9 +157,19 @@ impl RedbFile {
             txn.open_table(MESSAGES)?;
             txn.open_table(SERVICE_MESSAGES)?;
             txn.open_table(META)?;
+            txn.open_table(direct::DIRECT_SERVICES)?;
+            stream_cache::create(&txn)?;
         }
         txn.commit()?;
+        if let Some(events) = &options.events {
+            let filled = stream_cache::fill(&db, events.as_ref(), options.stream_cache)?;
+            tracing::debug!(
+                messages = filled,
+                "filled the live stream cache from the Pushjet database"
+            );
+        }
         Ok(Self {
+            stream_cache: options.stream_cache,
             db,
             path: data_dir.join(DATABASE_FILE_NAME),
             data_dir: data_dir.to_path_buf(),
@@ -357,7 +373,7 @@ impl RedbFile {
                 subscribers = subscribers.len(),
                 "stored Pushjet message"
             );
-            StoredMessage {
+            let stored = StoredMessage {
                 id,
                 stream_id: new_stream_id(),
                 devices: subscribers
@@ -372,7 +388,11 @@ impl RedbFile {
                     timestamp: record.timestamp,
                     title: record.title,
                 },
+            };
+            if self.events.is_some() {
+                stream_cache::keep(&txn, &stored, self.stream_cache)?;
             }
+            stored
         };
         txn.commit()?;
         if let Some(events) = &self.events {
@@ -729,6 +749,19 @@ impl StoreBackend for RedbStore {
     }
 
     /// One process owns the file: `previous` needs no checking.
+    fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {
+        self.run(move |file| file.direct_service(&device))
+    }
+
+    fn keep_direct_service(
+        &self,
+        device: DeviceUuid,
+        previous: Option<SecretKey>,
+        secret: SecretKey,
+    ) -> Answer<SecretKey> {
+        self.run(move |file| file.keep_direct_service(&device, previous.as_ref(), &secret))
+    }
+
     fn keep_demo(&self, _previous: Option<SecretKey>, keys: DemoKeys) -> Answer<DemoKeys> {
         self.run(move |file| {
             demo_file::write(&file.data_dir, &keys)?;

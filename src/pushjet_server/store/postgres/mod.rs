@@ -19,6 +19,7 @@
 //! - **Database trouble**: every operation asks the pool for a connection (made again when one
 //!   drops); when the server cannot be reached it answers [`StoreError::Unavailable`] (a 503).
 
+mod direct;
 mod feed;
 
 use std::collections::HashMap;
@@ -764,6 +765,23 @@ impl StoreBackend for PostgresStore {
 
     fn demo(&self) -> Answer<Option<DemoKeys>> {
         self.run(|shared| async move { shared.demo().await })
+    }
+
+    fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {
+        self.run(|shared| async move { shared.direct_service(&device).await })
+    }
+
+    fn keep_direct_service(
+        &self,
+        device: DeviceUuid,
+        previous: Option<SecretKey>,
+        secret: SecretKey,
+    ) -> Answer<SecretKey> {
+        self.run(|shared| async move {
+            shared
+                .keep_direct_service(&device, previous.as_ref(), &secret)
+                .await
+        })
     }
 
     fn keep_demo(&self, previous: Option<SecretKey>, keys: DemoKeys) -> Answer<DemoKeys> {
