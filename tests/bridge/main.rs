@@ -12,6 +12,7 @@ mod failover;
 mod fixtures;
 mod formats;
 mod hostile;
+mod ntfy_apps;
 mod operations;
 mod outbox;
 mod publish;
