@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::pushjet::{DeviceUuid, SecretKey};
 use crate::sources::SourceOptions;
-use crate::verify::InboundAuth;
+use crate::verify::{InboundAuth, ReaderAuth};
 
 /// Why a text is not a route name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +118,8 @@ pub struct Route {
     pub secret: SecretKey,
     /// Who may post to it.
     pub auth: InboundAuth,
+    /// Who may read its stream (`/<route>/json`, …).
+    pub readers: ReaderAuth,
     /// How payloads are read.
     pub source: SourceOptions,
     /// A template to use instead of the sender's built-in choice.
