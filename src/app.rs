@@ -17,10 +17,11 @@ use crate::http;
 use crate::http::admin::Admin;
 use crate::http::metrics::MetricsToken;
 use crate::metrics::Metrics;
-use crate::pushjet::{Api, ApiUrl};
+use crate::pushjet::{Api, ApiUrl, NewMessage, SecretKey};
 use crate::pushjet_server::{self, Store, StoreError, StoreOptions};
 use crate::reload::{ReloadError, Reloader, build_bridge};
-use crate::streams::{Hub, Streams};
+use crate::routes::RouteName;
+use crate::streams::{Hub, RouteAnnouncer, RouteStreams, RouteTopics, Streams};
 
 /// How long in-flight HTTP requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -61,6 +62,46 @@ pub enum AppError {
     OutboxNeedsRestart,
 }
 
+/// The dispatcher's upstream: the Pushjet API, telling the routes' streams of each notification
+/// delivered.
+struct Announcing {
+    api_url: ApiUrl,
+    timeout: Duration,
+    announcer: Option<RouteAnnouncer>,
+}
+
+impl Announcing {
+    /// Makes the API client (on the dispatcher's thread: awc clients stay where they are made).
+    fn connect(self) -> AnnouncingApi {
+        AnnouncingApi {
+            api: Api::at(self.api_url, self.timeout),
+            announcer: self.announcer,
+        }
+    }
+}
+
+/// [`Announcing`] connected.
+struct AnnouncingApi {
+    api: Api,
+    announcer: Option<RouteAnnouncer>,
+}
+
+impl delivery::Upstream for AnnouncingApi {
+    fn send(
+        &self,
+        secret: &SecretKey,
+        message: &NewMessage,
+    ) -> impl Future<Output = Result<(), crate::pushjet::Error>> {
+        self.api.send(secret, message)
+    }
+
+    fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
+        if let Some(announcer) = &self.announcer {
+            announcer.delivered(route, secret, message);
+        }
+    }
+}
+
 /// How often the outbox is checked for a failure only a restart repairs.
 const RESTART_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -86,10 +127,11 @@ impl Application {
         let base_url = local_base_url(local);
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(settings.streams, metrics.streams.clone());
+        let route_topics = RouteTopics::new(hub.clone());
         let store = if settings.pushjet.embedded {
             let options = StoreOptions {
                 limits: settings.limits.api.store_limits(),
-                events: Some(hub.clone()),
+                events: Some(route_topics.clone()),
                 stream_cache: settings.streams.cache_for,
             };
             let database = settings.delivery.database.as_ref();
@@ -98,12 +140,9 @@ impl Application {
         } else {
             None
         };
-        let streams = store
+        let announcer = store
             .as_ref()
-            .map(|store| Streams::start(hub.clone(), store.clone()));
-        if let Some(streams) = &streams {
-            streams.close_on_stop_signals()?;
-        }
+            .map(|store| RouteAnnouncer::new(store.clone()));
         let demo = match &store {
             Some(store) if settings.routes.is_empty() => {
                 let demo = demo::ensure(store).await?;
@@ -120,18 +159,33 @@ impl Application {
             &settings,
             demo.as_ref(),
         )?));
+        let streams = store.as_ref().map(|store| {
+            let routes = RouteStreams {
+                topics: route_topics.clone(),
+                readers: bridge.clone(),
+            };
+            Streams::start(hub.clone(), store.clone(), routes)
+        });
+        if let Some(streams) = &streams {
+            streams.close_on_stop_signals()?;
+        }
         let api_url = match &settings.pushjet.api_url {
             Some(url) => url.clone(),
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
         let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery).await?;
-        let dispatcher = delivery::spawn(
+        let upstream = Announcing {
+            api_url: api_url.clone(),
+            timeout: settings.delivery.send_timeout,
+            announcer: announcer.clone(),
+        };
+        let dispatcher = delivery::spawn_with(
             outbox.clone(),
             bridge.clone(),
-            api_url.clone(),
             &settings.delivery,
             metrics.clone(),
+            move || upstream.connect(),
         );
         let reloader = Arc::new(Reloader::new(
             settings.clone(),
@@ -162,6 +216,7 @@ impl Application {
             let api_guard = api_guard.clone();
             let (connector, ntfy) = (streams.clone(), streams.clone());
             let mailbox = mailbox.clone();
+            let announcer = announcer.clone();
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
                 .wrap(from_fn(http::limits::guard))
@@ -196,6 +251,9 @@ impl Application {
                 .configure(move |config| {
                     if let Some(mailbox) = mailbox {
                         config.app_data(mailbox);
+                    }
+                    if let Some(announcer) = announcer {
+                        config.app_data(web::Data::new(announcer));
                     }
                 })
                 .configure(http::ntfy::configure)

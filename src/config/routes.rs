@@ -161,9 +161,13 @@ fn read_auth(
     )
     .map_err(|error| problems.push(format!("{prefix}*: authentication: {error}")))
     .ok()?;
-    let readers = ReaderAuth::new(&auth, subscribe_token.as_deref(), subscribe_basic.as_deref())
-        .map_err(|error| problems.push(format!("{prefix}SUBSCRIBE_*: {error}")))
-        .ok()?;
+    let readers = ReaderAuth::new(
+        &auth,
+        subscribe_token.as_deref(),
+        subscribe_basic.as_deref(),
+    )
+    .map_err(|error| problems.push(format!("{prefix}SUBSCRIBE_*: {error}")))
+    .ok()?;
     Some((auth, readers))
 }
 

@@ -24,8 +24,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
 
 use crate::delivery::Outbox;
@@ -37,6 +35,7 @@ use crate::pushjet::{Api, DeviceUuid};
 use crate::pushjet_server::DeviceMailbox;
 use crate::reload::SharedBridge;
 use crate::routes::Route;
+use crate::secret::ntfy_auth_param;
 use crate::sources::{SourceKind, parse_ntfy_priority};
 use crate::streams::ntfy::{preflight, with_cors};
 
@@ -83,8 +82,6 @@ const MARKDOWN: Param = Param {
     headers: &["x-markdown", "markdown", "md"],
     query: &["markdown", "md"],
 };
-/// ntfy's query forms of the `Authorization` header.
-const AUTH_QUERY: [&str; 2] = ["auth", "authorization"];
 
 /// Mounts `PUT`/`POST /` and `PUT`/`POST /{topic}` with their CORS preflights (`OPTIONS`), so
 /// that ntfy's web app on another origin can publish; register it after every other root path.
@@ -201,6 +198,7 @@ async fn publish(
             outbox: &outbox,
             api: &api,
             metrics: &metrics,
+            announcer: hooks::announcer(request),
         },
         &mut route,
     )
@@ -277,7 +275,7 @@ async fn accept<'b>(
     };
     message.insert("topic".into(), route.name.as_str().into());
     let body = Value::Object(message.clone()).to_string();
-    let headers = adapted_headers(request.headers(), &query);
+    let headers = adapted_headers(request.headers(), request.query_string());
     let inbound = Inbound {
         headers: &headers,
         query: request.query_string(),
@@ -437,22 +435,15 @@ fn merge_json(message: &mut Map<String, Value>, json: Map<String, Value>) -> Res
 
 /// The request's headers as the pipeline reads the JSON message: `Content-Type` JSON, and
 /// ntfy's `?auth=` parameter, when present, as the `Authorization` header it encodes.
-fn adapted_headers(headers: &HeaderMap, query: &[(String, String)]) -> HeaderMap {
+fn adapted_headers(headers: &HeaderMap, query: &str) -> HeaderMap {
     let mut adapted = headers.clone();
     adapted.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let encoded = AUTH_QUERY
-        .iter()
-        .find_map(|name| query.iter().find(|(key, _)| key == name))
-        .map(|(_, value)| value.trim());
-    let decoded = encoded.and_then(|encoded| {
-        [URL_SAFE_NO_PAD, URL_SAFE, STANDARD]
-            .iter()
-            .find_map(|engine| engine.decode(encoded).ok())
-    });
-    if let Some(value) = decoded.and_then(|bytes| HeaderValue::from_bytes(&bytes).ok()) {
+    if let Some(value) =
+        ntfy_auth_param(query).and_then(|decoded| HeaderValue::from_str(&decoded).ok())
+    {
         adapted.insert(header::AUTHORIZATION, value);
     }
     adapted
@@ -493,6 +484,8 @@ pub(super) fn answer(mut message: Map<String, Value>) -> Value {
 mod tests {
     use super::*;
     use crate::sources::test_support::headers;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
     fn query(raw: &str) -> Vec<(String, String)> {
@@ -582,7 +575,7 @@ mod tests {
         let encoded = URL_SAFE_NO_PAD.encode("Bearer tk_abc");
         let adapted = adapted_headers(
             &headers(&[("Content-Type", "text/plain")]),
-            &query(&format!("auth={encoded}")),
+            &format!("auth={encoded}"),
         );
         assert_eq!(
             adapted
@@ -594,7 +587,7 @@ mod tests {
             adapted.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
             Some(&b"application/json"[..])
         );
-        let untouched = adapted_headers(&headers(&[]), &query("auth=%%%"));
+        let untouched = adapted_headers(&headers(&[]), "auth=%%%");
         assert!(untouched.get(header::AUTHORIZATION).is_none());
     }
 

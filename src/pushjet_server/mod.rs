@@ -93,7 +93,7 @@ use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
 
 pub use direct::{DIRECT_SERVICE_NAME, DeviceMailbox, DirectError};
-pub use events::{STREAM_ID_LENGTH, StoreEvents, StoredMessage, new_stream_id};
+pub use events::{RouteDelivered, STREAM_ID_LENGTH, StoreEvents, StoredMessage, new_stream_id};
 pub use fields::{Icon, Link, NAME_MAX_CHARS, ServiceName, TEXT_COLUMN_MAX_BYTES, TooLong};
 pub use form::BODY_LIMIT_BYTES;
 pub use limits::ApiGuard;

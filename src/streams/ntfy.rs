@@ -1,6 +1,7 @@
-//! ntfy's subscribe API with a Pushjet device UUID as the topic, so the ntfy apps (Android, the
-//! web app, `ntfy subscribe`) show a device's messages: `GET /<uuid>/json`, `/sse`, `/raw`, `/ws`,
-//! and `GET /<uuid>/auth`, which the apps ask before they add a subscription. Several UUIDs may be
+//! ntfy's subscribe API with a Pushjet device UUID or a route's name as the topic
+//! (`super::ntfy_topics`), so the ntfy apps (Android, the web app, `ntfy subscribe`) show a
+//! device's messages or what a route delivers: `GET /<topic>/json`, `/sse`, `/raw`, `/ws`, and
+//! `GET /<topic>/auth`, which the apps ask before they add a subscription. Several UUIDs may be
 //! given comma-separated (`/<a>,<b>/json`), as the Android app does for the subscriptions it holds
 //! on one server. These streams watch the device's messages without consuming them.
 //!
@@ -28,7 +29,7 @@ use serde::Serialize;
 use super::Streams;
 use super::hub::{self, Delivery, Since, Stream, StreamMessage};
 use super::metrics::StreamKind;
-use crate::pushjet::DeviceUuid;
+use super::ntfy_topics::{Topics, resolve};
 
 /// The formats of an HTTP stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +128,8 @@ fn control_event(event: &str, topic: &str) -> String {
     .unwrap_or_default()
 }
 
-/// A `message` event for `device`.
-fn message_event(device: &DeviceUuid, message: &StreamMessage) -> String {
+/// A `message` event on `topic`.
+fn message_event(topic: &str, message: &StreamMessage) -> String {
     let view = &message.view;
     let title = shown_title(message);
     serde_json::to_string(&Event {
@@ -136,7 +137,7 @@ fn message_event(device: &DeviceUuid, message: &StreamMessage) -> String {
         time: view.timestamp,
         expires: Some(message.expires),
         event: "message",
-        topic: device.as_str(),
+        topic,
         title,
         message: &view.message,
         priority: Some(view.level.get()),
@@ -232,13 +233,17 @@ fn shown_title(message: &StreamMessage) -> &str {
     }
 }
 
-fn message_frame(format: Format, filter: &Filter, delivery: &Delivery) -> Option<Bytes> {
+fn message_frame(
+    format: Format,
+    (filter, topics): (&Filter, &Topics),
+    delivery: &Delivery,
+) -> Option<Bytes> {
     match delivery {
         Delivery::Message { message, .. } if !filter.matches(message) => None,
         Delivery::Message { device, message } => Some(frame(
             format,
             "message",
-            &message_event(device, message),
+            &message_event(topics.name(device), message),
             &message.view.message,
         )),
         Delivery::Subscription(_) => None,
@@ -254,27 +259,6 @@ pub(crate) fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
             serde_json::json!({"code": code, "http": status.as_u16(), "error": text}).to_string()
                 + "\n",
         )
-}
-
-/// The device UUIDs of the path; `None` when one is not a UUID.
-fn topics(request: &HttpRequest) -> Option<Vec<DeviceUuid>> {
-    let raw = request.match_info().get("topics")?;
-    let mut devices = Vec::new();
-    for part in raw.split(',') {
-        let device = DeviceUuid::parse(part).ok()?;
-        if !devices.contains(&device) {
-            devices.push(device);
-        }
-    }
-    Some(devices)
-}
-
-fn invalid_topic() -> HttpResponse {
-    error(
-        StatusCode::BAD_REQUEST,
-        40009,
-        "invalid request: topic invalid; a topic here is a Pushjet device UUID (8-4-4-4-12 hex digits)",
-    )
 }
 
 /// A parameter as ntfy reads one: the first header named, then the query parameters.
@@ -375,10 +359,11 @@ pub(crate) async fn preflight() -> HttpResponse {
         .finish()
 }
 
-/// `GET /<uuid>/auth`: anyone may read a device's stream who knows its UUID.
-async fn auth(request: HttpRequest) -> HttpResponse {
-    if topics(&request).is_none() {
-        return invalid_topic();
+/// `GET /<topic>/auth`: anyone may read a device's stream who knows its UUID, and a route's
+/// stream who holds one of its credentials.
+async fn auth(request: HttpRequest, streams: web::Data<Streams>) -> HttpResponse {
+    if let Err(refused) = resolve(&request, &streams.routes) {
+        return refused;
     }
     with_cors(
         HttpResponse::Ok()
@@ -421,9 +406,11 @@ async fn http_stream(
     _payload: web::Payload,
     format: Format,
 ) -> HttpResponse {
-    let Some(devices) = topics(&request) else {
-        return invalid_topic();
+    let topics = match resolve(&request, &streams.routes) {
+        Ok(topics) => topics,
+        Err(refused) => return refused,
     };
+    let devices = topics.keys();
     let poll = is_true(param(&request, "x-poll", &["poll", "po"]));
     let Some(since) = since_of(&request, poll) else {
         return invalid_since();
@@ -442,7 +429,7 @@ async fn http_stream(
             .hub
             .cached(&devices, &since)
             .iter()
-            .filter_map(|delivery| message_frame(format, &filter, delivery))
+            .filter_map(|delivery| message_frame(format, (&filter, &topics), delivery))
             .flat_map(|bytes| bytes.to_vec())
             .collect();
         return response.body(body);
@@ -451,20 +438,20 @@ async fn http_stream(
         Ok(opened) => opened,
         Err(refused) => return too_many(refused),
     };
-    let topic = devices
-        .iter()
-        .map(DeviceUuid::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
+    let topic = topics.joined();
     let mut first = vec![frame(format, "open", &control_event("open", &topic), "")];
     first.extend(
         cached
             .iter()
-            .filter_map(|delivery| message_frame(format, &filter, delivery)),
+            .filter_map(|delivery| message_frame(format, (&filter, &topics), delivery)),
     );
     let keepalive = streams.hub.settings().keepalive;
     response.streaming(event_stream(
-        format, filter, topic, first, stream, keepalive,
+        format,
+        (filter, topics),
+        first,
+        stream,
+        keepalive,
     ))
 }
 
@@ -474,31 +461,30 @@ type BodyStream = Pin<Box<dyn FuturesStream<Item = Result<Bytes, actix_web::Erro
 /// every `keepalive` of silence; it ends when the hub lets go of the stream.
 fn event_stream(
     format: Format,
-    filter: Filter,
-    topic: String,
+    (filter, topics): (Filter, Topics),
     first: Vec<Bytes>,
     stream: Stream,
     keepalive: Duration,
 ) -> BodyStream {
     let first: Bytes = first.concat().into();
-    let state = (Some(first), stream, topic, filter);
+    let state = (Some(first), stream, topics, filter);
     Box::pin(futures_util::stream::unfold(
         state,
-        move |(first, mut stream, topic, filter)| async move {
+        move |(first, mut stream, topics, filter)| async move {
             if let Some(first) = first {
-                return Some((Ok(first), (None, stream, topic, filter)));
+                return Some((Ok(first), (None, stream, topics, filter)));
             }
             loop {
                 match actix_web::rt::time::timeout(keepalive, stream.receiver.recv()).await {
                     Err(_silent) => {
-                        let keepalive =
-                            frame(format, "keepalive", &control_event("keepalive", &topic), "");
-                        return Some((Ok(keepalive), (None, stream, topic, filter)));
+                        let event = control_event("keepalive", &topics.joined());
+                        let keepalive = frame(format, "keepalive", &event, "");
+                        return Some((Ok(keepalive), (None, stream, topics, filter)));
                     }
                     Ok(None) => return None,
                     Ok(Some(delivery)) => {
-                        if let Some(bytes) = message_frame(format, &filter, &delivery) {
-                            return Some((Ok(bytes), (None, stream, topic, filter)));
+                        if let Some(bytes) = message_frame(format, (&filter, &topics), &delivery) {
+                            return Some((Ok(bytes), (None, stream, topics, filter)));
                         }
                     }
                 }
@@ -513,8 +499,9 @@ async fn websocket(
     body: web::Payload,
     streams: web::Data<Streams>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let Some(devices) = topics(&request) else {
-        return Ok(invalid_topic());
+    let topics = match resolve(&request, &streams.routes) {
+        Ok(topics) => topics,
+        Err(refused) => return Ok(refused),
     };
     let Some(since) = since_of(&request, false) else {
         return Ok(invalid_since());
@@ -528,7 +515,7 @@ async fn websocket(
     actix_web::rt::spawn(serve_websocket(
         streams,
         Subscribed {
-            devices,
+            topics,
             since,
             filter,
         },
@@ -540,7 +527,7 @@ async fn websocket(
 
 /// What an ntfy WebSocket asked for.
 struct Subscribed {
-    devices: Vec<DeviceUuid>,
+    topics: Topics,
     since: Since,
     filter: Filter,
 }
@@ -548,14 +535,14 @@ struct Subscribed {
 async fn serve_websocket(
     streams: Streams,
     Subscribed {
-        devices,
+        topics,
         since,
         filter,
     }: Subscribed,
     mut session: Session,
     mut messages: MessageStream,
 ) {
-    let (cached, mut stream) = match streams.hub.open(&devices, StreamKind::Ws, &since) {
+    let (cached, mut stream) = match streams.hub.open(&topics.keys(), StreamKind::Ws, &since) {
         Ok(opened) => opened,
         Err(refused) => {
             let _closed = session
@@ -564,18 +551,20 @@ async fn serve_websocket(
             return;
         }
     };
-    let topic = devices
-        .iter()
-        .map(DeviceUuid::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
-    if session.text(control_event("open", &topic)).await.is_err() {
+    if session
+        .text(control_event("open", &topics.joined()))
+        .await
+        .is_err()
+    {
         return;
     }
     for delivery in &cached {
         if let Delivery::Message { device, message } = delivery
             && filter.matches(message)
-            && session.text(message_event(device, message)).await.is_err()
+            && session
+                .text(message_event(topics.name(device), message))
+                .await
+                .is_err()
         {
             return;
         }
@@ -590,7 +579,10 @@ async fn serve_websocket(
             delivery = stream.receiver.recv() => match delivery {
                 Some(Delivery::Message { device, message }) => {
                     if filter.matches(&message)
-                        && session.text(message_event(&device, &message)).await.is_err()
+                        && session
+                            .text(message_event(topics.name(&device), &message))
+                            .await
+                            .is_err()
                     {
                         return;
                     }

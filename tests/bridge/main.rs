@@ -17,6 +17,7 @@ mod operations;
 mod outbox;
 mod publish;
 mod replicas;
+mod route_topics;
 mod secrets;
 mod signatures;
 mod snapshots;

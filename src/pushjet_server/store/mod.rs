@@ -324,6 +324,18 @@ impl Store {
         self.backend.unsubscribe(device.clone(), public.clone())
     }
 
+    /// Announces `message`, a notification `route` delivered, to the listeners of every replica
+    /// (the routes' streams) under a new message id, and keeps it for their cache as it keeps
+    /// stored messages. Nothing is stored for any device.
+    pub fn announce_route(
+        &self,
+        route: &crate::routes::RouteName,
+        message: MessageView,
+    ) -> Answer<()> {
+        self.backend
+            .announce_route(route.as_str().to_owned(), message)
+    }
+
     /// The secret of the device's own service (see [`crate::pushjet_server::direct`]), if it
     /// has one.
     pub(crate) fn direct_service(&self, device: &DeviceUuid) -> Answer<Option<SecretKey>> {

@@ -2,7 +2,8 @@
 //! backend). [`RedbFile`]'s methods are blocking disk I/O; [`RedbStore`], the backend, runs each on
 //! the blocking thread pool. Every change is one write transaction, committed before the method
 //! returns, and announced right after it, in commit order. The demo route's keys are kept next to
-//! the file (`demo_file.rs`).
+//! the file (`demo_file.rs`). The notifications routes deliver are announced from here too
+//! (`redb/routes.rs`), with ids of the same sequence as the messages.
 //!
 //! Tables (values are serde_json records):
 //!
@@ -37,6 +38,7 @@ use crate::pushjet_server::events::{StoreEvents, StoredMessage, new_stream_id};
 use crate::pushjet_server::fields::{Icon, ServiceName};
 
 mod direct;
+mod routes;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "pushjet.redb";
@@ -389,11 +391,12 @@ impl RedbFile {
                     title: record.title,
                 },
             };
-            if self.events.is_some() {
-                stream_cache::keep(&txn, &stored, self.stream_cache)?;
-            }
             stored
         };
+        if self.events.is_some() {
+            let cached = stream_cache::Cached::Message(stored.clone());
+            stream_cache::keep(&txn, &cached, self.stream_cache)?;
+        }
         txn.commit()?;
         if let Some(events) = &self.events {
             events.message_stored(stored);
@@ -749,6 +752,10 @@ impl StoreBackend for RedbStore {
     }
 
     /// One process owns the file: `previous` needs no checking.
+    fn announce_route(&self, route: String, message: MessageView) -> Answer<()> {
+        self.run(move |file| file.announce_route(route, message))
+    }
+
     fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {
         self.run(move |file| file.direct_service(&device))
     }

@@ -21,6 +21,7 @@
 
 mod direct;
 mod feed;
+mod routes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -765,6 +766,10 @@ impl StoreBackend for PostgresStore {
 
     fn demo(&self) -> Answer<Option<DemoKeys>> {
         self.run(|shared| async move { shared.demo().await })
+    }
+
+    fn announce_route(&self, route: String, message: MessageView) -> Answer<()> {
+        self.run(|shared| async move { shared.announce_route(route, message).await })
     }
 
     fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {
