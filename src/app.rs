@@ -67,7 +67,7 @@ pub enum AppError {
 struct Announcing {
     api_url: ApiUrl,
     timeout: Duration,
-    announcer: Option<RouteAnnouncer>,
+    announcer: RouteAnnouncer,
 }
 
 impl Announcing {
@@ -83,7 +83,7 @@ impl Announcing {
 /// [`Announcing`] connected.
 struct AnnouncingApi {
     api: Api,
-    announcer: Option<RouteAnnouncer>,
+    announcer: RouteAnnouncer,
 }
 
 impl delivery::Upstream for AnnouncingApi {
@@ -96,9 +96,7 @@ impl delivery::Upstream for AnnouncingApi {
     }
 
     fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
-        if let Some(announcer) = &self.announcer {
-            announcer.delivered(route, secret, message);
-        }
+        self.announcer.delivered(route, secret, message);
     }
 }
 
@@ -128,21 +126,17 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(settings.streams, metrics.streams.clone());
         let route_topics = RouteTopics::new(hub.clone());
-        let store = if settings.pushjet.embedded {
-            let options = StoreOptions {
-                limits: settings.limits.api.store_limits(),
-                events: Some(route_topics.clone()),
-                stream_cache: settings.streams.cache_for,
-            };
-            let database = settings.delivery.database.as_ref();
-            let store = Store::connect(&settings.server.data_dir, database, options).await?;
-            Some(Arc::new(store))
-        } else {
-            None
+        let options = StoreOptions {
+            limits: settings.limits.api.store_limits(),
+            events: Some(route_topics.clone()),
+            stream_cache: settings.streams.cache_for,
         };
-        let announcer = store
-            .as_ref()
-            .map(|store| RouteAnnouncer::new(store.clone()));
+        let database = settings.delivery.database.as_ref();
+        // The embedded API's data, or with a remote upstream only the streams' cache of what the
+        // routes deliver (and, on PostgreSQL, the feed every replica's streams read).
+        let state = Arc::new(Store::connect(&settings.server.data_dir, database, options).await?);
+        let store = settings.pushjet.embedded.then(|| state.clone());
+        let announcer = RouteAnnouncer::new(state.clone());
         let demo = match &store {
             Some(store) if settings.routes.is_empty() => {
                 let demo = demo::ensure(store).await?;
@@ -159,16 +153,12 @@ impl Application {
             &settings,
             demo.as_ref(),
         )?));
-        let streams = store.as_ref().map(|store| {
-            let routes = RouteStreams {
-                topics: route_topics.clone(),
-                readers: bridge.clone(),
-            };
-            Streams::start(hub.clone(), store.clone(), routes)
-        });
-        if let Some(streams) = &streams {
-            streams.close_on_stop_signals()?;
-        }
+        let routes = RouteStreams {
+            topics: route_topics.clone(),
+            readers: bridge.clone(),
+        };
+        let streams = Streams::start(hub.clone(), state, routes);
+        streams.close_on_stop_signals()?;
         let api_url = match &settings.pushjet.api_url {
             Some(url) => url.clone(),
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
@@ -214,7 +204,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let store = store.clone();
             let api_guard = api_guard.clone();
-            let (connector, ntfy) = (streams.clone(), streams.clone());
+            let (connector, ntfy) = (store.is_some().then(|| streams.clone()), streams.clone());
             let mailbox = mailbox.clone();
             let announcer = announcer.clone();
             let api = Api::at(api_url.clone(), send_timeout);
@@ -252,16 +242,10 @@ impl Application {
                     if let Some(mailbox) = mailbox {
                         config.app_data(mailbox);
                     }
-                    if let Some(announcer) = announcer {
-                        config.app_data(web::Data::new(announcer));
-                    }
+                    config.app_data(web::Data::new(announcer));
                 })
                 .configure(http::ntfy::configure)
-                .configure(move |config| {
-                    if let Some(streams) = ntfy {
-                        streams.configure_ntfy(config);
-                    }
-                })
+                .configure(move |config| ntfy.configure_ntfy(config))
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .workers(workers)

@@ -190,3 +190,47 @@ async fn two_replicas_route_streams_each_get_what_either_delivers() {
     }
     second.stop().await;
 }
+
+#[actix_web::test]
+async fn a_routes_stream_gets_what_it_delivers_to_a_remote_pushjet_server() {
+    let upstream = crate::common::spawn_app().await;
+    let service = upstream
+        .pushjet()
+        .create_service("remote", None)
+        .await
+        .expect("a service");
+    let secret = service
+        .secret_key()
+        .expect("its secret")
+        .expose()
+        .to_owned();
+    let uuid = pushjet_bridge::pushjet::DeviceUuid::parse(&uuid::Uuid::new_v4().to_string())
+        .expect("a UUID");
+    let device = upstream.pushjet().device(uuid);
+    device.subscribe(&service).await.expect("subscribed");
+    let api = upstream.url("/pushjet/");
+    let bridge = spawn_app_with(&[
+        ("PUSHJET_API_URL", api.as_str()),
+        ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
+        ("PUSHJET_BRIDGE_ROUTES", "ops"),
+        ("PUSHJET_BRIDGE_ROUTE_OPS_SECRET", secret.as_str()),
+        ("PUSHJET_BRIDGE_ROUTE_OPS_SUBSCRIBE_TOKEN", "tk_read"),
+    ])
+    .await;
+
+    let (status, body) = open(&bridge.url("/ops/json"), Some("Bearer tk_read")).await;
+    assert_eq!(status, 200);
+    let mut body = body.expect("the stream");
+    assert_eq!(next_event(&mut body).await["event"], "open");
+    let answer = post(&bridge.url("/hooks/ops"), &[], "sent upstream").await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let event = next_event(&mut body).await;
+    assert_eq!(event["message"], "sent upstream", "{event}");
+    assert_eq!(event["topic"], "ops", "{event}");
+    let received = crate::common::expect_one_message(&device).await;
+    assert_eq!(
+        received.message, "sent upstream",
+        "delivered upstream as well"
+    );
+    bridge.stop().await;
+}
