@@ -101,7 +101,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-/// What every publish handler needs from the application.
+/// What every publish handler needs from the application (extracted together).
 type Shared = (
     web::Data<SharedBridge>,
     web::Data<Outbox>,
@@ -115,38 +115,18 @@ pub async fn publish_to_topic(
     request: HttpRequest,
     topic: web::Path<String>,
     payload: web::Payload,
-    bridge: web::Data<SharedBridge>,
-    outbox: web::Data<Outbox>,
-    api: web::Data<Api>,
-    metrics: web::Data<Metrics>,
-    mailbox: Option<web::Data<DeviceMailbox>>,
+    shared: Shared,
 ) -> HttpResponse {
-    publish(
-        &request,
-        Some(topic.as_str()),
-        payload,
-        (bridge, outbox, api, metrics, mailbox),
-    )
-    .await
+    publish(&request, Some(topic.as_str()), payload, shared).await
 }
 
 /// `PUT`/`POST /`: ntfy's JSON message, its `topic` naming the route or the device.
 pub async fn publish_json(
     request: HttpRequest,
     payload: web::Payload,
-    bridge: web::Data<SharedBridge>,
-    outbox: web::Data<Outbox>,
-    api: web::Data<Api>,
-    metrics: web::Data<Metrics>,
-    mailbox: Option<web::Data<DeviceMailbox>>,
+    shared: Shared,
 ) -> HttpResponse {
-    publish(
-        &request,
-        None,
-        payload,
-        (bridge, outbox, api, metrics, mailbox),
-    )
-    .await
+    publish(&request, None, payload, shared).await
 }
 
 /// Where a publish goes: a route's pipeline, or one device of the embedded API.

@@ -363,7 +363,7 @@ pub(crate) async fn preflight() -> HttpResponse {
 /// stream who holds one of its credentials.
 async fn auth(request: HttpRequest, streams: web::Data<Streams>) -> HttpResponse {
     if let Err(refused) = resolve(&request, &streams.routes) {
-        return refused;
+        return refused.response();
     }
     with_cors(
         HttpResponse::Ok()
@@ -408,7 +408,7 @@ async fn http_stream(
 ) -> HttpResponse {
     let topics = match resolve(&request, &streams.routes) {
         Ok(topics) => topics,
-        Err(refused) => return refused,
+        Err(refused) => return refused.response(),
     };
     let devices = topics.keys();
     let poll = is_true(param(&request, "x-poll", &["poll", "po"]));
@@ -501,7 +501,7 @@ async fn websocket(
 ) -> Result<HttpResponse, actix_web::Error> {
     let topics = match resolve(&request, &streams.routes) {
         Ok(topics) => topics,
-        Err(refused) => return Ok(refused),
+        Err(refused) => return Ok(refused.response()),
     };
     let Some(since) = since_of(&request, false) else {
         return Ok(invalid_since());

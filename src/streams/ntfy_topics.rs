@@ -82,11 +82,35 @@ fn presented(request: &HttpRequest) -> Option<String> {
         .or_else(|| ntfy_auth_param(request.query_string()))
 }
 
-/// The path's topics, or the answer that refuses them.
-pub(super) fn resolve(
-    request: &HttpRequest,
-    routes: &RouteStreams,
-) -> Result<Topics, HttpResponse> {
+/// Why a path's topics were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// A route's topic without a credential (ntfy's 403 for anonymous readers).
+    Forbidden,
+    /// A route's topic with a credential that is none of the route's (ntfy's 401).
+    Unauthorized,
+    /// Neither a route nor a device UUID.
+    Invalid,
+}
+
+impl Refusal {
+    /// ntfy's answer.
+    pub(super) fn response(self) -> HttpResponse {
+        match self {
+            Self::Forbidden => error(StatusCode::FORBIDDEN, 40301, "forbidden"),
+            Self::Unauthorized => error(StatusCode::UNAUTHORIZED, 40101, "unauthorized"),
+            Self::Invalid => error(
+                StatusCode::BAD_REQUEST,
+                40009,
+                "invalid request: topic invalid; a topic here is a route's name or a Pushjet \
+                 device UUID (8-4-4-4-12 hex digits)",
+            ),
+        }
+    }
+}
+
+/// The path's topics, or why they are refused.
+pub(super) fn resolve(request: &HttpRequest, routes: &RouteStreams) -> Result<Topics, Refusal> {
     let raw = request.match_info().get("topics").unwrap_or_default();
     let authorization = presented(request);
     let mut topics: Vec<(DeviceUuid, String)> = Vec::new();
@@ -95,13 +119,9 @@ pub(super) fn resolve(
             Ok(device) => device,
             Err(_) => match routes.readers.check(part, authorization.as_deref()) {
                 Some(ReadAccess::Granted) => routes.topics.topic(part),
-                Some(ReadAccess::Missing) => {
-                    return Err(error(StatusCode::FORBIDDEN, 40301, "forbidden"));
-                }
-                Some(ReadAccess::Refused) => {
-                    return Err(error(StatusCode::UNAUTHORIZED, 40101, "unauthorized"));
-                }
-                None => return Err(invalid_topic()),
+                Some(ReadAccess::Missing) => return Err(Refusal::Forbidden),
+                Some(ReadAccess::Refused) => return Err(Refusal::Unauthorized),
+                None => return Err(Refusal::Invalid),
             },
         };
         if !topics.iter().any(|(known, _)| *known == key) {
@@ -109,14 +129,4 @@ pub(super) fn resolve(
         }
     }
     Ok(Topics(topics))
-}
-
-/// ntfy's 400 for a topic that is neither a route nor a device UUID.
-fn invalid_topic() -> HttpResponse {
-    error(
-        StatusCode::BAD_REQUEST,
-        40009,
-        "invalid request: topic invalid; a topic here is a route's name or a Pushjet device UUID \
-         (8-4-4-4-12 hex digits)",
-    )
 }

@@ -375,7 +375,7 @@ impl RedbFile {
                 subscribers = subscribers.len(),
                 "stored Pushjet message"
             );
-            let stored = StoredMessage {
+            StoredMessage {
                 id,
                 stream_id: new_stream_id(),
                 devices: subscribers
@@ -390,8 +390,7 @@ impl RedbFile {
                     timestamp: record.timestamp,
                     title: record.title,
                 },
-            };
-            stored
+            }
         };
         if self.events.is_some() {
             let cached = stream_cache::Cached::Message(stored.clone());
