@@ -234,3 +234,23 @@ async fn a_routes_stream_gets_what_it_delivers_to_a_remote_pushjet_server() {
     );
     bridge.stop().await;
 }
+
+#[actix_web::test]
+async fn a_sync_routes_stream_gets_what_it_sent_before_the_answer() {
+    let mut vars = ROUTE_VARS.to_vec();
+    vars.push(("PUSHJET_BRIDGE_ROUTE_OPS_DELIVERY", "sync"));
+    let app = spawn_app_with_routes(&vars).await;
+    let (status, body) = open(&app.url("/ops/json"), Some("Bearer tk_read")).await;
+    assert_eq!(status, 200);
+    let mut body = body.expect("the stream");
+    assert_eq!(next_event(&mut body).await["event"], "open");
+    let answer = post(
+        &app.url("/hooks/ops"),
+        &[("Authorization", "Bearer tk_write")],
+        "sent at once",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let event = next_event(&mut body).await;
+    assert_eq!(event["message"], "sent at once", "{event}");
+}
