@@ -13,8 +13,11 @@
 //!
 //! The request becomes ntfy's JSON message and goes through the pipeline as a webhook of the
 //! route (source `ntfy`, so `templates/ntfy/` renders it) and the outbox, with the route's
-//! authentication: its `TOKEN` as `Authorization: Bearer`, its `BASIC_AUTH`, or either as ntfy's
-//! `?auth=` parameter (the whole `Authorization` value, base64url-encoded). The answer is the
+//! authentication: its `TOKEN` as `Authorization: Bearer` (or as basic auth's password with an
+//! empty user, as ntfy's apps send a token), its `BASIC_AUTH`, or either as ntfy's `?auth=`
+//! parameter (the whole `Authorization` value, base64url-encoded). A topic that is a device UUID
+//! publishes to that device alone instead (`super::ntfy_device`). Every answer is open to every
+//! origin, and the paths answer CORS preflights, for ntfy's web app. The answer is the
 //! message as ntfy returns it: `id`, `time`, `expires`, `event`, `topic` and the fields set.
 //! Delays, e-mail, calls, attachments and caching are not supported; a body that is not UTF-8
 //! text (an attachment, for ntfy) is refused with 400.
@@ -35,9 +38,11 @@ use crate::pushjet::{Api, DeviceUuid};
 use crate::pushjet_server::DeviceMailbox;
 use crate::reload::SharedBridge;
 use crate::routes::Route;
-use crate::secret::ntfy_auth_param;
+use crate::secret::{authorization_credentials, ntfy_auth_param};
 use crate::sources::{SourceKind, parse_ntfy_priority};
 use crate::streams::ntfy::{preflight, with_cors};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 /// How long ntfy's default cache keeps a message; the answer's `expires` is this after `time`.
 const CACHE_SECONDS: u64 = 12 * 60 * 60;
@@ -413,8 +418,10 @@ fn merge_json(message: &mut Map<String, Value>, json: Map<String, Value>) -> Res
     Ok(())
 }
 
-/// The request's headers as the pipeline reads the JSON message: `Content-Type` JSON, and
-/// ntfy's `?auth=` parameter, when present, as the `Authorization` header it encodes.
+/// The request's headers as the pipeline reads the JSON message: `Content-Type` JSON, ntfy's
+/// `?auth=` parameter, when present, as the `Authorization` header it encodes, and basic auth
+/// with an empty user as the bearer token its password is (how ntfy's apps send an access
+/// token entered as a password).
 fn adapted_headers(headers: &HeaderMap, query: &str) -> HeaderMap {
     let mut adapted = headers.clone();
     adapted.insert(
@@ -423,6 +430,15 @@ fn adapted_headers(headers: &HeaderMap, query: &str) -> HeaderMap {
     );
     if let Some(value) =
         ntfy_auth_param(query).and_then(|decoded| HeaderValue::from_str(&decoded).ok())
+    {
+        adapted.insert(header::AUTHORIZATION, value);
+    }
+    let token = authorization_credentials(&adapted, "basic")
+        .find_map(|encoded| STANDARD.decode(encoded).ok())
+        .and_then(|decoded| decoded.strip_prefix(b":").map(<[u8]>::to_vec))
+        .and_then(|token| String::from_utf8(token).ok());
+    if let Some(value) =
+        token.and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok())
     {
         adapted.insert(header::AUTHORIZATION, value);
     }
@@ -464,7 +480,6 @@ pub(super) fn answer(mut message: Map<String, Value>) -> Value {
 mod tests {
     use super::*;
     use crate::sources::test_support::headers;
-    use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
@@ -569,6 +584,24 @@ mod tests {
         );
         let untouched = adapted_headers(&headers(&[]), "auth=%%%");
         assert!(untouched.get(header::AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn a_token_as_basic_auths_password_with_an_empty_user_becomes_a_bearer_token() {
+        let as_app_sends = format!("Basic {}", STANDARD.encode(":tk_abc"));
+        let adapted = adapted_headers(&headers(&[("Authorization", &as_app_sends)]), "");
+        assert_eq!(
+            adapted
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+            Some(&b"Bearer tk_abc"[..])
+        );
+        let user = format!("Basic {}", STANDARD.encode("ops:pw"));
+        let kept = adapted_headers(&headers(&[("Authorization", &user)]), "");
+        assert_eq!(
+            kept.get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+            Some(user.as_bytes())
+        );
     }
 
     #[test]
