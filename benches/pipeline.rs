@@ -210,6 +210,7 @@ fn route(case: &Case, auth: InboundAuth) -> Route {
     Route {
         name: RouteName::parse("bench").expect("route name"),
         secret: SecretKey::parse("0123456789abcdef0123456789abcdef").expect("secret key"),
+        readers: pushjet_bridge::verify::ReaderAuth::of(&auth),
         auth,
         source: case.options(),
         template: None,

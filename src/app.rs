@@ -18,10 +18,11 @@ use crate::http;
 use crate::http::admin::Admin;
 use crate::http::metrics::MetricsToken;
 use crate::metrics::Metrics;
-use crate::pushjet::{Api, ApiUrl};
+use crate::pushjet::{Api, ApiUrl, NewMessage, SecretKey};
 use crate::pushjet_server::{self, Store, StoreError, StoreOptions};
 use crate::reload::{ReloadError, Reloader, build_bridge};
-use crate::streams::{Hub, Streams};
+use crate::routes::RouteName;
+use crate::streams::{Hub, RouteAnnouncer, RouteStreams, RouteTopics, Streams};
 
 /// How long in-flight HTTP requests may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -62,6 +63,44 @@ pub enum AppError {
     OutboxNeedsRestart,
 }
 
+/// The dispatcher's upstream: the Pushjet API, telling the routes' streams of each notification
+/// delivered.
+struct Announcing {
+    api_url: ApiUrl,
+    timeout: Duration,
+    announcer: RouteAnnouncer,
+}
+
+impl Announcing {
+    /// Makes the API client (on the dispatcher's thread: awc clients stay where they are made).
+    fn connect(self) -> AnnouncingApi {
+        AnnouncingApi {
+            api: Api::at(self.api_url, self.timeout),
+            announcer: self.announcer,
+        }
+    }
+}
+
+/// [`Announcing`] connected.
+struct AnnouncingApi {
+    api: Api,
+    announcer: RouteAnnouncer,
+}
+
+impl delivery::Upstream for AnnouncingApi {
+    fn send(
+        &self,
+        secret: &SecretKey,
+        message: &NewMessage,
+    ) -> impl Future<Output = Result<(), crate::pushjet::Error>> {
+        self.api.send(secret, message)
+    }
+
+    fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
+        self.announcer.delivered(route, secret, message);
+    }
+}
+
 /// How often the outbox is checked for a failure only a restart repairs.
 const RESTART_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -89,24 +128,18 @@ impl Application {
         let base_url = local_base_url(local);
         let metrics = Arc::new(Metrics::new());
         let hub = Hub::new(settings.streams, metrics.streams.clone());
-        let store = if settings.pushjet.embedded {
-            let options = StoreOptions {
-                limits: settings.limits.api.store_limits(),
-                events: Some(hub.clone()),
-                stream_cache: settings.streams.cache_for,
-            };
-            let database = settings.delivery.database.as_ref();
-            let store = Store::connect(&settings.server.data_dir, database, options).await?;
-            Some(Arc::new(store))
-        } else {
-            None
+        let route_topics = RouteTopics::new(hub.clone());
+        let options = StoreOptions {
+            limits: settings.limits.api.store_limits(),
+            events: Some(route_topics.clone()),
+            stream_cache: settings.streams.cache_for,
         };
-        let streams = store
-            .as_ref()
-            .map(|store| Streams::start(hub.clone(), store.clone()));
-        if let Some(streams) = &streams {
-            streams.close_on_stop_signals()?;
-        }
+        let database = settings.delivery.database.as_ref();
+        // The embedded API's data, or with a remote upstream only the streams' cache of what the
+        // routes deliver (and, on PostgreSQL, the feed every replica's streams read).
+        let state = Arc::new(Store::connect(&settings.server.data_dir, database, options).await?);
+        let store = settings.pushjet.embedded.then(|| state.clone());
+        let announcer = RouteAnnouncer::new(state.clone());
         let demo = match &store {
             Some(store) if settings.routes.is_empty() => {
                 let demo = demo::ensure(store).await?;
@@ -124,18 +157,29 @@ impl Application {
             &settings,
             demo.as_ref(),
         )?));
+        let routes = RouteStreams {
+            topics: route_topics.clone(),
+            readers: bridge.clone(),
+        };
+        let streams = Streams::start(hub.clone(), state, routes);
+        streams.close_on_stop_signals()?;
         let api_url = match &settings.pushjet.api_url {
             Some(url) => url.clone(),
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
         let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery).await?;
-        let dispatcher = delivery::spawn(
+        let upstream = Announcing {
+            api_url: api_url.clone(),
+            timeout: settings.delivery.send_timeout,
+            announcer: announcer.clone(),
+        };
+        let dispatcher = delivery::spawn_with(
             outbox.clone(),
             bridge.clone(),
-            api_url.clone(),
             &settings.delivery,
             metrics.clone(),
+            move || upstream.connect(),
         );
         let releaser = delivery::noise::spawn_releaser(
             outbox.clone(),
@@ -164,12 +208,20 @@ impl Application {
         let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.limits.http));
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let api_guard = pushjet_server::ApiGuard::new(&settings.limits.api);
+        let mailbox = store.as_ref().map(|store| {
+            web::Data::new(pushjet_server::DeviceMailbox::new(
+                store.clone(),
+                api_guard.clone(),
+            ))
+        });
 
         let send_timeout = settings.delivery.send_timeout;
         let server = HttpServer::new(move || {
             let store = store.clone();
             let api_guard = api_guard.clone();
-            let (connector, ntfy) = (streams.clone(), streams.clone());
+            let (connector, ntfy) = (store.is_some().then(|| streams.clone()), streams.clone());
+            let mailbox = mailbox.clone();
+            let announcer = announcer.clone();
             let api = Api::at(api_url.clone(), send_timeout);
             App::new()
                 .wrap(from_fn(http::limits::guard))
@@ -202,12 +254,15 @@ impl Application {
                     }
                 })
                 .service(http::gotify::message_resource(store))
-                .configure(http::ntfy::configure)
+                .configure(http::ntfy_cors::configure)
                 .configure(move |config| {
-                    if let Some(streams) = ntfy {
-                        streams.configure_ntfy(config);
+                    if let Some(mailbox) = mailbox {
+                        config.app_data(mailbox);
                     }
+                    config.app_data(web::Data::new(announcer));
                 })
+                .configure(http::ntfy::configure)
+                .configure(move |config| ntfy.configure_ntfy(config))
         })
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         // A client that closes its side of the connection is gone: its request (a live stream
@@ -311,15 +366,23 @@ fn local_base_url(local: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, local.port()))
 }
 
-/// Tells a new user how to use the demo route.
+/// Tells a new user how to use the demo route: how to send, and how to watch it arrive with
+/// curl or in the ntfy app (the demo device's UUID being its topic).
 fn announce_demo(base_url: &str, demo: &demo::Demo) {
-    tracing::info!(
+    tracing::info!("{}", demo_instructions(base_url, demo));
+}
+
+/// The demo's start-up instructions.
+fn demo_instructions(base_url: &str, demo: &demo::Demo) -> String {
+    format!(
         "no routes configured, so route `demo` is ready on the embedded Pushjet API.\n  \
          send:      curl -d 'Hello from pushjet-bridge' {base_url}/hooks/demo\n  \
+         stream:    curl -s {base_url}/{device}/json\n  \
+         ntfy app:  add the server {base_url} and subscribe to the topic {device}\n  \
          read:      cargo run --release -- client --api {base_url}/pushjet/ device messages --uuid {device}\n  \
          subscribe: another device with public key {public}\n  \
          configure: your own routes with PUSHJET_BRIDGE_ROUTES (see the README)",
         device = demo.device,
         public = demo.public_key,
-    );
+    )
 }

@@ -8,7 +8,7 @@ use crate::pushjet::{DeviceUuid, PublicKey};
 use crate::pushjet_server::{DemoKeys, Icon, ServiceName, Store, StoreError};
 use crate::routes::{DeliveryMode, Route, RouteName};
 use crate::sources::SourceOptions;
-use crate::verify::InboundAuth;
+use crate::verify::{InboundAuth, ReaderAuth};
 
 /// The demo route's name.
 pub const DEMO_ROUTE: &str = "demo";
@@ -70,6 +70,7 @@ pub async fn ensure(store: &Store) -> Result<Demo, DemoError> {
         name,
         secret: keys.secret,
         auth: InboundAuth::default(),
+        readers: ReaderAuth::of(&InboundAuth::default()),
         template: None,
         events: None,
         delivery: DeliveryMode::Queued,

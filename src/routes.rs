@@ -7,16 +7,20 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::noise::NoisePolicy;
-use crate::pushjet::SecretKey;
+use crate::pushjet::{DeviceUuid, SecretKey};
 use crate::sources::SourceOptions;
-use crate::verify::InboundAuth;
+use crate::verify::{InboundAuth, ReaderAuth};
 
 /// Why a text is not a route name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("route name `{0}` must be 1-64 characters of a-z, 0-9, `_` and `-`")]
+#[error(
+    "route name `{0}` must be 1-64 characters of a-z, 0-9, `_` and `-`, and not shaped like a \
+     device UUID (8-4-4-4-12 hex digits), which as an ntfy topic names a device"
+)]
 pub struct RouteNameError(pub String);
 
-/// A route's name: 1–64 characters of `a-z`, `0-9`, `_` and `-`.
+/// A route's name: 1–64 characters of `a-z`, `0-9`, `_` and `-`, never shaped like a device UUID
+/// (route names and device UUIDs share ntfy's topics).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct RouteName(String);
@@ -27,7 +31,8 @@ impl RouteName {
         let valid = (1..=64).contains(&raw.len())
             && raw
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && DeviceUuid::parse(raw).is_err();
         if valid {
             Ok(Self(raw.to_owned()))
         } else {
@@ -119,6 +124,8 @@ pub struct Route {
     pub secret: SecretKey,
     /// Who may post to it.
     pub auth: InboundAuth,
+    /// Who may read its stream (`/<route>/json`, …).
+    pub readers: ReaderAuth,
     /// How payloads are read.
     pub source: SourceOptions,
     /// A template to use instead of the sender's built-in choice.
@@ -193,6 +200,16 @@ mod tests {
         assert!(RouteName::parse("Upper").is_err());
         assert!(RouteName::parse("dot.ted").is_err());
         assert!(RouteName::parse("../etc").is_err());
+    }
+
+    #[test]
+    fn a_route_name_shaped_like_a_device_uuid_is_refused() {
+        let refused = RouteName::parse("01234567-89ab-cdef-0123-456789abcdef");
+        assert!(
+            refused.is_err_and(|error| error.to_string().contains("device UUID")),
+            "a UUID-shaped route would hide the device's topic"
+        );
+        assert!(RouteName::parse("01234567-89ab-cdef-0123-456789abcdeg").is_ok());
     }
 
     #[test]

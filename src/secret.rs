@@ -73,6 +73,25 @@ pub fn authorization_credentials<'a>(
         })
 }
 
+/// The `Authorization` value ntfy's `?auth=` (or `?authorization=`) parameter carries in `query`
+/// (a raw query string): the header's whole value, base64url-encoded (padded or not, or in
+/// standard base64), as ntfy's apps send it where they cannot set headers.
+pub fn ntfy_auth_param(query: &str) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let encoded = ["auth", "authorization"]
+        .iter()
+        .find_map(|name| pairs.iter().find(|(key, _)| key == name))
+        .map(|(_, value)| value.trim().to_owned())?;
+    [URL_SAFE_NO_PAD, URL_SAFE, STANDARD]
+        .iter()
+        .find_map(|engine| engine.decode(&encoded).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,10 @@ use subtle::ConstantTimeEq;
 
 use crate::secret::{Secret, authorization_credentials};
 
+pub mod readers;
+
+pub use readers::{ReadAccess, ReaderAuth};
+
 /// GitHub's signature header: `sha256=` and the hex HMAC-SHA256 of the body.
 const GITHUB_SIGNATURE: &str = "x-hub-signature-256";
 /// Gitea's signature header: the bare hex HMAC-SHA256 of the body.
@@ -163,6 +167,21 @@ impl InboundAuth {
         self.verifiers
             .iter()
             .any(|verifier| matches!(verifier, Verifier::Token(token) if token.matches(candidate.as_bytes())))
+    }
+
+    /// The route's token and basic credentials (`user:password`), which also let a person read
+    /// its stream (see [`readers`]).
+    pub(crate) fn reader_credentials(&self) -> (Vec<Secret>, Vec<Secret>) {
+        let mut tokens = Vec::new();
+        let mut basic = Vec::new();
+        for verifier in &self.verifiers {
+            match verifier {
+                Verifier::Token(token) => tokens.push(token.clone()),
+                Verifier::BasicAuth(credentials) => basic.push(credentials.clone()),
+                Verifier::WebhookSecrets(_) => {}
+            }
+        }
+        (tokens, basic)
     }
 
     /// True when no method is configured, so every request is accepted.

@@ -13,7 +13,7 @@ use crate::routes::{DeliveryMode, EventFilter, Route, RouteName, Routes};
 use crate::sources::{
     AlertGrouping, ResolvedPolicy, SeverityImportance, SourceOptions, SourceSetting,
 };
-use crate::verify::InboundAuth;
+use crate::verify::{InboundAuth, ReaderAuth};
 
 #[derive(Deserialize)]
 struct RouteVars {
@@ -27,6 +27,10 @@ struct RouteVars {
     token_file: Option<PathBuf>,
     basic_auth: Option<String>,
     basic_auth_file: Option<PathBuf>,
+    subscribe_token: Option<String>,
+    subscribe_token_file: Option<PathBuf>,
+    subscribe_basic_auth: Option<String>,
+    subscribe_basic_auth_file: Option<PathBuf>,
     importance: Option<String>,
     events: Option<String>,
     alert_grouping: Option<String>,
@@ -97,10 +101,11 @@ fn read_route(name: RouteName, vars: &Vars, problems: &mut Problems) -> Option<R
         .filter(|raw| !raw.trim().is_empty())
         .map(EventFilter::parse);
     match (secret, auth) {
-        (Some(secret), Some(auth)) if problems.len() == problems_before => Some(Route {
+        (Some(secret), Some((auth, readers))) if problems.len() == problems_before => Some(Route {
             name,
             secret,
             auth,
+            readers,
             source,
             template,
             events,
@@ -134,8 +139,13 @@ fn read_secret(
     }
 }
 
-/// How the route authenticates its senders: webhook secrets, token, basic auth.
-fn read_auth(prefix: &str, raw: &RouteVars, problems: &mut Problems) -> Option<InboundAuth> {
+/// How the route authenticates its senders (webhook secrets, token, basic auth) and the readers
+/// of its stream (those, or the read-only `SUBSCRIBE_TOKEN` and `SUBSCRIBE_BASIC_AUTH`).
+fn read_auth(
+    prefix: &str,
+    raw: &RouteVars,
+    problems: &mut Problems,
+) -> Option<(InboundAuth, ReaderAuth)> {
     let mut secret = |key: &str, value: &Option<String>, file: &Option<PathBuf>| {
         problems.secret(&format!("{prefix}{key}"), value.clone(), file.clone())
     };
@@ -146,13 +156,31 @@ fn read_auth(prefix: &str, raw: &RouteVars, problems: &mut Problems) -> Option<I
     );
     let token = secret("TOKEN", &raw.token, &raw.token_file);
     let basic_auth = secret("BASIC_AUTH", &raw.basic_auth, &raw.basic_auth_file);
-    InboundAuth::new(
+    let subscribe_token = secret(
+        "SUBSCRIBE_TOKEN",
+        &raw.subscribe_token,
+        &raw.subscribe_token_file,
+    );
+    let subscribe_basic = secret(
+        "SUBSCRIBE_BASIC_AUTH",
+        &raw.subscribe_basic_auth,
+        &raw.subscribe_basic_auth_file,
+    );
+    let auth = InboundAuth::new(
         webhook_secret.as_deref(),
         token.as_deref(),
         basic_auth.as_deref(),
     )
     .map_err(|error| problems.push(format!("{prefix}*: authentication: {error}")))
-    .ok()
+    .ok()?;
+    let readers = ReaderAuth::new(
+        &auth,
+        subscribe_token.as_deref(),
+        subscribe_basic.as_deref(),
+    )
+    .map_err(|error| problems.push(format!("{prefix}SUBSCRIBE_*: {error}")))
+    .ok()?;
+    Some((auth, readers))
 }
 
 /// How the route reads its sender's payloads.

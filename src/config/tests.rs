@@ -387,3 +387,46 @@ fn every_noise_problem_of_a_route_is_reported_at_once() {
     }
     assert_eq!(error.0.len(), 6, "{text}");
 }
+
+#[test]
+fn a_routes_read_only_credentials_come_from_variables_or_files_and_stay_hidden() {
+    use crate::verify::ReadAccess;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("subscribe-token");
+    std::fs::write(&file, "read-token-value\n").unwrap();
+    let path = file.display().to_string();
+    let settings = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "r"),
+        ("PUSHJET_BRIDGE_ROUTE_R_SECRET", SECRET),
+        ("PUSHJET_BRIDGE_ROUTE_R_SUBSCRIBE_TOKEN_FILE", &path),
+        (
+            "PUSHJET_BRIDGE_ROUTE_R_SUBSCRIBE_BASIC_AUTH",
+            "phone:pin-value",
+        ),
+    ]))
+    .unwrap();
+    let route = settings.routes.get("r").unwrap();
+    assert_eq!(
+        route.readers.check(Some("Bearer read-token-value")),
+        ReadAccess::Granted
+    );
+    assert_eq!(route.readers.check(None), ReadAccess::Missing);
+    let printed = format!("{settings:?}");
+    assert!(!printed.contains("read-token-value") && !printed.contains("pin-value"));
+
+    let error = Settings::from_vars(vars(&[
+        ("PUSHJET_BRIDGE_ROUTES", "r"),
+        ("PUSHJET_BRIDGE_ROUTE_R_SECRET", SECRET),
+        (
+            "PUSHJET_BRIDGE_ROUTE_R_SUBSCRIBE_BASIC_AUTH",
+            "no-colon-value",
+        ),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("PUSHJET_BRIDGE_ROUTE_R_SUBSCRIBE_*"),
+        "{error}"
+    );
+    assert!(!error.contains("no-colon-value"), "{error}");
+}

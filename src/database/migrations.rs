@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_pushjet.sql")),
     (4, include_str!("migrations/0004_noise.sql")),
     (5, include_str!("migrations/0005_lower_case_devices.sql")),
+    (6, include_str!("migrations/0006_direct_services.sql")),
 ];
 
 /// The schema version this binary writes.

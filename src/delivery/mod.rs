@@ -91,4 +91,4 @@ pub use crate::config::DeliverySettings;
 pub use outbox::{DedupKey, DedupKind, Enqueued, Outbox, OutboxError};
 pub use redb::OUTBOX_FILE_NAME;
 pub use retry::{Failure, classify};
-pub use worker::{DispatcherHandle, RouteSecrets, spawn};
+pub use worker::{DispatcherHandle, RouteSecrets, Upstream, spawn_with};

@@ -47,6 +47,7 @@ pub(super) fn configured_route(name: &str) -> Route {
         name: route(name),
         secret: secret_for(name),
         auth: InboundAuth::default(),
+        readers: crate::verify::ReaderAuth::of(&InboundAuth::default()),
         source: SourceOptions::new(name),
         template: None,
         events: None,

@@ -41,7 +41,7 @@ use super::outbox::{Claim, Outbox, Outcome, Recording};
 use super::retry::{Decision, RetryPolicy, whole_seconds};
 use crate::config::DeliverySettings;
 use crate::metrics::{self, Metrics};
-use crate::pushjet::{Api, ApiUrl, Error, NewMessage, SecretKey};
+use crate::pushjet::{Api, Error, NewMessage, SecretKey};
 use crate::routes::{RouteName, Routes};
 
 /// How many notifications a run reads from the outbox at once.
@@ -80,6 +80,12 @@ pub trait Upstream {
         secret: &SecretKey,
         message: &NewMessage,
     ) -> impl Future<Output = Result<(), Error>>;
+
+    /// Told of each notification `route` (sending with `secret`) delivered, right after the
+    /// send succeeded; nothing by default.
+    fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
+        let _ignored = (route, secret, message);
+    }
 }
 
 impl Upstream for Api {
@@ -123,14 +129,13 @@ impl DispatcherHandle {
     }
 }
 
-/// Starts the dispatcher on the current actix arbiter, sending through a Pushjet [`Api`] at
-/// `api_url` created inside its task (awc clients stay on the thread that made them).
-///
-/// Must be called from within an actix system (e.g. in `Application::build`).
-pub fn spawn(
+/// [`spawn_with`] a Pushjet [`Api`] at `api_url` as the upstream (the tests'; the application's
+/// upstream also tells the routes' streams what it delivered, see `crate::app`).
+#[cfg(test)]
+pub(crate) fn spawn(
     outbox: Outbox,
     routes: SharedRoutes,
-    api_url: ApiUrl,
+    api_url: crate::pushjet::ApiUrl,
     settings: &DeliverySettings,
     metrics: Arc<Metrics>,
 ) -> DispatcherHandle {
@@ -141,7 +146,8 @@ pub fn spawn(
 }
 
 /// Starts the dispatcher on the current actix arbiter with the upstream that `make_upstream`
-/// creates inside the dispatcher's task.
+/// creates inside the dispatcher's task (a Pushjet [`Api`]: awc clients stay on the thread that
+/// made them). Must be called from within an actix system (e.g. in `Application::build`).
 pub fn spawn_with<U, F>(
     outbox: Outbox,
     routes: SharedRoutes,
@@ -320,6 +326,9 @@ impl<U: Upstream> Context<U> {
         let attempt = pending.attempts.saturating_add(1);
         let started = Instant::now();
         let sent = self.upstream.send(&secret, &pending.message).await;
+        if sent.is_ok() {
+            self.upstream.delivered(route, &secret, &pending.message);
+        }
         let outcome = match &sent {
             Ok(()) => "ok",
             Err(error) if error.is_transient() => "transient",

@@ -82,6 +82,7 @@ pub async fn publish(
             outbox: &outbox,
             api: &api,
             metrics: &metrics,
+            announcer: hooks::announcer(&request),
         },
         &mut route,
     )

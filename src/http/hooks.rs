@@ -21,6 +21,7 @@ use crate::pushjet::{Api, NewMessage};
 use crate::reload::SharedBridge;
 use crate::routes::{DeliveryMode, Route, RouteName};
 use crate::sources::SourceKind;
+use crate::streams::RouteAnnouncer;
 
 /// Reads the body up to `limit` bytes (its declared length was checked with the headers). The
 /// buffer grows with what arrives, never to what a client merely declares.
@@ -112,6 +113,16 @@ pub(crate) struct Handoff<'a> {
     pub(crate) outbox: &'a Outbox,
     pub(crate) api: &'a Api,
     pub(crate) metrics: &'a Metrics,
+    /// Told of what a `sync` route delivered, for the route's stream (the dispatcher tells it of
+    /// the rest).
+    pub(crate) announcer: Option<&'a RouteAnnouncer>,
+}
+
+/// The application's [`RouteAnnouncer`], if it has one.
+pub(crate) fn announcer(request: &HttpRequest) -> Option<&RouteAnnouncer> {
+    request
+        .app_data::<web::Data<RouteAnnouncer>>()
+        .map(|data| data.get_ref())
 }
 
 /// What happened to an accepted webhook's notifications.
@@ -210,6 +221,7 @@ pub async fn receive(
                     outbox: &outbox,
                     api: &api,
                     metrics: &metrics,
+                    announcer: announcer(&request),
                 },
             )
             .await,
@@ -393,7 +405,7 @@ async fn hand_over(
             Ok(Enqueued::Duplicate) => Ok(Handed::Duplicate),
             Err(error) => Err(HookError::Unavailable(error)),
         },
-        DeliveryMode::Sync => send_now(handoff.api, route, &notifications, handoff.metrics)
+        DeliveryMode::Sync => send_now(handoff, route, &notifications)
             .await
             .map(Handed::Sent),
     }
@@ -505,14 +517,21 @@ fn count_accepted(metrics: &Metrics, route: &str, accepted: &Accepted<'_>) {
 /// may work, 424 when Pushjet refused the route's service). Each request is timed in the metrics
 /// like a queued send.
 async fn send_now(
-    api: &Api,
+    Handoff {
+        api,
+        metrics,
+        announcer,
+        ..
+    }: Handoff<'_>,
     route: &Route,
     notifications: &[NewMessage],
-    metrics: &Metrics,
 ) -> Result<usize, HookError> {
     for (sent, notification) in notifications.iter().enumerate() {
         let started = Instant::now();
         let result = api.send(&route.secret, notification).await;
+        if let (Ok(()), Some(announcer)) = (&result, announcer) {
+            announcer.delivered(&route.name, &route.secret, notification);
+        }
         let outcome = match &result {
             Ok(()) => "ok",
             Err(error) if error.is_transient() => "transient",

@@ -11,4 +11,6 @@ pub mod hooks;
 pub mod limits;
 pub mod metrics;
 pub mod ntfy;
+pub mod ntfy_cors;
+mod ntfy_device;
 pub mod request_id;

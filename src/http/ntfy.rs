@@ -13,18 +13,20 @@
 //!
 //! The request becomes ntfy's JSON message and goes through the pipeline as a webhook of the
 //! route (source `ntfy`, so `templates/ntfy/` renders it) and the outbox, with the route's
-//! authentication: its `TOKEN` as `Authorization: Bearer`, its `BASIC_AUTH`, or either as ntfy's
-//! `?auth=` parameter (the whole `Authorization` value, base64url-encoded). The answer is the
+//! authentication: its `TOKEN` as `Authorization: Bearer` (or as basic auth's password with an
+//! empty user, as ntfy's apps send a token), its `BASIC_AUTH`, or either as ntfy's `?auth=`
+//! parameter (the whole `Authorization` value, base64url-encoded). A topic that is a device UUID
+//! publishes to that device alone instead (`super::ntfy_device`). Every answer is open to every
+//! origin, and the paths answer CORS preflights, for ntfy's web app. The answer is the
 //! message as ntfy returns it: `id`, `time`, `expires`, `event`, `topic` and the fields set.
 //! Delays, e-mail, calls, attachments and caching are not supported; a body that is not UTF-8
 //! text (an attachment, for ntfy) is refused with 400.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
 
 use crate::delivery::Outbox;
@@ -32,10 +34,15 @@ use crate::http::error::HookError;
 use crate::http::hooks::{self, Accepted, Handoff};
 use crate::metrics::Metrics;
 use crate::pipeline::{Bridge, Inbound};
-use crate::pushjet::Api;
+use crate::pushjet::{Api, DeviceUuid};
+use crate::pushjet_server::DeviceMailbox;
 use crate::reload::SharedBridge;
 use crate::routes::Route;
+use crate::secret::{authorization_credentials, ntfy_auth_param};
 use crate::sources::{SourceKind, parse_ntfy_priority};
+use crate::streams::ntfy::{preflight, with_cors};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 /// How long ntfy's default cache keeps a message; the answer's `expires` is this after `time`.
 const CACHE_SECONDS: u64 = 12 * 60 * 60;
@@ -80,30 +87,32 @@ const MARKDOWN: Param = Param {
     headers: &["x-markdown", "markdown", "md"],
     query: &["markdown", "md"],
 };
-/// ntfy's query forms of the `Authorization` header.
-const AUTH_QUERY: [&str; 2] = ["auth", "authorization"];
 
-/// Mounts `PUT`/`POST /` and `PUT`/`POST /{topic}`; register it after every other root path.
+/// Mounts `PUT`/`POST /` and `PUT`/`POST /{topic}` with their CORS preflights (`OPTIONS`), so
+/// that ntfy's web app on another origin can publish; register it after every other root path.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(
             web::resource("/")
                 .route(web::post().to(publish_json))
-                .route(web::put().to(publish_json)),
+                .route(web::put().to(publish_json))
+                .route(web::method(Method::OPTIONS).to(preflight)),
         )
         .service(
             web::resource("/{topic}")
                 .route(web::post().to(publish_to_topic))
-                .route(web::put().to(publish_to_topic)),
+                .route(web::put().to(publish_to_topic))
+                .route(web::method(Method::OPTIONS).to(preflight)),
         );
 }
 
-/// What every publish handler needs from the application.
+/// What every publish handler needs from the application (extracted together).
 type Shared = (
     web::Data<SharedBridge>,
     web::Data<Outbox>,
     web::Data<Api>,
     web::Data<Metrics>,
+    Option<web::Data<DeviceMailbox>>,
 );
 
 /// `PUT`/`POST /{topic}`: the body (or the `message` parameter) is the message.
@@ -111,38 +120,56 @@ pub async fn publish_to_topic(
     request: HttpRequest,
     topic: web::Path<String>,
     payload: web::Payload,
-    bridge: web::Data<SharedBridge>,
-    outbox: web::Data<Outbox>,
-    api: web::Data<Api>,
-    metrics: web::Data<Metrics>,
+    shared: Shared,
 ) -> HttpResponse {
-    publish(
-        &request,
-        Some(topic.as_str()),
-        payload,
-        (bridge, outbox, api, metrics),
-    )
-    .await
+    publish(&request, Some(topic.as_str()), payload, shared).await
 }
 
-/// `PUT`/`POST /`: ntfy's JSON message, its `topic` naming the route.
+/// `PUT`/`POST /`: ntfy's JSON message, its `topic` naming the route or the device.
 pub async fn publish_json(
     request: HttpRequest,
     payload: web::Payload,
-    bridge: web::Data<SharedBridge>,
-    outbox: web::Data<Outbox>,
-    api: web::Data<Api>,
-    metrics: web::Data<Metrics>,
+    shared: Shared,
 ) -> HttpResponse {
-    publish(&request, None, payload, (bridge, outbox, api, metrics)).await
+    publish(&request, None, payload, shared).await
 }
 
-/// Runs one publish, logs and counts it like a webhook, and answers as ntfy does.
+/// Where a publish goes: a route's pipeline, or one device of the embedded API.
+enum Target<'b> {
+    /// The route accepted it.
+    Route(Accepted<'b>),
+    /// The topic is a device UUID.
+    Device(DeviceUuid),
+}
+
+/// What a topic names: a route, or a device of the embedded API (its UUID; no route is named
+/// like one, see [`crate::routes::RouteName`]).
+enum Topic<'b> {
+    Route(&'b Route),
+    Device(DeviceUuid),
+}
+
+/// The route or device `topic` names; `found` is the route when it is one.
+fn find_topic<'b>(
+    bridge: &'b Bridge,
+    topic: &str,
+    found: &mut Option<&'b Route>,
+) -> Result<Topic<'b>, HookError> {
+    if let Ok(device) = DeviceUuid::parse(topic) {
+        return Ok(Topic::Device(device));
+    }
+    let route = hooks::find_route(bridge, topic)?;
+    *found = Some(route);
+    Ok(Topic::Route(route))
+}
+
+/// Runs one publish, logs and counts it like a webhook (one to a route), and answers as ntfy
+/// does, open to every origin.
 async fn publish(
     request: &HttpRequest,
     topic: Option<&str>,
     payload: web::Payload,
-    (bridge, outbox, api, metrics): Shared,
+    (bridge, outbox, api, metrics, mailbox): Shared,
 ) -> HttpResponse {
     let started = Instant::now();
     let bridge = bridge.load_full();
@@ -156,19 +183,36 @@ async fn publish(
             outbox: &outbox,
             api: &api,
             metrics: &metrics,
+            announcer: hooks::announcer(request),
         },
         &mut route,
     )
     .await;
+    let outcome = match outcome {
+        Ok((Target::Device(device), message)) => {
+            return with_cors(
+                super::ntfy_device::publish(
+                    request,
+                    &device,
+                    message,
+                    mailbox.as_ref().map(|data| data.get_ref()),
+                )
+                .await,
+            );
+        }
+        Ok((Target::Route(accepted), message)) => Ok((accepted, message)),
+        Err(error) => Err(error),
+    };
     let (accepted, message) = hooks::observe_adapted(&metrics, request, route, outcome, started);
-    match accepted {
+    with_cors(match accepted {
         Ok(_) => HttpResponse::Ok().json(answer(message)),
         Err(error) => error.error_response(),
-    }
+    })
 }
 
-/// Finds the route, reads the request into ntfy's JSON message and hands it to the pipeline;
-/// `found` is the route once known (for the log line, whatever happens next).
+/// Finds the route (or the device), reads the request into ntfy's JSON message and hands it to
+/// the route's pipeline; `found` is the route once known (for the log line, whatever happens
+/// next). A device's message is returned for [`super::ntfy_device`] to store.
 async fn accept<'b>(
     request: &HttpRequest,
     topic: Option<&str>,
@@ -176,18 +220,19 @@ async fn accept<'b>(
     bridge: &'b Bridge,
     handoff: Handoff<'_>,
     found: &mut Option<&'b Route>,
-) -> Result<(Accepted<'b>, Map<String, Value>), HookError> {
-    if let Some(topic) = topic {
-        *found = Some(hooks::find_route(bridge, topic)?);
-    }
+) -> Result<(Target<'b>, Map<String, Value>), HookError> {
+    let in_path = match topic {
+        Some(topic) => Some(find_topic(bridge, topic, found)?),
+        None => None,
+    };
     let body = hooks::read_adapted_body(request, payload, bridge.max_body_bytes).await?;
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(request.query_string().as_bytes())
             .into_owned()
             .collect();
     let mut message = parameters(request.headers(), &query)?;
-    let route = match *found {
-        Some(route) => {
+    let topic = match in_path {
+        Some(topic) => {
             if !message.contains_key("message") {
                 let text = std::str::from_utf8(&body).map_err(|_| {
                     HookError::InvalidParameter(
@@ -196,30 +241,33 @@ async fn accept<'b>(
                 })?;
                 message.insert("message".into(), text.into());
             }
-            route
+            topic
         }
         None => {
             let json = json_message(&body)?;
             let topic = json
                 .get("topic")
                 .and_then(Value::as_str)
-                .unwrap_or_default();
-            let route = hooks::find_route(bridge, topic)?;
-            *found = Some(route);
+                .unwrap_or_default()
+                .to_owned();
             merge_json(&mut message, json)?;
-            route
+            find_topic(bridge, &topic, found)?
         }
+    };
+    let route = match topic {
+        Topic::Route(route) => route,
+        Topic::Device(device) => return Ok((Target::Device(device), message)),
     };
     message.insert("topic".into(), route.name.as_str().into());
     let body = Value::Object(message.clone()).to_string();
-    let headers = adapted_headers(request.headers(), &query);
+    let headers = adapted_headers(request.headers(), request.query_string());
     let inbound = Inbound {
         headers: &headers,
         query: request.query_string(),
         body: body.as_bytes(),
     };
     let accepted = hooks::accept_adapted(route, inbound, SourceKind::Ntfy, bridge, handoff).await?;
-    Ok((accepted, message))
+    Ok((Target::Route(accepted), message))
 }
 
 /// The first value of a parameter: its headers first, then the query string.
@@ -370,24 +418,28 @@ fn merge_json(message: &mut Map<String, Value>, json: Map<String, Value>) -> Res
     Ok(())
 }
 
-/// The request's headers as the pipeline reads the JSON message: `Content-Type` JSON, and
-/// ntfy's `?auth=` parameter, when present, as the `Authorization` header it encodes.
-fn adapted_headers(headers: &HeaderMap, query: &[(String, String)]) -> HeaderMap {
+/// The request's headers as the pipeline reads the JSON message: `Content-Type` JSON, ntfy's
+/// `?auth=` parameter, when present, as the `Authorization` header it encodes, and basic auth
+/// with an empty user as the bearer token its password is (how ntfy's apps send an access
+/// token entered as a password).
+fn adapted_headers(headers: &HeaderMap, query: &str) -> HeaderMap {
     let mut adapted = headers.clone();
     adapted.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let encoded = AUTH_QUERY
-        .iter()
-        .find_map(|name| query.iter().find(|(key, _)| key == name))
-        .map(|(_, value)| value.trim());
-    let decoded = encoded.and_then(|encoded| {
-        [URL_SAFE_NO_PAD, URL_SAFE, STANDARD]
-            .iter()
-            .find_map(|engine| engine.decode(encoded).ok())
-    });
-    if let Some(value) = decoded.and_then(|bytes| HeaderValue::from_bytes(&bytes).ok()) {
+    if let Some(value) =
+        ntfy_auth_param(query).and_then(|decoded| HeaderValue::from_str(&decoded).ok())
+    {
+        adapted.insert(header::AUTHORIZATION, value);
+    }
+    let token = authorization_credentials(&adapted, "basic")
+        .find_map(|encoded| STANDARD.decode(encoded).ok())
+        .and_then(|decoded| decoded.strip_prefix(b":").map(<[u8]>::to_vec))
+        .and_then(|token| String::from_utf8(token).ok());
+    if let Some(value) =
+        token.and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok())
+    {
         adapted.insert(header::AUTHORIZATION, value);
     }
     adapted
@@ -395,7 +447,7 @@ fn adapted_headers(headers: &HeaderMap, query: &[(String, String)]) -> HeaderMap
 
 /// The message as ntfy answers a publish: a new id, the time, when the cache lets it go, and
 /// the fields that were set.
-fn answer(mut message: Map<String, Value>) -> Value {
+pub(super) fn answer(mut message: Map<String, Value>) -> Value {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -428,6 +480,7 @@ fn answer(mut message: Map<String, Value>) -> Value {
 mod tests {
     use super::*;
     use crate::sources::test_support::headers;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
     fn query(raw: &str) -> Vec<(String, String)> {
@@ -517,7 +570,7 @@ mod tests {
         let encoded = URL_SAFE_NO_PAD.encode("Bearer tk_abc");
         let adapted = adapted_headers(
             &headers(&[("Content-Type", "text/plain")]),
-            &query(&format!("auth={encoded}")),
+            &format!("auth={encoded}"),
         );
         assert_eq!(
             adapted
@@ -529,8 +582,26 @@ mod tests {
             adapted.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
             Some(&b"application/json"[..])
         );
-        let untouched = adapted_headers(&headers(&[]), &query("auth=%%%"));
+        let untouched = adapted_headers(&headers(&[]), "auth=%%%");
         assert!(untouched.get(header::AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn a_token_as_basic_auths_password_with_an_empty_user_becomes_a_bearer_token() {
+        let as_app_sends = format!("Basic {}", STANDARD.encode(":tk_abc"));
+        let adapted = adapted_headers(&headers(&[("Authorization", &as_app_sends)]), "");
+        assert_eq!(
+            adapted
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+            Some(&b"Bearer tk_abc"[..])
+        );
+        let user = format!("Basic {}", STANDARD.encode("ops:pw"));
+        let kept = adapted_headers(&headers(&[("Authorization", &user)]), "");
+        assert_eq!(
+            kept.get(header::AUTHORIZATION).map(HeaderValue::as_bytes),
+            Some(user.as_bytes())
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What the store announces once a change is committed: a stored message with the devices it is
-//! for, and a subscription made or removed. Live streams (`crate::streams`) listen here. The redb
+//! for, a subscription made or removed, and a notification a route delivered. Live streams (`crate::streams`) listen here. The redb
 //! store announces right after its commits; the PostgreSQL store announces what its feed table
 //! says, so that every replica hears every replica's changes.
 
@@ -27,6 +27,17 @@ pub struct StoredMessage {
     pub message: MessageView,
 }
 
+/// A notification a route delivered (to whichever Pushjet server it sends to), for the route's
+/// stream: its message has an id from the store's message ids, so it is ordered with the stored
+/// messages, and no devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteDelivered {
+    /// The route's name.
+    pub route: String,
+    /// The message as the route's stream shows it.
+    pub message: StoredMessage,
+}
+
 /// A new stream id: [`STREAM_ID_LENGTH`] random letters and digits.
 pub fn new_stream_id() -> String {
     (0..STREAM_ID_LENGTH)
@@ -43,4 +54,9 @@ pub trait StoreEvents: Send + Sync + Debug {
     /// A device subscribed to a service, or its subscription was removed with the service
     /// (the events the real server pushed to its relay, §1.4 and §1.8 of the protocol).
     fn subscription_changed(&self, subscription: SubscriptionView);
+    /// A route delivered a notification ([`super::Store::announce_route`]); ignored unless the
+    /// listener serves routes' streams.
+    fn route_delivered(&self, delivered: RouteDelivered) {
+        let _ignored = delivered;
+    }
 }

@@ -54,6 +54,14 @@ impl ApiGuard {
     }
 }
 
+impl ApiGuard {
+    /// `Err(wait)` when `address` has used up its writes for now (and counts this one
+    /// otherwise): for writes that reach the store another way than the API.
+    pub(crate) fn check_write(&self, address: IpAddr) -> Result<(), Duration> {
+        self.limiter.check(address)
+    }
+}
+
 impl Default for ApiGuard {
     fn default() -> Self {
         Self::new(&ApiLimits::default())

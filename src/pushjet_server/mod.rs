@@ -75,6 +75,7 @@
 //! PostgreSQL, what any replica commits) and `crate::streams` serves it at `/pushjet/ws` (the
 //! connector protocol) and as ntfy streams.
 
+mod direct;
 mod error;
 mod events;
 mod fields;
@@ -91,7 +92,8 @@ use std::sync::Arc;
 use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
 
-pub use events::{STREAM_ID_LENGTH, StoreEvents, StoredMessage, new_stream_id};
+pub use direct::{DIRECT_SERVICE_NAME, DeviceMailbox, DirectError};
+pub use events::{RouteDelivered, STREAM_ID_LENGTH, StoreEvents, StoredMessage, new_stream_id};
 pub use fields::{Icon, Link, NAME_MAX_CHARS, ServiceName, TEXT_COLUMN_MAX_BYTES, TooLong};
 pub use form::BODY_LIMIT_BYTES;
 pub use limits::ApiGuard;

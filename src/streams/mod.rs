@@ -5,22 +5,26 @@
 //!   with bounded per-stream buffers and a per-device cache of recent messages;
 //! - [`connector`]: `GET /pushjet/ws`, the protocol of Pushjet's connectors (§1.13 of
 //!   `docs/pushjet-protocol.md`): consumes the device's messages like `GET /message`;
-//! - [`ntfy`]: `GET /<uuid>/json|sse|raw|ws` (and `/auth`), ntfy's subscribe API with the device
-//!   UUID as the topic: watches the device's messages without consuming them;
+//! - [`ntfy`]: `GET /<topic>/json|sse|raw|ws` (and `/auth`), ntfy's subscribe API with a device
+//!   UUID as the topic (watches the device's messages without consuming them) or a route's name
+//!   ([`ntfy_topics`]: with one of its credentials; [`route_topics`]: what it delivers);
 //! - [`websocket`]: the server's end of both WebSockets: bytes waiting for the client bounded,
 //!   and the connection dropped without a close frame where ntfy's clients need it;
 //! - [`marks`]: the connector's read marks, written in batches;
 //! - [`python_json`]: JSON the way the Pushjet server and connector wrote it.
 //!
-//! The UUID is the only credential, as in Pushjet: nothing here tells whether a device exists.
+//! A device's UUID is its only credential, as in Pushjet: nothing here tells whether a device
+//! exists.
 
 pub mod connector;
 pub mod hub;
 pub mod marks;
 pub mod metrics;
 pub mod ntfy;
+pub mod ntfy_topics;
 pub mod python_json;
 pub mod websocket;
+pub mod route_topics;
 
 use std::sync::Arc;
 
@@ -28,6 +32,8 @@ use actix_web::web;
 
 pub use hub::Hub;
 pub use metrics::StreamMetrics;
+pub use ntfy_topics::RouteStreams;
+pub use route_topics::{RouteAnnouncer, RouteTopics};
 
 use crate::pushjet_server::Store;
 use marks::ReadMarks;
@@ -40,6 +46,7 @@ pub struct Streams {
     pub hub: Arc<Hub>,
     store: Arc<Store>,
     marks: Arc<ReadMarks>,
+    routes: RouteStreams,
 }
 
 impl Streams {
@@ -47,7 +54,7 @@ impl Streams {
     /// ([`crate::pushjet_server::StoreOptions::events`]). Starts the read-mark writer and the cache pruner on the
     /// current actix runtime; they stop, letting go of the store, when the hub closes
     /// ([`Hub::close_all`]).
-    pub fn start(hub: Arc<Hub>, store: Arc<Store>) -> Self {
+    pub fn start(hub: Arc<Hub>, store: Arc<Store>, routes: RouteStreams) -> Self {
         let marks = Arc::new(ReadMarks::default());
         marks.spawn_writer(store.clone(), hub.clone());
         let pruned = hub.clone();
@@ -61,7 +68,12 @@ impl Streams {
                 }
             }
         });
-        Self { hub, store, marks }
+        Self {
+            hub,
+            store,
+            marks,
+            routes,
+        }
     }
 
     /// Registers `GET /pushjet/ws`. Call it before the embedded API's scope is registered, so

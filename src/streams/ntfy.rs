@@ -1,6 +1,7 @@
-//! ntfy's subscribe API with a Pushjet device UUID as the topic, so the ntfy apps (Android, the
-//! web app, `ntfy subscribe`) show a device's messages: `GET /<uuid>/json`, `/sse`, `/raw`, `/ws`,
-//! and `GET /<uuid>/auth`, which the apps ask before they add a subscription. Several UUIDs may be
+//! ntfy's subscribe API with a Pushjet device UUID or a route's name as the topic
+//! (`super::ntfy_topics`), so the ntfy apps (Android, the web app, `ntfy subscribe`) show a
+//! device's messages or what a route delivers: `GET /<topic>/json`, `/sse`, `/raw`, `/ws`, and
+//! `GET /<topic>/auth`, which the apps ask before they add a subscription. Several UUIDs may be
 //! given comma-separated (`/<a>,<b>/json`), as the Android app does for the subscriptions it holds
 //! on one server. These streams watch the device's messages without consuming them.
 //!
@@ -29,11 +30,11 @@ use super::Streams;
 use super::hub::{self, Delivery, Since, Stream, StreamMessage};
 use super::metrics::StreamKind;
 use super::websocket::{self, NotSent, Outgoing};
-use crate::pushjet::DeviceUuid;
+use super::ntfy_topics::{Topics, resolve};
 
 mod request;
 
-use request::{BadTopics, Filter, is_true, param, parse_since, topics};
+use request::{Filter, is_true, param, parse_since};
 
 /// The formats of an HTTP stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +133,8 @@ fn control_event(event: &str, topic: &str) -> String {
     .unwrap_or_default()
 }
 
-/// A `message` event for `device`.
-fn message_event(device: &DeviceUuid, message: &StreamMessage) -> String {
+/// A `message` event on `topic`.
+fn message_event(topic: &str, message: &StreamMessage) -> String {
     let view = &message.view;
     let title = shown_title(message);
     serde_json::to_string(&Event {
@@ -141,7 +142,7 @@ fn message_event(device: &DeviceUuid, message: &StreamMessage) -> String {
         time: view.timestamp,
         expires: Some(message.expires),
         event: "message",
-        topic: device.as_str(),
+        topic,
         title,
         message: &view.message,
         priority: Some(view.level.get()),
@@ -172,21 +173,25 @@ fn shown_title(message: &StreamMessage) -> &str {
     }
 }
 
-fn message_frame(format: Format, filter: &Filter, delivery: &Delivery) -> Option<Bytes> {
+fn message_frame(
+    format: Format,
+    (filter, topics): (&Filter, &Topics),
+    delivery: &Delivery,
+) -> Option<Bytes> {
     match delivery {
         Delivery::Message { message, .. } if !filter.matches(message) => None,
         Delivery::Message { device, message } => Some(frame(
             format,
             "message",
-            &message_event(device, message),
+            &message_event(topics.name(device), message),
             &message.view.message,
         )),
         Delivery::Subscription(_) => None,
     }
 }
 
-/// ntfy's error body.
-fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
+/// ntfy's error body (`{"code", "http", "error"}`), open to every origin.
+pub(crate) fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type("application/json")
@@ -196,25 +201,8 @@ fn error(status: StatusCode, code: u32, text: &str) -> HttpResponse {
         )
 }
 
-fn bad_topics(bad: BadTopics) -> HttpResponse {
-    match bad {
-        BadTopics::Invalid => error(
-            StatusCode::BAD_REQUEST,
-            40009,
-            "invalid request: topic invalid; a topic here is a Pushjet device UUID (8-4-4-4-12 hex digits)",
-        ),
-        BadTopics::TooMany(most) => error(
-            StatusCode::BAD_REQUEST,
-            40009,
-            &format!(
-                "invalid request: too many topics; a stream names at most {most} device UUIDs \
-                 (PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM)"
-            ),
-        ),
-    }
-}
-
-fn with_cors(mut response: HttpResponse) -> HttpResponse {
+/// `response` open to every origin, as ntfy answers.
+pub(crate) fn with_cors(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
@@ -223,7 +211,7 @@ fn with_cors(mut response: HttpResponse) -> HttpResponse {
 }
 
 /// `OPTIONS`: ntfy's CORS preflight answer.
-async fn preflight() -> HttpResponse {
+pub(crate) async fn preflight() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -234,10 +222,11 @@ async fn preflight() -> HttpResponse {
         .finish()
 }
 
-/// `GET /<uuid>/auth`: anyone may read a device's stream who knows its UUID.
+/// `GET /<topic>/auth`: anyone may read a device's stream who knows its UUID, and a route's
+/// stream who holds one of its credentials.
 async fn auth(request: HttpRequest, streams: web::Data<Streams>) -> HttpResponse {
-    if let Err(bad) = topics(&request, most_topics(&streams)) {
-        return bad_topics(bad);
+    if let Err(refused) = resolve(&request, &streams.routes, most_topics(&streams)) {
+        return refused.response();
     }
     with_cors(
         HttpResponse::Ok()
@@ -286,10 +275,11 @@ async fn http_stream(
     _payload: web::Payload,
     format: Format,
 ) -> HttpResponse {
-    let devices = match topics(&request, most_topics(&streams)) {
-        Ok(devices) => devices,
-        Err(bad) => return bad_topics(bad),
+    let topics = match resolve(&request, &streams.routes, most_topics(&streams)) {
+        Ok(topics) => topics,
+        Err(refused) => return refused.response(),
     };
+    let devices = topics.keys();
     let poll = is_true(param(&request, "x-poll", &["poll", "po"]));
     let Some(since) = since_of(&request, poll) else {
         return invalid_since();
@@ -305,23 +295,18 @@ async fn http_stream(
         .insert_header(("X-Accel-Buffering", "no"));
     if poll {
         let cached = streams.hub.cached(&devices, &since);
-        return response.streaming(cached_frames(format, filter, cached));
+        return response.streaming(cached_frames(format, (filter, topics), cached));
     }
     let (cached, stream) = match streams.hub.open(&devices, format.kind(), &since) {
         Ok(opened) => opened,
         Err(refused) => return too_many(refused),
     };
-    let topic = devices
-        .iter()
-        .map(DeviceUuid::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
-    let open = frame(format, "open", &control_event("open", &topic), "");
+    let open = frame(format, "open", &control_event("open", &topics.joined()), "");
     let keepalive = streams.hub.settings().keepalive;
-    let live = event_stream(format, filter.clone(), topic, stream, keepalive);
+    let live = event_stream(format, (filter.clone(), topics.clone()), stream, keepalive);
     response.streaming(
         futures_util::stream::once(async move { Ok(open) })
-            .chain(cached_frames(format, filter, cached))
+            .chain(cached_frames(format, (filter, topics), cached))
             .chain(live),
     )
 }
@@ -329,11 +314,15 @@ async fn http_stream(
 type BodyStream = Pin<Box<dyn FuturesStream<Item = Result<Bytes, actix_web::Error>>>>;
 
 /// The frames of cached messages, each made when the client is ready for it.
-fn cached_frames(format: Format, filter: Filter, cached: Vec<Delivery>) -> BodyStream {
+fn cached_frames(
+    format: Format,
+    (filter, topics): (Filter, Topics),
+    cached: Vec<Delivery>,
+) -> BodyStream {
     Box::pin(futures_util::stream::iter(
         cached
             .into_iter()
-            .filter_map(move |delivery| message_frame(format, &filter, &delivery))
+            .filter_map(move |delivery| message_frame(format, (&filter, &topics), &delivery))
             .map(Ok),
     ))
 }
@@ -342,26 +331,25 @@ fn cached_frames(format: Format, filter: Filter, cached: Vec<Delivery>) -> BodyS
 /// silence; it ends when the hub lets go of the stream.
 fn event_stream(
     format: Format,
-    filter: Filter,
-    topic: String,
+    (filter, topics): (Filter, Topics),
     stream: Stream,
     keepalive: Duration,
 ) -> BodyStream {
-    let state = (stream, topic, filter);
+    let state = (stream, topics, filter);
     Box::pin(futures_util::stream::unfold(
         state,
-        move |(mut stream, topic, filter)| async move {
+        move |(mut stream, topics, filter)| async move {
             loop {
                 match actix_web::rt::time::timeout(keepalive, stream.receiver.recv()).await {
                     Err(_silent) => {
-                        let keepalive =
-                            frame(format, "keepalive", &control_event("keepalive", &topic), "");
-                        return Some((Ok(keepalive), (stream, topic, filter)));
+                        let event = control_event("keepalive", &topics.joined());
+                        let keepalive = frame(format, "keepalive", &event, "");
+                        return Some((Ok(keepalive), (stream, topics, filter)));
                     }
                     Ok(None) => return None,
                     Ok(Some(delivery)) => {
-                        if let Some(bytes) = message_frame(format, &filter, &delivery) {
-                            return Some((Ok(bytes), (stream, topic, filter)));
+                        if let Some(bytes) = message_frame(format, (&filter, &topics), &delivery) {
+                            return Some((Ok(bytes), (stream, topics, filter)));
                         }
                     }
                 }
@@ -380,9 +368,9 @@ async fn websocket(
     body: web::Payload,
     streams: web::Data<Streams>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let devices = match topics(&request, most_topics(&streams)) {
-        Ok(devices) => devices,
-        Err(bad) => return Ok(bad_topics(bad)),
+    let topics = match resolve(&request, &streams.routes, most_topics(&streams)) {
+        Ok(topics) => topics,
+        Err(refused) => return Ok(refused.response()),
     };
     let Some(since) = since_of(&request, false) else {
         return Ok(invalid_since());
@@ -395,7 +383,7 @@ async fn websocket(
     actix_web::rt::spawn(serve_websocket(
         streams,
         Subscribed {
-            devices,
+            topics,
             since,
             filter,
         },
@@ -407,7 +395,7 @@ async fn websocket(
 
 /// What an ntfy WebSocket asked for.
 struct Subscribed {
-    devices: Vec<DeviceUuid>,
+    topics: Topics,
     since: Since,
     filter: Filter,
 }
@@ -415,14 +403,14 @@ struct Subscribed {
 async fn serve_websocket(
     streams: Streams,
     Subscribed {
-        devices,
+        topics,
         since,
         filter,
     }: Subscribed,
     mut session: Outgoing,
     mut messages: MessageStream,
 ) {
-    let (cached, mut stream) = match streams.hub.open(&devices, StreamKind::Ws, &since) {
+    let (cached, mut stream) = match streams.hub.open(&topics.keys(), StreamKind::Ws, &since) {
         Ok(opened) => opened,
         Err(refused) => {
             tracing::info!(%refused, "ntfy WebSocket refused");
@@ -430,19 +418,18 @@ async fn serve_websocket(
             return;
         }
     };
-    let topic = devices
-        .iter()
-        .map(DeviceUuid::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
-    if session.text(control_event("open", &topic)).await.is_err() {
+    if session
+        .text(control_event("open", &topics.joined()))
+        .await
+        .is_err()
+    {
         session.drop_connection();
         return;
     }
     for delivery in cached {
         if let Delivery::Message { device, message } = delivery
             && filter.matches(&message)
-            && let Err(not_sent) = session.text(message_event(&device, &message)).await
+            && let Err(not_sent) = session.text(message_event(topics.name(&device), &message)).await
         {
             end_websocket(&streams, &mut session, not_sent);
             return;
@@ -458,7 +445,7 @@ async fn serve_websocket(
             delivery = stream.receiver.recv() => match delivery {
                 Some(Delivery::Message { device, message }) => {
                     if filter.matches(&message)
-                        && let Err(not_sent) = session.text(message_event(&device, &message)).await
+                        && let Err(not_sent) = session.text(message_event(topics.name(&device), &message)).await
                     {
                         end_websocket(&streams, &mut session, not_sent);
                         return;

@@ -192,6 +192,15 @@ pub async fn spawn_app_with_routes(vars: &[(&str, &str)]) -> RoutedApp {
     }
 }
 
+/// The Python the tests drive real clients with (`tests/python/requirements.txt` installed):
+/// `PUSHJET_BRIDGE_TEST_PYTHON`, which the README's test command (`scripts/test`) sets.
+pub fn test_python() -> String {
+    std::env::var("PUSHJET_BRIDGE_TEST_PYTHON").expect(
+        "PUSHJET_BRIDGE_TEST_PYTHON must name a Python with tests/python/requirements.txt \
+         installed: run the README's test command (scripts/test)",
+    )
+}
+
 /// How long a test waits for a notification to reach the device.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the device is polled.

@@ -9,6 +9,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use tempfile::TempDir;
 
 use super::*;
+use crate::pushjet::ApiUrl;
 use crate::delivery::outbox::records::Enqueued;
 use crate::delivery::redb::RedbOutbox;
 use crate::delivery::test_support::{

@@ -23,7 +23,7 @@ use std::fmt;
 use futures_util::future::BoxFuture;
 
 use super::{DemoKeys, NewMessage, SendOutcome, StoreError, Unread};
-use crate::pushjet::wire::{ServiceView, SubscriptionView};
+use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
 use crate::pushjet::{DeviceUuid, PublicKey, SecretKey};
 use crate::pushjet_server::fields::{Icon, ServiceName};
 
@@ -75,6 +75,22 @@ pub(crate) trait StoreBackend: Send + Sync + fmt::Debug {
 
     /// Removes the device's subscription to the service.
     fn unsubscribe(&self, device: DeviceUuid, public: PublicKey) -> Answer<()>;
+
+    /// Announces a notification the route delivered (with a new message id), keeping it for the
+    /// streams' cache.
+    fn announce_route(&self, route: String, message: MessageView) -> Answer<()>;
+
+    /// The secret of the device's own service, if it has one.
+    fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>>;
+
+    /// Remembers `secret` as the device's own service unless the remembered one is no longer
+    /// `previous`; the secret remembered in the end.
+    fn keep_direct_service(
+        &self,
+        device: DeviceUuid,
+        previous: Option<SecretKey>,
+        secret: SecretKey,
+    ) -> Answer<SecretKey>;
 
     /// The demo route's keys as remembered, if any.
     fn demo(&self) -> Answer<Option<DemoKeys>>;

@@ -2,7 +2,8 @@
 //! live streams and the demo route use; what keeps the data is a [`StoreBackend`] below it
 //! (`backend.rs`: the contract, and why it is a trait object with boxed futures):
 //!
-//! - `redb.rs`: one redb file, `<data_dir>/pushjet.redb`, for a single process (the default);
+//! - `redb.rs`: one redb file, `<data_dir>/pushjet.redb`, for a single process (the default),
+//!   which also keeps the live streams' cache (`stream_cache.rs`) across restarts;
 //! - `postgres/`: the PostgreSQL database of `PUSHJET_BRIDGE_DATABASE_URL`, shared by any number
 //!   of replicas, which also carries the live streams' announcements to every replica.
 //!
@@ -19,6 +20,7 @@ mod demo_file;
 mod lower_case_tests;
 mod postgres;
 mod redb;
+mod stream_cache;
 #[cfg(test)]
 mod tests;
 
@@ -324,6 +326,36 @@ impl Store {
     /// Removes the device's subscription to the service.
     pub fn unsubscribe(&self, device: &DeviceUuid, public: &PublicKey) -> Answer<()> {
         self.backend.unsubscribe(device.clone(), public.clone())
+    }
+
+    /// Announces `message`, a notification `route` delivered, to the listeners of every replica
+    /// (the routes' streams) under a new message id, and keeps it for their cache as it keeps
+    /// stored messages. Nothing is stored for any device.
+    pub fn announce_route(
+        &self,
+        route: &crate::routes::RouteName,
+        message: MessageView,
+    ) -> Answer<()> {
+        self.backend
+            .announce_route(route.as_str().to_owned(), message)
+    }
+
+    /// The secret of the device's own service (see [`crate::pushjet_server::direct`]), if it
+    /// has one.
+    pub(crate) fn direct_service(&self, device: &DeviceUuid) -> Answer<Option<SecretKey>> {
+        self.backend.direct_service(device.clone())
+    }
+
+    /// Remembers `secret` as the device's own service, unless the remembered one is no longer
+    /// `previous` (another replica remembered its own first); the secret remembered in the end.
+    pub(crate) fn keep_direct_service(
+        &self,
+        device: &DeviceUuid,
+        previous: Option<&SecretKey>,
+        secret: &SecretKey,
+    ) -> Answer<SecretKey> {
+        self.backend
+            .keep_direct_service(device.clone(), previous.cloned(), secret.clone())
     }
 
     /// The demo route's keys as remembered, if any.

@@ -2,7 +2,8 @@
 //! backend). [`RedbFile`]'s methods are blocking disk I/O; [`RedbStore`], the backend, runs each on
 //! the blocking thread pool. Every change is one write transaction, committed before the method
 //! returns, and announced right after it, in commit order. The demo route's keys are kept next to
-//! the file (`demo_file.rs`).
+//! the file (`demo_file.rs`). The notifications routes deliver are announced from here too
+//! (`redb/routes.rs`), with ids of the same sequence as the messages.
 //!
 //! Tables (values are serde_json records):
 //!
@@ -15,6 +16,8 @@
 //! | `messages` | message id (global, increasing) | service public key, text, title, link, level, time |
 //! | `service_messages` | (public key, message id) | — (index of the above by service) |
 //! | `meta` | name | the last message id and the last subscription number handed out |
+//! | `direct_services` | device uuid | the secret of the device's own service (`redb/direct.rs`) |
+//! | `stream_cache` | message id | the live streams' announcement of it, within the cache window (`stream_cache.rs`) |
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,12 +30,15 @@ use serde::{Deserialize, Serialize};
 use super::backend::{Answer, StoreBackend};
 use super::{
     DemoKeys, NewMessage, SendOutcome, StoreError, StoreLimits, StoreOptions, Unread, demo_file,
-    now, oldest_kept,
+    now, oldest_kept, stream_cache,
 };
 use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
 use crate::pushjet::{DeviceUuid, Importance, PublicKey, SecretKey};
 use crate::pushjet_server::events::{StoreEvents, StoredMessage, new_stream_id};
 use crate::pushjet_server::fields::{Icon, ServiceName};
+
+mod direct;
+mod routes;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "pushjet.redb";
@@ -129,6 +135,8 @@ pub(super) struct RedbFile {
     /// Where the demo route's file is kept.
     data_dir: PathBuf,
     events: Option<Arc<dyn StoreEvents>>,
+    /// How long the live streams cache messages: what `stream_cache` keeps for them.
+    stream_cache: Duration,
     /// Held from the start of a write that announces an event until the announcement, so events
     /// are announced in commit order.
     announcing: Mutex<()>,
@@ -153,10 +161,20 @@ impl RedbFile {
             txn.open_table(MESSAGES)?;
             txn.open_table(SERVICE_MESSAGES)?;
             txn.open_table(META)?;
+            txn.open_table(direct::DIRECT_SERVICES)?;
+            stream_cache::create(&txn)?;
             lower_case::lower_case_devices(&txn)?;
         }
         txn.commit()?;
+        if let Some(events) = &options.events {
+            let filled = stream_cache::fill(&db, events.as_ref(), options.stream_cache)?;
+            tracing::debug!(
+                messages = filled,
+                "filled the live stream cache from the Pushjet database"
+            );
+        }
         Ok(Self {
+            stream_cache: options.stream_cache,
             db,
             path: data_dir.join(DATABASE_FILE_NAME),
             data_dir: data_dir.to_path_buf(),
@@ -377,6 +395,10 @@ impl RedbFile {
                 },
             }
         };
+        if self.events.is_some() {
+            let cached = stream_cache::Cached::Message(stored.clone());
+            stream_cache::keep(&txn, &cached, self.stream_cache)?;
+        }
         txn.commit()?;
         if let Some(events) = &self.events {
             events.message_stored(stored);
@@ -732,6 +754,23 @@ impl StoreBackend for RedbStore {
     }
 
     /// One process owns the file: `previous` needs no checking.
+    fn announce_route(&self, route: String, message: MessageView) -> Answer<()> {
+        self.run(move |file| file.announce_route(route, message))
+    }
+
+    fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {
+        self.run(move |file| file.direct_service(&device))
+    }
+
+    fn keep_direct_service(
+        &self,
+        device: DeviceUuid,
+        previous: Option<SecretKey>,
+        secret: SecretKey,
+    ) -> Answer<SecretKey> {
+        self.run(move |file| file.keep_direct_service(&device, previous.as_ref(), &secret))
+    }
+
     fn keep_demo(&self, _previous: Option<SecretKey>, keys: DemoKeys) -> Answer<DemoKeys> {
         self.run(move |file| {
             demo_file::write(&file.data_dir, &keys)?;

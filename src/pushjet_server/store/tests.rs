@@ -112,6 +112,7 @@ on_both_backends!(
     messages_older_than_the_max_age_are_not_returned,
     a_fetch_stops_at_its_byte_limit_and_leaves_the_rest_unread,
     the_demo_keys_are_remembered_and_the_first_kept_wins,
+    the_streams_cache_is_handed_over_again_after_a_restart,
 );
 
 async fn create_service_gives_the_owner_view_and_lookups_give_the_public_view(backend: Backend) {
@@ -385,6 +386,53 @@ fn announcing_to(recorder: &Arc<Recorder>) -> StoreOptions {
         events: Some(recorder.clone()),
         ..StoreOptions::default()
     }
+}
+
+async fn the_streams_cache_is_handed_over_again_after_a_restart(backend: Backend) {
+    let place = Place::new(backend).await;
+    let before = Arc::new(Recorder::default());
+    let store = place.open(announcing_to(&before)).await;
+    let (secret, public) = service(&store).await;
+    store.subscribe(&device(DEVICE), &public).await.unwrap();
+    for text in ["one", "two", "three"] {
+        store.send_message(&secret, &message(text)).await.unwrap();
+    }
+    assert_eq!(before.wait_for(4).await.len(), 4);
+    assert_eq!(
+        texts(&store, DEVICE).await.len(),
+        3,
+        "read: gone from the mailbox"
+    );
+    drop(store);
+
+    let after = Arc::new(Recorder::default());
+    let _store = place.open(announcing_to(&after)).await;
+    assert_eq!(
+        *after.0.lock().unwrap(),
+        [
+            format!("message 1 one for {DEVICE}"),
+            format!("message 2 two for {DEVICE}"),
+            format!("message 3 three for {DEVICE}"),
+        ],
+        "the reopened store hands its listener the cached messages before anything else"
+    );
+}
+
+#[actix_web::test]
+async fn with_no_stream_cache_the_redb_file_keeps_none() {
+    let place = Place::new(Backend::Redb).await;
+    let options = |recorder: &Arc<Recorder>| StoreOptions {
+        stream_cache: Duration::ZERO,
+        ..announcing_to(recorder)
+    };
+    let store = place.open(options(&Arc::new(Recorder::default()))).await;
+    let (secret, public) = service(&store).await;
+    store.subscribe(&device(DEVICE), &public).await.unwrap();
+    store.send_message(&secret, &message("one")).await.unwrap();
+    drop(store);
+    let after = Arc::new(Recorder::default());
+    let _store = place.open(options(&after)).await;
+    assert!(after.0.lock().unwrap().is_empty());
 }
 
 async fn committed_messages_and_subscription_changes_are_announced_in_order(backend: Backend) {

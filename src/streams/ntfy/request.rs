@@ -1,13 +1,12 @@
-//! What an ntfy subscribe request asks for, read as ntfy reads it: the topics of its path
-//! (device UUIDs, at most `PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM`), `since`, `poll` and the
-//! message filters, each from an `X-` header or the query string.
+//! What an ntfy subscribe request asks for, read as ntfy reads it: `since`, `poll` and the
+//! message filters, each from an `X-` header or the query string (its topics:
+//! `super::super::ntfy_topics`).
 
 use std::time::Duration;
 
 use actix_web::HttpRequest;
 
 use super::shown_title;
-use crate::pushjet::DeviceUuid;
 use crate::streams::hub::{self, Since, StreamMessage};
 
 /// ntfy's message filters: a message is sent only when it matches every filter given.
@@ -73,35 +72,6 @@ fn parse_priority(raw: &str) -> Option<u8> {
         "5" | "max" | "urgent" => Some(5),
         _ => None,
     }
-}
-
-/// Why the path's topics were refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BadTopics {
-    /// One is not a device UUID.
-    Invalid,
-    /// More than `PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM`.
-    TooMany(usize),
-}
-
-/// The device UUIDs of the path (any case; the same UUID named twice counts once), at most
-/// `most` of them.
-pub(super) fn topics(request: &HttpRequest, most: usize) -> Result<Vec<DeviceUuid>, BadTopics> {
-    let raw = request
-        .match_info()
-        .get("topics")
-        .ok_or(BadTopics::Invalid)?;
-    let mut devices = Vec::new();
-    for part in raw.split(',') {
-        let device = DeviceUuid::parse(part).map_err(|_| BadTopics::Invalid)?;
-        if !devices.contains(&device) {
-            if devices.len() == most {
-                return Err(BadTopics::TooMany(most));
-            }
-            devices.push(device);
-        }
-    }
-    Ok(devices)
 }
 
 /// A parameter as ntfy reads one: the first header named, then the query parameters.

@@ -5,8 +5,8 @@
 //!
 //! Every replica with a listener (its streams' hub):
 //!
-//! 1. at start, hands its listener the messages of the rows still within the streams' cache
-//!    window, oldest first: a replica that starts serves `since=all` as the others do;
+//! 1. at start, hands its listener the messages (and the notifications routes delivered) of the
+//!    rows still within the streams' cache window, oldest first: a replica that starts serves `since=all` as the others do;
 //! 2. then reads the rows after the last one it handed over, oldest first, whenever a
 //!    notification arrives, whenever its `LISTEN` connection is made again (notifications sent
 //!    while it was away are lost, the rows are not) and every [`POLL_EVERY`] in case; each row
@@ -25,7 +25,7 @@ use tokio::task::AbortHandle;
 use super::{now, unavailable};
 use crate::database::{self, Database, Listener};
 use crate::pushjet::wire::SubscriptionView;
-use crate::pushjet_server::events::{StoreEvents, StoredMessage};
+use crate::pushjet_server::events::{RouteDelivered, StoreEvents, StoredMessage};
 use crate::pushjet_server::store::StoreError;
 
 /// The channel announcements are notified on.
@@ -34,6 +34,8 @@ const CHANNEL: &str = "pushjet_bridge_stream";
 const MESSAGE: &str = "message";
 /// A row's kind: a subscription made or removed.
 const SUBSCRIPTION: &str = "subscription";
+/// A row's kind: a notification a route delivered.
+const ROUTE: &str = "route";
 /// The longest the reader waits without a notification before it looks anyway.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 /// How often old rows are deleted.
@@ -57,6 +59,14 @@ pub(super) async fn announce_subscription(
     subscription: &SubscriptionView,
 ) -> Result<(), StoreError> {
     announce(txn, SUBSCRIPTION, serde_json::to_string(subscription)?).await
+}
+
+/// Writes a notification a route delivered to the feed (in its own transaction, under the lock).
+pub(super) async fn announce_route(
+    txn: &Transaction<'_>,
+    delivered: &RouteDelivered,
+) -> Result<(), StoreError> {
+    announce(txn, ROUTE, serde_json::to_string(delivered)?).await
 }
 
 async fn announce(txn: &Transaction<'_>, kind: &str, payload: String) -> Result<(), StoreError> {
@@ -134,6 +144,20 @@ impl Listener for Reader {
 }
 
 impl Reader {
+    /// Hands one row's announcement to the listener.
+    fn hand_over(&self, kind: &str, payload: &str) -> Result<(), serde_json::Error> {
+        match kind {
+            MESSAGE => {
+                serde_json::from_str(payload).map(|message| self.events.message_stored(message))
+            }
+            SUBSCRIPTION => serde_json::from_str(payload)
+                .map(|subscription| self.events.subscription_changed(subscription)),
+            ROUTE => serde_json::from_str(payload)
+                .map(|delivered| self.events.route_delivered(delivered)),
+            _ => Ok(()),
+        }
+    }
+
     /// Hands over the messages of the rows within `window`; the newest row's id (where reading
     /// goes on from).
     async fn fill(&self, window: Duration) -> Result<i64, StoreError> {
@@ -149,15 +173,14 @@ impl Reader {
         let since = now().saturating_sub(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
         let rows = client
             .query(
-                "SELECT payload::text FROM pushjet_stream_events \
-                 WHERE kind = $1 AND id <= $2 AND at >= $3 ORDER BY id",
-                &[&MESSAGE, &last, &since],
+                "SELECT kind, payload::text FROM pushjet_stream_events \
+                 WHERE kind IN ($1, $2) AND id <= $3 AND at >= $4 ORDER BY id",
+                &[&MESSAGE, &ROUTE, &last, &since],
             )
             .await
             .map_err(unavailable)?;
         for row in &rows {
-            self.events
-                .message_stored(serde_json::from_str(row.get(0))?);
+            self.hand_over(row.get(0), row.get(1))?;
         }
         tracing::debug!(
             messages = rows.len(),
@@ -196,14 +219,7 @@ impl Reader {
                 .map_err(unavailable)?;
             for row in &rows {
                 let (kind, payload): (&str, &str) = (row.get(1), row.get(2));
-                let handed = match kind {
-                    MESSAGE => serde_json::from_str(payload)
-                        .map(|message| self.events.message_stored(message)),
-                    SUBSCRIPTION => serde_json::from_str(payload)
-                        .map(|subscription| self.events.subscription_changed(subscription)),
-                    _ => Ok(()),
-                };
-                if let Err(error) = handed {
+                if let Err(error) = self.hand_over(kind, payload) {
                     tracing::warn!(
                         kind,
                         "skipped an unreadable live stream announcement: {error}"

@@ -22,7 +22,9 @@
 //!   (a 503), and works again by itself once the server does. The feed's reader is not bounded:
 //!   it waits for a hung server and goes on where it was.
 
+mod direct;
 mod feed;
+mod routes;
 #[cfg(test)]
 mod tests;
 
@@ -780,6 +782,27 @@ impl StoreBackend for PostgresStore {
 
     fn demo(&self) -> Answer<Option<DemoKeys>> {
         self.run(|shared| async move { shared.demo().await })
+    }
+
+    fn announce_route(&self, route: String, message: MessageView) -> Answer<()> {
+        self.run(|shared| async move { shared.announce_route(route, message).await })
+    }
+
+    fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {
+        self.run(|shared| async move { shared.direct_service(&device).await })
+    }
+
+    fn keep_direct_service(
+        &self,
+        device: DeviceUuid,
+        previous: Option<SecretKey>,
+        secret: SecretKey,
+    ) -> Answer<SecretKey> {
+        self.run(|shared| async move {
+            shared
+                .keep_direct_service(&device, previous.as_ref(), &secret)
+                .await
+        })
     }
 
     fn keep_demo(&self, previous: Option<SecretKey>, keys: DemoKeys) -> Answer<DemoKeys> {
