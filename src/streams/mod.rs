@@ -23,8 +23,8 @@ pub mod metrics;
 pub mod ntfy;
 pub mod ntfy_topics;
 pub mod python_json;
-pub mod websocket;
 pub mod route_topics;
+pub mod websocket;
 
 use std::sync::Arc;
 

@@ -29,8 +29,8 @@ use serde::Serialize;
 use super::Streams;
 use super::hub::{self, Delivery, Since, Stream, StreamMessage};
 use super::metrics::StreamKind;
-use super::websocket::{self, NotSent, Outgoing};
 use super::ntfy_topics::{Topics, resolve};
+use super::websocket::{self, NotSent, Outgoing};
 
 mod request;
 
@@ -429,7 +429,9 @@ async fn serve_websocket(
     for delivery in cached {
         if let Delivery::Message { device, message } = delivery
             && filter.matches(&message)
-            && let Err(not_sent) = session.text(message_event(topics.name(&device), &message)).await
+            && let Err(not_sent) = session
+                .text(message_event(topics.name(&device), &message))
+                .await
         {
             end_websocket(&streams, &mut session, not_sent);
             return;
