@@ -111,7 +111,7 @@ impl Refusal {
                 StatusCode::BAD_REQUEST,
                 40009,
                 &format!(
-                    "invalid request: too many topics; a stream names at most {most} \
+                    "invalid request: too many topics; a stream names at most {most} topics \
                      (PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM)"
                 ),
             ),

@@ -217,7 +217,7 @@ async fn a_stream_counts_once_per_uuid_and_names_at_most_the_topic_limit() {
     let (status, body) = get_body(port, &format!("/{}/json?poll=1", uuids(7))).await;
     assert_eq!(status, 400);
     assert!(
-        body.contains("at most 6 device UUIDs (PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM)"),
+        body.contains("at most 6 topics (PUSHJET_BRIDGE_MAX_TOPICS_PER_STREAM)"),
         "{body}"
     );
     let open = |path: String| async move {
