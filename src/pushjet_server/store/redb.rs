@@ -142,6 +142,12 @@ pub(super) struct RedbFile {
     announcing: Mutex<()>,
 }
 
+/// redb's own cache of the file's pages (its default is 1 GiB, which messages and the live
+/// streams' cache written at a webhook's pace would fill): what is read often (services,
+/// subscriptions, the newest messages) fits in it; the rest comes back from the operating
+/// system's page cache when needed.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 impl RedbFile {
     /// Opens `<data_dir>/pushjet.redb`, creating the directory (mode 0700 on Unix) and the file
     /// if needed.
@@ -151,7 +157,10 @@ impl RedbFile {
             source,
         })?;
         let path = data_dir.join(DATABASE_FILE_NAME);
-        let db = Database::create(&path).map_err(|source| StoreError::Open { path, source })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| StoreError::Open { path, source })?;
         let txn = db.begin_write()?;
         {
             txn.open_table(SERVICES)?;
