@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use crate::config::Settings;
 use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
+use crate::history::{History, HistoryError};
 use crate::http;
 use crate::http::admin::Admin;
 use crate::http::metrics::MetricsToken;
@@ -45,6 +46,9 @@ pub enum AppError {
     /// The outbox could not be opened.
     #[error("cannot open the outbox: {0}")]
     Outbox(#[from] OutboxError),
+    /// The delivery history could not be opened.
+    #[error("cannot open the delivery history: {0}")]
+    History(#[from] HistoryError),
     /// The demo route could not be set up.
     #[error("cannot set up the demo route: {0}")]
     Demo(#[from] DemoError),
@@ -61,6 +65,9 @@ pub enum AppError {
     OutboxNeedsRestart,
 }
 
+/// How long the history's last writes may take at shutdown.
+const HISTORY_FLUSH: Duration = Duration::from_secs(2);
+
 /// How often the outbox is checked for a failure only a restart repairs.
 const RESTART_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -69,6 +76,7 @@ pub struct Application {
     port: u16,
     server: Server,
     outbox: Outbox,
+    history: History,
     dispatcher: DispatcherHandle,
     shutdown_grace: Duration,
     hub: Arc<Hub>,
@@ -125,7 +133,16 @@ impl Application {
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
-        let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery).await?;
+        let history = History::open(
+            &settings.history,
+            &settings.server.data_dir,
+            settings.delivery.database.as_ref(),
+            metrics.history.clone(),
+        )
+        .await?;
+        let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery)
+            .await?
+            .with_observer(Arc::new(history.clone()));
         let dispatcher = delivery::spawn(
             outbox.clone(),
             bridge.clone(),
@@ -145,6 +162,7 @@ impl Application {
         let metrics_token = web::Data::new(MetricsToken(settings.tokens.metrics.clone()));
         let admin = web::Data::new(Admin::new(outbox.clone(), settings.tokens.admin.clone()));
         let outbox_data = web::Data::new(outbox.clone());
+        let history_data = web::Data::new(history.clone());
         let bridge = web::Data::from(bridge);
         let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.limits.http));
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
@@ -167,11 +185,13 @@ impl Application {
                 .app_data(reloader.clone())
                 .app_data(outbox_data.clone())
                 .app_data(admin.clone())
+                .app_data(history_data.clone())
                 .app_data(web::Data::new(api))
                 .route("/healthz", web::get().to(http::health::healthz))
                 .route("/readyz", web::get().to(http::health::readyz))
                 .route("/metrics", web::get().to(http::metrics::metrics))
                 .configure(http::admin::configure)
+                .configure(http::history::configure)
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {
@@ -209,6 +229,7 @@ impl Application {
             port: local.port(),
             server,
             outbox,
+            history,
             dispatcher,
             shutdown_grace: settings.delivery.shutdown_grace,
             hub,
@@ -242,6 +263,7 @@ impl Application {
             ?report,
             "delivery stopped; pending notifications stay in the outbox"
         );
+        self.history.flush(HISTORY_FLUSH).await;
         served?;
         if self.outbox.needs_restart() {
             return Err(AppError::OutboxNeedsRestart);

@@ -6,11 +6,13 @@
 //! - [`routes`]: `PUSHJET_BRIDGE_ROUTES` and each route's `PUSHJET_BRIDGE_ROUTE_<NAME>_*`;
 //! - [`delivery`]: the outbox and its dispatcher, [`database`] the shared database it may live in;
 //! - [`streams`]: the live streams of the embedded API;
+//! - [`history`]: the delivery history's retention and bodies;
 //! - [`limits`]: limits against hostile load, on every request and on the embedded Pushjet API;
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
 
 mod database;
 mod delivery;
+mod history;
 mod limits;
 mod read;
 mod routes;
@@ -23,6 +25,7 @@ use serde::Deserialize;
 
 pub use database::{DatabaseCa, DatabaseUrl};
 pub use delivery::DeliverySettings;
+pub use history::HistorySettings;
 pub use limits::{ApiLimits, HttpLimits, MAX_BUFFERED_BYTES};
 use read::{Problems, Vars, parse_bool};
 pub use streams::StreamSettings;
@@ -81,6 +84,8 @@ pub struct Settings {
     pub tokens: Tokens,
     /// The live streams of the embedded API.
     pub streams: StreamSettings,
+    /// The delivery history.
+    pub history: HistorySettings,
     /// The variables these settings came from, for [`Settings::reread`].
     source_vars: SourceVars,
 }
@@ -214,6 +219,7 @@ impl Settings {
             delivery: DeliverySettings::read(&vars, &mut problems),
             tokens: read_tokens(global, &mut problems),
             streams: StreamSettings::read(&vars, &mut problems),
+            history: HistorySettings::read(&vars, &mut problems),
             source_vars: SourceVars(source_vars),
         };
         problems.into_result(settings).map_err(ConfigError)

@@ -13,6 +13,7 @@ pub mod telemetry;
 
 mod database;
 mod demo;
+mod history;
 mod http;
 mod metrics;
 mod reload;

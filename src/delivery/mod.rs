@@ -73,6 +73,7 @@
 //! - **Shutdown.** [`DispatcherHandle::shutdown`] stops taking work, lets sends in flight finish
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
+mod observer;
 mod outbox;
 mod postgres;
 mod redb;
@@ -83,6 +84,7 @@ mod worker;
 mod test_support;
 
 pub use crate::config::DeliverySettings;
+pub use observer::{DeliveryObserver, Fate, SendReport};
 pub use outbox::{Enqueued, Outbox, OutboxError};
 pub use redb::OUTBOX_FILE_NAME;
 pub use retry::{Failure, classify};

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::delivery::{Enqueued, Failure, Outbox, classify};
 use crate::http::error::HookError;
+use crate::http::recording;
 use crate::http::request_id::RequestId;
 use crate::http::{early, encoding, limits};
 use crate::metrics::{Metrics, Rejection, route_source};
@@ -78,6 +79,7 @@ async fn prepare(
         query: request.query_string(),
         body: &body,
     };
+    recording::keep_input(request, &inbound, None);
     Ok(bridge.prepare(route, inbound)?)
 }
 
@@ -131,6 +133,11 @@ pub(crate) struct Accepted<'r> {
 }
 
 impl Accepted<'_> {
+    /// What the webhook turned into.
+    pub(crate) fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+
     /// Where its notifications went.
     pub(crate) fn handed(&self) -> &Handed {
         &self.handed
@@ -314,6 +321,7 @@ pub(crate) fn observe(
             );
         }
     }
+    recording::note(request, route, outcome, &request_id);
 }
 
 /// What a protocol adapter (ntfy, Gotify) read from a request: the accepted webhook and the
