@@ -121,8 +121,14 @@ mod tests {
 
     #[test]
     fn zero_turns_the_history_off_and_bad_values_are_named() {
-        assert_eq!(read(&[("PUSHJET_BRIDGE_HISTORY", "0")]).unwrap().keep_for, None);
-        assert_eq!(read(&[("PUSHJET_BRIDGE_HISTORY", "0s")]).unwrap().keep_for, None);
+        assert_eq!(
+            read(&[("PUSHJET_BRIDGE_HISTORY", "0")]).unwrap().keep_for,
+            None
+        );
+        assert_eq!(
+            read(&[("PUSHJET_BRIDGE_HISTORY", "0s")]).unwrap().keep_for,
+            None
+        );
         let settings = read(&[
             ("PUSHJET_BRIDGE_HISTORY", "36h"),
             ("PUSHJET_BRIDGE_HISTORY_MAX_BYTES", "2_000_000"),
@@ -141,7 +147,10 @@ mod tests {
         .join("\n");
         assert_eq!(problems.lines().count(), 3, "{problems}");
         for name in ["HISTORY_MAX_BYTES", "HISTORY_BODIES"] {
-            assert!(problems.contains(&format!("PUSHJET_BRIDGE_{name}")), "{problems}");
+            assert!(
+                problems.contains(&format!("PUSHJET_BRIDGE_{name}")),
+                "{problems}"
+            );
         }
     }
 }

@@ -47,10 +47,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
 pub use self::metrics::HistoryMetrics;
+use self::record::Write;
 pub use self::record::{
     Change, ChangeKind, KeptRequest, Page, Query, Record, RouteCounts, Story, Verdict, Via,
 };
-use self::record::Write;
 pub use self::rendered::rendered;
 pub use self::replay::{AgainError, replay, rerender};
 pub use self::store::HistoryError;
@@ -188,7 +188,9 @@ impl History {
 
     /// True when request bodies are kept with the records.
     pub fn keeps_bodies(&self) -> bool {
-        self.inner.as_ref().is_some_and(|inner| inner.settings.bodies)
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| inner.settings.bodies)
     }
 
     /// A fresh record id for a record made at `at`: increasing, and unlikely to meet another
@@ -219,7 +221,10 @@ impl History {
             return false;
         };
         let minute = now_millis() / 60_000;
-        let mut refusals = inner.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut refusals = inner
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if refusals.len() > 10_000 {
             refusals.clear();
         }

@@ -15,7 +15,9 @@ fn upstream_answer(error: &Error) -> (Option<u16>, Option<i64>) {
         Error::Invalid { status, id, .. } => (Some(*status), Some(*id)),
         Error::RateLimited { .. } => (Some(429), None),
         Error::Server { status, .. } => (Some(*status), None),
-        Error::Request(RequestError::Timeout(_) | RequestError::Connect(_) | RequestError::Transport(_))
+        Error::Request(
+            RequestError::Timeout(_) | RequestError::Connect(_) | RequestError::Transport(_),
+        )
         | Error::Access(_) => (None, None),
     }
 }

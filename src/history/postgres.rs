@@ -23,12 +23,15 @@ use crate::database;
 /// The channel a batch's commit is announced on.
 pub(super) const CHANNEL: &str = "pushjet_bridge_history";
 /// The most changes the live stream reads at once.
-const CHANGES_BATCH: i64 = 500;
+const CHANGES_BATCH: i64 = 1_000;
 /// How far behind the newest change the live stream looks again, for transactions of other
-/// replicas that took their change numbers earlier but committed later.
-const CHANGES_LOOKBACK: u64 = 1_000;
+/// replicas that took their change numbers earlier but committed later (less than
+/// [`CHANGES_BATCH`], so that every read reaches new changes).
+const CHANGES_LOOKBACK: u64 = 200;
 /// How many change numbers the live stream remembers having announced.
 const CHANGES_REMEMBERED: usize = 4_096;
+/// Marks a creation's number among the change numbers remembered.
+const CREATION: u64 = 1 << 63;
 /// The most records one pruning statement deletes.
 const PRUNE_BATCH: i64 = 5_000;
 
@@ -147,7 +150,11 @@ async fn insert_records(
     let mut columns = RecordColumns::default();
     let (mut queued, mut owners, mut ats) = (Vec::new(), Vec::new(), Vec::new());
     for mut record in records {
-        let request = record.request.take().map(|r| serde_json::to_string(&r)).transpose()?;
+        let request = record
+            .request
+            .take()
+            .map(|r| serde_json::to_string(&r))
+            .transpose()?;
         let json = serde_json::to_string(&record)?;
         let bytes = (json.len() + request.as_ref().map_or(0, String::len)) as i64;
         for id in record.queued_ids() {
@@ -288,7 +295,10 @@ impl HistoryStore for PostgresHistory {
                 )
                 .await
                 .map_err(failed)?;
-            let records = rows.iter().map(summary_from).collect::<Result<Vec<_>, _>>()?;
+            let records = rows
+                .iter()
+                .map(summary_from)
+                .collect::<Result<Vec<_>, _>>()?;
             let next_cursor = (records.len() == query.limit)
                 .then(|| records.last().map(|summary| summary.id))
                 .flatten();
@@ -392,7 +402,7 @@ impl HistoryStore for PostgresHistory {
                 .map_err(failed)?;
             let over = client
                 .query(
-                    "WITH running AS (SELECT id, sum(bytes) OVER (ORDER BY id DESC) AS total \
+                    "WITH running AS (SELECT id, (sum(bytes) OVER (ORDER BY id DESC))::BIGINT AS total \
                          FROM history_records), \
                      doomed AS (DELETE FROM history_records WHERE id IN \
                          (SELECT id FROM running WHERE total > $1) RETURNING id), \
@@ -405,7 +415,10 @@ impl HistoryStore for PostgresHistory {
                 .map_err(failed)?;
             records += over.first().map_or(0, |row| to_u64(row.get::<_, i64>(0)));
             let bytes = client
-                .query_one("SELECT coalesce(sum(bytes), 0)::BIGINT FROM history_records", &[])
+                .query_one(
+                    "SELECT coalesce(sum(bytes), 0)::BIGINT FROM history_records",
+                    &[],
+                )
                 .await
                 .map_err(failed)?
                 .get::<_, i64>(0);
@@ -426,16 +439,16 @@ impl HistoryStore for PostgresHistory {
                 .query(
                     "SELECT record, state, created_seq, change_seq FROM history_summaries \
                      WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
-                    &[&to_i64(cursor.saturating_sub(CHANGES_LOOKBACK)), &CHANGES_BATCH],
+                    &[
+                        &to_i64(cursor.saturating_sub(CHANGES_LOOKBACK)),
+                        &CHANGES_BATCH,
+                    ],
                 )
                 .await
                 .map_err(failed)?;
             let mut changes = Vec::new();
             let mut newest = cursor;
-            let mut seen = self
-                .seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             let (set, order) = &mut *seen;
             for row in &rows {
                 let change_seq = to_u64(row.get("change_seq"));
@@ -444,7 +457,7 @@ impl HistoryStore for PostgresHistory {
                     continue;
                 }
                 order.push_back(change_seq);
-                if order.len() > CHANGES_REMEMBERED
+                while order.len() > CHANGES_REMEMBERED
                     && let Some(oldest) = order.pop_front()
                 {
                     set.remove(&oldest);
@@ -452,7 +465,11 @@ impl HistoryStore for PostgresHistory {
                 if change_seq <= self.start.load(Ordering::Relaxed) {
                     continue;
                 }
-                let kind = if row.get::<_, i64>("created_seq") == row.get::<_, i64>("change_seq") {
+                // A record is new to this stream the first time its creation is seen (its
+                // creation and a state change may come as one change).
+                let created = to_u64(row.get("created_seq")) | CREATION;
+                let kind = if set.insert(created) {
+                    order.push_back(created);
                     ChangeKind::Record
                 } else {
                     ChangeKind::State
@@ -466,4 +483,3 @@ impl HistoryStore for PostgresHistory {
         })
     }
 }
-

@@ -296,7 +296,11 @@ impl Record {
     /// The text `q` searches: every title and message, lower-cased.
     pub fn search_text(&self) -> String {
         let mut text = String::new();
-        for notification in self.notifications.iter().filter_map(|r| r.notification.as_ref()) {
+        for notification in self
+            .notifications
+            .iter()
+            .filter_map(|r| r.notification.as_ref())
+        {
             text.push_str(notification.title.as_str());
             text.push('\n');
             text.push_str(notification.message.as_str());
@@ -368,7 +372,8 @@ pub struct Query {
 impl Query {
     /// True when `record` (in `state`) passes every filter but the cursor and the limit.
     pub fn matches(&self, record: &Record, state: &str) -> bool {
-        let equal = |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
+        let equal =
+            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
         equal(&self.route, &record.route)
             && equal(&self.source, &record.source)
             && equal(&self.event, &record.event)

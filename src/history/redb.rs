@@ -12,10 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, Table,
-    TableDefinition,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::id_floor;
@@ -80,6 +77,8 @@ struct Inner {
     db: Database,
     bytes: AtomicU64,
     last_sync: Mutex<Instant>,
+    /// Held through a pruning, whose accounting follows its commit.
+    pruning: Mutex<()>,
 }
 
 impl RedbHistory {
@@ -112,6 +111,7 @@ impl RedbHistory {
                 db,
                 bytes: AtomicU64::new(bytes),
                 last_sync: Mutex::new(Instant::now()),
+                pruning: Mutex::new(()),
             }),
         })
     }
@@ -203,7 +203,10 @@ impl Inner {
     fn write(&self, batch: Vec<Write>) -> Result<Written, HistoryError> {
         let mut txn = self.db.begin_write()?;
         let durable = {
-            let mut last = self.last_sync.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut last = self
+                .last_sync
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if last.elapsed() >= SYNC_EVERY {
                 *last = Instant::now();
                 true
@@ -342,7 +345,8 @@ impl Inner {
         let deliveries = txn.open_table(DELIVERIES)?;
         for rendered in &mut record.notifications {
             if let Some(queued) = rendered.id {
-                rendered.delivery = get_delivery(&deliveries, queued)?.map(|stored| stored.delivery);
+                rendered.delivery =
+                    get_delivery(&deliveries, queued)?.map(|stored| stored.delivery);
             }
         }
         Ok(Some(record.into_story()))
@@ -370,6 +374,7 @@ impl Inner {
     }
 
     fn prune(&self, before: u64, max_bytes: u64) -> Result<Pruned, HistoryError> {
+        let _one_at_a_time = self.pruning.lock().unwrap_or_else(PoisonError::into_inner);
         let mut pruned = 0;
         loop {
             let over = self.bytes.load(Ordering::Relaxed) > max_bytes;
@@ -390,7 +395,15 @@ impl Inner {
                         break;
                     }
                     let record = read_record(value.value())?;
-                    let size = 8 + value.value().len() as u64;
+                    let mut size = 8 + value.value().len() as u64;
+                    if let Some(request) = requests.get(id.value())? {
+                        size += 8 + request.value().len() as u64;
+                    }
+                    for queued in record.queued_ids() {
+                        if let Some(stored) = deliveries.get(queued)? {
+                            size += 8 + stored.value().len() as u64;
+                        }
+                    }
                     budget = budget.saturating_sub(size);
                     doomed.push((id.value(), record));
                 }
@@ -434,12 +447,4 @@ fn put_delivery(
         .insert(id, bytes.as_slice())?
         .map_or(0, |old| 8 + old.value().len() as u64);
     Ok((8 + bytes.len() as u64, old))
-}
-
-/// The number of records, for tests.
-#[cfg(test)]
-pub(super) fn count(history: &RedbHistory) -> u64 {
-    use redb::ReadableTableMetadata;
-    let txn = history.inner.db.begin_read().expect("a read");
-    txn.open_table(RECORDS).expect("records").len().expect("a count")
 }

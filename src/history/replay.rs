@@ -131,7 +131,11 @@ pub async fn rerender(
         };
         (200, verdict, Vec::new())
     } else {
-        (202, Verdict::Queued, enqueue(outbox, route, messages).await?)
+        (
+            202,
+            Verdict::Queued,
+            enqueue(outbox, route, messages).await?,
+        )
     };
     let at = now_millis();
     let record = Record {

@@ -10,10 +10,10 @@ use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::AbortHandle;
 
 use super::metrics::HistoryMetrics;
+use super::now_millis;
 use super::postgres::{CHANNEL, PostgresHistory};
 use super::record::{Change, Write};
 use super::store::{HistoryError, HistoryStore};
-use super::now_millis;
 use crate::config::HistorySettings;
 use crate::database::{Database, Listener};
 
@@ -101,7 +101,9 @@ impl Writer {
                     for change in written.changes {
                         let _nobody_listens = self.changes.send(change);
                     }
-                    let bytes = self.written_bytes.fetch_add(written.bytes, Ordering::Relaxed);
+                    let bytes = self
+                        .written_bytes
+                        .fetch_add(written.bytes, Ordering::Relaxed);
                     if bytes + written.bytes > self.max_bytes {
                         self.prune_now.notify_one();
                     }

@@ -96,7 +96,9 @@ impl ResponseError for ApiError {
                 AgainError::RouteGone(_) | AgainError::NothingToSend(_) | AgainError::NoBody(_),
             ) => StatusCode::CONFLICT,
             Self::Again(AgainError::Pipeline(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Again(AgainError::Outbox(OutboxError::Full { .. } | OutboxError::Unavailable(_)))
+            Self::Again(AgainError::Outbox(
+                OutboxError::Full { .. } | OutboxError::Unavailable(_),
+            ))
             | Self::History(HistoryError::Unavailable(_))
             | Self::Again(AgainError::History(HistoryError::Unavailable(_))) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -268,7 +270,11 @@ async fn replay(
     let bridge = bridge.load_full();
     let record =
         history::replay(&history, admin.outbox(), &bridge, id, &request_id(&request)).await?;
-    tracing::info!(id, replay = record.id, "history record {id} replayed by an admin request");
+    tracing::info!(
+        id,
+        replay = record.id,
+        "history record {id} replayed by an admin request"
+    );
     Ok(HttpResponse::Accepted().json(json!({ "record": record })))
 }
 
@@ -284,7 +290,11 @@ async fn rerender(
     let bridge = bridge.load_full();
     let record =
         history::rerender(&history, admin.outbox(), &bridge, id, &request_id(&request)).await?;
-    tracing::info!(id, rerender = record.id, "history record {id} rendered again by an admin request");
+    tracing::info!(
+        id,
+        rerender = record.id,
+        "history record {id} rendered again by an admin request"
+    );
     let status = if record.notifications.iter().any(|n| n.id.is_some()) {
         StatusCode::ACCEPTED
     } else {
@@ -332,7 +342,9 @@ async fn stream_changes(
     }
     let slot = Arc::new(StreamSlot(open));
     let route = filter(query.into_inner().route);
-    let opening = stream::once(async { Ok::<_, actix_web::Error>(web::Bytes::from_static(b": history stream\n\n")) });
+    let opening = stream::once(async {
+        Ok::<_, actix_web::Error>(web::Bytes::from_static(b": history stream\n\n"))
+    });
     let changes = stream::unfold(
         (receiver, route, slot),
         |(mut receiver, route, slot)| async move {
@@ -341,7 +353,10 @@ async fn stream_changes(
                 let bytes = match next {
                     Err(_) => web::Bytes::from_static(b": keepalive\n\n"),
                     Ok(Ok(change)) => {
-                        if route.as_ref().is_some_and(|route| *route != change.record.route) {
+                        if route
+                            .as_ref()
+                            .is_some_and(|route| *route != change.record.route)
+                        {
                             continue;
                         }
                         event(&change)

@@ -24,7 +24,8 @@ pub(crate) fn keep_input(request: &HttpRequest, inbound: &Inbound<'_>, read_as: 
         .app_data::<web::Data<History>>()
         .is_some_and(|history| history.keeps_bodies());
     if keeps {
-        let kept = history::redact::kept_request(inbound.headers, inbound.query, inbound.body, read_as);
+        let kept =
+            history::redact::kept_request(inbound.headers, inbound.query, inbound.body, read_as);
         request.extensions_mut().insert(Kept(kept));
     }
 }
