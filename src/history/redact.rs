@@ -57,20 +57,25 @@ pub fn headers(headers: &HeaderMap) -> Vec<(String, String)> {
     kept
 }
 
-/// The query string with every secret parameter's value replaced by [`REDACTED`].
+/// The query string with every secret parameter's value replaced by [`REDACTED`]; the other
+/// parameters as they came.
 pub fn query(query: &str) -> String {
-    if query.is_empty() {
-        return String::new();
-    }
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        if is_secret_parameter(&name) {
-            out.append_pair(&name, REDACTED);
-        } else {
-            out.append_pair(&name, &value);
-        }
-    }
-    out.finish()
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            let decoded: String = url::form_urlencoded::parse(name.as_bytes())
+                .map(|(name, _)| name.into_owned())
+                .collect();
+            if is_secret_parameter(&decoded) {
+                format!("{name}={REDACTED}")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The request as a record keeps it. `read_as` names the sender a protocol adapter read it as.
@@ -141,9 +146,14 @@ mod tests {
     fn secret_query_values_are_replaced() {
         assert_eq!(
             query("title=Hi+there&token=s3cret&auth=abc&x_secret=1&priority=4"),
-            "title=Hi+there&token=%3Credacted%3E&auth=%3Credacted%3E&x_secret=%3Credacted%3E&priority=4"
+            "title=Hi+there&token=<redacted>&auth=<redacted>&x_secret=<redacted>&priority=4"
         );
         assert_eq!(query(""), "");
+        assert_eq!(
+            query("%74oken=s3cret"),
+            "%74oken=<redacted>",
+            "an encoded name too"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@ mod errors;
 mod failover;
 mod fixtures;
 mod formats;
+mod history;
+mod history_again;
 mod hostile;
 mod operations;
 mod outbox;
