@@ -160,6 +160,9 @@ async fn replay_and_rerender_deliver_once_each_and_rerender_uses_todays_template
     app.app.stop().await;
 }
 
+/// A request: path, headers, body.
+type Request<'a> = (String, Vec<(&'a str, &'a str)>, Vec<u8>);
+
 fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
@@ -191,7 +194,7 @@ async fn no_secret_is_kept_in_the_history_on_redb() {
     let bearer = format!("Bearer {token}");
     let near = format!("Bearer {token}x");
     let hello = br#"{"message":"hello"}"#.to_vec();
-    let requests: Vec<(String, Vec<(&str, &str)>, Vec<u8>)> = vec![
+    let requests: Vec<Request> = vec![
         ("/hooks/gh".into(), github.clone(), push.clone()),
         (
             "/hooks/tok".into(),

@@ -380,7 +380,11 @@ async fn history_answers(base: &str, admin_token: &str) -> Vec<String> {
         async move {
             let mut response = request.send().await.expect("the history answers");
             assert_eq!(response.status(), 200);
-            let body = response.body().limit(16 * 1024 * 1024).await.expect("a body");
+            let body = response
+                .body()
+                .limit(16 * 1024 * 1024)
+                .await
+                .expect("a body");
             String::from_utf8_lossy(&body).into_owned()
         }
     };
