@@ -270,7 +270,12 @@ fn summary_from(row: &Row) -> Result<super::record::Summary, HistoryError> {
 }
 
 impl HistoryStore for PostgresHistory {
-    fn write(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Written, HistoryError>> {
+    fn write(
+        &self,
+        batch: Vec<Write>,
+        _announce: bool,
+    ) -> BoxFuture<'_, Result<Written, HistoryError>> {
+        // The change feed reads the changes back, whoever wrote them.
         Box::pin(self.write_batch(batch))
     }
 

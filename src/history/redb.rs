@@ -131,8 +131,12 @@ impl RedbHistory {
 }
 
 impl HistoryStore for RedbHistory {
-    fn write(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Written, HistoryError>> {
-        self.blocking(move |inner| inner.write(batch))
+    fn write(
+        &self,
+        batch: Vec<Write>,
+        announce: bool,
+    ) -> BoxFuture<'_, Result<Written, HistoryError>> {
+        self.blocking(move |inner| inner.write(batch, announce))
     }
 
     fn list(&self, query: Query) -> BoxFuture<'_, Result<Page, HistoryError>> {
@@ -200,7 +204,7 @@ impl Inner {
         }
     }
 
-    fn write(&self, batch: Vec<Write>) -> Result<Written, HistoryError> {
+    fn write(&self, batch: Vec<Write>, announce: bool) -> Result<Written, HistoryError> {
         let mut txn = self.db.begin_write()?;
         let durable = {
             let mut last = self
@@ -254,12 +258,14 @@ impl Inner {
                             added += new;
                             removed += old;
                         }
-                        let state = record.state(states(&deliveries, &record)?);
                         written.records += 1;
-                        written.changes.push(Change {
-                            kind: ChangeKind::Record,
-                            record: record.summary(state),
-                        });
+                        if announce {
+                            let state = record.state(states(&deliveries, &record)?);
+                            written.changes.push(Change {
+                                kind: ChangeKind::Record,
+                                record: record.summary(state),
+                            });
+                        }
                     }
                     write @ Write::Delivery { id, .. } => {
                         let stored = get_delivery(&deliveries, id)?;
@@ -274,7 +280,8 @@ impl Inner {
                         let (new, old) = put_delivery(&mut deliveries, id, &stored)?;
                         added += new;
                         removed += old;
-                        if let Some(record_id) = record_id
+                        if announce
+                            && let Some(record_id) = record_id
                             && let Some(value) = records.get(record_id)?
                         {
                             let record = read_record(value.value())?;

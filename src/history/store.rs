@@ -55,8 +55,13 @@ pub(super) struct Pruned {
 
 /// A store of history records and deliveries. Times are milliseconds since the epoch.
 pub(super) trait HistoryStore: Send + Sync + fmt::Debug {
-    /// Writes a batch, in order, in one transaction that need not be durable at once.
-    fn write(&self, batch: Vec<Write>) -> BoxFuture<'_, Result<Written, HistoryError>>;
+    /// Writes a batch, in order, in one transaction that need not be durable at once; with
+    /// `announce`, says what changed in [`Written::changes`] (when a live stream listens).
+    fn write(
+        &self,
+        batch: Vec<Write>,
+        announce: bool,
+    ) -> BoxFuture<'_, Result<Written, HistoryError>>;
 
     /// One page of records, newest first.
     fn list(&self, query: Query) -> BoxFuture<'_, Result<Page, HistoryError>>;

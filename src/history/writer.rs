@@ -95,7 +95,8 @@ impl Writer {
         let mut batch = Vec::with_capacity(BATCH);
         while receiver.recv_many(&mut batch, BATCH).await > 0 {
             let count = batch.len() as u64;
-            match self.store.write(std::mem::take(&mut batch)).await {
+            let announce = self.changes.receiver_count() > 0;
+            match self.store.write(std::mem::take(&mut batch), announce).await {
                 Ok(written) => {
                     self.metrics.written.inc_by(written.records);
                     for change in written.changes {
