@@ -344,3 +344,15 @@ fn ids_grow_with_time_and_never_repeat() {
     assert_eq!(id_floor(1), 1 << ID_SHIFT);
     assert_eq!(id_floor(u64::MAX), u64::MAX);
 }
+
+#[actix_web::test]
+async fn refusals_are_recorded_at_most_sixty_per_route_and_minute() {
+    let Opened { history, _dir } = open(Backend::Redb).await;
+    let admitted = (0..100).filter(|_| history.admits_refusal("ci")).count();
+    // The minute may turn during the loop: then a few more are admitted, never all.
+    assert!((60..100).contains(&admitted), "{admitted} admitted");
+    assert!(
+        history.admits_refusal("other"),
+        "each route has its own allowance"
+    );
+}
