@@ -8,6 +8,7 @@
 #   bench/history.sh                     # about 2 minutes once built
 #   BENCH_DURATION=5 bench/history.sh    # shorter runs (default 10 s each)
 #   BENCH_ROUNDS=1 bench/history.sh      # one round instead of two
+#   BENCH_HISTORY_BODIES=false bench/history.sh   # "on" without the bodies (what they cost)
 #
 # Each run starts the bridge on a fresh data directory (redb outbox), delivering to the sink of
 # bench/run.sh, and sends one sender's requests with wrk at full speed (-t2 -c50). Off and on
@@ -71,7 +72,7 @@ run() {
   local sender=$1 mode=$2 round=$3 name="$1_$2_$3"
   local data=$WORK/data-$name
   if [ "$mode" = on ]; then
-    export PUSHJET_BRIDGE_HISTORY=7d PUSHJET_BRIDGE_HISTORY_BODIES=true
+    export PUSHJET_BRIDGE_HISTORY=7d PUSHJET_BRIDGE_HISTORY_BODIES=${BENCH_HISTORY_BODIES:-true}
   else
     export PUSHJET_BRIDGE_HISTORY=0 PUSHJET_BRIDGE_HISTORY_BODIES=false
   fi
@@ -103,12 +104,13 @@ for round in $(seq 1 "$ROUNDS"); do
   for sender in am gh; do
     say "round $round, $sender: history off"
     run "$sender" off "$round"
-    say "round $round, $sender: history on, bodies kept"
+    say "round $round, $sender: history on, bodies kept: ${BENCH_HISTORY_BODIES:-true}"
     run "$sender" on "$round"
   done
 done
 record busy_after_percent "$(busy_percent)"
 record rounds "$ROUNDS"
+record bodies "${BENCH_HISTORY_BODIES:-true}"
 record unexpected_answers "$UNEXPECTED"
 
 python3 - "$RESULTS" <<'PY'
@@ -121,7 +123,8 @@ for line in open(sys.argv[1]):
 rounds = int(r["rounds"])
 print(f"machine busy with other work: {r['busy_before_percent']}% before, {r['busy_after_percent']}% after; "
       f"unexpected answers: {r['unexpected_answers']}")
-print("sender | round | off: accepted/s | on (bodies): accepted/s | on/off | records written | disk bytes/webhook")
+bodies = "bodies" if r["bodies"] == "true" else "no bodies"
+print(f"sender | round | off: accepted/s | on ({bodies}): accepted/s | on/off | records written | disk bytes/webhook")
 print("-|-|-|-|-|-|-")
 for sender in ("am", "gh"):
     off_sum = on_sum = 0.0

@@ -18,7 +18,10 @@ use crate::config::HistorySettings;
 use crate::database::{Database, Listener};
 
 /// The most writes in one batch.
-const BATCH: usize = 1_024;
+const BATCH: usize = 4_096;
+/// How long the writer collects writes after the first of a batch: fewer, larger transactions
+/// (each commit has a cost of its own) for a history that is at most this much later.
+const COLLECT_FOR: Duration = Duration::from_millis(25);
 /// The longest pause between two prunings.
 const MAX_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// The shortest.
@@ -94,6 +97,15 @@ impl Writer {
     async fn run(self, mut receiver: mpsc::Receiver<Write>) {
         let mut batch = Vec::with_capacity(BATCH);
         while receiver.recv_many(&mut batch, BATCH).await > 0 {
+            if batch.len() < BATCH {
+                tokio::time::sleep(COLLECT_FOR).await;
+                while batch.len() < BATCH {
+                    match receiver.try_recv() {
+                        Ok(write) => batch.push(write),
+                        Err(_) => break,
+                    }
+                }
+            }
             let count = batch.len() as u64;
             let announce = self.changes.receiver_count() > 0;
             match self.store.write(std::mem::take(&mut batch), announce).await {
