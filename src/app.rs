@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::console::{self, Console, history::NoHistory};
 use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
+use crate::history::{History, HistoryError};
 use crate::http;
 use crate::http::admin::Admin;
 use crate::http::metrics::MetricsToken;
@@ -47,6 +48,9 @@ pub enum AppError {
     /// The outbox could not be opened.
     #[error("cannot open the outbox: {0}")]
     Outbox(#[from] OutboxError),
+    /// The delivery history could not be opened.
+    #[error("cannot open the delivery history: {0}")]
+    History(#[from] HistoryError),
     /// The demo route could not be set up.
     #[error("cannot set up the demo route: {0}")]
     Demo(#[from] DemoError),
@@ -101,6 +105,9 @@ impl delivery::Upstream for AnnouncingApi {
     }
 }
 
+/// How long the history's last writes may take at shutdown.
+const HISTORY_FLUSH: Duration = Duration::from_secs(2);
+
 /// How often the outbox is checked for a failure only a restart repairs.
 const RESTART_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -109,6 +116,7 @@ pub struct Application {
     port: u16,
     server: Server,
     outbox: Outbox,
+    history: History,
     dispatcher: DispatcherHandle,
     /// Queues the digests of held notifications (`delivery/noise/`); aborted at shutdown.
     releaser: tokio::task::JoinHandle<()>,
@@ -168,7 +176,16 @@ impl Application {
             None => ApiUrl::parse(&format!("{base_url}/pushjet/"))
                 .map_err(|error| AppError::Serve(std::io::Error::other(error.to_string())))?,
         };
-        let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery).await?;
+        let history = History::open(
+            &settings.history,
+            &settings.server.data_dir,
+            settings.delivery.database.as_ref(),
+            metrics.history.clone(),
+        )
+        .await?;
+        let outbox = Outbox::connect(&settings.server.data_dir, &settings.delivery)
+            .await?
+            .with_observer(Arc::new(history.clone()));
         let upstream = Announcing {
             api_url: api_url.clone(),
             timeout: settings.delivery.send_timeout,
@@ -204,6 +221,7 @@ impl Application {
             demo_device,
             Arc::new(NoHistory),
         ));
+        let history_data = web::Data::new(history.clone());
         let bridge = web::Data::from(bridge);
         let body_guard = web::Data::new(http::limits::BodyGuard::new(&settings.limits.http));
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
@@ -235,12 +253,14 @@ impl Application {
                 .app_data(outbox_data.clone())
                 .app_data(admin.clone())
                 .app_data(console.clone())
+                .app_data(history_data.clone())
                 .app_data(web::Data::new(api))
                 .route("/healthz", web::get().to(http::health::healthz))
                 .route("/readyz", web::get().to(http::health::readyz))
                 .route("/metrics", web::get().to(http::metrics::metrics))
                 .configure(http::admin::configure)
                 .configure(console::configure)
+                .configure(http::history::configure)
                 .route("/hooks/{route}", web::post().to(http::hooks::receive))
                 .route("/preview/{route}", web::post().to(http::hooks::preview))
                 .configure(move |config| {
@@ -285,6 +305,7 @@ impl Application {
             port: local.port(),
             server,
             outbox,
+            history,
             dispatcher,
             releaser,
             shutdown_grace: settings.delivery.shutdown_grace,
@@ -320,6 +341,7 @@ impl Application {
             ?report,
             "delivery stopped; pending notifications stay in the outbox"
         );
+        self.history.flush(HISTORY_FLUSH).await;
         served?;
         if self.outbox.needs_restart() {
             return Err(AppError::OutboxNeedsRestart);

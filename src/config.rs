@@ -7,6 +7,7 @@
 //! - [`delivery`]: the outbox and its dispatcher, [`database`] the shared database it may live in;
 //! - [`streams`]: the live streams of the embedded API;
 //! - [`console`]: the console's session length and the proxies it believes;
+//! - [`history`]: the delivery history's retention and bodies;
 //! - [`limits`]: limits against hostile load, on every request and on the embedded Pushjet API;
 //! - [`known`]: a `PUSHJET_BRIDGE_*` variable no setting asked for is a problem (a misspelling);
 //! - this file: listening and data, the Pushjet API, limits, tokens, and putting it together.
@@ -15,6 +16,7 @@ mod console;
 mod database;
 mod delivery;
 mod known;
+mod history;
 mod limits;
 mod read;
 mod routes;
@@ -28,6 +30,7 @@ use serde::Deserialize;
 pub use console::ConsoleSettings;
 pub use database::{DatabaseCa, DatabaseUrl};
 pub use delivery::DeliverySettings;
+pub use history::HistorySettings;
 pub use limits::{ApiLimits, HttpLimits, MAX_BUFFERED_BYTES};
 use read::{Problems, Vars, parse_bool};
 pub use streams::StreamSettings;
@@ -88,6 +91,8 @@ pub struct Settings {
     pub streams: StreamSettings,
     /// The console's sessions and the proxies it believes.
     pub console: ConsoleSettings,
+    /// The delivery history.
+    pub history: HistorySettings,
     /// The variables these settings came from, for [`Settings::reread`].
     source_vars: SourceVars,
 }
@@ -223,6 +228,7 @@ impl Settings {
             delivery: DeliverySettings::read(&vars, &mut problems),
             tokens: read_tokens(global, &mut problems),
             console: ConsoleSettings::read(&vars, &mut problems),
+            history: HistorySettings::read(&vars, &mut problems),
             source_vars: SourceVars(source_vars),
         };
         known::report_unknown(&vars, &mut problems);

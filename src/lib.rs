@@ -15,6 +15,7 @@ mod console;
 mod database;
 mod demo;
 mod examples;
+mod history;
 mod http;
 mod metrics;
 mod reload;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pushjet_bridge::app::Application;
-use pushjet_bridge::cli::{Cli, Command, check, client, dead_letters, healthcheck, render};
+use pushjet_bridge::cli::{
+    Cli, Command, check, client, dead_letters, healthcheck, history, render,
+};
 use pushjet_bridge::config::Settings;
 use pushjet_bridge::telemetry;
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         Command::DeadLetters(args) => {
             print_json(actix_rt::System::new().block_on(dead_letters::run(args)))
         }
+        Command::History(args) => print_json(actix_rt::System::new().block_on(history::run(args))),
         Command::Check => {
             let report = check::run();
             print!("{}", report.text);

@@ -119,6 +119,8 @@ pub struct Metrics {
     pub config_last_reload_success: Gauge,
     /// The live streams of the embedded API.
     pub streams: crate::streams::StreamMetrics,
+    /// The delivery history.
+    pub history: crate::history::HistoryMetrics,
 }
 
 impl Default for Metrics {
@@ -151,6 +153,7 @@ impl Metrics {
             config_generation: Gauge::default(),
             config_last_reload_success: Gauge::default(),
             streams: crate::streams::StreamMetrics::default(),
+            history: crate::history::HistoryMetrics::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -273,6 +276,7 @@ impl Metrics {
             }),
         );
         metrics.streams.register(&mut registry);
+        metrics.history.register(&mut registry);
         metrics.config_generation.set(1);
         metrics.config_last_reload_success.set(1);
         Self {

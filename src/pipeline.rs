@@ -140,6 +140,26 @@ impl Bridge {
         self.prepare_with(route, inbound, &options)
     }
 
+    /// Runs a request the route accepted before through the line again, with today's
+    /// templates and filter, without authenticating it (its secrets were not kept): what the
+    /// history's re-render does with a kept body. `source` is the sender a protocol adapter read
+    /// it as, if one did.
+    pub fn prepare_again(
+        &self,
+        route: &Route,
+        inbound: Inbound<'_>,
+        source: Option<SourceKind>,
+    ) -> Result<Prepared, PipelineError> {
+        let options = match source {
+            Some(source) => SourceOptions {
+                setting: SourceSetting::Fixed(source),
+                ..route.source.clone()
+            },
+            None => route.source.clone(),
+        };
+        self.prepare_unverified(route, inbound, &options)
+    }
+
     fn prepare_with(
         &self,
         route: &Route,
@@ -149,6 +169,15 @@ impl Bridge {
         route
             .auth
             .verify(inbound.headers, inbound.query, inbound.body)?;
+        self.prepare_unverified(route, inbound, options)
+    }
+
+    fn prepare_unverified(
+        &self,
+        route: &Route,
+        inbound: Inbound<'_>,
+        options: &SourceOptions,
+    ) -> Result<Prepared, PipelineError> {
         let mut decoded = sources::decode(inbound.headers, inbound.query, inbound.body, options)?;
         let filtered = (!route.sends(&decoded.event, decoded.action.as_deref()))
             .then(|| filter_reason(route, &decoded));

@@ -4,6 +4,7 @@ pub mod check;
 pub mod client;
 pub mod dead_letters;
 pub mod healthcheck;
+pub mod history;
 pub mod listen;
 pub mod render;
 
@@ -31,6 +32,9 @@ pub enum Command {
     Render(render::RenderArgs),
     /// List, retry or purge dead letters in the data directory's outbox.
     DeadLetters(dead_letters::DeadLettersArgs),
+    /// List, show or replay the delivery history of a running service (admin token from
+    /// PUSHJET_BRIDGE_ADMIN_TOKEN).
+    History(history::HistoryArgs),
     /// Exit 0 when the running service answers 200 on /healthz, 1 otherwise.
     Healthcheck(healthcheck::HealthcheckArgs),
 }

@@ -15,6 +15,7 @@ const MIGRATION_LOCK: i64 = 0x706a_6272_6964_6765;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_outbox.sql")),
     (2, include_str!("migrations/0002_pushjet.sql")),
+    (3, include_str!("migrations/0003_history.sql")),
     (4, include_str!("migrations/0004_noise.sql")),
     (5, include_str!("migrations/0005_lower_case_devices.sql")),
     (6, include_str!("migrations/0006_direct_services.sql")),

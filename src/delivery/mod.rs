@@ -78,6 +78,7 @@
 //!   for a grace period and leaves the rest pending; [`Outbox::open`] resumes everything pending.
 
 pub mod noise;
+mod observer;
 mod outbox;
 mod postgres;
 mod redb;
@@ -88,6 +89,7 @@ mod worker;
 mod test_support;
 
 pub use crate::config::DeliverySettings;
+pub use observer::{DeliveryObserver, Fate, SendReport};
 pub use outbox::{DedupKey, DedupKind, Enqueued, Outbox, OutboxError};
 pub use redb::OUTBOX_FILE_NAME;
 pub use retry::{Failure, classify};

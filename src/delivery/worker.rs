@@ -37,6 +37,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 
 use super::outbox::records::{OutboxError, PendingRecord, duration_millis};
+use super::observer::{Fate, SendReport};
 use super::outbox::{Claim, Outbox, Outcome, Recording};
 use super::retry::{Decision, RetryPolicy, whole_seconds};
 use crate::config::DeliverySettings;
@@ -311,21 +312,52 @@ async fn run<U: Upstream>(context: Rc<Context<U>>, mut claim: Claim) {
 }
 
 impl<U: Upstream> Context<U> {
-    /// Tries one send and decides what follows; logs one line with the outcome.
+    /// Tries one send and decides what follows; logs one line with the outcome and tells the
+    /// outbox's observer (the history) what happened.
     async fn attempt(&self, id: u64, route: &RouteName, pending: &PendingRecord) -> Outcome {
-        let Some(secret) = self.routes.secret(route) else {
-            return self.dead_letter(
+        let at = self.outbox.now();
+        let (outcome, sent) = self.try_send(id, route, pending).await;
+        if let Some(observer) = self.outbox.observer() {
+            let (latency, error) = match &sent {
+                Some((latency, result)) => (Some(*latency), result.as_ref().err()),
+                None => (None, None),
+            };
+            observer.sent(SendReport {
                 id,
-                route,
-                format!(
-                    "route `{route}` is no longer configured: add it back to \
-                     PUSHJET_BRIDGE_ROUTES with its secret and retry the dead letter, or purge it"
-                ),
+                at,
+                latency,
+                error,
+                fate: match &outcome {
+                    Outcome::Sent => Fate::Sent,
+                    Outcome::Retry { at, .. } => Fate::Retrying { until: *at },
+                    Outcome::Dead { reason } => Fate::Dead {
+                        reason: reason.clone(),
+                    },
+                },
+            });
+        }
+        outcome
+    }
+
+    /// [`Self::attempt`] without the report: the outcome, and the send's duration and result
+    /// when one was made.
+    async fn try_send(
+        &self,
+        id: u64,
+        route: &RouteName,
+        pending: &PendingRecord,
+    ) -> (Outcome, Option<(Duration, Result<(), Error>)>) {
+        let Some(secret) = self.routes.secret(route) else {
+            let reason = format!(
+                "route `{route}` is no longer configured: add it back to \
+                 PUSHJET_BRIDGE_ROUTES with its secret and retry the dead letter, or purge it"
             );
+            return (self.dead_letter(id, route, reason), None);
         };
         let attempt = pending.attempts.saturating_add(1);
         let started = Instant::now();
         let sent = self.upstream.send(&secret, &pending.message).await;
+        let latency = started.elapsed();
         if sent.is_ok() {
             self.upstream.delivered(route, &secret, &pending.message);
         }
@@ -334,7 +366,7 @@ impl<U: Upstream> Context<U> {
             Err(error) if error.is_transient() => "transient",
             Err(_) => "permanent",
         };
-        self.metrics.observe_pushjet(outcome, started.elapsed());
+        self.metrics.observe_pushjet(outcome, latency);
         let route_label = metrics::route_label(route.as_str());
         let error = match sent {
             Ok(()) => {
@@ -349,13 +381,13 @@ impl<U: Upstream> Context<U> {
                     outcome = "sent",
                     "notification {id} for route `{route}` sent"
                 );
-                return Outcome::Sent;
+                return (Outcome::Sent, Some((latency, Ok(()))));
             }
             Err(error) => error,
         };
         let now = self.outbox.now();
         let elapsed = Duration::from_millis(now.saturating_sub(pending.retrying_since));
-        match self.policy.decide(&error, route, attempt, elapsed) {
+        let outcome = match self.policy.decide(&error, route, attempt, elapsed) {
             Decision::RetryIn(delay) => {
                 self.metrics
                     .notifications_retried
@@ -375,7 +407,8 @@ impl<U: Upstream> Context<U> {
                 }
             }
             Decision::GiveUp(reason) => self.dead_letter(id, route, reason),
-        }
+        };
+        (outcome, Some((latency, Err(error))))
     }
 
     /// The outcome of a send could not be committed: it joins `unrecorded`, held, and nothing

@@ -42,6 +42,16 @@ impl Admin {
     pub fn new(outbox: Outbox, token: Option<Secret>) -> Self {
         Self { outbox, token }
     }
+
+    /// The outbox the endpoints work on.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// The admin token; `None` when the admin endpoints are off.
+    pub(crate) fn token(&self) -> Option<&Secret> {
+        self.token.as_ref()
+    }
 }
 
 /// Mounts the dead-letter endpoints under `/admin/dead-letters` and `POST /admin/reload`; needs

@@ -129,6 +129,7 @@ async fn accept<'b>(
         query: request.query_string(),
         body: body.as_bytes(),
     };
+    crate::http::recording::keep_input(request, &inbound, Some(SourceKind::Gotify.as_str()));
     let accepted =
         hooks::accept_adapted(route, inbound, SourceKind::Gotify, bridge, handoff).await?;
     Ok((accepted, message))

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::delivery::noise::{Admission, Admitted};
 use crate::delivery::{DedupKey, DedupKind, Enqueued, Failure, Outbox, classify};
 use crate::http::error::HookError;
+use crate::http::recording;
 use crate::http::request_id::RequestId;
 use crate::http::{early, encoding, limits};
 use crate::metrics::{Metrics, Rejection, route_source};
@@ -82,6 +83,7 @@ async fn prepare(
         query: request.query_string(),
         body: &body,
     };
+    recording::keep_input(request, &inbound, None);
     Ok(bridge.prepare(route, inbound)?)
 }
 
@@ -145,6 +147,11 @@ pub(crate) struct Accepted<'r> {
 }
 
 impl Accepted<'_> {
+    /// What the webhook turned into.
+    pub(crate) fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+
     /// Where its notifications went.
     pub(crate) fn handed(&self) -> &Handed {
         &self.handed
@@ -329,6 +336,7 @@ pub(crate) fn observe(
             );
         }
     }
+    recording::note(request, route, outcome, &request_id);
 }
 
 /// What a protocol adapter (ntfy, Gotify) read from a request: the accepted webhook and the

@@ -266,6 +266,7 @@ async fn accept<'b>(
         query: request.query_string(),
         body: body.as_bytes(),
     };
+    crate::http::recording::keep_input(request, &inbound, Some(SourceKind::Ntfy.as_str()));
     let accepted = hooks::accept_adapted(route, inbound, SourceKind::Ntfy, bridge, handoff).await?;
     Ok((Target::Route(accepted), message))
 }

@@ -12,6 +12,8 @@ mod errors;
 mod failover;
 mod fixtures;
 mod formats;
+mod history;
+mod history_again;
 mod hostile;
 mod hung_database;
 mod metrics;

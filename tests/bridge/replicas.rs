@@ -97,6 +97,10 @@ async fn a_database_that_stops_gets_503s_and_not_ready_then_delivery_resumes() {
     let app = spawn_app_with_routes(&[
         ("PUSHJET_BRIDGE_ROUTES", "ops"),
         ("PUSHJET_BRIDGE_DATABASE_URL", &database),
+        // A run the stop interrupts cannot give its lease on the route back: delivery resumes
+        // once the lease lapses, so the lease is shorter than the test's deadline.
+        ("PUSHJET_BRIDGE_SEND_TIMEOUT", "2s"),
+        ("PUSHJET_BRIDGE_LEASE", "3s"),
     ])
     .await;
     let hook = app.url("/hooks/ops");

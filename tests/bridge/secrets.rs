@@ -1,7 +1,7 @@
 //! No secret leaks: with every kind of secret configured (the outbox's database URL included), a
 //! sequence of good and bad requests leaves none of them in the service's logs (captured at
-//! TRACE, whatever `RUST_LOG` says), in any answer, in any page of the console, or in any
-//! delivered notification.
+//! TRACE, whatever `RUST_LOG` says), in any answer, in any page of the console, in any delivered
+//! notification, in any answer of the delivery history (bodies kept) or in its tables as stored.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -72,7 +72,6 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     let webhook_secret = unique("whsecnew");
     let old_webhook_secret = unique("whsecold");
     let token = unique("tok");
-    let admin_token = unique("admintoken");
     let password = unique("pw");
     let basic = format!("alice:{password}");
     let basic_header = format!(
@@ -90,6 +89,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     .expect("a template file");
     let templates_dir = templates.path().display().to_string();
     let rotation = format!("{old_webhook_secret},{webhook_secret}");
+    let admin_token = unique("admintoken");
     // The outbox in PostgreSQL, with a password in its URL (the test server trusts every local
     // connection, so the password is only carried around, never checked).
     let database_password = unique("dbpw");
@@ -113,6 +113,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
         ("PUSHJET_BRIDGE_ROUTE_LEAK_BROKEN_TEMPLATE", "custom/broken"),
         ("PUSHJET_BRIDGE_DATABASE_URL", &database),
         ("PUSHJET_BRIDGE_ADMIN_TOKEN", &admin_token),
+        ("PUSHJET_BRIDGE_HISTORY_BODIES", "true"),
     ])
     .await;
     let pushjet_secret = app.secret.clone();
@@ -291,8 +292,15 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     // Gotify message (a fallback too) and one Pushjet send: wait until all were delivered, so the
     // delivery's own logging is captured too.
     let messages = wait_for_messages(&app.device, 10).await;
+    // The delivery history: every answer of its API, and its tables as stored.
+    let history = history_answers(&app.url(""), &admin_token).await;
     let port = app.app.port;
     app.app.stop().await;
+    let stored = history_tables(&database).await;
+    assert!(
+        stored.contains("leak-token") && stored.contains("<redacted>"),
+        "the history holds this test's requests: {stored}"
+    );
 
     let secrets = [
         ("Pushjet secret", pushjet_secret.as_str()),
@@ -350,6 +358,16 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
             let shown = format!("{message:?}");
             assert!(!shown.contains(secret), "the {kind} was delivered: {shown}");
         }
+        for answer in &history {
+            assert!(
+                !answer.contains(secret),
+                "the {kind} is in a history answer: {answer}"
+            );
+        }
+        assert!(
+            !stored.contains(secret),
+            "the {kind} is in the history's tables"
+        );
     }
 }
 
@@ -426,6 +444,63 @@ fn answer(response: &awc::ClientResponse<impl futures_util::Stream>, body: &[u8]
         json: serde_json::from_str(&text).unwrap_or_default(),
         text,
     }
+}
+
+/// Every answer of the history API: the list, and each record's whole story.
+async fn history_answers(base: &str, admin_token: &str) -> Vec<String> {
+    let client = awc::Client::default();
+    let get = |path: String| {
+        let request = client
+            .get(format!("{base}{path}"))
+            .insert_header(("Authorization", format!("Bearer {admin_token}")));
+        async move {
+            let mut response = request.send().await.expect("the history answers");
+            assert_eq!(response.status(), 200);
+            let body = response
+                .body()
+                .limit(16 * 1024 * 1024)
+                .await
+                .expect("a body");
+            String::from_utf8_lossy(&body).into_owned()
+        }
+    };
+    // The records are written just behind the answers: wait for the last request's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let list = loop {
+        let list = get("/admin/history?limit=500".to_owned()).await;
+        if list.contains("\"via\":\"gotify\"") || std::time::Instant::now() > deadline {
+            break list;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let page: serde_json::Value = serde_json::from_str(&list).expect("JSON");
+    let mut answers = vec![list];
+    for summary in page["records"].as_array().into_iter().flatten() {
+        let id = summary["id"].as_u64().expect("an id");
+        answers.push(get(format!("/admin/history/{id}")).await);
+    }
+    answers.push(get("/admin/history/counts".to_owned()).await);
+    answers
+}
+
+/// The history's tables as stored in the database, as text.
+async fn history_tables(database: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .expect("the test database");
+    actix_web::rt::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT record || coalesce(request, '') || route || search FROM history_records \
+             UNION ALL SELECT attempts::TEXT || coalesce(reason, '') FROM history_deliveries",
+            &[],
+        )
+        .await
+        .expect("the history's tables");
+    rows.iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A request of the sequence: path, headers, body, and the expected status (2 for any 2xx).

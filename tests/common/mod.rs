@@ -86,7 +86,9 @@ pub async fn spawn_app_in(data_dir: &Path, extra: &[(&str, &str)]) -> TestApp {
         match Application::build(settings).await {
             Ok(application) => break application,
             // A service stopped a moment ago may still be letting go of its databases.
-            Err(AppError::Store(_) | AppError::Outbox(_)) if Instant::now() < deadline => {
+            Err(AppError::Store(_) | AppError::Outbox(_) | AppError::History(_))
+                if Instant::now() < deadline =>
+            {
                 actix_web::rt::time::sleep(Duration::from_millis(50)).await;
             }
             Err(error) => panic!("the service does not start: {error}"),

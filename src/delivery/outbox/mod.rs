@@ -30,6 +30,7 @@ pub(super) use backend::{Claim, Due, OutboxBackend, Outcome, Recording};
 pub use records::{DeadLetter, DedupKey, DedupKind, Enqueued, OutboxError, RetriedDeadLetters};
 
 use self::records::PendingRecord;
+use super::observer::DeliveryObserver;
 use super::postgres::PostgresOutbox;
 use super::redb::RedbOutbox;
 use crate::config::DeliverySettings;
@@ -42,6 +43,8 @@ use crate::routes::RouteName;
 #[derive(Debug, Clone)]
 pub struct Outbox {
     backend: Arc<dyn OutboxBackend>,
+    /// Who hears of each notification's fate (the delivery history), if anybody.
+    observer: Option<Arc<dyn DeliveryObserver>>,
 }
 
 impl Outbox {
@@ -71,7 +74,23 @@ impl Outbox {
     pub(super) fn new(backend: impl OutboxBackend + 'static) -> Self {
         Self {
             backend: Arc::new(backend),
+            observer: None,
         }
+    }
+
+    /// This outbox, telling `observer` of every send, retry and purge from now on (every clone
+    /// made afterwards too).
+    #[must_use]
+    pub fn with_observer(self, observer: Arc<dyn DeliveryObserver>) -> Self {
+        Self {
+            observer: Some(observer),
+            ..self
+        }
+    }
+
+    /// The observer, if any.
+    pub(super) fn observer(&self) -> Option<&dyn DeliveryObserver> {
+        self.observer.as_deref()
     }
 
     /// Stores a webhook's notifications for delivery, oldest first, and returns once they are on
@@ -158,17 +177,29 @@ impl Outbox {
     /// Queues a dead letter again with a fresh retry period. It keeps its id, so it goes out
     /// before its route's newer notifications.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
-        self.backend.retry_dead_letter(id).await
+        self.backend.retry_dead_letter(id).await?;
+        if let Some(observer) = self.observer() {
+            observer.requeued(&[id]);
+        }
+        Ok(())
     }
 
     /// Queues every dead letter again, oldest first, as far as the outbox has room.
     pub async fn retry_all_dead_letters(&self) -> Result<RetriedDeadLetters, OutboxError> {
-        self.backend.retry_all_dead_letters().await
+        let retried = self.backend.retry_all_dead_letters().await?;
+        if let Some(observer) = self.observer() {
+            observer.requeued(&retried.ids);
+        }
+        Ok(retried)
     }
 
     /// Deletes a dead letter for good.
     pub async fn purge_dead_letter(&self, id: u64) -> Result<(), OutboxError> {
-        self.backend.purge_dead_letter(id).await
+        self.backend.purge_dead_letter(id).await?;
+        if let Some(observer) = self.observer() {
+            observer.purged(id);
+        }
+        Ok(())
     }
 
     /// Now, in milliseconds since the epoch, on the clock that dates the outbox's records.
