@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::noise::Verdict as NoiseVerdict;
 use crate::pushjet::NewMessage;
 
 /// How the request reached the bridge.
@@ -77,6 +78,10 @@ pub struct Rendered {
     /// Its delivery: filled from the deliveries when read (or kept here for a `sync` route).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// What the route's noise control did with it (`send`, `held: rate`, `held: quiet hours`,
+    /// `collapsed`), on a route that has noise control; only one sent has an outbox id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<NoiseVerdict>,
 }
 
 /// One request to a route, as recorded when it was answered.

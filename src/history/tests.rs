@@ -79,6 +79,7 @@ fn record(history: &History, route: &str, title: &str, queued: Option<u64>, age_
                 notification: Some(message(title, "the text")),
                 template_error: None,
                 delivery: None,
+                noise: None,
             })
             .into_iter()
             .collect(),

@@ -18,7 +18,7 @@ mod quiet;
 mod settings;
 mod state;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use digest::digest;
 pub use settings::{
@@ -28,7 +28,7 @@ pub use state::{Candidate, RouteNoise};
 
 /// What became of one notification; the names are the webhook's answer, the metrics' `outcome`
 /// label and the history's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     /// Queued for sending now.
     #[serde(rename = "send")]

@@ -320,3 +320,91 @@ async fn two_replicas_on_one_database_send_a_digest_once() {
         replica.stop().await;
     }
 }
+
+#[actix_web::test]
+async fn the_history_tells_held_notifications_from_queued_ones_and_gives_ids_only_to_these() {
+    // Quiet hours from an hour ago to an hour from now (UTC), across midnight or not.
+    let range = format!(
+        "{}-{}",
+        wall_clock("UTC", Duration::from_secs(23 * 3600)),
+        wall_clock("UTC", Duration::from_secs(3600))
+    );
+    let admin_token = "admin-token-for-the-noise-history-test";
+    let routed = spawn_app_with_routes(&[
+        ("PUSHJET_BRIDGE_ROUTES", "alerts"),
+        ("PUSHJET_BRIDGE_ADMIN_TOKEN", admin_token),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_SOURCE", "alertmanager"),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_ALERT_GROUPING", "alert"),
+        ("PUSHJET_BRIDGE_ROUTE_ALERTS_QUIET_HOURS", range.as_str()),
+    ])
+    .await;
+    // One webhook, two alerts: the warning first (held), the critical one second (sent).
+    let alert = |name: &str, severity: &str| {
+        json!({
+            "status": "firing",
+            "labels": {"alertname": name, "severity": severity},
+            "annotations": {"summary": format!("{name} fired")},
+            "startsAt": "2026-12-07T10:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example.com/graph",
+            "fingerprint": format!("{name}0000000000")
+        })
+    };
+    let body = json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=~\".*\"}",
+        "status": "firing",
+        "receiver": "bridge",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example.com",
+        "alerts": [alert("DiskFilling", "warning"), alert("SiteDown", "critical")]
+    });
+    let answer = post(
+        &routed.url("/hooks/alerts"),
+        &[JSON, ("X-Request-Id", "noise-history-1")],
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(verdicts(&answer), ["held: quiet hours", "send"]);
+    let queued = answer.json["queued"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(queued.len(), 1, "{}", answer.text);
+
+    let client = awc::Client::default();
+    let get = |path: String| {
+        let request = client
+            .get(routed.url(&path))
+            .insert_header(("Authorization", format!("Bearer {admin_token}")));
+        async move {
+            let mut response = request.send().await.expect("the history answers");
+            let body = response.body().limit(1 << 24).await.expect("a body");
+            serde_json::from_slice::<serde_json::Value>(&body).expect("JSON")
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let story = loop {
+        let page = get("/admin/history?route=alerts".to_owned()).await;
+        // The route's one record (this test posts one webhook).
+        let id = page["records"][0]["id"].as_u64();
+        if let Some(id) = id {
+            break get(format!("/admin/history/{id}")).await;
+        }
+        assert!(Instant::now() < deadline, "no record: {page}");
+        actix_web::rt::time::sleep(POLL_INTERVAL).await;
+    };
+    assert_eq!(story["request_id"], "noise-history-1", "{story}");
+    let notifications = story["notifications"].as_array().expect("notifications");
+    assert_eq!(notifications.len(), 2, "{story}");
+    assert_eq!(notifications[0]["noise"], "held: quiet hours", "{story}");
+    assert!(
+        notifications[0].get("id").is_none(),
+        "a held one has no id: {story}"
+    );
+    assert_eq!(notifications[1]["noise"], "send", "{story}");
+    assert_eq!(notifications[1]["id"], queued[0], "{story}");
+}
