@@ -15,8 +15,8 @@
 mod console;
 mod database;
 mod delivery;
-mod known;
 mod history;
+mod known;
 mod limits;
 mod read;
 mod routes;

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::Console;
-use super::history::NoHistory;
 use crate::config::Settings;
 use crate::delivery::Outbox;
+use crate::history::History;
 use crate::pushjet::ApiUrl;
 use crate::reload::build_bridge;
 
@@ -62,13 +62,14 @@ macro_rules! app {
             &settings,
             ApiUrl::parse("http://127.0.0.1:9/pushjet/").expect("a URL"),
             None,
-            Arc::new(NoHistory),
+            Arc::new(History::off()),
         );
         test::init_service(
             App::new()
                 .app_data(web::Data::new(console))
                 .app_data(web::Data::from(bridge))
                 .app_data(web::Data::new(outbox))
+                .app_data(web::Data::new(History::off()))
                 .configure(super::configure),
         )
         .await
@@ -283,4 +284,27 @@ async fn assets_are_kept_a_year_and_revalidate_with_their_etag() {
         .to_request();
     let response = test::call_service(&app, again).await;
     assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[actix_web::test]
+async fn with_the_history_off_the_pages_say_so_instead_of_showing_numbers() {
+    let dir = TempDir::new().unwrap();
+    let app = app!(&dir, &[("PUSHJET_BRIDGE_ADMIN_TOKEN", TOKEN)]);
+    let cookie = cookie_pair(&sign_in!(&app, "192.0.2.7", &[]));
+    for uri in ["/console/", "/console/history"] {
+        let request = TestRequest::get()
+            .uri(uri)
+            .insert_header((header::COOKIE, cookie.clone()))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let page = text(response).await;
+        assert!(page.contains("history is off"), "{uri}: {page}");
+        assert!(!page.contains("Last 24 hours"), "{uri}: {page}");
+    }
+    let request = TestRequest::get()
+        .uri("/console/api/history/stream")
+        .to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
