@@ -129,6 +129,17 @@ function setupPlayground(form) {
   template.addEventListener("input", function () { edited = true; soon(); });
   example.addEventListener("change", async function () {
     if (!example.value) return;
+    if (example.value.indexOf("history:") === 0) {
+      const kept = await fetch(form.dataset.kept + encodeURIComponent(example.value.slice(8)) + "/body",
+        { credentials: "same-origin" });
+      if (!kept.ok) { showError("The kept body could not be loaded."); return; }
+      const body = await kept.json();
+      payload.value = body.body;
+      if (source.querySelector('option[value="' + body.source + '"]')) source.value = body.source;
+      event.value = body.event;
+      restart();
+      return;
+    }
     const response = await fetch(form.dataset.examples + encodeURIComponent(example.value),
       { credentials: "same-origin" });
     if (!response.ok) { showError("The example could not be loaded."); return; }
@@ -237,6 +248,10 @@ function setupHistory(list) {
   function change(received) {
     let record;
     try { record = JSON.parse(received.data); } catch (ignored) { return; }
+    // Record ids pass 2^53: JSON.parse rounds them, so the id is read from the text itself.
+    const id = /"id":(\d+)/.exec(received.data);
+    if (!id) return;
+    record.id = id[1];
     const present = list.querySelector('li[data-id="' + record.id + '"]');
     if (present) {
       present.replaceWith(recordLine(record));
