@@ -14,6 +14,7 @@ use super::error::ConsoleError;
 use super::pages::{self, CsrfForm, Layout};
 use crate::delivery::Outbox;
 use crate::history::record::{Attempt, KeptRequest, Rendered, Via};
+use crate::history::redact::REDACTED;
 use crate::history::{self, History, Story};
 use crate::http::history::request_id;
 use crate::reload::SharedBridge;
@@ -144,10 +145,23 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// `text` double-quoted for a POSIX shell, where nothing in it expands.
+fn double_quote(text: &str) -> String {
+    let mut quoted = String::from('"');
+    for character in text.chars() {
+        if matches!(character, '\\' | '"' | '$' | '`') {
+            quoted.push('\\');
+        }
+        quoted.push(character);
+    }
+    quoted.push('"');
+    quoted
+}
+
 /// A curl command that sends the kept request again to `base` (the bridge's address as the
 /// browser reached it). The route's credentials are shell variables (`$TOKEN`, `$USERNAME`,
-/// `$PASSWORD`; a signature is noted, since it needs the webhook secret); the history removed
-/// them from the kept headers and query already.
+/// `$PASSWORD`, and `$TOKEN` for a redacted query value; a signature is noted, since it needs
+/// the webhook secret); the history removed them from the kept headers and query already.
 fn curl(base: &str, story: &Story, kept: &KeptRequest, route: Option<&Route>) -> String {
     let record = &story.record;
     let path = match record.via {
@@ -169,7 +183,14 @@ fn curl(base: &str, story: &Story, kept: &KeptRequest, route: Option<&Route>) ->
                 .to_owned(),
         );
     }
-    let mut command = vec![format!("curl -X POST {}", shell_quote(&url))];
+    // A credential the history redacted from the query becomes `$TOKEN`, so the URL is
+    // double-quoted, everything else in it escaped.
+    let url = if url.contains(REDACTED) {
+        double_quote(&url).replace(REDACTED, "$TOKEN")
+    } else {
+        shell_quote(&url)
+    };
+    let mut command = vec![format!("curl -X POST {url}")];
     for (name, value) in &kept.headers {
         if UNCOPIED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             continue;
@@ -372,10 +393,110 @@ pub(super) async fn body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+    use crate::history::record::{Record, Verdict};
+    use crate::reload::build_bridge;
+
+    const TOKEN: &str = "curl-test-route-token-77";
+    const PASSWORD: &str = "curl-test-basic-password-88";
+    const WEBHOOK_SECRET: &str = "curl-test-webhook-secret-99";
+
+    fn story(kept: &KeptRequest) -> Story {
+        Record {
+            id: 1,
+            at: 0,
+            route: "gh".to_owned(),
+            via: Via::Hooks,
+            source: "github".to_owned(),
+            event: "push".to_owned(),
+            action: None,
+            delivery_id: None,
+            request_id: "-".to_owned(),
+            status: 202,
+            verdict: Verdict::Queued,
+            reason: None,
+            notifications: Vec::new(),
+            request: Some(kept.clone()),
+            again_of: None,
+        }
+        .into_story()
+    }
+
+    #[test]
+    fn copy_as_curl_puts_shell_variables_where_the_credentials_go() {
+        let dir = tempfile::TempDir::new().expect("a folder");
+        let settings = Settings::from_vars([
+            (
+                "PUSHJET_BRIDGE_DATA_DIR".to_owned(),
+                dir.path().display().to_string(),
+            ),
+            ("PUSHJET_BRIDGE_ROUTES".to_owned(), "gh".to_owned()),
+            (
+                "PUSHJET_BRIDGE_ROUTE_GH_SECRET".to_owned(),
+                "0123456789abcdef0123456789abcdef".to_owned(),
+            ),
+            (
+                "PUSHJET_BRIDGE_ROUTE_GH_SOURCE".to_owned(),
+                "github".to_owned(),
+            ),
+            ("PUSHJET_BRIDGE_ROUTE_GH_TOKEN".to_owned(), TOKEN.to_owned()),
+            (
+                "PUSHJET_BRIDGE_ROUTE_GH_BASIC_AUTH".to_owned(),
+                format!("ops:{PASSWORD}"),
+            ),
+            (
+                "PUSHJET_BRIDGE_ROUTE_GH_WEBHOOK_SECRET".to_owned(),
+                WEBHOOK_SECRET.to_owned(),
+            ),
+        ])
+        .expect("valid settings");
+        let bridge = build_bridge(&settings, None).expect("the bridge builds");
+        let kept = KeptRequest {
+            headers: vec![
+                ("host".to_owned(), "bridge.example".to_owned()),
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("x-github-event".to_owned(), "push".to_owned()),
+            ],
+            query: "token=<redacted>".to_owned(),
+            body: r#"{"ref":"it's"}"#.to_owned(),
+            body_bytes: 14,
+            truncated: false,
+            read_as: None,
+        };
+        let command = curl(
+            "https://bridge.example",
+            &story(&kept),
+            &kept,
+            bridge.routes.get("gh"),
+        );
+        assert!(
+            command.contains("curl -X POST \"https://bridge.example/hooks/gh?token=$TOKEN\""),
+            "{command}"
+        );
+        assert!(command.contains("-H 'x-github-event: push'"), "{command}");
+        assert!(!command.contains("-H 'host:"), "{command}");
+        assert!(
+            command.contains("-H \"Authorization: Bearer $TOKEN\""),
+            "{command}"
+        );
+        assert!(command.contains("-u \"$USERNAME:$PASSWORD\""), "{command}");
+        assert!(
+            command.starts_with("# The route checks the sender's signature"),
+            "{command}"
+        );
+        assert!(
+            command.ends_with(r#"--data-binary '{"ref":"it'\''s"}'"#),
+            "{command}"
+        );
+        for secret in [TOKEN, PASSWORD, WEBHOOK_SECRET] {
+            assert!(!command.contains(secret), "{command}");
+        }
+    }
 
     #[test]
     fn shell_quoting_keeps_quotes_and_dollars_literal() {
         assert_eq!(shell_quote("it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(double_quote(r#"a"$b`\"#), r#""a\"\$b\`\\""#);
     }
 
     #[test]

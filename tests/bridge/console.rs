@@ -2,10 +2,11 @@
 //! Playwright against the real service: sign-in (wrong and right token, keyboard only), the
 //! cookie's attributes, CSRF refusals, sign-out, the rate limit on failed sign-ins, a dead letter
 //! retried from its page once the upstream is fixed, the history (a webhook appearing live, its
-//! page with the notification and the attempt, Replay, a kept body in the playground), the playground's live preview and its error
-//! line, the live inbox, every page at 375 and 1280 px with screenshots and an axe-core check,
-//! and no secret of this configuration in any page. `scripts/test` installs what it needs and
-//! names it in `PUSHJET_BRIDGE_TEST_PYTHON` and `PUSHJET_BRIDGE_TEST_AXE`.
+//! page with the notification and the attempt, Replay and Re-render, a kept body in the
+//! playground), the playground's live preview and its error line, the live inbox, every page at
+//! 375 and 1280 px with screenshots and an axe-core check, and no secret of this configuration
+//! in any page. `scripts/test` installs what it needs and names it in
+//! `PUSHJET_BRIDGE_TEST_PYTHON` and `PUSHJET_BRIDGE_TEST_AXE`.
 
 use std::path::Path;
 use std::process::Command;
@@ -121,9 +122,9 @@ async fn the_console_works_in_a_real_browser() {
     assert!(stdout.contains("all steps passed"), "{stdout}");
     println!("{stdout}");
 
-    // The retried dead letter, the inbox's live message and the history's webhook twice (sent,
-    // then replayed from its page) reached the device.
-    let texts: Vec<String> = wait_for_messages(&app.device, 4)
+    // The retried dead letter, the inbox's live message and the history's webhook three times
+    // (sent, then replayed and rendered again from its page) reached the device.
+    let texts: Vec<String> = wait_for_messages(&app.device, 5)
         .await
         .into_iter()
         .map(|message| message.message)
@@ -134,7 +135,7 @@ async fn the_console_works_in_a_real_browser() {
         .iter()
         .filter(|text| *text == "seen in the history")
         .count();
-    assert_eq!(replayed, 2, "{texts:?}");
+    assert_eq!(replayed, 3, "{texts:?}");
     assert!(dead_letters(&app).await.is_empty());
 }
 

@@ -230,6 +230,12 @@ def main():
             time.sleep(0.2)
         expect(page.locator(".phone-message").first).to_have_text("seen in the history")
 
+        step("one webhook: Re-render renders the kept body again and queues it")
+        page.goto(f"{BASE}{webhook_path}")
+        page.get_by_role("button", name="Re-render").click()
+        expect(page.get_by_role("status").first).to_contain_text(
+            "rendered again with today's templates: webhook #")
+
         step("playground: a kept body is offered as a payload")
         page.goto(f"{BASE}/console/playground")
         kept = page.locator('#pg-example option[value^="history:"]')
