@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 
 use crate::config::Settings;
-use crate::console::{self, Console, history::NoHistory};
+use crate::console::{self, Console};
 use crate::delivery::{self, DispatcherHandle, Outbox, OutboxError};
 use crate::demo::{self, DemoError};
 use crate::history::{History, HistoryError};
@@ -219,7 +219,7 @@ impl Application {
             &settings,
             api_url.clone(),
             demo_device,
-            Arc::new(NoHistory),
+            Arc::new(history.clone()),
         ));
         let history_data = web::Data::new(history.clone());
         let bridge = web::Data::from(bridge);

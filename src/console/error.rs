@@ -7,6 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::delivery::OutboxError;
+use crate::history::{AgainError, HistoryError};
 
 /// Why a console request failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,15 @@ pub enum ConsoleError {
     /// The outbox failed or refused.
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// The history failed, is off, or has no such record.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// A record could not be replayed or rendered again.
+    #[error(transparent)]
+    Again(#[from] AgainError),
+    /// Too many live streams are open.
+    #[error("too many live history streams are open; close one and try again")]
+    TooManyStreams,
     /// A page could not be rendered.
     #[error("the page could not be rendered: {0}")]
     Page(#[from] askama::Error),
@@ -46,8 +56,26 @@ pub enum ConsoleError {
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Off | Self::NotFound(_) | Self::Outbox(OutboxError::NoSuchDeadLetter(_)) => {
+            Self::Off
+            | Self::NotFound(_)
+            | Self::Outbox(OutboxError::NoSuchDeadLetter(_))
+            | Self::History(HistoryError::Off | HistoryError::NotFound(_))
+            | Self::Again(AgainError::History(HistoryError::Off | HistoryError::NotFound(_))) => {
                 StatusCode::NOT_FOUND
+            }
+            Self::Again(
+                AgainError::RouteGone(_) | AgainError::NothingToSend(_) | AgainError::NoBody(_),
+            ) => StatusCode::CONFLICT,
+            Self::Again(AgainError::Pipeline(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
+            Self::History(HistoryError::Unavailable(_))
+            | Self::Again(
+                AgainError::History(HistoryError::Unavailable(_))
+                | AgainError::Outbox(OutboxError::Full { .. } | OutboxError::Unavailable(_)),
+            ) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::History(HistoryError::Record(_))
+            | Self::Again(AgainError::History(HistoryError::Record(_)) | AgainError::Outbox(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
             }
             Self::SignInNeeded => StatusCode::SEE_OTHER,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -1,44 +1,31 @@
-//! Where the delivery history plugs into the console. Until it exists, [`NoHistory`] answers
-//! that nothing is recorded, and the pages say so instead of showing numbers.
-//!
-//! What the history (issue 20) adds, and where:
-//! - **The overview's numbers**: implement [`HistorySummary`] over the history's store and hand it
-//!   to [`super::Console::new`] in `app.rs` (today `Arc::new(NoHistory)`); each route's card then
-//!   shows its last webhook and its 24-hour counts (`templates/overview.html`, `route.activity`).
-//! - **The history pages**: one file per page beside the others (the list with its filters and
-//!   paging, one webhook's story), mounted in [`super::configure`] under `/console/history` and
-//!   `/console/history/{id}`; Replay and Re-render are forms posting to
-//!   `/console/history/{id}/replay` and `/rerender` with the session's CSRF token
-//!   ([`super::pages::CsrfForm`], checked by `Console::acting_session`), calling the history's
-//!   functions directly, as the dead-letters page calls the outbox's. A `History` entry goes in
-//!   the navigation of `templates/base.html` (`layout.current == "history"`).
-//! - **New webhooks without a reload**: the browser's `EventSource` cannot send the admin token,
-//!   so the console serves the history's stream itself under its session (e.g.
-//!   `GET /console/api/history/stream`, fed by the same source as `/admin/history/stream`), and
-//!   `assets/console.js` gains a `setupHistory` beside `setupPlayground` and `setupInbox`.
-//! - **The playground's payloads**: kept bodies join the bundled examples in its payload list
-//!   (`templates/playground.html`, `#pg-example`), fetched from a session-checked
-//!   `GET /console/api/history/{id}/body` as examples are from `/console/api/example/{name}`.
+//! The delivery history's summary for the console's overview: each route's last webhook and its
+//! 24-hour counts ([`HistorySummary`], implemented over [`History`]; when the history is off,
+//! the overview says so instead of showing numbers). The history's own pages are
+//! [`super::history_list`] (the list, live) and [`super::webhook`] (one webhook's story).
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 
+use crate::history::{self, History, Query};
 use crate::routes::RouteName;
+
+/// What the overview's counts look back over.
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// What the history knows of one route's recent webhooks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteActivity {
     /// When its last webhook arrived, and its event (`push`, `firing`, ...).
     pub last_webhook: Option<(SystemTime, String)>,
-    /// In the last 24 hours: webhooks accepted.
+    /// In the last 24 hours: webhooks accepted (every record but the refused ones).
     pub accepted: u64,
-    /// Notifications sent.
+    /// Webhooks whose notifications were all sent.
     pub sent: u64,
-    /// Notifications waiting for another attempt.
+    /// Webhooks with a notification still waiting (queued, or for another attempt).
     pub retrying: u64,
-    /// Notifications that became dead letters.
+    /// Webhooks with a notification that became a dead letter.
     pub dead: u64,
     /// Webhooks refused (4xx).
     pub refused: u64,
@@ -46,16 +33,113 @@ pub struct RouteActivity {
 
 /// The history's summary of every route, as the overview shows it.
 pub trait HistorySummary: Send + Sync {
-    /// Each route's recent activity; `None` when no history is recorded.
-    fn activity(&self) -> BoxFuture<'_, Option<BTreeMap<RouteName, RouteActivity>>>;
+    /// True when a history is recorded.
+    fn is_on(&self) -> bool;
+
+    /// The recent activity of each of `routes`; `None` when no history is recorded or it could
+    /// not be read.
+    fn activity(
+        &self,
+        routes: Vec<RouteName>,
+    ) -> BoxFuture<'_, Option<BTreeMap<RouteName, RouteActivity>>>;
 }
 
-/// No history is recorded: the overview says so rather than showing numbers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoHistory;
+/// The delivery history's summary: its 24-hour counts per route and state, and each route's
+/// newest record.
+impl HistorySummary for History {
+    fn is_on(&self) -> bool {
+        History::is_on(self)
+    }
 
-impl HistorySummary for NoHistory {
-    fn activity(&self) -> BoxFuture<'_, Option<BTreeMap<RouteName, RouteActivity>>> {
-        Box::pin(async { None })
+    fn activity(
+        &self,
+        routes: Vec<RouteName>,
+    ) -> BoxFuture<'_, Option<BTreeMap<RouteName, RouteActivity>>> {
+        Box::pin(async move {
+            let since = history::now_millis().saturating_sub(DAY_MS);
+            let counts = match self.counts(since).await {
+                Ok(counts) => counts,
+                Err(error) => {
+                    tracing::warn!(%error, "the overview could not read the history's counts");
+                    return None;
+                }
+            };
+            let mut activity = BTreeMap::new();
+            for route in routes {
+                let mut seen = RouteActivity::default();
+                for count in counts.iter().filter(|count| count.route == route.as_str()) {
+                    add_count(&mut seen, &count.state, count.count);
+                }
+                let newest = self
+                    .list(Query {
+                        route: Some(route.to_string()),
+                        limit: 1,
+                        ..Query::default()
+                    })
+                    .await;
+                match newest {
+                    Ok(page) => {
+                        seen.last_webhook = page.records.first().map(|record| {
+                            (
+                                UNIX_EPOCH + Duration::from_millis(record.at),
+                                record.event.clone(),
+                            )
+                        });
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the overview could not read the history");
+                        return None;
+                    }
+                }
+                activity.insert(route, seen);
+            }
+            Some(activity)
+        })
+    }
+}
+
+/// Adds `count` records in `state` (see [`history::record::Summary::state`]) to `activity`.
+fn add_count(activity: &mut RouteActivity, state: &str, count: u64) {
+    if state == "refused" {
+        activity.refused += count;
+        return;
+    }
+    activity.accepted += count;
+    match state {
+        "sent" => activity.sent += count,
+        "retrying" | "pending" => activity.retrying += count,
+        "dead" => activity.dead += count,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_state_become_the_overviews_numbers() {
+        let mut activity = RouteActivity::default();
+        for (state, count) in [
+            ("sent", 5),
+            ("retrying", 1),
+            ("pending", 1),
+            ("dead", 2),
+            ("filtered", 3),
+            ("refused", 4),
+        ] {
+            add_count(&mut activity, state, count);
+        }
+        assert_eq!(
+            activity,
+            RouteActivity {
+                last_webhook: None,
+                accepted: 12,
+                sent: 5,
+                retrying: 2,
+                dead: 2,
+                refused: 4,
+            }
+        );
     }
 }

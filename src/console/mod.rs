@@ -7,14 +7,17 @@
 //! | `GET /console/sign-in`, `POST /console/sign-in`, `POST /console/sign-out` | [`signin`] |
 //! | `GET /console/` | [`overview`]: the routes, the upstream, readiness and the database |
 //! | `GET /console/dead-letters`, `POST /console/dead-letters/…` | [`dead_letters`]: list, retry one or all, purge |
+//! | `GET /console/history`, `GET /console/api/history/stream` | [`history_list`]: the delivery history, filtered and paged, new webhooks arriving live |
+//! | `GET /console/history/{id}`, `POST /console/history/{id}/replay`, `…/rerender`, `GET /console/api/history/{id}/body` | [`webhook`]: one webhook's story, sent again, copied as curl |
 //! | `GET /console/playground`, `POST /console/api/preview`, `GET /console/api/example/{name}` | [`playground`]: a template edited against a payload, rendered by the real pipeline |
 //! | `GET /console/inbox` | [`inbox`]: a device's messages live, through the ntfy-compatible SSE stream |
 //! | `GET /console/assets/{name}` | [`assets`]: the stylesheet and the script, under names that change with their content |
 //!
 //! Pages are askama templates (`src/console/templates/`, checked at compile time, HTML escaped
 //! by default). Every state-changing request carries the session's CSRF token. No page shows a
-//! secret: a route's secrets appear as the kinds of authentication it requires. What the delivery
-//! history will show (a route's last webhook, its 24-hour counts) comes through [`history`].
+//! secret: a route's secrets appear as the kinds of authentication it requires. The overview's
+//! numbers from the delivery history (a route's last webhook, its 24-hour counts) come through
+//! [`history`].
 
 pub mod address;
 pub mod assets;
@@ -22,12 +25,14 @@ mod dead_letters;
 pub mod error;
 pub mod failures;
 pub mod history;
+mod history_list;
 mod inbox;
 mod overview;
 mod pages;
 mod playground;
 pub mod session;
 mod signin;
+mod webhook;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -153,8 +158,8 @@ impl Console {
     }
 }
 
-/// Mounts the console under `/console`; needs `web::Data<Console>`, `web::Data<SharedBridge>`
-/// and `web::Data<Outbox>`.
+/// Mounts the console under `/console`; needs `web::Data<Console>`, `web::Data<SharedBridge>`,
+/// `web::Data<Outbox>` and `web::Data<History>`.
 pub fn configure(config: &mut web::ServiceConfig) {
     config.route(
         "/console",
@@ -171,6 +176,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             )
             .app_data(web::FormConfig::default().limit(pages::FORM_LIMIT))
             .app_data(web::JsonConfig::default().limit(playground::PREVIEW_LIMIT))
+            .app_data(web::Data::new(crate::http::history::OpenStreams::default()))
             .route("/", web::get().to(overview::page))
             .route("/sign-in", web::get().to(signin::form))
             .route("/sign-in", web::post().to(signin::sign_in))
@@ -188,6 +194,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 "/dead-letters/{id}/purge",
                 web::post().to(dead_letters::purge),
             )
+            .route("/history", web::get().to(history_list::page))
+            .route("/history/{id}", web::get().to(webhook::page))
+            .route("/history/{id}/replay", web::post().to(webhook::replay))
+            .route("/history/{id}/rerender", web::post().to(webhook::rerender))
+            .route("/api/history/stream", web::get().to(history_list::stream))
+            .route("/api/history/{id}/body", web::get().to(webhook::body))
             .route("/playground", web::get().to(playground::page))
             .route("/api/preview", web::post().to(playground::preview))
             .route("/api/example/{name}", web::get().to(playground::example))

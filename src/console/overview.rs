@@ -28,7 +28,7 @@ const DEAD_LETTERS_COUNTED: usize = 1000;
 struct OverviewPage {
     layout: Layout,
     service: ServiceView,
-    history_recorded: bool,
+    history_note: Option<&'static str>,
     routes: Vec<RouteView>,
 }
 
@@ -164,7 +164,27 @@ pub(super) async fn page(
         *dead_by_route.entry(letter.route.to_string()).or_default() += 1;
     }
     let pending = outbox.pending_by_route().await?;
-    let activity = console.history.activity().await;
+    let activity = console
+        .history
+        .activity(
+            bridge
+                .routes
+                .iter()
+                .map(|route| route.name.clone())
+                .collect(),
+        )
+        .await;
+    let history_note = match (console.history.is_on(), activity.is_some()) {
+        (_, true) => None,
+        (false, false) => Some(
+            "The delivery history is off (PUSHJET_BRIDGE_HISTORY=0): no last webhook or 24-hour \
+             counts are kept.",
+        ),
+        (true, false) => Some(
+            "The delivery history could not be read just now: the last webhooks and 24-hour \
+             counts are missing (see the bridge's log).",
+        ),
+    };
     let routes = bridge
         .routes
         .iter()
@@ -201,7 +221,7 @@ pub(super) async fn page(
     pages::html(&OverviewPage {
         layout: Layout::signed_in(&console, &session, "overview"),
         service,
-        history_recorded: activity.is_some(),
+        history_note,
         routes,
     })
 }

@@ -1,4 +1,4 @@
-//! The template playground: a payload (a bundled example or pasted) and a template edited as
+//! The template playground: a payload (a bundled example, a body the history kept, or pasted) and a template edited as
 //! TOML, rendered as a webhook's would be. `POST /console/api/preview` decodes the payload with
 //! the route's (or the chosen source's) options and renders it with the templates in force, the
 //! edited one compiled in their place, through the pipeline's own functions
@@ -13,6 +13,8 @@ use super::Console;
 use super::error::ConsoleError;
 use super::pages::{self, Layout};
 use crate::examples;
+use crate::history::record::Via;
+use crate::history::{History, Query};
 use crate::notification::Assembled;
 use crate::pipeline::{
     Inbound, PreparedNotification, RenderOptions, decode_for_preview, render_all,
@@ -38,12 +40,56 @@ struct PlaygroundPage {
     examples: Vec<(&'static str, bool)>,
     payload: String,
     templates_dir: String,
+    /// Recent webhooks whose bodies the history kept: their id and a label.
+    kept: Vec<(u64, String)>,
 }
 
 struct RouteChoice {
     name: String,
     source: &'static str,
     selected: bool,
+}
+
+/// How many recent webhooks the playground looks at for kept bodies.
+const KEPT_LOOKED_AT: usize = 20;
+
+/// Recent webhooks whose bodies the history kept, as payload choices: their id and a label
+/// (empty when the history keeps no bodies or cannot be read).
+async fn kept_bodies(history: &History) -> Vec<(u64, String)> {
+    if !history.keeps_bodies() {
+        return Vec::new();
+    }
+    let query = Query {
+        limit: KEPT_LOOKED_AT,
+        ..Query::default()
+    };
+    let Ok(page) = history.list(query).await else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    for summary in page.records {
+        if matches!(summary.via, Via::Replay | Via::Rerender) {
+            continue;
+        }
+        if let Ok(story) = history.story(summary.id).await
+            && story.record.request.is_some()
+        {
+            kept.push((
+                summary.id,
+                format!(
+                    "#{} {} · {} {} · {}",
+                    summary.id,
+                    summary.route,
+                    summary.source,
+                    summary.event,
+                    pages::timestamp(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(summary.at)
+                    )
+                ),
+            ));
+        }
+    }
+    kept
 }
 
 /// The page's query: a route to start with (`?route=`).
@@ -57,6 +103,7 @@ pub(super) async fn page(
     request: HttpRequest,
     console: web::Data<Console>,
     bridge: web::Data<SharedBridge>,
+    history: web::Data<History>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     console.sessions()?;
@@ -105,6 +152,7 @@ pub(super) async fn page(
         examples,
         payload,
         templates_dir: templates_dir_label(&console),
+        kept: kept_bodies(&history).await,
     })
 }
 

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::Console;
-use super::history::NoHistory;
 use crate::config::Settings;
 use crate::delivery::Outbox;
+use crate::history::History;
 use crate::pushjet::ApiUrl;
 use crate::reload::build_bridge;
 
@@ -52,7 +52,11 @@ fn settings(dir: &TempDir, extra: &[(&str, &str)]) -> Settings {
 }
 
 macro_rules! app {
-    ($dir:expr, $extra:expr) => {{
+    ($dir:expr, $extra:expr) => {
+        app!($dir, $extra, History::off())
+    };
+    ($dir:expr, $extra:expr, $history:expr) => {{
+        let history: History = $history;
         let settings = settings($dir, $extra);
         let bridge = Arc::new(ArcSwap::from_pointee(
             build_bridge(&settings, None).expect("the bridge builds"),
@@ -62,13 +66,14 @@ macro_rules! app {
             &settings,
             ApiUrl::parse("http://127.0.0.1:9/pushjet/").expect("a URL"),
             None,
-            Arc::new(NoHistory),
+            Arc::new(history.clone()),
         );
         test::init_service(
             App::new()
                 .app_data(web::Data::new(console))
                 .app_data(web::Data::from(bridge))
                 .app_data(web::Data::new(outbox))
+                .app_data(web::Data::new(history))
                 .configure(super::configure),
         )
         .await
@@ -283,4 +288,147 @@ async fn assets_are_kept_a_year_and_revalidate_with_their_etag() {
         .to_request();
     let response = test::call_service(&app, again).await;
     assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[actix_web::test]
+async fn with_the_history_off_the_pages_say_so_instead_of_showing_numbers() {
+    let dir = TempDir::new().unwrap();
+    let app = app!(&dir, &[("PUSHJET_BRIDGE_ADMIN_TOKEN", TOKEN)]);
+    let cookie = cookie_pair(&sign_in!(&app, "192.0.2.7", &[]));
+    for uri in ["/console/", "/console/history"] {
+        let request = TestRequest::get()
+            .uri(uri)
+            .insert_header((header::COOKIE, cookie.clone()))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let page = text(response).await;
+        assert!(page.contains("history is off"), "{uri}: {page}");
+        assert!(!page.contains("Last 24 hours"), "{uri}: {page}");
+    }
+    let request = TestRequest::get()
+        .uri("/console/api/history/stream")
+        .to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A record of route `gh` whose one notification is titled `title`.
+fn gh_record(history: &History, title: &str) -> crate::history::Record {
+    use crate::history::record::{Rendered, Verdict, Via};
+    use crate::pushjet::{MessageText, NewMessage, Title};
+    let at = crate::history::now_millis();
+    crate::history::Record {
+        id: history.next_id(at),
+        at,
+        route: "gh".to_owned(),
+        via: Via::Hooks,
+        source: "github".to_owned(),
+        event: "push".to_owned(),
+        action: None,
+        delivery_id: None,
+        request_id: "req".to_owned(),
+        status: 202,
+        verdict: Verdict::Sent,
+        reason: None,
+        notifications: vec![Rendered {
+            id: None,
+            template: "github/push".to_owned(),
+            notification: Some(NewMessage {
+                title: Title::new(title),
+                ..NewMessage::text(MessageText::new("the text").expect("a message"))
+            }),
+            template_error: None,
+            delivery: None,
+        }],
+        request: None,
+        again_of: None,
+    }
+}
+
+#[actix_web::test]
+async fn the_history_pages_filter_search_page_and_count() {
+    let dir = TempDir::new().unwrap();
+    let history = History::open(
+        &crate::config::HistorySettings::default(),
+        dir.path(),
+        None,
+        crate::history::HistoryMetrics::default(),
+    )
+    .await
+    .expect("the history opens");
+    let mut ids = Vec::new();
+    for title in ["alpha one", "beta two", "gamma three"] {
+        let record = gh_record(&history, title);
+        ids.push(record.id);
+        history.record(record);
+    }
+    history.flush(std::time::Duration::from_secs(10)).await;
+    let app = app!(&dir, &[("PUSHJET_BRIDGE_ADMIN_TOKEN", TOKEN)], history);
+    let cookie = cookie_pair(&sign_in!(&app, "192.0.2.7", &[]));
+    let get = |uri: String| {
+        TestRequest::get()
+            .uri(&uri)
+            .insert_header((header::COOKIE, cookie.clone()))
+            .to_request()
+    };
+    let page = text(test::call_service(&app, get("/console/history".to_owned())).await).await;
+    let (alpha, gamma) = (
+        page.find("alpha one").expect("alpha listed"),
+        page.find("gamma three").expect("gamma listed"),
+    );
+    assert!(gamma < alpha, "newest first: {page}");
+    let page =
+        text(test::call_service(&app, get("/console/history?q=BETA".to_owned())).await).await;
+    assert!(
+        page.contains("beta two") && !page.contains("alpha one"),
+        "{page}"
+    );
+    let page = text(
+        test::call_service(
+            &app,
+            get("/console/history?state=dead&within=1h".to_owned()),
+        )
+        .await,
+    )
+    .await;
+    assert!(page.contains("No webhook matches"), "{page}");
+    let uri = format!("/console/history?cursor={}", ids[2]);
+    let page = text(test::call_service(&app, get(uri)).await).await;
+    assert!(
+        page.contains("alpha one") && !page.contains("gamma three"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("data-stream"),
+        "an older page is not live: {page}"
+    );
+    let response = test::call_service(&app, get("/console/history?within=2y".to_owned())).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let page = text(test::call_service(&app, get("/console/".to_owned())).await).await;
+    assert!(
+        page.contains("3 accepted, 3 sent, 0 retrying, 0 dead, 0 refused"),
+        "{page}"
+    );
+    assert!(!page.contains("history-note"), "{page}");
+
+    let page =
+        text(test::call_service(&app, get(format!("/console/history/{}", ids[1]))).await).await;
+    assert!(
+        page.contains("beta two") && page.contains("github/push"),
+        "{page}"
+    );
+    assert!(page.contains("were not kept"), "{page}");
+    let refused = TestRequest::post()
+        .uri(&format!("/console/history/{}/replay", ids[1]))
+        .insert_header((header::COOKIE, cookie.clone()))
+        .set_form([("csrf", "0".repeat(64))])
+        .to_request();
+    assert_eq!(
+        test::call_service(&app, refused).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let missing = test::call_service(&app, get("/console/history/12345".to_owned())).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }

@@ -251,7 +251,8 @@ async fn show(
     Ok(HttpResponse::Ok().json(story))
 }
 
-fn request_id(request: &HttpRequest) -> String {
+/// The request's id (`X-Request-Id`), `-` when it has none.
+pub fn request_id(request: &HttpRequest) -> String {
     request
         .extensions()
         .get::<RequestId>()
@@ -336,12 +337,22 @@ async fn stream_changes(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&request, &admin)?;
     let receiver = history.subscribe()?;
+    change_stream(receiver, open, filter(query.into_inner().route)).ok_or(ApiError::TooManyStreams)
+}
+
+/// The live changes from `receiver` as server-sent events (`record`, `state`, `lagged`), only
+/// `route`'s when given; `None` when [`MAX_STREAMS`] are open already. Shared with the console's
+/// session-checked stream.
+pub fn change_stream(
+    receiver: broadcast::Receiver<Change>,
+    open: web::Data<OpenStreams>,
+    route: Option<String>,
+) -> Option<HttpResponse> {
     if open.0.fetch_add(1, Ordering::Relaxed) >= MAX_STREAMS {
         open.0.fetch_sub(1, Ordering::Relaxed);
-        return Err(ApiError::TooManyStreams);
+        return None;
     }
     let slot = Arc::new(StreamSlot(open));
-    let route = filter(query.into_inner().route);
     let opening = stream::once(async {
         Ok::<_, actix_web::Error>(web::Bytes::from_static(b": history stream\n\n"))
     });
@@ -371,9 +382,11 @@ async fn stream_changes(
         },
     );
     use futures_util::StreamExt;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(opening.chain(changes)))
+    Some(
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header(("X-Accel-Buffering", "no"))
+            .streaming(opening.chain(changes)),
+    )
 }

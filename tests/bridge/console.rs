@@ -1,10 +1,12 @@
 //! The console in a real browser: `tests/python/console_e2e.py` drives Debian's Chromium with
 //! Playwright against the real service: sign-in (wrong and right token, keyboard only), the
 //! cookie's attributes, CSRF refusals, sign-out, the rate limit on failed sign-ins, a dead letter
-//! retried from its page once the upstream is fixed, the playground's live preview and its error
-//! line, the live inbox, every page at 375 and 1280 px with screenshots and an axe-core check,
-//! and no secret of this configuration in any page. `scripts/test` installs what it needs and
-//! names it in `PUSHJET_BRIDGE_TEST_PYTHON` and `PUSHJET_BRIDGE_TEST_AXE`.
+//! retried from its page once the upstream is fixed, the history (a webhook appearing live, its
+//! page with the notification and the attempt, Replay and Re-render, a kept body in the
+//! playground), the playground's live preview and its error line, the live inbox, every page at
+//! 375 and 1280 px with screenshots and an axe-core check, and no secret of this configuration
+//! in any page. `scripts/test` installs what it needs and names it in
+//! `PUSHJET_BRIDGE_TEST_PYTHON` and `PUSHJET_BRIDGE_TEST_AXE`.
 
 use std::path::Path;
 use std::process::Command;
@@ -52,6 +54,7 @@ async fn the_console_works_in_a_real_browser() {
         ("PUSHJET_BRIDGE_ROUTES", "r,gh"),
         ("PUSHJET_API_URL", flaky.url.as_str()),
         ("PUSHJET_BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("PUSHJET_BRIDGE_HISTORY_BODIES", "true"),
         ("PUSHJET_BRIDGE_TRUSTED_PROXIES", "127.0.0.1"),
         ("PUSHJET_BRIDGE_RETRY_MIN_DELAY", "20ms"),
         ("PUSHJET_BRIDGE_RETRY_MAX_DELAY", "200ms"),
@@ -119,14 +122,20 @@ async fn the_console_works_in_a_real_browser() {
     assert!(stdout.contains("all steps passed"), "{stdout}");
     println!("{stdout}");
 
-    // The retried dead letter and the inbox's live message both reached the device.
-    let texts: Vec<String> = wait_for_messages(&app.device, 2)
+    // The retried dead letter, the inbox's live message and the history's webhook three times
+    // (sent, then replayed and rendered again from its page) reached the device.
+    let texts: Vec<String> = wait_for_messages(&app.device, 5)
         .await
         .into_iter()
         .map(|message| message.message)
         .collect();
     assert!(texts.contains(&"dead then fixed".to_owned()), "{texts:?}");
     assert!(texts.contains(&"arrived live".to_owned()), "{texts:?}");
+    let replayed = texts
+        .iter()
+        .filter(|text| *text == "seen in the history")
+        .count();
+    assert_eq!(replayed, 3, "{texts:?}");
     assert!(dead_letters(&app).await.is_empty());
 }
 

@@ -405,6 +405,50 @@ async fn console_pages(app: &crate::common::RoutedApp, admin_token: &str) -> Vec
         assert_eq!(response.status().as_u16(), 200, "{path}");
         seen.push((path.to_owned(), answer(&response, &body)));
     }
+    // The history's pages: its list (once the last request's record is written), each
+    // webhook's story and each kept body as the playground reads it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let history_page = loop {
+        let mut response = client
+            .get(app.url("/console/history"))
+            .insert_header(("Cookie", cookie.clone()))
+            .send()
+            .await
+            .expect("the console answers");
+        let body = response.body().await.expect("a page");
+        assert_eq!(response.status().as_u16(), 200, "/console/history");
+        let page = answer(&response, &body);
+        if page.text.contains(" gotify ") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let ids: Vec<String> = history_page
+        .text
+        .split("href=\"/console/history/")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .filter(|id: &String| !id.is_empty())
+        .collect();
+    assert!(ids.len() >= 5, "{}", history_page.text);
+    seen.push(("/console/history".to_owned(), history_page));
+    for id in ids {
+        for path in [
+            format!("/console/history/{id}"),
+            format!("/console/api/history/{id}/body"),
+        ] {
+            let mut response = client
+                .get(app.url(&path))
+                .insert_header(("Cookie", cookie.clone()))
+                .send()
+                .await
+                .expect("the console answers");
+            let body = response.body().await.expect("a page");
+            let status = response.status().as_u16();
+            assert!(status == 200 || status == 404, "{path}: {status}");
+            seen.push((path, answer(&response, &body)));
+        }
+    }
     let page = &seen[2].1.text;
     let start = page
         .find("name=\"csrf-token\" content=\"")

@@ -1,5 +1,6 @@
 """The console in a real browser: Debian's Chromium driven by Playwright (no browser download),
-started by tests/bridge/console.rs against a running bridge whose route `r` has one dead letter.
+started by tests/bridge/console.rs against a running bridge whose route `r` has one dead letter
+and whose delivery history keeps bodies.
 
 Arguments: the bridge's base URL, the admin token, the device UUID route `r` delivers to, the
 folder for screenshots, and axe-core's axe.min.js. The secrets of the test's configuration come
@@ -28,6 +29,7 @@ CHROMIUM_ARGS = [
 ]
 PAGES = {
     "overview": "/console/",
+    "history": "/console/history",
     "dead-letters": "/console/dead-letters",
     "playground": "/console/playground",
     "inbox": "/console/inbox",
@@ -165,7 +167,9 @@ def main():
         expect(page.get_by_role("heading", name="r", exact=True)).to_be_visible()
         expect(page.get_by_role("heading", name="gh", exact=True)).to_be_visible()
         expect(page.get_by_text("webhook secret: set, token: set, basic auth: set")).to_be_visible()
-        expect(page.locator("#history-note")).to_be_visible()
+        expect(page.locator("#history-note")).to_have_count(0)
+        route_r = page.locator("article", has=page.get_by_role("heading", name="r", exact=True))
+        expect(route_r.get_by_text("1 accepted, 0 sent, 0 retrying, 1 dead, 0 refused")).to_be_visible()
         expect(page.locator("article", has_text="gh").get_by_text("0 waiting")).to_be_visible()
 
         step("dead letters: retry from the page (the upstream was fixed)")
@@ -178,6 +182,67 @@ def main():
         card.get_by_role("button", name="Yes, retry").click()
         expect(page.get_by_role("status")).to_contain_text("is queued again")
         expect(page.locator("article.card", has_text="dead then fixed")).to_have_count(0)
+
+        step("history: a webhook posted now appears within 2 s without a reload")
+        page.goto(f"{BASE}/console/history")
+        expect(page.locator("#history-live")).to_contain_text("Live:")
+        page.evaluate("window.notReloaded = true")
+        post_webhook("History live", "seen in the history")
+        started = time.monotonic()
+        line = page.locator("#history-records li", has_text="History live")
+        expect(line).to_be_visible(timeout=2_000)
+        print(f"measured: webhook to history line {time.monotonic() - started:.3f} s")
+        assert page.evaluate("window.notReloaded === true"), "the history page reloaded"
+
+        step("one webhook: the rendered notification and the attempt's outcome")
+        line.get_by_role("link").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Webhook #")
+        webhook_path = page.url[len(BASE):]
+        PAGES["webhook"] = webhook_path
+        phone = page.locator(".phone").first
+        expect(phone.locator(".phone-title")).to_have_text("History live")
+        expect(phone.locator(".phone-message")).to_have_text("seen in the history")
+        deadline = time.monotonic() + 10
+        while "sent" not in (page.locator(".timeline").first.text_content()
+                                         if page.locator(".timeline").count() else ""):
+            assert time.monotonic() < deadline, "no attempt shown within 10 s"
+            time.sleep(0.2)
+            page.reload()
+        expect(page.locator("pre code").first).to_contain_text('"title": "History live"')
+        curl = page.locator("#curl").text_content()
+        assert curl.startswith("curl -X POST ") and "/hooks/r" in curl, curl
+        assert "seen in the history" in curl, curl
+        assert_no_secret(curl, "the curl command")
+
+        step("one webhook: Replay delivers once more (CSRF-checked)")
+        refused = context.request.post(f"{BASE}{webhook_path}/replay", form={})
+        assert refused.status == 403, refused.status
+        page.get_by_role("button", name="Replay").click()
+        expect(page.get_by_role("status").first).to_contain_text("queued again: webhook #")
+        replay_id = page.get_by_role("status").first.text_content().split("#")[-1].rstrip(".")
+        deadline = time.monotonic() + 10
+        while True:
+            page.goto(f"{BASE}/console/history/{replay_id}")
+            timeline = page.locator(".timeline")
+            if timeline.count() and "sent" in timeline.first.text_content():
+                break
+            assert time.monotonic() < deadline, "the replay was not sent within 10 s"
+            time.sleep(0.2)
+        expect(page.locator(".phone-message").first).to_have_text("seen in the history")
+
+        step("one webhook: Re-render renders the kept body again and queues it")
+        page.goto(f"{BASE}{webhook_path}")
+        page.get_by_role("button", name="Re-render").click()
+        expect(page.get_by_role("status").first).to_contain_text(
+            "rendered again with today's templates: webhook #")
+
+        step("playground: a kept body is offered as a payload")
+        page.goto(f"{BASE}/console/playground")
+        kept = page.locator('#pg-example option[value^="history:"]')
+        assert kept.count() >= 1, "no kept body offered"
+        page.get_by_label("Example payload").select_option(kept.first.get_attribute("value"))
+        expect(page.locator("#pg-payload")).to_have_value(
+            lambda_free_contains("seen in the history"))
 
         step("playground: the template in force renders, an edit changes the title within 1 s")
         page.goto(f"{BASE}/console/playground")

@@ -1,5 +1,5 @@
-// The pushjet-bridge console's own script: the template playground's live preview and the live
-// inbox. No library. Everything shown is set as text (textContent), never as HTML.
+// The pushjet-bridge console's own script: the history's live list, "Copy as curl", the
+// template playground's live preview and the live inbox. No library. Everything shown is set as text (textContent), never as HTML.
 "use strict";
 
 function csrfToken() {
@@ -129,6 +129,17 @@ function setupPlayground(form) {
   template.addEventListener("input", function () { edited = true; soon(); });
   example.addEventListener("change", async function () {
     if (!example.value) return;
+    if (example.value.indexOf("history:") === 0) {
+      const kept = await fetch(form.dataset.kept + encodeURIComponent(example.value.slice(8)) + "/body",
+        { credentials: "same-origin" });
+      if (!kept.ok) { showError("The kept body could not be loaded."); return; }
+      const body = await kept.json();
+      payload.value = body.body;
+      if (source.querySelector('option[value="' + body.source + '"]')) source.value = body.source;
+      event.value = body.event;
+      restart();
+      return;
+    }
     const response = await fetch(form.dataset.examples + encodeURIComponent(example.value),
       { credentials: "same-origin" });
     if (!response.ok) { showError("The example could not be loaded."); return; }
@@ -200,7 +211,84 @@ function setupInbox(form) {
   if (device.value) form.requestSubmit();
 }
 
+// A history record's line, as the server renders it in templates/history.html.
+function recordLine(record) {
+  const item = element("li", "record fresh");
+  item.dataset.id = record.id;
+  const link = element("a", "record-title", record.title);
+  link.href = "/console/history/" + record.id;
+  item.appendChild(link);
+  item.appendChild(element("span", "state state-" + record.state, record.state));
+  const at = new Date(record.at).toISOString().replace(/\.\d+Z$/, "Z");
+  const event = record.action ? record.event + " (" + record.action + ")" : record.event;
+  item.appendChild(element("span", "record-meta", at + " · " + record.route + " · " + record.source +
+    " " + event + " · " + record.notifications + " notification(s)"));
+  return item;
+}
+
+// The history's newest page: new records are added at the top and states kept current, from
+// the console's session-checked stream of the history's changes.
+function setupHistory(list) {
+  const status = document.getElementById("history-live");
+  const wanted = list.dataset;
+  function shown(record) {
+    if (wanted.source && record.source !== wanted.source) return false;
+    if (wanted.event && record.event !== wanted.event) return false;
+    if (wanted.state && record.state !== wanted.state) return false;
+    if (wanted.q && record.title.toLowerCase().indexOf(wanted.q.toLowerCase()) < 0) return false;
+    return true;
+  }
+  const stream = new EventSource(list.dataset.stream);
+  stream.addEventListener("open", function () {
+    status.textContent = "Live: new webhooks appear at the top as they arrive.";
+  });
+  stream.addEventListener("error", function () {
+    status.textContent = "The live stream was interrupted; the browser tries again by itself.";
+  });
+  function change(received) {
+    let record;
+    try { record = JSON.parse(received.data); } catch (ignored) { return; }
+    // Record ids pass 2^53: JSON.parse rounds them, so the id is read from the text itself.
+    const id = /"id":(\d+)/.exec(received.data);
+    if (!id) return;
+    record.id = id[1];
+    const present = list.querySelector('li[data-id="' + record.id + '"]');
+    if (present) {
+      present.replaceWith(recordLine(record));
+      return;
+    }
+    if (received.type !== "record" || !shown(record)) return;
+    const empty = document.getElementById("history-empty");
+    if (empty) empty.remove();
+    list.insertBefore(recordLine(record), list.firstChild);
+  }
+  stream.addEventListener("record", change);
+  stream.addEventListener("state", change);
+  stream.addEventListener("lagged", function () {
+    status.textContent = "Some changes were missed: reload the page to see them all.";
+  });
+}
+
+// "Copy as curl": copies the command shown in the element the button names.
+function setupCopy(button) {
+  const source = document.getElementById(button.dataset.copy);
+  const done = document.getElementById(button.id + "-done");
+  button.addEventListener("click", async function () {
+    try {
+      await navigator.clipboard.writeText(source.textContent);
+      done.textContent = "Copied.";
+    } catch (ignored) {
+      window.getSelection().selectAllChildren(source);
+      done.textContent = "Selected: press Ctrl+C (or ⌘C) to copy.";
+    }
+    setTimeout(function () { done.textContent = ""; }, 4000);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
+  const records = document.getElementById("history-records");
+  if (records && records.dataset.stream) setupHistory(records);
+  document.querySelectorAll("button[data-copy]").forEach(setupCopy);
   const playground = document.getElementById("playground");
   if (playground) setupPlayground(playground);
   const inbox = document.getElementById("inbox");
