@@ -340,6 +340,7 @@ fn gh_record(history: &History, title: &str) -> crate::history::Record {
             }),
             template_error: None,
             delivery: None,
+            noise: None,
         }],
         request: None,
         again_of: None,
