@@ -80,7 +80,9 @@ pub async fn spawn_app_in(data_dir: &Path, extra: &[(&str, &str)]) -> TestApp {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // In one test process a stopped service's last tasks may hold its files a while longer on a
+    // loaded machine (a restarted process would not: its locks go with the old one).
+    let deadline = Instant::now() + Duration::from_secs(20);
     let application = loop {
         let settings = Settings::from_vars(vars.clone()).expect("valid test settings");
         match Application::build(settings).await {
