@@ -257,14 +257,10 @@ impl History {
         }
     }
 
-    /// Waits (at most `limit`) until every write queued so far is written, then makes them
-    /// durable (the writer's own commits are synced at most once a second).
+    /// Waits (at most `limit`) until every write queued so far is written.
     pub async fn flush(&self, limit: Duration) {
         if let Some(inner) = &self.inner {
             inner.progress.flush(limit).await;
-            if let Err(error) = inner.store.sync().await {
-                tracing::warn!("the delivery history's last writes may be lost: {error}");
-            }
         }
     }
 

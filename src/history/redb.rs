@@ -139,10 +139,6 @@ impl HistoryStore for RedbHistory {
         self.blocking(move |inner| inner.write(batch, announce))
     }
 
-    fn sync(&self) -> BoxFuture<'_, Result<(), HistoryError>> {
-        self.blocking(|inner| inner.sync())
-    }
-
     fn list(&self, query: Query) -> BoxFuture<'_, Result<Page, HistoryError>> {
         self.blocking(move |inner| inner.list(&query))
     }
@@ -206,18 +202,6 @@ impl Inner {
                     Some(bytes.saturating_sub(removed - added))
                 });
         }
-    }
-
-    /// A durable commit of nothing, which makes the unsynced commits before it durable.
-    fn sync(&self) -> Result<(), HistoryError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        txn.commit()?;
-        *self
-            .last_sync
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-        Ok(())
     }
 
     fn write(&self, batch: Vec<Write>, announce: bool) -> Result<Written, HistoryError> {

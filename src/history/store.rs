@@ -63,12 +63,6 @@ pub(super) trait HistoryStore: Send + Sync + fmt::Debug {
         announce: bool,
     ) -> BoxFuture<'_, Result<Written, HistoryError>>;
 
-    /// Makes every write so far durable (at shutdown: [`Self::write`] need not be). A store
-    /// whose commits reach the disk by themselves soon after has nothing to do.
-    fn sync(&self) -> BoxFuture<'_, Result<(), HistoryError>> {
-        Box::pin(async { Ok(()) })
-    }
-
     /// One page of records, newest first.
     fn list(&self, query: Query) -> BoxFuture<'_, Result<Page, HistoryError>>;
 
