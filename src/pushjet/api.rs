@@ -200,14 +200,16 @@ impl Api {
     ) -> Result<Value, Error> {
         let url = self.endpoint(endpoint);
         let mut request = self.client.request(method, url.as_str());
-        if !self.reuse.may_reuse() {
+        let asked_to_close = !self.reuse.may_reuse();
+        if asked_to_close {
             request = request.force_close();
         }
         let mut response = request
             .send_form(&form)
             .await
             .map_err(|error| self.request_error(error))?;
-        self.reuse.learn(response.version(), response.headers());
+        self.reuse
+            .learn(response.version(), response.headers(), asked_to_close);
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let body = response

@@ -103,3 +103,46 @@ async fn requests_in_a_row_to_a_server_that_closes_every_connection_all_succeed(
         .expect("the edit after opening the service");
     assert_eq!(served.load(Ordering::SeqCst), 6);
 }
+
+/// An HTTP/1.1 server (actix, as Pushjet-compatible servers in front of a proxy are) that keeps
+/// connections (it reads every body: actix closes a connection whose body was left unread) and
+/// echoes `Connection: close` to a request asking for it; counts connections.
+fn http11_server() -> (String, Arc<AtomicUsize>, actix_web::dev::ServerHandle) {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    let server = HttpServer::new(|| {
+        App::new().default_service(web::to(|_body: web::Bytes| async {
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(OK_JSON)
+        }))
+    })
+    .workers(1)
+    .on_connect(move |_, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    })
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://{}/", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (url, connections, handle)
+}
+
+#[actix_web::test]
+async fn requests_in_a_row_to_a_server_that_keeps_connections_share_one() {
+    let (url, connections, server) = http11_server();
+    let api = Api::new(&url).unwrap();
+    let message = NewMessage::text(MessageText::new("one of many").unwrap());
+    for attempt in 0..20 {
+        api.send(&secret(), &message)
+            .await
+            .unwrap_or_else(|error| panic!("send {attempt} failed: {error}"));
+    }
+    // The first request asks to close (nothing is known of the server yet); its HTTP/1.1 answer
+    // echoes the close but shows a server that keeps connections, so the other 19 share one.
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    server.stop(true).await;
+}
