@@ -100,8 +100,13 @@ impl delivery::Upstream for AnnouncingApi {
         self.api.send(secret, message)
     }
 
-    fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
-        self.announcer.delivered(route, secret, message);
+    fn delivered(
+        &self,
+        route: &RouteName,
+        secret: &SecretKey,
+        message: &NewMessage,
+    ) -> impl Future<Output = ()> {
+        self.announcer.delivered(route, secret, message)
     }
 }
 
@@ -141,6 +146,7 @@ impl Application {
             limits: settings.limits.api.store_limits(),
             events: Some(route_topics.clone()),
             stream_cache: settings.streams.cache_for,
+            stream_cache_bytes: settings.streams.cache_max_bytes,
         };
         let database = settings.delivery.database.as_ref();
         // The embedded API's data, or with a remote upstream only the streams' cache of what the

@@ -83,9 +83,15 @@ pub trait Upstream {
     ) -> impl Future<Output = Result<(), Error>>;
 
     /// Told of each notification `route` (sending with `secret`) delivered, right after the
-    /// send succeeded; nothing by default.
-    fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
+    /// send succeeded (the next send waits for it); nothing by default.
+    fn delivered(
+        &self,
+        route: &RouteName,
+        secret: &SecretKey,
+        message: &NewMessage,
+    ) -> impl Future<Output = ()> {
         let _ignored = (route, secret, message);
+        std::future::ready(())
     }
 }
 
@@ -359,7 +365,9 @@ impl<U: Upstream> Context<U> {
         let sent = self.upstream.send(&secret, &pending.message).await;
         let latency = started.elapsed();
         if sent.is_ok() {
-            self.upstream.delivered(route, &secret, &pending.message);
+            self.upstream
+                .delivered(route, &secret, &pending.message)
+                .await;
         }
         let outcome = match &sent {
             Ok(()) => "ok",

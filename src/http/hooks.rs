@@ -538,7 +538,9 @@ async fn send_now(
         let started = Instant::now();
         let result = api.send(&route.secret, notification).await;
         if let (Ok(()), Some(announcer)) = (&result, announcer) {
-            announcer.delivered(&route.name, &route.secret, notification);
+            announcer
+                .delivered(&route.name, &route.secret, notification)
+                .await;
         }
         let outcome = match &result {
             Ok(()) => "ok",

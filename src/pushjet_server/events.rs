@@ -54,7 +54,7 @@ pub trait StoreEvents: Send + Sync + Debug {
     /// A device subscribed to a service, or its subscription was removed with the service
     /// (the events the real server pushed to its relay, §1.4 and §1.8 of the protocol).
     fn subscription_changed(&self, subscription: SubscriptionView);
-    /// A route delivered a notification ([`super::Store::announce_route`]); ignored unless the
+    /// A route delivered a notification ([`super::Store::announce_routes`]); ignored unless the
     /// listener serves routes' streams.
     fn route_delivered(&self, delivered: RouteDelivered) {
         let _ignored = delivered;

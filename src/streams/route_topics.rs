@@ -1,6 +1,6 @@
 //! A route's name as an ntfy topic to read: `GET /<route>/json|sse|raw|ws` streams every
 //! notification the route delivers (the dispatcher announces each through the store,
-//! [`crate::pushjet_server::Store::announce_route`], so every replica hears every replica's), to a
+//! [`crate::pushjet_server::Store::announce_routes`], so every replica hears every replica's), to a
 //! reader holding one of the route's credentials ([`crate::verify::ReaderAuth`]).
 //!
 //! The hub keeps streams and caches by device UUID; a route's notifications are kept there under
@@ -9,7 +9,7 @@
 //! the hub needs no second kind of topic. Events show the route's name as their `topic`.
 //!
 //! [`RouteAnnouncer`] is told of each notification a route delivered (by the dispatcher, and by
-//! a `sync` route's request) and announces it through the store. [`RouteTopics`] is what the
+//! a `sync` route's request) and announces them through the store, a batch at a time. [`RouteTopics`] is what the
 //! store announces to: stored messages and subscription changes go to the hub unchanged, a
 //! route's notifications to the route's UUID.
 
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use tokio::sync::mpsc;
 
 use super::Hub;
 use crate::pushjet::wire::{MessageView, ServiceView, SubscriptionView};
@@ -25,21 +26,43 @@ use crate::pushjet::{DeviceUuid, NewMessage, SecretKey};
 use crate::pushjet_server::{RouteDelivered, Store, StoreEvents, StoredMessage};
 use crate::routes::RouteName;
 
-/// Announces what routes deliver, for their streams; cheap to clone.
+/// How many announcements wait for the store at most; a sender beyond it waits its turn.
+const QUEUE: usize = 1024;
+/// How many announcements the store takes in one transaction at most.
+const BATCH: usize = 256;
+
+/// Announces what routes deliver, for their streams; cheap to clone. Announcements queue (at
+/// most [`QUEUE`]) for one task that hands the store whatever has gathered, in one transaction:
+/// at thousands of notifications a second that is a commit per batch, not per notification. The
+/// task ends once every clone is dropped and the queue is empty.
 #[derive(Debug, Clone)]
 pub struct RouteAnnouncer {
-    store: Arc<Store>,
+    queue: mpsc::Sender<(String, MessageView)>,
 }
 
 impl RouteAnnouncer {
-    /// Announcing through `store` (to its listener, and on PostgreSQL every replica's).
+    /// Announcing through `store` (to its listener, and on PostgreSQL every replica's); starts
+    /// the announcing task on the current runtime.
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        let (queue, mut waiting) = mpsc::channel(QUEUE);
+        actix_web::rt::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while waiting.recv_many(&mut batch, BATCH).await > 0 {
+                let count = batch.len();
+                if let Err(error) = store.announce_routes(std::mem::take(&mut batch)).await {
+                    tracing::warn!(
+                        count,
+                        "cannot announce delivered notifications to their routes' streams: {error}"
+                    );
+                }
+            }
+        });
+        Self { queue }
     }
 
-    /// `route`, sending with `secret`, delivered `message`: announced in a task of its own (the
-    /// sender never waits for the streams), a failure logged.
-    pub fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
+    /// `route`, sending with `secret`, delivered `message`: queued for the store (waiting while
+    /// [`QUEUE`] announcements are ahead); the sender never waits for the store itself.
+    pub async fn delivered(&self, route: &RouteName, secret: &SecretKey, message: &NewMessage) {
         let view = MessageView {
             level: message.importance,
             link: message
@@ -58,13 +81,14 @@ impl RouteAnnouncer {
             timestamp: super::hub::now(),
             title: message.title.as_str().to_owned(),
         };
-        let announced = self.store.announce_route(route, view);
-        let route = route.clone();
-        actix_web::rt::spawn(async move {
-            if let Err(error) = announced.await {
-                tracing::warn!(route = %route, "cannot announce a delivered notification to the route's stream: {error}");
-            }
-        });
+        if self
+            .queue
+            .send((route.as_str().to_owned(), view))
+            .await
+            .is_err()
+        {
+            tracing::warn!(route = %route, "the routes' streams have stopped; a delivered notification was not announced");
+        }
     }
 }
 

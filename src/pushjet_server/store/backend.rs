@@ -76,9 +76,9 @@ pub(crate) trait StoreBackend: Send + Sync + fmt::Debug {
     /// Removes the device's subscription to the service.
     fn unsubscribe(&self, device: DeviceUuid, public: PublicKey) -> Answer<()>;
 
-    /// Announces a notification the route delivered (with a new message id), keeping it for the
-    /// streams' cache.
-    fn announce_route(&self, route: String, message: MessageView) -> Answer<()>;
+    /// Announces notifications routes delivered (`(route, message)`, oldest first, each with a
+    /// new message id), keeping them for the streams' cache; one transaction for all.
+    fn announce_routes(&self, delivered: Vec<(String, MessageView)>) -> Answer<()>;
 
     /// The secret of the device's own service, if it has one.
     fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>>;

@@ -175,6 +175,9 @@ pub struct StoreOptions {
     /// How long the live streams cache messages (`PUSHJET_BRIDGE_STREAM_CACHE`): on PostgreSQL,
     /// how long the announcements are kept for a replica that starts to fill its cache from.
     pub stream_cache: Duration,
+    /// The live streams' cache budget in bytes (`PUSHJET_BRIDGE_STREAM_CACHE_MAX_BYTES`): at
+    /// start the newest kept announcements up to about this many bytes fill it, not all of them.
+    pub stream_cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -183,6 +186,7 @@ impl Default for StoreOptions {
             limits: crate::config::ApiLimits::default().store_limits(),
             events: None,
             stream_cache: crate::config::StreamSettings::default().cache_for,
+            stream_cache_bytes: crate::config::StreamSettings::default().cache_max_bytes,
         }
     }
 }
@@ -328,16 +332,12 @@ impl Store {
         self.backend.unsubscribe(device.clone(), public.clone())
     }
 
-    /// Announces `message`, a notification `route` delivered, to the listeners of every replica
-    /// (the routes' streams) under a new message id, and keeps it for their cache as it keeps
-    /// stored messages. Nothing is stored for any device.
-    pub fn announce_route(
-        &self,
-        route: &crate::routes::RouteName,
-        message: MessageView,
-    ) -> Answer<()> {
-        self.backend
-            .announce_route(route.as_str().to_owned(), message)
+    /// Announces notifications routes delivered (`(route, message)`, oldest first) to the
+    /// listeners of every replica (the routes' streams), each under a new message id, and keeps
+    /// them for their cache as it keeps stored messages, in one transaction. Nothing is stored
+    /// for any device.
+    pub fn announce_routes(&self, delivered: Vec<(String, MessageView)>) -> Answer<()> {
+        self.backend.announce_routes(delivered)
     }
 
     /// The secret of the device's own service (see [`crate::pushjet_server::direct`]), if it

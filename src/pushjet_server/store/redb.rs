@@ -176,7 +176,12 @@ impl RedbFile {
         }
         txn.commit()?;
         if let Some(events) = &options.events {
-            let filled = stream_cache::fill(&db, events.as_ref(), options.stream_cache)?;
+            let filled = stream_cache::fill(
+                &db,
+                events.as_ref(),
+                options.stream_cache,
+                options.stream_cache_bytes,
+            )?;
             tracing::debug!(
                 messages = filled,
                 "filled the live stream cache from the Pushjet database"
@@ -405,8 +410,11 @@ impl RedbFile {
             }
         };
         if self.events.is_some() {
-            let cached = stream_cache::Cached::Message(stored.clone());
-            stream_cache::keep(&txn, &cached, self.stream_cache)?;
+            stream_cache::keep(
+                &txn,
+                stream_cache::CachedRef::Message(&stored),
+                self.stream_cache,
+            )?;
         }
         txn.commit()?;
         if let Some(events) = &self.events {
@@ -763,8 +771,8 @@ impl StoreBackend for RedbStore {
     }
 
     /// One process owns the file: `previous` needs no checking.
-    fn announce_route(&self, route: String, message: MessageView) -> Answer<()> {
-        self.run(move |file| file.announce_route(route, message))
+    fn announce_routes(&self, delivered: Vec<(String, MessageView)>) -> Answer<()> {
+        self.run(move |file| file.announce_routes(delivered))
     }
 
     fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {

@@ -87,13 +87,14 @@ pub(super) async fn start(
     database: Database,
     events: Arc<dyn StoreEvents>,
     window: Duration,
+    budget: usize,
 ) -> Result<Vec<AbortHandle>, StoreError> {
     let reader = Arc::new(Reader {
         pool: database.pool.clone(),
         events,
         wake: Notify::new(),
     });
-    let last = reader.fill(window).await?;
+    let last = reader.fill(window, budget).await?;
     let listener: Arc<dyn Listener> = reader.clone();
     Ok(vec![
         tokio::spawn(reader.read_forever(last)).abort_handle(),
@@ -158,9 +159,10 @@ impl Reader {
         }
     }
 
-    /// Hands over the messages of the rows within `window`; the newest row's id (where reading
-    /// goes on from).
-    async fn fill(&self, window: Duration) -> Result<i64, StoreError> {
+    /// Hands over the messages of the newest rows within `window` whose payloads add up to at
+    /// most `budget` bytes (what the in-memory cache holds), oldest first; the newest row's id
+    /// (where reading goes on from).
+    async fn fill(&self, window: Duration, budget: usize) -> Result<i64, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
         let last: i64 = client
             .query_one(
@@ -171,11 +173,16 @@ impl Reader {
             .map_err(unavailable)?
             .get(0);
         let since = now().saturating_sub(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
+        let budget = i64::try_from(budget).unwrap_or(i64::MAX);
         let rows = client
             .query(
-                "SELECT kind, payload::text FROM pushjet_stream_events \
-                 WHERE kind IN ($1, $2) AND id <= $3 AND at >= $4 ORDER BY id",
-                &[&MESSAGE, &ROUTE, &last, &since],
+                "SELECT kind, payload FROM (\
+                     SELECT id, kind, payload::text AS payload, \
+                            sum(octet_length(payload::text)) OVER (ORDER BY id DESC) AS running \
+                     FROM pushjet_stream_events \
+                     WHERE kind IN ($1, $2) AND id <= $3 AND at >= $4) AS newest \
+                 WHERE running <= $5 ORDER BY id",
+                &[&MESSAGE, &ROUTE, &last, &since, &budget],
             )
             .await
             .map_err(unavailable)?;

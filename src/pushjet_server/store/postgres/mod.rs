@@ -101,7 +101,15 @@ impl PostgresStore {
             .abort_handle(),
         ];
         if let Some(events) = options.events {
-            background.extend(feed::start(database, events, options.stream_cache).await?);
+            background.extend(
+                feed::start(
+                    database,
+                    events,
+                    options.stream_cache,
+                    options.stream_cache_bytes,
+                )
+                .await?,
+            );
         }
         tracing::info!(
             database = %url.redacted(),
@@ -784,8 +792,8 @@ impl StoreBackend for PostgresStore {
         self.run(|shared| async move { shared.demo().await })
     }
 
-    fn announce_route(&self, route: String, message: MessageView) -> Answer<()> {
-        self.run(|shared| async move { shared.announce_route(route, message).await })
+    fn announce_routes(&self, delivered: Vec<(String, MessageView)>) -> Answer<()> {
+        self.run(|shared| async move { shared.announce_routes(delivered).await })
     }
 
     fn direct_service(&self, device: DeviceUuid) -> Answer<Option<SecretKey>> {
