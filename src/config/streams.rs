@@ -19,7 +19,8 @@ pub struct StreamSettings {
     pub cache_for: Duration,
     /// The most bytes the cache holds over all devices, each message counted once by its size
     /// whatever the devices it is for; beyond it the oldest messages go first
-    /// (`PUSHJET_BRIDGE_STREAM_CACHE_MAX_BYTES`, default 64 MiB).
+    /// (`PUSHJET_BRIDGE_STREAM_CACHE_MAX_BYTES`, default 8 MiB: some 8,000 alert notifications;
+    /// the whole process stays within a few tens of MiB under load).
     pub cache_max_bytes: usize,
     /// The most stream subscriptions open at once, a stream counting once per device UUID it
     /// names (`PUSHJET_BRIDGE_MAX_STREAMS`, default 10,000, and never more than three quarters of
@@ -44,7 +45,7 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self {
             cache_for: Duration::from_secs(12 * 60 * 60),
-            cache_max_bytes: 64 * 1024 * 1024,
+            cache_max_bytes: 8 * 1024 * 1024,
             max_streams: 10_000,
             max_topics_per_stream: 32,
             max_streams_per_device: 50,

@@ -146,7 +146,7 @@ pub(super) struct RedbFile {
 /// streams' cache written at a webhook's pace would fill): what is read often (services,
 /// subscriptions, the newest messages) fits in it; the rest comes back from the operating
 /// system's page cache when needed.
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 impl RedbFile {
     /// Opens `<data_dir>/pushjet.redb`, creating the directory (mode 0700 on Unix) and the file
