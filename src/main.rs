@@ -75,7 +75,7 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(settings.server.log_format);
+    let _log_writer = telemetry::init(settings.server.log_format);
     let outcome = actix_rt::System::new().block_on(async {
         let application = Application::build(settings).await?;
         application.run_until_stopped().await
