@@ -58,21 +58,8 @@ def main():
         rate("durable"),
         latency("durable") + cpu("durable"),
     )
-    for name, label in (("am", "Alertmanager group of 5, bearer"), ("gh", "GitHub push, signed")):
-        accepted = num(f"{name}_rps")
-        ratio = accepted / bare
-        row(
-            f"{label}: accepted webhooks (202)",
-            rate(name),
-            latency(name)
-            + cpu(name, "webhook")
-            + f"; {accepted / durable:.0%} of the durable acceptor",
-            f"{ratio:.0%} of bare",
-            ">= 35% of bare",
-            check(ratio >= 0.35),
-        )
+    def delivered_row(name, label, goal):
         delivered = num(f"{name}_delivered_rps")
-        ratio = delivered / forwarder
         if f"{name}_drain_s" in r:
             drained = f"drained in {num(name + '_drain_s'):.1f} s"
         else:
@@ -81,10 +68,26 @@ def main():
             f"{label}: delivered notifications, end to end",
             f"{delivered:,.0f}/s",
             f"backlog {max(0, int(num(name + '_backlog'))):,} at the end of the run, {drained}",
-            f"{ratio:.0%} of forwarder",
-            ">= 70% of forwarder",
-            check(ratio >= 0.70),
+            f"{delivered / forwarder:.0%} of forwarder",
+            f">= {goal:,}/s",
+            check(delivered >= goal),
         )
+
+    def accepted_row(name, label):
+        accepted = num(f"{name}_rps")
+        ratio = accepted / durable
+        row(
+            f"{label}: accepted webhooks (202)",
+            rate(name),
+            latency(name) + cpu(name, "webhook") + f"; {accepted / bare:.0%} of bare",
+            f"{ratio:.0%} of durable",
+            ">= 40% of durable",
+            check(ratio >= 0.40),
+        )
+
+    for name, label in (("am", "Alertmanager group of 5, bearer"), ("gh", "GitHub push, signed")):
+        accepted_row(name, label)
+        delivered_row(name, label, 8000)
         p99 = num(f"{name}_half_p99_ms")
         if r["durable_half_sender"] == name:
             at = "the same rate"
@@ -99,6 +102,9 @@ def main():
             "p99 < 5 ms",
             check(p99 < 5),
         )
+    if "am8_rps" in r:
+        accepted_row("am8", "Alertmanager over 8 routes")
+        delivered_row("am8", "Alertmanager over 8 routes", 16000)
     idle = num("idle_rss_kb") / 1024
     row(
         "RSS idle, 1 s after start on the existing data directory",

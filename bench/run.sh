@@ -18,6 +18,8 @@
 #      GitHub push (a new X-GitHub-Delivery per request): wrk at full speed (accepted webhooks/s,
 #      latency of the 202, notifications counted at the sink while it runs), the time until the
 #      backlog is delivered, then wrk paced to half the accepted rate (latency under normal load);
+#      Then the Alertmanager requests spread over 8 routes (am1 … am8, the same source and token),
+#      at full speed only, so that routes delivered in parallel show;
 #   4. reads RSS from /proc (VmRSS idle, VmHWM peak), restarts the bridge on its data directory
 #      and times the first 200 on /readyz, then stops it;
 #   5. starts the durable acceptor, the least work that keeps each request on disk (each body
@@ -91,7 +93,14 @@ export PUSHJET_BRIDGE_EMBEDDED_PUSHJET=false
 export PUSHJET_BRIDGE_LISTEN=$HOST:$BRIDGE_PORT
 export PUSHJET_BRIDGE_DATA_DIR=$WORK/data
 export PUSHJET_BRIDGE_MAX_QUEUE=10000000   # measure the service, not its backpressure
-export PUSHJET_BRIDGE_ROUTES=alerts,github
+ROUTES8=""
+for n in 1 2 3 4 5 6 7 8; do
+  ROUTES8="$ROUTES8,am$n"
+  export "PUSHJET_BRIDGE_ROUTE_AM${n}_SECRET=0123456789abcdef0123456789abcde$n"
+  export "PUSHJET_BRIDGE_ROUTE_AM${n}_SOURCE=alertmanager"
+  export "PUSHJET_BRIDGE_ROUTE_AM${n}_TOKEN=$ALERTS_TOKEN"
+done
+export PUSHJET_BRIDGE_ROUTES=alerts,github$ROUTES8
 export PUSHJET_BRIDGE_ROUTE_ALERTS_SECRET=0123456789abcdef0123456789abcdef
 export PUSHJET_BRIDGE_ROUTE_ALERTS_SOURCE=alertmanager
 export PUSHJET_BRIDGE_ROUTE_ALERTS_TOKEN=$ALERTS_TOKEN
@@ -105,9 +114,10 @@ BRIDGE_PID=$LAST_PID
 sleep 1
 record first_idle_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
 
-# One sender at full speed, then the backlog, then at half the accepted rate.
+# One sender at full speed, then the backlog, then (unless the fifth argument is "full-only") at
+# half the accepted rate.
 measure() {
-  local name=$1 script=$2 body=$3 path=$4
+  local name=$1 script=$2 body=$3 path=$4 only=${5:-}
   local before after delivered accepted
   before=$(sink_count)
   BENCH_BODY=$body BENCH_PATHS=$path load "$name" "$script" "http://$HOST:$BRIDGE_PORT" \
@@ -118,6 +128,7 @@ measure() {
   record "${name}_delivered_rps" "$(python3 -c "print($delivered / $(value "${name}_duration_s"))")"
   record "${name}_backlog" $((before + accepted - after))
   drain "$name" $((before + accepted))
+  [ "$only" = full-only ] && return
   # What the full-speed run left in the page cache is written out now, not during the next run.
   sync
   local half
@@ -133,6 +144,10 @@ say "bridge: Alertmanager"
 measure am alertmanager.lua "$WORK/alertmanager-5.json" /hooks/alerts
 say "bridge: GitHub"
 measure gh github.lua "$WORK/github-push.json" /hooks/github
+say "bridge: Alertmanager over 8 routes"
+sync
+measure am8 alertmanager.lua "$WORK/alertmanager-5.json" \
+  "/hooks/am1 /hooks/am2 /hooks/am3 /hooks/am4 /hooks/am5 /hooks/am6 /hooks/am7 /hooks/am8" full-only
 
 record peak_rss_kb "$(rss_kb "$BRIDGE_PID" VmHWM)"
 sleep 1
@@ -140,7 +155,7 @@ record after_rss_kb "$(rss_kb "$BRIDGE_PID" VmRSS)"
 
 say "bridge: restart on the same data directory"
 record ready_pending "$(curl -s "http://$HOST:$BRIDGE_PORT/metrics" | awk '$1 == "pushjet_bridge_outbox_pending" { print $2 }')"
-record ready_dedup_keys $(($(value am_requests) + $(value am_half_requests) + $(value gh_requests) + $(value gh_half_requests)))
+record ready_dedup_keys $(($(value am_requests) + $(value am_half_requests) + $(value gh_requests) + $(value gh_half_requests) + $(value am8_requests)))
 stop "$BRIDGE_PID"
 python3 "$ROOT/bench/ready.py" "$BRIDGE" "$HOST" "$BRIDGE_PORT" "$WORK/bridge.log" >"$WORK/ready"
 BRIDGE_PID=$(sed -n 's/^pid=//p' "$WORK/ready")
