@@ -3,7 +3,8 @@
 //! redb write transaction, appends their changes to the journal as one frame and syncs it (one
 //! `fdatasync` of one sequential write), and only then answers each caller. Nobody hears back
 //! before their data is on disk, and a burst of webhooks costs one sync per batch instead of one
-//! each. The write transaction is committed durably every [`APPLY_DELAY`] (see [`run`]).
+//! each. The write transaction is committed every [`APPLY_DELAY`] (see [`run`]), durably only
+//! when the journal wants a checkpoint (a few times a second).
 //!
 //! Within a batch each request is checked before it writes anything (`tables.rs`), so a refused
 //! request (a duplicate, a full outbox, an unknown dead letter) changes nothing and does not
@@ -16,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableDatabase, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -114,8 +115,10 @@ impl From<Outcome> for Settlement {
 ///
 /// With a journal (see `journal.rs`) a batch is durable once its frame is synced, and it is
 /// answered then. Its changes go into a write transaction that stays open for [`APPLY_DELAY`],
-/// collecting the batches behind it, and is then committed durably: about a hundred commits a
-/// second under load instead of one per batch, each rewriting the B-tree pages it touches once.
+/// collecting the batches behind it, and is then committed: about a hundred commits a second
+/// under load instead of one per batch. Only a commit the journal wants as a checkpoint (every
+/// 50 ms, or when its frames fill half the file; and the last one) is durable, syncing the
+/// database's pages; the others only make the changes readable, the journal keeping them durable.
 /// New notifications reach the schedule when their transaction is committed; a request whose
 /// effect others must see at once (a retry or dead letter, an operator's change) commits the
 /// open transaction before it is answered.
@@ -124,9 +127,11 @@ impl From<Outcome> for Settlement {
 pub(super) fn run(core: &Core, requests: &Receiver<Request>, mut journal: Option<Journal>) {
     let mut open: Option<Open> = None;
     loop {
-        let wait = open
-            .as_ref()
-            .map(|open| core.apply_delay.saturating_sub(open.since.elapsed()));
+        let wait = match &open {
+            Some(open) => Some(core.apply_delay.saturating_sub(open.since.elapsed())),
+            // Idle with frames only readable commits hold: a durable one is due.
+            None => journal.as_ref().and_then(Journal::checkpoint_due_in),
+        };
         let first = match wait {
             Some(wait) => match requests.recv_timeout(wait) {
                 Ok(request) => Some(request),
@@ -155,8 +160,15 @@ pub(super) fn run(core: &Core, requests: &Receiver<Request>, mut journal: Option
         if expired || idle {
             finish(core, open.take(), journal.as_mut());
         }
+        if idle
+            && open.is_none()
+            && let Some(journal) = journal.as_mut()
+            && journal.checkpoint_due_in() == Some(Duration::ZERO)
+        {
+            checkpoint_idle(core, journal);
+        }
     }
-    finish(core, open, journal.as_mut());
+    checkpoint(core, open, journal.as_mut());
 }
 
 /// A write transaction collecting batches that are already durable in the journal.
@@ -312,15 +324,55 @@ fn finish(core: &Core, open: Option<Open>, journal: Option<&mut Journal>) {
     }
 }
 
-/// Commits an open transaction durably and puts its new notifications in the schedule; false
-/// when the commit failed. Whatever it held that was answered stays in the journal, for the next
-/// start.
+/// [`finish`] with a durable commit whatever the journal holds (at the end: the next start then
+/// has nothing to replay).
+fn checkpoint(core: &Core, open: Option<Open>, journal: Option<&mut Journal>) {
+    if let (Some(open), Some(journal)) = (open, journal.filter(|journal| !journal.is_broken())) {
+        commit(core, open, journal, true);
+    }
+}
+
+/// Commits an open transaction and puts its new notifications in the schedule; false when the
+/// commit failed. Whatever it held that was answered stays in the journal, for the next start.
+/// The commit is durable when the journal wants a checkpoint; else it only makes the changes
+/// readable, and the journal keeps its frames until a durable commit takes them.
 fn commit_open(core: &Core, open: Open, journal: &mut Journal) -> bool {
+    let durable = journal.wants_checkpoint();
+    commit(core, open, journal, durable)
+}
+
+/// Makes what readable-only commits hold durable with an empty durable commit, so the journal can
+/// start over; a failure is handled as a failed commit of answered changes.
+fn checkpoint_idle(core: &Core, journal: &mut Journal) {
+    let committed = core
+        .db
+        .begin_write()
+        .map_err(OutboxError::from)
+        .and_then(|txn| txn.commit().map_err(OutboxError::from));
+    match committed {
+        Ok(()) => journal.checkpointed(),
+        Err(error) => {
+            break_off(core, journal);
+            core.writable.store(false, Ordering::Relaxed);
+            tracing::error!(
+                "outbox commit failed; what was accepted is kept in the journal and restored \
+                 on the next start: {error}"
+            );
+        }
+    }
+}
+
+fn commit(core: &Core, mut open: Open, journal: &mut Journal, durable: bool) -> bool {
     #[cfg(test)]
     core.transactions.fetch_add(1, Ordering::Relaxed);
+    if !durable && let Err(error) = open.txn.set_durability(Durability::None) {
+        tracing::debug!("a commit stays durable: {error}");
+    }
     match open.txn.commit() {
         Ok(()) => {
-            journal.checkpointed();
+            if durable {
+                journal.checkpointed();
+            }
             let staged = u64::try_from(open.queued.len()).unwrap_or(0);
             if apply_effects(&mut core.schedule(), open.queued) {
                 core.wake.notify_one();

@@ -5,9 +5,9 @@
 //!
 //! The committer applies each batch to an open redb write transaction, appends the batch's
 //! effective changes here as one frame, syncs the file, and only then answers. The transaction
-//! collects the batches of a few milliseconds and is then committed durably; from then on the
-//! frames it holds are only history, and the next frame is written at the start of the file
-//! again. Opening the outbox replays the frames the database does not hold yet: every transaction
+//! collects the batches of a few milliseconds and is then committed, durably when the journal
+//! wants a checkpoint ([`Journal::wants_checkpoint`]); from a durable commit on, the frames it
+//! holds are only history, and the next frame is written at the start of the file again. Opening the outbox replays the frames the database does not hold yet: every transaction
 //! records the sequence number of its newest frame in `meta`, so a frame is applied at most once,
 //! whatever a crash left behind.
 //!
@@ -28,6 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,9 @@ pub const JOURNAL_FILE_NAME: &str = "outbox.journal";
 /// The journal file's size: room for the frames of one transaction (a few milliseconds of
 /// batches) many times over.
 const CAPACITY: u64 = 1024 * 1024;
+/// How long the frames may pile up before a durable commit lets them go (see
+/// [`Journal::wants_checkpoint`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// Length and checksum before each frame's payload.
 const FRAME_HEADER: usize = 8;
 /// Sequence number and time at the start of each payload.
@@ -122,6 +126,8 @@ pub(super) struct Journal {
     /// Set when a transaction holding answered changes could not be committed: the journal is
     /// then the only place they are, and must stay as it is until the next start replays it.
     broken: bool,
+    /// When a durable commit last took every frame.
+    checkpointed_at: Instant,
 }
 
 impl Journal {
@@ -150,6 +156,7 @@ impl Journal {
             offset: u64::try_from(intact).unwrap_or(u64::MAX),
             next_seq: newest.max(last_applied).saturating_add(1),
             broken: false,
+            checkpointed_at: Instant::now(),
         };
         Ok((journal, frames))
     }
@@ -208,6 +215,22 @@ impl Journal {
     /// ones, the database says it has them already.
     pub(super) fn checkpointed(&mut self) {
         self.offset = 0;
+        self.checkpointed_at = Instant::now();
+    }
+
+    /// Whether the next commit should be durable: the frames since the last one fill half the
+    /// file, or are [`CHECKPOINT_EVERY`] old. Commits in between only make the changes readable
+    /// (the frames keep them durable), so the database's pages and their sync are written a few
+    /// times a second rather than at every commit.
+    pub(super) fn wants_checkpoint(&self) -> bool {
+        self.offset >= CAPACITY / 2 || self.checkpointed_at.elapsed() >= CHECKPOINT_EVERY
+    }
+
+    /// How long until frames no durable commit holds yet are due for one; `None` when there
+    /// are none (or the journal is broken: it then stays as it is).
+    pub(super) fn checkpoint_due_in(&self) -> Option<Duration> {
+        (self.offset > 0 && !self.broken)
+            .then(|| CHECKPOINT_EVERY.saturating_sub(self.checkpointed_at.elapsed()))
     }
 
     /// Zeros the header of the frame at `offset`, so that reading stops there.

@@ -158,6 +158,36 @@ async fn a_crash_loses_nothing_the_journal_holds_and_applies_it_once() {
     assert_eq!(reopened.pending_count(), 3, "nothing applied twice");
 }
 
+/// Whether the database file alone, as it is on disk now (without the journal), holds `pending`
+/// notifications.
+fn database_alone_holds(dir: &TempDir, pending: u64) -> bool {
+    let image = TempDir::new().unwrap();
+    std::fs::write(image.path().join(OUTBOX_FILE_NAME), database_bytes(dir)).unwrap();
+    open(&image).pending_count() == pending
+}
+
+#[actix_web::test]
+async fn readable_commits_become_durable_within_a_checkpoint_even_when_idle() {
+    let dir = TempDir::new().unwrap();
+    let outbox = open(&dir);
+    // The first commits after opening are readable-only: the journal holds the notification.
+    queued(
+        outbox
+            .enqueue(&route("gh"), vec![message("one")], None)
+            .await,
+    );
+    assert_eq!(outbox.pending_count(), 1);
+    // Nothing else comes; the committer still makes it durable in the database itself.
+    let started = std::time::Instant::now();
+    while !database_alone_holds(&dir, 1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the database file never held the notification on its own"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[actix_web::test]
 async fn dead_letter_changes_are_recovered_from_the_journal() {
     use super::journal::{ChangeRef, JOURNAL_FILE_NAME, encode_frame};
