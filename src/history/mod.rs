@@ -61,6 +61,10 @@ use crate::config::{DatabaseUrl, HistorySettings};
 const ID_SHIFT: u32 = 20;
 /// The most writes waiting for the writer; beyond it they are dropped and counted.
 const QUEUE: usize = 65_536;
+/// The most bytes the writes waiting for the writer may hold ([`Write::weight`]); beyond it they
+/// are dropped and counted too: kept bodies (up to 64 KiB each) would otherwise let a writer that
+/// falls behind hold gigabytes.
+const QUEUE_BYTES: u64 = 16 * 1024 * 1024;
 /// How many changes a slow live stream may fall behind before it is told it lagged.
 const CHANGES_BUFFER: usize = 1_024;
 /// The most refused requests recorded per route and minute; the rest are only counted.
@@ -251,7 +255,12 @@ impl History {
             return;
         };
         inner.progress.queued.fetch_add(1, Ordering::Relaxed);
-        if inner.queue.try_send(write).is_err() {
+        let weight = write.weight();
+        let admitted = inner.progress.admit(weight, QUEUE_BYTES);
+        if !admitted || inner.queue.try_send(write).is_err() {
+            if admitted {
+                inner.progress.release(weight);
+            }
             inner.progress.done.fetch_add(1, Ordering::Relaxed);
             inner.metrics.dropped.inc();
         }

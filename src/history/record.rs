@@ -454,6 +454,38 @@ pub enum Write {
 }
 
 impl Write {
+    /// About how many bytes of memory it holds while it waits for the writer: its texts (a kept
+    /// body above all) and a fixed part.
+    pub(super) fn weight(&self) -> u64 {
+        let bytes = match self {
+            Self::Record(record) => {
+                let request = record.request.as_ref().map_or(0, |request| {
+                    request.body.len()
+                        + request.query.len()
+                        + request
+                            .headers
+                            .iter()
+                            .map(|(name, value)| name.len() + value.len() + 48)
+                            .sum::<usize>()
+                });
+                let notifications = record
+                    .notifications
+                    .iter()
+                    .map(|rendered| {
+                        256 + rendered.notification.as_ref().map_or(0, |message| {
+                            message.title.as_str().len()
+                                + message.message.as_str().len()
+                                + message.link.as_ref().map_or(0, |link| link.as_str().len())
+                        })
+                    })
+                    .sum::<usize>();
+                512 + request + notifications
+            }
+            Self::Delivery { reason, .. } => 256 + reason.as_ref().map_or(0, String::len),
+        };
+        u64::try_from(bytes).unwrap_or(u64::MAX)
+    }
+
     /// Applies a delivery change to a stored delivery (or a fresh one).
     pub(super) fn apply_to(&self, delivery: Option<Delivery>) -> Option<Delivery> {
         let Self::Delivery {

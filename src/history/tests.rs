@@ -357,3 +357,22 @@ async fn refusals_are_recorded_at_most_sixty_per_route_and_minute() {
         "each route has its own allowance"
     );
 }
+
+#[test]
+fn a_kept_body_weighs_on_the_writers_queue() {
+    let history = History::off();
+    let mut with_body = record(&history, "ops", "title", Some(1), 0);
+    let plain = Write::Record(Box::new(with_body.clone()));
+    with_body.request = Some(KeptRequest {
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        query: String::new(),
+        body: "x".repeat(64 * 1024),
+        body_bytes: 64 * 1024,
+        truncated: false,
+        read_as: None,
+    });
+    let heavy = Write::Record(Box::new(with_body));
+    assert!(plain.weight() < 2_000, "{}", plain.weight());
+    assert!(heavy.weight() > 64 * 1024, "{}", heavy.weight());
+    assert!(delivery(1, State::Sent, 200).weight() < 1_000);
+}

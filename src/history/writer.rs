@@ -34,9 +34,31 @@ const FEED_POLL: Duration = Duration::from_secs(1);
 pub(super) struct Progress {
     pub(super) queued: AtomicU64,
     pub(super) done: AtomicU64,
+    /// What the writes waiting for the writer weigh ([`Write::weight`]).
+    pub(super) waiting_bytes: AtomicU64,
 }
 
 impl Progress {
+    /// Counts a write of `weight` bytes as waiting, unless the waiting ones would then weigh more
+    /// than `limit`; whether it was counted.
+    pub(super) fn admit(&self, weight: u64, limit: u64) -> bool {
+        self.waiting_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |waiting| {
+                let after = waiting.saturating_add(weight);
+                (after <= limit).then_some(after)
+            })
+            .is_ok()
+    }
+
+    /// The writer took writes weighing `weight` bytes off the queue and wrote them.
+    pub(super) fn release(&self, weight: u64) {
+        let _previous =
+            self.waiting_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |waiting| {
+                    Some(waiting.saturating_sub(weight))
+                });
+    }
+
     /// Waits (at most `limit`) until the writes queued so far are done.
     pub(super) async fn flush(&self, limit: Duration) {
         let target = self.queued.load(Ordering::Relaxed);
@@ -107,6 +129,7 @@ impl Writer {
                 }
             }
             let count = batch.len() as u64;
+            let weight: u64 = batch.iter().map(Write::weight).sum();
             let announce = self.changes.receiver_count() > 0;
             match self.store.write(std::mem::take(&mut batch), announce).await {
                 Ok(written) => {
@@ -127,6 +150,7 @@ impl Writer {
                 }
             }
             self.progress.done.fetch_add(count, Ordering::Relaxed);
+            self.progress.release(weight);
         }
     }
 }
@@ -211,4 +235,22 @@ pub(super) async fn start_feed(
         }
     });
     Ok(vec![listen.abort_handle(), feed.abort_handle()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_writes_are_admitted_up_to_the_byte_limit_and_released_by_the_writer() {
+        let progress = Progress::default();
+        assert!(progress.admit(600, 1_000));
+        assert!(
+            !progress.admit(600, 1_000),
+            "1,200 waiting bytes would pass the limit"
+        );
+        assert!(progress.admit(400, 1_000), "exactly the limit");
+        progress.release(1_000);
+        assert!(progress.admit(1_000, 1_000), "the writer took them");
+    }
 }
