@@ -317,7 +317,9 @@ async fn websocket_clients_that_never_read_are_dropped_and_their_memory_released
 
 #[actix_web::test]
 async fn a_poll_naming_many_uuids_is_streamed_and_lists_each_message_once() {
-    let (process, port, _data) = start(&[]).await;
+    // 120 messages of 60 kB: the cache's budget (8 MiB by default) raised to hold them all.
+    let (process, port, _data) =
+        start(&[("PUSHJET_BRIDGE_STREAM_CACHE_MAX_BYTES", "67108864")]).await;
     let pid = process.pid();
     let (secret, devices) = service_with_devices(port, 10).await;
     let sent = 120;

@@ -536,7 +536,12 @@ async fn a_thousand_devices_with_one_listener_each_get_only_their_own_messages()
 
 #[actix_web::test]
 async fn a_slow_ntfy_listener_is_dropped_and_can_resume_from_the_cache() {
-    let app = spawn_app_with(&[("PUSHJET_BRIDGE_STREAM_BUFFER", "4")]).await;
+    // 500 messages of 40 kB: the cache's budget (8 MiB by default) raised to hold them all.
+    let app = spawn_app_with(&[
+        ("PUSHJET_BRIDGE_STREAM_BUFFER", "4"),
+        ("PUSHJET_BRIDGE_STREAM_CACHE_MAX_BYTES", "67108864"),
+    ])
+    .await;
     let (service, device) = service_with_device(&app, "Flood").await;
     let (_, _, mut slow) = Lines::open(&app, &format!("/{device}/json")).await;
     let (_, _, mut fast) = Lines::open(&app, &format!("/{device}/json")).await;
