@@ -23,6 +23,7 @@
 //! [`History::subscribe`]) and [`replay`]/[`rerender`] are the in-process API the admin
 //! endpoints (`http/history.rs`) and the console use.
 
+mod kept;
 mod metrics;
 mod observe;
 mod postgres;

@@ -1,6 +1,7 @@
 //! The history in its own redb file in the data directory (`history.redb`), beside the outbox,
 //! for one process. Tables: `records` (id → the record without its request, JSON), `requests`
-//! (id → the kept request, JSON), `deliveries` (outbox id → the record's id and the delivery,
+//! (id → the kept request: its head as JSON and its body compressed, see `history/kept.rs`;
+//! requests stored before as JSON still read), `deliveries` (outbox id → the record's id and the delivery,
 //! JSON). Writes commit without a sync of their own (a durable commit at most every second): a
 //! crash may lose the last moment of history, never a notification (the outbox is another
 //! file). The bytes in use are counted at open and kept up to date in memory.
@@ -15,12 +16,11 @@ use futures_util::future::BoxFuture;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::id_floor;
 use super::record::{
-    Change, ChangeKind, Delivery, KeptRequest, Page, Query, Record, RouteCounts, State, Story,
-    Write,
+    Change, ChangeKind, Delivery, Page, Query, Record, RouteCounts, State, Story, Write,
 };
 use super::store::{HistoryError, HistoryStore, Pruned, Written};
+use super::{id_floor, kept};
 
 /// The history's file inside the data directory.
 pub const HISTORY_FILE_NAME: &str = "history.redb";
@@ -239,7 +239,7 @@ impl Inner {
                             removed += 8 + old.value().len() as u64;
                         }
                         if let Some(request) = request {
-                            let bytes = serde_json::to_vec(&request)?;
+                            let bytes = kept::pack(&request)?;
                             added += 8 + bytes.len() as u64;
                             requests.insert(record.id, bytes.as_slice())?;
                         }
@@ -347,7 +347,7 @@ impl Inner {
         let mut record = read_record(value.value())?;
         let requests = txn.open_table(REQUESTS)?;
         if let Some(request) = requests.get(id)? {
-            record.request = Some(serde_json::from_slice::<KeptRequest>(request.value())?);
+            record.request = Some(kept::unpack(request.value())?);
         }
         let deliveries = txn.open_table(DELIVERIES)?;
         for rendered in &mut record.notifications {
@@ -454,4 +454,74 @@ fn put_delivery(
         .insert(id, bytes.as_slice())?
         .map_or(0, |old| 8 + old.value().len() as u64);
     Ok((8 + bytes.len() as u64, old))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::record::{KeptRequest, Verdict, Via};
+
+    fn record(id: u64, request: Option<KeptRequest>) -> Record {
+        Record {
+            id,
+            at: 1,
+            route: "ci".to_owned(),
+            via: Via::Hooks,
+            source: "github".to_owned(),
+            event: "push".to_owned(),
+            action: None,
+            delivery_id: None,
+            request_id: "req".to_owned(),
+            status: 200,
+            verdict: Verdict::Filtered,
+            reason: None,
+            notifications: Vec::new(),
+            request,
+            again_of: None,
+        }
+    }
+
+    fn kept(body: &str) -> KeptRequest {
+        KeptRequest {
+            headers: vec![("x-github-event".to_owned(), "push".to_owned())],
+            query: "title=a".to_owned(),
+            body: body.to_owned(),
+            body_bytes: body.len(),
+            truncated: false,
+            read_as: None,
+        }
+    }
+
+    #[test]
+    fn a_request_stored_whole_as_json_by_the_first_version_still_reads() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let (old, new) = (kept(r#"{"ref":"old"}"#), kept(r#"{"ref":"new"}"#));
+        {
+            let history = RedbHistory::open(dir.path()).unwrap();
+            let written = vec![
+                Write::Record(Box::new(record(1, None))),
+                Write::Record(Box::new(record(2, Some(new.clone())))),
+            ];
+            history.inner.write(written, false).unwrap();
+            // Record 1's request as the first version stored it: the whole request as JSON.
+            let txn = history.inner.db.begin_write().unwrap();
+            txn.open_table(REQUESTS)
+                .unwrap()
+                .insert(1, serde_json::to_vec(&old).unwrap().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let history = RedbHistory::open(dir.path()).unwrap();
+        let story = |id| history.inner.story(id).unwrap().unwrap().record.request;
+        assert_eq!(story(1), Some(old));
+        assert_eq!(story(2), Some(new));
+        let txn = history.inner.db.begin_read().unwrap();
+        let requests = txn.open_table(REQUESTS).unwrap();
+        let stored = requests.get(2).unwrap().unwrap();
+        assert_ne!(
+            stored.value().first(),
+            Some(&b'{'),
+            "a new request is packed, not JSON"
+        );
+    }
 }
