@@ -4,8 +4,10 @@
 //! a JSON string. The writer compresses behind the answer; a read decompresses. Requests stored
 //! before (the whole [`KeptRequest`] as JSON, body included) still read.
 //!
-//! redb keeps both parts in one value ([`pack`], [`unpack`]); PostgreSQL in two columns
-//! ([`split`], [`join`]).
+//! In `history.redb` a batch's bodies lie end to end in one value (a [`Chunk`], at most about
+//! [`CHUNK_BYTES`]), and each record's request value is its head and where its body is: a B-tree
+//! leaf per body and its branch's rebuild were most of what keeping bodies cost. PostgreSQL keeps
+//! head and body in two columns of the record's row ([`split`], [`join`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,9 +15,13 @@ use super::record::KeptRequest;
 use super::redact::MAX_KEPT_BODY;
 use super::store::HistoryError;
 
-/// The first byte of a packed request: the head's length (4 bytes, little-endian), the head, the
-/// compressed body. A request stored whole as JSON starts with `{`.
-const PACKED: u8 = 1;
+/// The first byte of a request value that points into a chunk: the head's length (4 bytes,
+/// little-endian), the head, the chunk's key (8 bytes), the body's offset and length in the
+/// chunk's bodies (4 bytes each). A request stored whole as JSON starts with `{`.
+const IN_CHUNK: u8 = 1;
+/// A chunk takes no more bodies once its bodies take this many bytes: pruning frees a chunk only
+/// with the last of its records, so the chunks stay small beside the byte cap.
+pub(super) const CHUNK_BYTES: usize = 128 * 1024;
 /// The longest body text a stored request may decompress to: every kept byte may have become a
 /// replacement character (3 bytes) when the body was read as UTF-8.
 const MAX_BODY_TEXT: usize = 3 * MAX_KEPT_BODY;
@@ -32,8 +38,8 @@ struct HeadRef<'a> {
 }
 
 /// A kept request's head, as read.
-#[derive(Deserialize)]
-struct Head {
+#[derive(Debug, Deserialize)]
+pub(super) struct Head {
     headers: Vec<(String, String)>,
     query: String,
     body_bytes: usize,
@@ -101,38 +107,188 @@ fn decompress(compressed: &[u8]) -> Result<String, HistoryError> {
     String::from_utf8(body).map_err(unreadable)
 }
 
-/// The request as one value: [`PACKED`], the head's length, the head, the compressed body.
-pub(super) fn pack(request: &KeptRequest) -> Result<Vec<u8>, HistoryError> {
-    let head = serde_json::to_vec(&HeadRef::of(request))?;
-    let head_length = u32::try_from(head.len()).map_err(unreadable)?;
-    let mut value = Vec::with_capacity(
-        9 + head.len() + lz4_flex::block::get_maximum_output_size(request.body.len()),
-    );
-    value.push(PACKED);
-    value.extend_from_slice(&head_length.to_le_bytes());
-    value.extend_from_slice(&head);
-    compress_into(request.body.as_bytes(), &mut value)?;
-    Ok(value)
+/// Where a kept body is: its chunk (the key in the bodies table) and its place in the chunk's
+/// bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BodyRef {
+    pub(super) chunk: u64,
+    offset: u32,
+    length: u32,
 }
 
-/// The request a value holds: packed, or whole as JSON (as first stored).
-pub(super) fn unpack(value: &[u8]) -> Result<KeptRequest, HistoryError> {
-    match value.split_first() {
-        Some((&PACKED, rest)) => {
-            let (length, rest) = rest
-                .split_first_chunk::<4>()
-                .ok_or_else(|| unreadable("cut short"))?;
-            let length = usize::try_from(u32::from_le_bytes(*length)).map_err(unreadable)?;
-            if rest.len() < length {
-                return Err(unreadable("cut short"));
-            }
-            let (head, body) = rest.split_at(length);
-            let head: Head = serde_json::from_slice(head)?;
-            Ok(head.with_body(decompress(body)?))
+impl BodyRef {
+    /// The compressed body's length in bytes.
+    pub(super) fn length(&self) -> u64 {
+        u64::from(self.length)
+    }
+}
+
+/// The kept bodies of one batch, compressed one by one and laid end to end, with the records
+/// they belong to: one value of `history.redb`'s bodies table, under [`Chunk::key`]. The value:
+/// how many records (4 bytes, little-endian), their ids (8 bytes each), the bodies.
+#[derive(Debug)]
+pub(super) struct Chunk {
+    key: u64,
+    records: Vec<u64>,
+    bodies: Vec<u8>,
+}
+
+impl Chunk {
+    /// An empty chunk to be stored under `key`.
+    pub(super) fn new(key: u64) -> Self {
+        Self {
+            key,
+            records: Vec::new(),
+            bodies: Vec::new(),
         }
-        Some((b'{', _)) => Ok(serde_json::from_slice(value)?),
-        Some((other, _)) => Err(unreadable(format!("unknown form {other}"))),
-        None => Err(unreadable("empty")),
+    }
+
+    /// Its key in the bodies table.
+    pub(super) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// True when it holds no body.
+    pub(super) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// True when it should take no more bodies.
+    pub(super) fn is_full(&self) -> bool {
+        self.bodies.len() >= CHUNK_BYTES
+    }
+
+    /// Adds `record`'s request: its body compressed to the chunk; the value the requests table
+    /// keeps for it.
+    pub(super) fn add(
+        &mut self,
+        record: u64,
+        request: &KeptRequest,
+    ) -> Result<Vec<u8>, HistoryError> {
+        let offset = u32::try_from(self.bodies.len()).map_err(unreadable)?;
+        compress_into(request.body.as_bytes(), &mut self.bodies)?;
+        let length = u32::try_from(self.bodies.len()).map_err(unreadable)? - offset;
+        self.records.push(record);
+        let head = serde_json::to_vec(&HeadRef::of(request))?;
+        let head_length = u32::try_from(head.len()).map_err(unreadable)?;
+        let mut value = Vec::with_capacity(21 + head.len());
+        value.push(IN_CHUNK);
+        value.extend_from_slice(&head_length.to_le_bytes());
+        value.extend_from_slice(&head);
+        value.extend_from_slice(&self.key.to_le_bytes());
+        value.extend_from_slice(&offset.to_le_bytes());
+        value.extend_from_slice(&length.to_le_bytes());
+        Ok(value)
+    }
+
+    /// The value to store.
+    pub(super) fn into_value(self) -> Result<Vec<u8>, HistoryError> {
+        let count = u32::try_from(self.records.len()).map_err(unreadable)?;
+        let mut value = Vec::with_capacity(4 + 8 * self.records.len() + self.bodies.len());
+        value.extend_from_slice(&count.to_le_bytes());
+        for record in &self.records {
+            value.extend_from_slice(&record.to_le_bytes());
+        }
+        value.extend_from_slice(&self.bodies);
+        Ok(value)
+    }
+}
+
+/// Splits `count` little-endian bytes off the front of `bytes`.
+fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], HistoryError> {
+    let (taken, rest) = bytes
+        .split_first_chunk::<N>()
+        .ok_or_else(|| unreadable("cut short"))?;
+    *bytes = rest;
+    Ok(*taken)
+}
+
+/// The records whose bodies a chunk value holds, and where its bodies start.
+fn chunk_parts(value: &[u8]) -> Result<(Vec<u64>, &[u8]), HistoryError> {
+    let mut rest = value;
+    let count = u32::from_le_bytes(take(&mut rest)?);
+    let mut records = Vec::new();
+    for _ in 0..count {
+        records.push(u64::from_le_bytes(take(&mut rest)?));
+    }
+    Ok((records, rest))
+}
+
+/// The records whose bodies a chunk value holds.
+pub(super) fn chunk_records(value: &[u8]) -> Result<Vec<u64>, HistoryError> {
+    Ok(chunk_parts(value)?.0)
+}
+
+/// A request value that points into a chunk: its head (JSON) and where its body is.
+fn in_chunk(value: &[u8]) -> Result<(&[u8], BodyRef), HistoryError> {
+    let mut rest = value.get(1..).unwrap_or_default();
+    let length = usize::try_from(u32::from_le_bytes(take(&mut rest)?)).map_err(unreadable)?;
+    if rest.len() < length {
+        return Err(unreadable("cut short"));
+    }
+    let (head, mut rest) = rest.split_at(length);
+    let body = BodyRef {
+        chunk: u64::from_le_bytes(take(&mut rest)?),
+        offset: u32::from_le_bytes(take(&mut rest)?),
+        length: u32::from_le_bytes(take(&mut rest)?),
+    };
+    Ok((head, body))
+}
+
+/// Where a request value's body is: in a chunk, or (`None`) in the value (as first stored).
+pub(super) fn body_of(value: &[u8]) -> Result<Option<BodyRef>, HistoryError> {
+    match value.first() {
+        Some(&IN_CHUNK) => Ok(Some(in_chunk(value)?.1)),
+        _ => Ok(None),
+    }
+}
+
+/// A request as the requests table keeps it.
+#[derive(Debug)]
+pub(super) enum Stored {
+    /// The whole request, as first stored (JSON).
+    Whole(KeptRequest),
+    /// Its head; its body is in a chunk.
+    InChunk(Head, BodyRef),
+}
+
+impl Stored {
+    /// Reads a request value.
+    pub(super) fn read(value: &[u8]) -> Result<Self, HistoryError> {
+        match value.first() {
+            Some(&IN_CHUNK) => {
+                let (head, body) = in_chunk(value)?;
+                Ok(Self::InChunk(serde_json::from_slice(head)?, body))
+            }
+            Some(b'{') => Ok(Self::Whole(serde_json::from_slice(value)?)),
+            Some(other) => Err(unreadable(format!("unknown form {other}"))),
+            None => Err(unreadable("empty")),
+        }
+    }
+
+    /// Where its body is, when it is in a chunk.
+    pub(super) fn body(&self) -> Option<BodyRef> {
+        match self {
+            Self::Whole(_) => None,
+            Self::InChunk(_, body) => Some(*body),
+        }
+    }
+
+    /// The request, given the value of its body's chunk (`None` when it has none).
+    pub(super) fn into_request(self, chunk: Option<&[u8]>) -> Result<KeptRequest, HistoryError> {
+        match self {
+            Self::Whole(request) => Ok(request),
+            Self::InChunk(head, body) => {
+                let chunk = chunk.ok_or_else(|| unreadable("its body's chunk is gone"))?;
+                let (_, bodies) = chunk_parts(chunk)?;
+                let start = usize::try_from(body.offset).map_err(unreadable)?;
+                let end = start + usize::try_from(body.length).map_err(unreadable)?;
+                let compressed = bodies
+                    .get(start..end)
+                    .ok_or_else(|| unreadable("its body is beyond its chunk"))?;
+                Ok(head.with_body(decompress(compressed)?))
+            }
+        }
     }
 }
 
@@ -170,19 +326,39 @@ mod tests {
         kept_request(&headers, "title=Hi&token=s3cret", &body, Some("github"))
     }
 
+    /// Stores `requests` in one chunk (record ids 1, 2, …); the request values and the chunk's.
+    fn stored(requests: &[KeptRequest]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut chunk = Chunk::new(7);
+        let values = (1..)
+            .zip(requests)
+            .map(|(id, request)| chunk.add(id, request).unwrap())
+            .collect();
+        (values, chunk.into_value().unwrap())
+    }
+
+    fn read(value: &[u8], chunk: &[u8]) -> Result<KeptRequest, HistoryError> {
+        Stored::read(value)?.into_request(Some(chunk))
+    }
+
     #[test]
-    fn a_packed_request_reads_back_the_same_and_smaller() {
-        let request = github_push();
-        let packed = pack(&request).unwrap();
-        assert_eq!(unpack(&packed).unwrap(), request);
-        let whole = serde_json::to_vec(&request).unwrap();
+    fn requests_in_a_chunk_read_back_the_same_and_smaller() {
+        let push = github_push();
+        let other = kept_request(&HeaderMap::new(), "", b"{\"a\":1}", None);
+        let (values, chunk) = stored(&[push.clone(), other.clone()]);
+        assert_eq!(read(&values[0], &chunk).unwrap(), push);
+        assert_eq!(read(&values[1], &chunk).unwrap(), other);
+        assert_eq!(chunk_records(&chunk).unwrap(), [1, 2]);
+        let body = Stored::read(&values[0]).unwrap().body().unwrap();
+        assert_eq!(body.chunk, 7);
+        let whole = serde_json::to_vec(&push).unwrap();
         assert!(
-            packed.len() * 2 < whole.len(),
-            "{} bytes packed, {} as JSON",
-            packed.len(),
+            (values[0].len() as u64 + body.length()) * 2 < whole.len() as u64,
+            "{} + {} bytes stored, {} as JSON",
+            values[0].len(),
+            body.length(),
             whole.len()
         );
-        let raw = String::from_utf8_lossy(&packed);
+        let raw = String::from_utf8_lossy(&values[0]);
         assert!(raw.contains("x-github-event"), "the head is readable");
         assert!(raw.contains("<redacted>"), "the head is readable");
     }
@@ -194,40 +370,49 @@ mod tests {
         body.extend("é".repeat(MAX_KEPT_BODY).as_bytes());
         let request = kept_request(&HeaderMap::new(), "", &body, None);
         assert!(request.truncated);
-        let read = unpack(&pack(&request).unwrap()).unwrap();
-        assert_eq!(read.body.as_bytes(), request.body.as_bytes());
-        assert!(read.truncated);
-        assert_eq!(read.body_bytes, body.len());
+        let empty = kept_request(&HeaderMap::new(), "", b"", None);
+        let (values, chunk) = stored(&[empty.clone(), request.clone()]);
+        let read_back = read(&values[1], &chunk).unwrap();
+        assert_eq!(read_back.body.as_bytes(), request.body.as_bytes());
+        assert!(read_back.truncated);
+        assert_eq!(read_back.body_bytes, body.len());
+        assert_eq!(read(&values[0], &chunk).unwrap(), empty);
         let (head, compressed) = split(&request).unwrap();
         assert_eq!(join(&head, Some(&compressed)).unwrap(), request);
-        let empty = kept_request(&HeaderMap::new(), "", b"", None);
-        assert_eq!(unpack(&pack(&empty).unwrap()).unwrap(), empty);
     }
 
     #[test]
     fn a_request_stored_whole_as_json_still_reads() {
         let request = github_push();
         let whole = serde_json::to_string(&request).unwrap();
-        assert_eq!(unpack(whole.as_bytes()).unwrap(), request);
+        let stored = Stored::read(whole.as_bytes()).unwrap();
+        assert_eq!(stored.body(), None);
+        assert_eq!(stored.into_request(None).unwrap(), request);
         assert_eq!(join(&whole, None).unwrap(), request);
     }
 
     #[test]
     fn a_damaged_value_is_an_error_not_a_panic() {
-        let packed = pack(&github_push()).unwrap();
-        for cut in [0, 1, 3, 5, 40, packed.len() - 10] {
-            assert!(unpack(&packed[..cut]).is_err(), "cut at {cut}");
+        let (values, chunk) = stored(&[github_push()]);
+        let value = &values[0];
+        for cut in [0, 1, 3, 5, 40, value.len() - 1] {
+            assert!(read(&value[..cut], &chunk).is_err(), "value cut at {cut}");
         }
-        assert!(unpack(b"\x07whatever").is_err());
+        for cut in [0, 3, 11, 20, chunk.len() - 10] {
+            assert!(read(value, &chunk[..cut]).is_err(), "chunk cut at {cut}");
+        }
+        assert!(Stored::read(b"\x07whatever").is_err());
+        let gone = Stored::read(value).unwrap().into_request(None);
+        assert!(gone.is_err(), "a chunk that is gone");
         // A body that claims to be larger than any kept one.
-        let empty = kept_request(&HeaderMap::new(), "", b"", None);
-        let head = serde_json::to_vec(&HeadRef::of(&empty)).unwrap();
-        let mut huge = vec![PACKED];
-        huge.extend_from_slice(&u32::try_from(head.len()).unwrap().to_le_bytes());
-        huge.extend_from_slice(&head);
+        let mut huge = vec![1, 0, 0, 0];
+        huge.extend_from_slice(&1u64.to_le_bytes());
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         huge.extend_from_slice(&[0; 16]);
-        let error = unpack(&huge).unwrap_err().to_string();
+        let mut pointer = value[..value.len() - 8].to_vec();
+        pointer.extend_from_slice(&0u32.to_le_bytes());
+        pointer.extend_from_slice(&20u32.to_le_bytes());
+        let error = read(&pointer, &huge).unwrap_err().to_string();
         assert!(error.contains("a body of"), "{error}");
     }
 }

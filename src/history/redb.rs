@@ -1,12 +1,13 @@
 //! The history in its own redb file in the data directory (`history.redb`), beside the outbox,
 //! for one process. Tables: `records` (id → the record without its request, JSON), `requests`
-//! (id → the kept request: its head as JSON and its body compressed, see `history/kept.rs`;
-//! requests stored before as JSON still read), `deliveries` (outbox id → the record's id and the delivery,
+//! (id → the kept request's head as JSON and where its body is; requests stored before whole as
+//! JSON still read), `request_bodies` (a key per batch → the batch's kept bodies, compressed,
+//! see `history/kept.rs`), `deliveries` (outbox id → the record's id and the delivery,
 //! JSON). Writes commit without a sync of their own (a durable commit at most every second): a
 //! crash may lose the last moment of history, never a notification (the outbox is another
 //! file). The bytes in use are counted at open and kept up to date in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,11 +17,12 @@ use futures_util::future::BoxFuture;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::id_floor;
+use super::kept::{Chunk, Stored, body_of, chunk_records};
 use super::record::{
     Change, ChangeKind, Delivery, Page, Query, Record, RouteCounts, State, Story, Write,
 };
 use super::store::{HistoryError, HistoryStore, Pruned, Written};
-use super::{id_floor, kept};
 
 /// The history's file inside the data directory.
 pub const HISTORY_FILE_NAME: &str = "history.redb";
@@ -28,6 +30,7 @@ pub const HISTORY_FILE_NAME: &str = "history.redb";
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
 const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("request_bodies");
 
 /// The most records a list reads before it answers with what it found and a cursor.
 const SCAN_LIMIT: usize = 20_000;
@@ -76,6 +79,8 @@ pub(super) struct RedbHistory {
 struct Inner {
     db: Database,
     bytes: AtomicU64,
+    /// The key of the next chunk of kept bodies.
+    next_chunk: AtomicU64,
     last_sync: Mutex<Instant>,
     /// Held through a pruning, whose accounting follows its commit.
     pruning: Mutex<()>,
@@ -96,20 +101,24 @@ impl RedbHistory {
             })?;
         let txn = db.begin_write()?;
         let mut bytes = 0;
+        let next_chunk;
         {
-            for table in [RECORDS, REQUESTS, DELIVERIES] {
+            for table in [RECORDS, REQUESTS, DELIVERIES, BODIES] {
                 let table = txn.open_table(table)?;
                 for entry in table.iter()? {
                     let (_, value) = entry?;
                     bytes += 8 + value.value().len() as u64;
                 }
             }
+            let bodies = txn.open_table(BODIES)?;
+            next_chunk = bodies.last()?.map_or(0, |(key, _)| key.value() + 1);
         }
         txn.commit()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 bytes: AtomicU64::new(bytes),
+                next_chunk: AtomicU64::new(next_chunk),
                 last_sync: Mutex::new(Instant::now()),
                 pruning: Mutex::new(()),
             }),
@@ -192,6 +201,11 @@ fn states(
 }
 
 impl Inner {
+    /// A chunk for kept bodies, under a key of its own.
+    fn new_chunk(&self) -> Chunk {
+        Chunk::new(self.next_chunk.fetch_add(1, Ordering::Relaxed))
+    }
+
     fn add_bytes(&self, added: u64, removed: u64) {
         if added >= removed {
             self.bytes.fetch_add(added - removed, Ordering::Relaxed);
@@ -229,6 +243,8 @@ impl Inner {
             let mut records = txn.open_table(RECORDS)?;
             let mut requests = txn.open_table(REQUESTS)?;
             let mut deliveries = txn.open_table(DELIVERIES)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut chunk = self.new_chunk();
             for write in batch {
                 match write {
                     Write::Record(mut record) => {
@@ -239,7 +255,11 @@ impl Inner {
                             removed += 8 + old.value().len() as u64;
                         }
                         if let Some(request) = request {
-                            let bytes = kept::pack(&request)?;
+                            if chunk.is_full() {
+                                let full = std::mem::replace(&mut chunk, self.new_chunk());
+                                added += store_chunk(&mut bodies, full)?;
+                            }
+                            let bytes = chunk.add(record.id, &request)?;
                             added += 8 + bytes.len() as u64;
                             requests.insert(record.id, bytes.as_slice())?;
                         }
@@ -295,6 +315,9 @@ impl Inner {
                     }
                 }
             }
+            if !chunk.is_empty() {
+                added += store_chunk(&mut bodies, chunk)?;
+            }
         }
         txn.commit()?;
         self.add_bytes(added, removed);
@@ -347,7 +370,12 @@ impl Inner {
         let mut record = read_record(value.value())?;
         let requests = txn.open_table(REQUESTS)?;
         if let Some(request) = requests.get(id)? {
-            record.request = Some(kept::unpack(request.value())?);
+            let stored = Stored::read(request.value())?;
+            let chunk = match stored.body() {
+                Some(body) => txn.open_table(BODIES)?.get(body.chunk)?,
+                None => None,
+            };
+            record.request = Some(stored.into_request(chunk.as_ref().map(|c| c.value()))?);
         }
         let deliveries = txn.open_table(DELIVERIES)?;
         for rendered in &mut record.notifications {
@@ -393,8 +421,10 @@ impl Inner {
                 let mut records = txn.open_table(RECORDS)?;
                 let mut requests = txn.open_table(REQUESTS)?;
                 let mut deliveries = txn.open_table(DELIVERIES)?;
+                let mut bodies = txn.open_table(BODIES)?;
                 let mut budget = self.bytes.load(Ordering::Relaxed);
                 let mut doomed = Vec::new();
+                let mut chunks = BTreeSet::new();
                 for entry in records.iter()?.take(PRUNE_BATCH) {
                     let (id, value) = entry?;
                     let old = id.value() < id_floor(before);
@@ -405,6 +435,8 @@ impl Inner {
                     let mut size = 8 + value.value().len() as u64;
                     if let Some(request) = requests.get(id.value())? {
                         size += 8 + request.value().len() as u64;
+                        // Its share of its chunk.
+                        size += body_of(request.value())?.map_or(0, |body| body.length());
                     }
                     for queued in record.queued_ids() {
                         if let Some(stored) = deliveries.get(queued)? {
@@ -420,6 +452,9 @@ impl Inner {
                     }
                     if let Some(old) = requests.remove(id)? {
                         removed += 8 + old.value().len() as u64;
+                        if let Some(body) = body_of(old.value())? {
+                            chunks.insert(body.chunk);
+                        }
                     }
                     for queued in record.queued_ids() {
                         if let Some(old) = deliveries.remove(queued)? {
@@ -427,6 +462,23 @@ impl Inner {
                         }
                     }
                     deleted += 1;
+                }
+                // A chunk goes with the last of its records.
+                for key in chunks {
+                    let Some(chunk) = bodies.get(key)? else {
+                        continue;
+                    };
+                    let mut kept = false;
+                    for record in chunk_records(chunk.value())? {
+                        if requests.get(record)?.is_some() {
+                            kept = true;
+                            break;
+                        }
+                    }
+                    drop(chunk);
+                    if !kept && let Some(old) = bodies.remove(key)? {
+                        removed += 8 + old.value().len() as u64;
+                    }
                 }
             }
             txn.commit()?;
@@ -441,6 +493,17 @@ impl Inner {
             bytes: self.bytes.load(Ordering::Relaxed),
         })
     }
+}
+
+/// Stores a chunk of kept bodies; the bytes written.
+fn store_chunk(
+    table: &mut Table<'_, u64, &'static [u8]>,
+    chunk: Chunk,
+) -> Result<u64, HistoryError> {
+    let key = chunk.key();
+    let value = chunk.into_value()?;
+    table.insert(key, value.as_slice())?;
+    Ok(8 + value.len() as u64)
 }
 
 /// Stores a delivery; the bytes written and those it replaced.
@@ -490,6 +553,39 @@ mod tests {
             truncated: false,
             read_as: None,
         }
+    }
+
+    #[test]
+    fn a_chunk_of_bodies_goes_with_the_last_of_its_records() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let history = RedbHistory::open(dir.path()).unwrap();
+        let ids = [id_floor(10), id_floor(20), id_floor(30)];
+        let batch = ids
+            .iter()
+            .map(|&id| Write::Record(Box::new(record(id, Some(kept(&format!("{{\"n\":{id}}}")))))))
+            .collect();
+        history.inner.write(batch, false).unwrap();
+        let chunks = || {
+            let txn = history.inner.db.begin_read().unwrap();
+            txn.open_table(BODIES).unwrap().iter().unwrap().count()
+        };
+        assert_eq!(chunks(), 1, "one batch, one chunk");
+        let pruned = history.inner.prune(15, u64::MAX).unwrap();
+        assert_eq!(pruned.records, 1);
+        assert_eq!(chunks(), 1, "two of its records are kept");
+        let story = history.inner.story(ids[2]).unwrap().unwrap();
+        assert_eq!(
+            story.record.request,
+            Some(kept(&format!("{{\"n\":{}}}", ids[2])))
+        );
+        let pruned = history.inner.prune(100, u64::MAX).unwrap();
+        assert_eq!(pruned.records, 2);
+        assert_eq!(chunks(), 0, "its last record is gone");
+        assert_eq!(pruned.bytes, 0, "every byte counted is freed");
+        // Opened again, the next chunk takes a key of its own.
+        drop(history);
+        let history = RedbHistory::open(dir.path()).unwrap();
+        assert_eq!(history.inner.bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]
