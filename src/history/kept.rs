@@ -19,9 +19,10 @@ use super::store::HistoryError;
 /// little-endian), the head, the chunk's key (8 bytes), the body's offset and length in the
 /// chunk's bodies (4 bytes each). A request stored whole as JSON starts with `{`.
 const IN_CHUNK: u8 = 1;
-/// A chunk takes no more bodies once its bodies take this many bytes: pruning frees a chunk only
-/// with the last of its records, so the chunks stay small beside the byte cap.
-pub(super) const CHUNK_BYTES: usize = 128 * 1024;
+/// The most a chunk's value takes (but for a single body larger than that): pruning frees a
+/// chunk only with the last of its records, so chunks stay small beside the byte cap; and just
+/// under 128 KiB, so that its page (redb allocates powers of two) is not twice its size.
+pub(super) const CHUNK_BYTES: usize = 128 * 1024 - 256;
 /// The longest body text a stored request may decompress to: every kept byte may have become a
 /// replacement character (3 bytes) when the body was read as UTF-8.
 const MAX_BODY_TEXT: usize = 3 * MAX_KEPT_BODY;
@@ -153,9 +154,12 @@ impl Chunk {
         self.records.is_empty()
     }
 
-    /// True when it should take no more bodies.
-    pub(super) fn is_full(&self) -> bool {
-        self.bodies.len() >= CHUNK_BYTES
+    /// True when `request`'s body, however little it compresses, keeps the chunk within
+    /// [`CHUNK_BYTES`] (an empty chunk takes any body).
+    pub(super) fn fits(&self, request: &KeptRequest) -> bool {
+        let now = 4 + 8 * self.records.len() + self.bodies.len();
+        let more = 8 + 4 + lz4_flex::block::get_maximum_output_size(request.body.len());
+        self.is_empty() || now + more <= CHUNK_BYTES
     }
 
     /// Adds `record`'s request: its body compressed to the chunk; the value the requests table
@@ -361,6 +365,22 @@ mod tests {
         let raw = String::from_utf8_lossy(&values[0]);
         assert!(raw.contains("x-github-event"), "the head is readable");
         assert!(raw.contains("<redacted>"), "the head is readable");
+    }
+
+    #[test]
+    fn a_chunk_stays_within_its_page() {
+        let push = github_push();
+        let mut chunk = Chunk::new(1);
+        let mut id = 0;
+        while chunk.fits(&push) {
+            id += 1;
+            chunk.add(id, &push).unwrap();
+        }
+        assert!(id > 20, "{id} pushes in a chunk");
+        assert!(chunk.into_value().unwrap().len() <= CHUNK_BYTES);
+        let mut huge = github_push();
+        huge.body = "x".repeat(3 * MAX_KEPT_BODY);
+        assert!(Chunk::new(2).fits(&huge), "an empty chunk takes any body");
     }
 
     #[test]

@@ -255,7 +255,7 @@ impl Inner {
                             removed += 8 + old.value().len() as u64;
                         }
                         if let Some(request) = request {
-                            if chunk.is_full() {
+                            if !chunk.fits(&request) {
                                 let full = std::mem::replace(&mut chunk, self.new_chunk());
                                 added += store_chunk(&mut bodies, full)?;
                             }
