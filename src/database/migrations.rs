@@ -19,6 +19,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_noise.sql")),
     (5, include_str!("migrations/0005_lower_case_devices.sql")),
     (6, include_str!("migrations/0006_direct_services.sql")),
+    (
+        7,
+        include_str!("migrations/0007_history_request_bodies.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

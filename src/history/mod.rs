@@ -16,13 +16,14 @@
 //! ```
 //!
 //! A webhook's 202 never waits for the history: its record is queued once the outbox has
-//! answered, and written behind it. Losing the last moment of history in a crash is accepted;
+//! answered, and written behind it; a kept body is compressed there too (`kept.rs`). Losing the last moment of history in a crash is accepted;
 //! the notifications themselves are the outbox's.
 //!
 //! The queries ([`History::list`], [`History::story`], [`History::counts`],
 //! [`History::subscribe`]) and [`replay`]/[`rerender`] are the in-process API the admin
 //! endpoints (`http/history.rs`) and the console use.
 
+mod kept;
 mod metrics;
 mod observe;
 mod postgres;

@@ -1,4 +1,5 @@
-//! The history in the PostgreSQL database replicas share (`database/migrations/0003_history.sql`):
+//! The history in the PostgreSQL database replicas share (`database/migrations/0003_history.sql`,
+//! a kept request's compressed body in its own column since `0007_history_request_bodies.sql`):
 //! every replica writes its records and its deliveries' attempts there, and lists, reads and
 //! streams everybody's. A batch is one transaction committed without waiting for the disk
 //! (`synchronous_commit = off`: a database crash may lose the last moment of history, never a
@@ -13,9 +14,9 @@ use deadpool_postgres::Pool;
 use futures_util::future::BoxFuture;
 use tokio_postgres::Row;
 
+use super::kept;
 use super::record::{
-    Attempt, Change, ChangeKind, Delivery, KeptRequest, Page, Query, Record, RouteCounts, State,
-    Story, Write,
+    Attempt, Change, ChangeKind, Delivery, Page, Query, Record, RouteCounts, State, Story, Write,
 };
 use super::store::{HistoryError, HistoryStore, Pruned, Written};
 use crate::database;
@@ -38,11 +39,13 @@ const PRUNE_BATCH: i64 = 5_000;
 const INSERT_RECORDS: &str = "WITH rows AS ( \
         SELECT t.*, nextval('history_changes') AS seq FROM unnest( \
             $1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], \
-            $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BIGINT[]) \
-        AS t(id, at, route, source, event, verdict, search, record, request, bytes)) \
+            $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BYTEA[], $11::BIGINT[]) \
+        AS t(id, at, route, source, event, verdict, search, record, request, request_body, bytes)) \
     INSERT INTO history_records \
-        (id, at, route, source, event, verdict, search, record, request, bytes, created_seq, change_seq) \
-    SELECT id, at, route, source, event, verdict, search, record, request, bytes, seq, seq FROM rows \
+        (id, at, route, source, event, verdict, search, record, request, request_body, bytes, \
+         created_seq, change_seq) \
+    SELECT id, at, route, source, event, verdict, search, record, request, request_body, bytes, \
+        seq, seq FROM rows \
     ON CONFLICT (id) DO NOTHING";
 const INSERT_QUEUED: &str = "INSERT INTO history_deliveries (id, record, state, changed_at) \
     SELECT id, record, 'pending', at FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) \
@@ -150,13 +153,17 @@ async fn insert_records(
     let mut columns = RecordColumns::default();
     let (mut queued, mut owners, mut ats) = (Vec::new(), Vec::new(), Vec::new());
     for mut record in records {
-        let request = record
-            .request
-            .take()
-            .map(|r| serde_json::to_string(&r))
-            .transpose()?;
+        let (request, request_body) = match record.request.take() {
+            Some(request) => {
+                let (head, body) = kept::split(&request)?;
+                (Some(head), Some(body))
+            }
+            None => (None, None),
+        };
         let json = serde_json::to_string(&record)?;
-        let bytes = (json.len() + request.as_ref().map_or(0, String::len)) as i64;
+        let bytes = (json.len()
+            + request.as_ref().map_or(0, String::len)
+            + request_body.as_ref().map_or(0, Vec::len)) as i64;
         for id in record.queued_ids() {
             queued.push(to_i64(id));
             owners.push(to_i64(record.id));
@@ -171,6 +178,7 @@ async fn insert_records(
         columns.events.push(record.event);
         columns.records.push(json);
         columns.requests.push(request);
+        columns.request_bodies.push(request_body);
         columns.bytes.push(bytes);
     }
     let total: i64 = columns.bytes.iter().sum();
@@ -186,6 +194,7 @@ async fn insert_records(
             &columns.search,
             &columns.records,
             &columns.requests,
+            &columns.request_bodies,
             &columns.bytes,
         ],
     )
@@ -210,6 +219,7 @@ struct RecordColumns {
     search: Vec<String>,
     records: Vec<String>,
     requests: Vec<Option<String>>,
+    request_bodies: Vec<Option<Vec<u8>>>,
     bytes: Vec<i64>,
 }
 
@@ -319,7 +329,7 @@ impl HistoryStore for PostgresHistory {
             let client = self.pool.get().await.map_err(failed)?;
             let Some(row) = client
                 .query_opt(
-                    "SELECT record, request FROM history_records WHERE id = $1",
+                    "SELECT record, request, request_body FROM history_records WHERE id = $1",
                     &[&to_i64(id)],
                 )
                 .await
@@ -329,7 +339,10 @@ impl HistoryStore for PostgresHistory {
             };
             let mut record: Record = serde_json::from_str(row.get("record"))?;
             if let Some(request) = row.get::<_, Option<&str>>("request") {
-                record.request = Some(serde_json::from_str::<KeptRequest>(request)?);
+                record.request = Some(kept::join(
+                    request,
+                    row.get::<_, Option<&[u8]>>("request_body"),
+                )?);
             }
             let rows = client
                 .query(

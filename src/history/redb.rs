@@ -1,11 +1,13 @@
 //! The history in its own redb file in the data directory (`history.redb`), beside the outbox,
 //! for one process. Tables: `records` (id → the record without its request, JSON), `requests`
-//! (id → the kept request, JSON), `deliveries` (outbox id → the record's id and the delivery,
+//! (id → the kept request's head as JSON and where its body is; requests stored before whole as
+//! JSON still read), `request_bodies` (a key per batch → the batch's kept bodies, compressed,
+//! see `history/kept.rs`), `deliveries` (outbox id → the record's id and the delivery,
 //! JSON). Writes commit without a sync of their own (a durable commit at most every second): a
 //! crash may lose the last moment of history, never a notification (the outbox is another
 //! file). The bytes in use are counted at open and kept up to date in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,9 +18,9 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDe
 use serde::{Deserialize, Serialize};
 
 use super::id_floor;
+use super::kept::{Chunk, Stored, body_of, chunk_records};
 use super::record::{
-    Change, ChangeKind, Delivery, KeptRequest, Page, Query, Record, RouteCounts, State, Story,
-    Write,
+    Change, ChangeKind, Delivery, Page, Query, Record, RouteCounts, State, Story, Write,
 };
 use super::store::{HistoryError, HistoryStore, Pruned, Written};
 
@@ -28,6 +30,7 @@ pub const HISTORY_FILE_NAME: &str = "history.redb";
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
 const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("request_bodies");
 
 /// The most records a list reads before it answers with what it found and a cursor.
 const SCAN_LIMIT: usize = 20_000;
@@ -76,6 +79,8 @@ pub(super) struct RedbHistory {
 struct Inner {
     db: Database,
     bytes: AtomicU64,
+    /// The key of the next chunk of kept bodies.
+    next_chunk: AtomicU64,
     last_sync: Mutex<Instant>,
     /// Held through a pruning, whose accounting follows its commit.
     pruning: Mutex<()>,
@@ -96,20 +101,24 @@ impl RedbHistory {
             })?;
         let txn = db.begin_write()?;
         let mut bytes = 0;
+        let next_chunk;
         {
-            for table in [RECORDS, REQUESTS, DELIVERIES] {
+            for table in [RECORDS, REQUESTS, DELIVERIES, BODIES] {
                 let table = txn.open_table(table)?;
                 for entry in table.iter()? {
                     let (_, value) = entry?;
                     bytes += 8 + value.value().len() as u64;
                 }
             }
+            let bodies = txn.open_table(BODIES)?;
+            next_chunk = bodies.last()?.map_or(0, |(key, _)| key.value() + 1);
         }
         txn.commit()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 bytes: AtomicU64::new(bytes),
+                next_chunk: AtomicU64::new(next_chunk),
                 last_sync: Mutex::new(Instant::now()),
                 pruning: Mutex::new(()),
             }),
@@ -192,6 +201,11 @@ fn states(
 }
 
 impl Inner {
+    /// A chunk for kept bodies, under a key of its own.
+    fn new_chunk(&self) -> Chunk {
+        Chunk::new(self.next_chunk.fetch_add(1, Ordering::Relaxed))
+    }
+
     fn add_bytes(&self, added: u64, removed: u64) {
         if added >= removed {
             self.bytes.fetch_add(added - removed, Ordering::Relaxed);
@@ -229,6 +243,8 @@ impl Inner {
             let mut records = txn.open_table(RECORDS)?;
             let mut requests = txn.open_table(REQUESTS)?;
             let mut deliveries = txn.open_table(DELIVERIES)?;
+            let mut bodies = txn.open_table(BODIES)?;
+            let mut chunk = self.new_chunk();
             for write in batch {
                 match write {
                     Write::Record(mut record) => {
@@ -239,7 +255,11 @@ impl Inner {
                             removed += 8 + old.value().len() as u64;
                         }
                         if let Some(request) = request {
-                            let bytes = serde_json::to_vec(&request)?;
+                            if !chunk.fits(&request) {
+                                let full = std::mem::replace(&mut chunk, self.new_chunk());
+                                added += store_chunk(&mut bodies, full)?;
+                            }
+                            let bytes = chunk.add(record.id, &request)?;
                             added += 8 + bytes.len() as u64;
                             requests.insert(record.id, bytes.as_slice())?;
                         }
@@ -295,6 +315,9 @@ impl Inner {
                     }
                 }
             }
+            if !chunk.is_empty() {
+                added += store_chunk(&mut bodies, chunk)?;
+            }
         }
         txn.commit()?;
         self.add_bytes(added, removed);
@@ -347,7 +370,12 @@ impl Inner {
         let mut record = read_record(value.value())?;
         let requests = txn.open_table(REQUESTS)?;
         if let Some(request) = requests.get(id)? {
-            record.request = Some(serde_json::from_slice::<KeptRequest>(request.value())?);
+            let stored = Stored::read(request.value())?;
+            let chunk = match stored.body() {
+                Some(body) => txn.open_table(BODIES)?.get(body.chunk)?,
+                None => None,
+            };
+            record.request = Some(stored.into_request(chunk.as_ref().map(|c| c.value()))?);
         }
         let deliveries = txn.open_table(DELIVERIES)?;
         for rendered in &mut record.notifications {
@@ -393,8 +421,10 @@ impl Inner {
                 let mut records = txn.open_table(RECORDS)?;
                 let mut requests = txn.open_table(REQUESTS)?;
                 let mut deliveries = txn.open_table(DELIVERIES)?;
+                let mut bodies = txn.open_table(BODIES)?;
                 let mut budget = self.bytes.load(Ordering::Relaxed);
                 let mut doomed = Vec::new();
+                let mut chunks = BTreeSet::new();
                 for entry in records.iter()?.take(PRUNE_BATCH) {
                     let (id, value) = entry?;
                     let old = id.value() < id_floor(before);
@@ -405,6 +435,8 @@ impl Inner {
                     let mut size = 8 + value.value().len() as u64;
                     if let Some(request) = requests.get(id.value())? {
                         size += 8 + request.value().len() as u64;
+                        // Its share of its chunk.
+                        size += body_of(request.value())?.map_or(0, |body| body.length());
                     }
                     for queued in record.queued_ids() {
                         if let Some(stored) = deliveries.get(queued)? {
@@ -420,6 +452,9 @@ impl Inner {
                     }
                     if let Some(old) = requests.remove(id)? {
                         removed += 8 + old.value().len() as u64;
+                        if let Some(body) = body_of(old.value())? {
+                            chunks.insert(body.chunk);
+                        }
                     }
                     for queued in record.queued_ids() {
                         if let Some(old) = deliveries.remove(queued)? {
@@ -427,6 +462,23 @@ impl Inner {
                         }
                     }
                     deleted += 1;
+                }
+                // A chunk goes with the last of its records.
+                for key in chunks {
+                    let Some(chunk) = bodies.get(key)? else {
+                        continue;
+                    };
+                    let mut kept = false;
+                    for record in chunk_records(chunk.value())? {
+                        if requests.get(record)?.is_some() {
+                            kept = true;
+                            break;
+                        }
+                    }
+                    drop(chunk);
+                    if !kept && let Some(old) = bodies.remove(key)? {
+                        removed += 8 + old.value().len() as u64;
+                    }
                 }
             }
             txn.commit()?;
@@ -443,6 +495,17 @@ impl Inner {
     }
 }
 
+/// Stores a chunk of kept bodies; the bytes written.
+fn store_chunk(
+    table: &mut Table<'_, u64, &'static [u8]>,
+    chunk: Chunk,
+) -> Result<u64, HistoryError> {
+    let key = chunk.key();
+    let value = chunk.into_value()?;
+    table.insert(key, value.as_slice())?;
+    Ok(8 + value.len() as u64)
+}
+
 /// Stores a delivery; the bytes written and those it replaced.
 fn put_delivery(
     table: &mut Table<'_, u64, &'static [u8]>,
@@ -455,3 +518,7 @@ fn put_delivery(
         .map_or(0, |old| 8 + old.value().len() as u64);
     Ok((8 + bytes.len() as u64, old))
 }
+
+#[cfg(test)]
+#[path = "redb_tests.rs"]
+mod tests;

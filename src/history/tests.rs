@@ -105,6 +105,20 @@ fn delivery(id: u64, state: State, status: u16) -> Write {
     }
 }
 
+/// `length` characters that do not compress (kept bodies are stored compressed).
+fn incompressible(length: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..length)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(ALPHABET[(state % 64) as usize])
+        })
+        .collect()
+}
+
 async fn flushed(history: &History) {
     history.flush(Duration::from_secs(10)).await;
 }
@@ -270,14 +284,13 @@ async fn the_byte_cap_holds_under_a_flood(backend: Backend) {
         ..HistorySettings::default()
     };
     let Opened { history, _dir } = open_with(backend, settings).await;
-    let body = "x".repeat(8 * 1024);
     let mut newest = 0;
     for n in 0..400 {
         let mut record = record(&history, "flood", &format!("n{n}"), Some(n), 0);
         record.request = Some(redact::kept_request(
             &actix_web::http::header::HeaderMap::new(),
             "",
-            body.as_bytes(),
+            incompressible(8 * 1024, n).as_bytes(),
             None,
         ));
         newest = record.id;
@@ -330,7 +343,81 @@ async fn a_new_record_and_a_state_change_are_announced(backend: Backend) {
     );
 }
 
+async fn a_kept_request_is_stored_compressed_and_reads_back_whole(backend: Backend) {
+    let Opened { history, _dir } = open(backend).await;
+    // A pull request's payload (28 KB of JSON), cut at the limit after a character's first byte.
+    let mut body = std::fs::read("tests/fixtures/github/pull_request.opened.json").unwrap();
+    body.extend("é".repeat(redact::MAX_KEPT_BODY).as_bytes());
+    let mut headers = actix_web::http::header::HeaderMap::new();
+    headers.insert(
+        actix_web::http::header::CONTENT_TYPE,
+        actix_web::http::header::HeaderValue::from_static("application/json"),
+    );
+    let kept = redact::kept_request(&headers, "title=x&token=s3cret", &body, Some("github"));
+    assert!(kept.truncated);
+    let mut record = record(&history, "ci", "A pull request", Some(11), 0);
+    record.request = Some(kept.clone());
+    history.record(record.clone());
+    flushed(&history).await;
+    let story = history.story(record.id).await.unwrap();
+    let read = story.record.request.expect("the kept request");
+    assert_eq!(read.body.as_bytes(), kept.body.as_bytes(), "byte for byte");
+    assert_eq!(read, kept, "headers, query, length and cut too");
+    let stored = history
+        .store()
+        .unwrap()
+        .prune(0, u64::MAX)
+        .await
+        .unwrap()
+        .bytes;
+    assert!(
+        stored * 3 < kept.body.len() as u64,
+        "{stored} bytes stored for a body of {}",
+        kept.body.len()
+    );
+}
+
+/// A record written before migration 7, its request whole as JSON in `request`, still reads.
+#[actix_web::test]
+async fn a_request_stored_whole_as_json_before_migration_7_still_reads() {
+    let url = DatabaseUrl::parse(&TestPostgres::shared().create_database().await).unwrap();
+    let history = History::open(
+        &HistorySettings::default(),
+        TempDir::new().unwrap().path(),
+        Some(&url),
+        HistoryMetrics::default(),
+    )
+    .await
+    .unwrap();
+    let kept = redact::kept_request(
+        &actix_web::http::header::HeaderMap::new(),
+        "a=1",
+        br#"{"ref":"main"}"#,
+        None,
+    );
+    let record = record(&history, "ci", "Old", None, 0);
+    let database = crate::database::connect(&url, 1).await.unwrap();
+    let client = database.pool.get().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO history_records (id, at, route, source, event, verdict, search, \
+                 record, request, bytes, created_seq, change_seq) \
+             VALUES ($1, $2, 'ci', 'generic', 'message', 'filtered', '', $3, $4, 1, 1, 1)",
+            &[
+                &i64::try_from(record.id).unwrap(),
+                &i64::try_from(record.at).unwrap(),
+                &serde_json::to_string(&record).unwrap(),
+                &serde_json::to_string(&kept).unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+    let story = history.story(record.id).await.unwrap();
+    assert_eq!(story.record.request, Some(kept));
+}
+
 on_both_backends!(
+    a_kept_request_is_stored_compressed_and_reads_back_whole,
     a_record_tells_its_whole_story_even_when_an_attempt_is_written_first,
     lists_filter_page_and_count,
     records_older_than_the_setting_are_pruned,

@@ -298,7 +298,7 @@ async fn no_secret_appears_in_logs_answers_or_notifications() {
     app.app.stop().await;
     let stored = history_tables(&database).await;
     assert!(
-        stored.contains("leak-token") && stored.contains("<redacted>"),
+        stored.contains("leak-token") && stored.contains("<redacted>") && stored.contains(hello),
         "the history holds this test's requests: {stored}"
     );
 
@@ -535,14 +535,22 @@ async fn history_tables(database: &str) -> String {
     actix_web::rt::spawn(connection);
     let rows = client
         .query(
-            "SELECT record || coalesce(request, '') || route || search FROM history_records \
-             UNION ALL SELECT attempts::TEXT || coalesce(reason, '') FROM history_deliveries",
+            "SELECT record || coalesce(request, '') || route || search, request_body \
+             FROM history_records \
+             UNION ALL SELECT attempts::TEXT || coalesce(reason, ''), NULL FROM history_deliveries",
             &[],
         )
         .await
         .expect("the history's tables");
     rows.iter()
-        .map(|row| row.get::<_, String>(0))
+        .map(|row| {
+            // A kept body is stored compressed (an LZ4 block, its length before it).
+            let body = row
+                .get::<_, Option<Vec<u8>>>(1)
+                .map(|body| lz4_flex::decompress_size_prepended(&body).expect("a kept body"))
+                .map(|body| String::from_utf8(body).expect("a kept body's text"));
+            row.get::<_, String>(0) + body.as_deref().unwrap_or_default()
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
