@@ -5,7 +5,8 @@
 //! see `history/kept.rs`), `deliveries` (outbox id → the record's id and the delivery,
 //! JSON). Writes commit without a sync of their own (a durable commit at most every second): a
 //! crash may lose the last moment of history, never a notification (the outbox is another
-//! file). The bytes in use are counted at open and kept up to date in memory.
+//! file). The bytes in use are kept up to date in memory and written with every transaction, so an
+//! open reads them rather than every record (a file from before that is counted once).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -30,6 +31,10 @@ pub const HISTORY_FILE_NAME: &str = "history.redb";
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
 const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// What the file says of itself: the bytes in use (under [`BYTES`]) as of each transaction, so
+/// that an open need not read every record to count them.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const BYTES: &str = "bytes";
 const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("request_bodies");
 
 /// The most records a list reads before it answers with what it found and a cursor.
@@ -100,16 +105,27 @@ impl RedbHistory {
                 HistoryError::Unavailable(format!("cannot open {}: {error}", path.display()))
             })?;
         let txn = db.begin_write()?;
-        let mut bytes = 0;
+        let bytes;
         let next_chunk;
         {
-            for table in [RECORDS, REQUESTS, DELIVERIES, BODIES] {
-                let table = txn.open_table(table)?;
-                for entry in table.iter()? {
-                    let (_, value) = entry?;
-                    bytes += 8 + value.value().len() as u64;
+            let mut meta = txn.open_table(META)?;
+            let kept = meta.get(BYTES)?.map(|value| value.value());
+            bytes = match kept {
+                Some(bytes) => bytes,
+                // A file from before the count was kept: counted once, then kept.
+                None => {
+                    let mut counted = 0;
+                    for table in [RECORDS, REQUESTS, DELIVERIES, BODIES] {
+                        let table = txn.open_table(table)?;
+                        for entry in table.iter()? {
+                            let (_, value) = entry?;
+                            counted += 8 + value.value().len() as u64;
+                        }
+                    }
+                    meta.insert(BYTES, counted)?;
+                    counted
                 }
-            }
+            };
             let bodies = txn.open_table(BODIES)?;
             next_chunk = bodies.last()?.map_or(0, |(key, _)| key.value() + 1);
         }
@@ -204,6 +220,23 @@ impl Inner {
     /// A chunk for kept bodies, under a key of its own.
     fn new_chunk(&self) -> Chunk {
         Chunk::new(self.next_chunk.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Writes into `txn` the bytes in use once it is committed (the count in memory, `added`
+    /// and `removed`), for the next open.
+    fn keep_count(
+        &self,
+        txn: &redb::WriteTransaction,
+        added: u64,
+        removed: u64,
+    ) -> Result<(), HistoryError> {
+        let after = self
+            .bytes
+            .load(Ordering::Relaxed)
+            .saturating_add(added)
+            .saturating_sub(removed);
+        txn.open_table(META)?.insert(BYTES, after)?;
+        Ok(())
     }
 
     fn add_bytes(&self, added: u64, removed: u64) {
@@ -319,6 +352,7 @@ impl Inner {
                 added += store_chunk(&mut bodies, chunk)?;
             }
         }
+        self.keep_count(&txn, added, removed)?;
         txn.commit()?;
         self.add_bytes(added, removed);
         written.bytes = added;
@@ -481,6 +515,7 @@ impl Inner {
                     }
                 }
             }
+            self.keep_count(&txn, 0, removed)?;
             txn.commit()?;
             self.add_bytes(0, removed);
             pruned += deleted;

@@ -100,3 +100,48 @@ fn a_request_stored_whole_as_json_by_the_first_version_still_reads() {
         "a new request is packed, not JSON"
     );
 }
+
+/// The bytes in use as an open finds them.
+fn bytes_at_open(dir: &tempfile::TempDir) -> u64 {
+    RedbHistory::open(dir.path())
+        .unwrap()
+        .inner
+        .bytes
+        .load(Ordering::Relaxed)
+}
+
+#[test]
+fn an_open_reads_the_bytes_in_use_as_kept_and_counts_a_file_without_them_once() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let written = {
+        let history = RedbHistory::open(dir.path()).unwrap();
+        let batch = (1..=3)
+            .map(|n| Write::Record(Box::new(record(id_floor(n * 10), Some(kept("{\"a\":1}"))))))
+            .collect();
+        history.inner.write(batch, false).unwrap();
+        history.inner.prune(15, u64::MAX).unwrap();
+        history.inner.bytes.load(Ordering::Relaxed)
+    };
+    assert!(written > 0);
+    assert_eq!(
+        bytes_at_open(&dir),
+        written,
+        "kept with the last transaction"
+    );
+    // Kept wrong on purpose: an open believes the file rather than reading every record.
+    {
+        let history = RedbHistory::open(dir.path()).unwrap();
+        let txn = history.inner.db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert(BYTES, 12_345).unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(bytes_at_open(&dir), 12_345);
+    // A file from before the count was kept is counted, as it always was.
+    {
+        let history = RedbHistory::open(dir.path()).unwrap();
+        let txn = history.inner.db.begin_write().unwrap();
+        txn.open_table(META).unwrap().remove(BYTES).unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(bytes_at_open(&dir), written);
+}
