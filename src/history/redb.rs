@@ -43,8 +43,9 @@ const SCAN_LIMIT: usize = 20_000;
 const PRUNE_BATCH: usize = 2_000;
 /// How often a write is made durable.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
-/// Page cache for the history's file.
-const CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Page cache for the history's file: it is mostly written (new records, pruning at its old
+/// end); pages read for a page of the console come back from the operating system's cache.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A delivery as stored: whose record it belongs to (unknown when the attempt was written
 /// before its record).
