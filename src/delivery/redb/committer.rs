@@ -351,14 +351,7 @@ fn checkpoint_idle(core: &Core, journal: &mut Journal) {
         .and_then(|txn| txn.commit().map_err(OutboxError::from));
     match committed {
         Ok(()) => journal.checkpointed(),
-        Err(error) => {
-            break_off(core, journal);
-            core.writable.store(false, Ordering::Relaxed);
-            tracing::error!(
-                "outbox commit failed; what was accepted is kept in the journal and restored \
-                 on the next start: {error}"
-            );
-        }
+        Err(error) => commit_failed(core, journal, &error),
     }
 }
 
@@ -381,15 +374,21 @@ fn commit(core: &Core, mut open: Open, journal: &mut Journal, durable: bool) -> 
             true
         }
         Err(error) => {
-            break_off(core, journal);
-            core.writable.store(false, Ordering::Relaxed);
-            tracing::error!(
-                "outbox commit failed; what was accepted is kept in the journal and restored \
-                 on the next start: {error}"
-            );
+            commit_failed(core, journal, &error);
             false
         }
     }
+}
+
+/// A commit holding answered changes failed: they stay in the journal for the next start, and
+/// nothing more is stored until then.
+fn commit_failed(core: &Core, journal: &mut Journal, error: &dyn std::fmt::Display) {
+    break_off(core, journal);
+    core.writable.store(false, Ordering::Relaxed);
+    tracing::error!(
+        "outbox commit failed; what was accepted is kept in the journal and restored on the \
+         next start: {error}"
+    );
 }
 
 /// Keeps the journal for the next start and says that only a restart can store anything again.
