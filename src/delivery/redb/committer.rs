@@ -12,19 +12,25 @@
 //! [`OutboxError::Unavailable`]; if the transaction also held batches already answered, they are
 //! safe in the journal only, so everything is refused until a restart replays it.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
+use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::journal::{ChangeRef, Journal};
+use super::journal::Journal;
 use super::schedule::Schedule;
-use super::tables::{Effect, JOURNAL_SEQ, Tables};
-use super::{Core, Limits, META};
+use super::tables::{Effect, Tables};
+use super::{Core, Limits};
+
+mod commits;
+mod journaling;
+
+use commits::{break_off, checkpoint, checkpoint_idle, commit_open, finish};
+use journaling::{change_json, journal_batch};
+pub(super) use journaling::replay_journal;
 use crate::delivery::outbox::backend::Outcome;
 use crate::delivery::outbox::records::{Enqueued, OutboxError, RetriedDeadLetters};
 use crate::pushjet::NewMessage;
@@ -294,109 +300,6 @@ fn forget_unscheduled(core: &Core, queued: &mut Vec<Effect>, effects: &[Effect])
     core.staged.fetch_sub(forgotten, Ordering::Relaxed);
 }
 
-/// Writes the batch's effective changes to the journal (and their sequence number to the
-/// transaction), synced when `sync`; returns the frame's length, `None` when nothing changed.
-fn journal_batch(
-    txn: &mut WriteTransaction,
-    journal: &mut Journal,
-    now: u64,
-    changes: Vec<Option<Vec<u8>>>,
-    answers: &[Staged],
-    sync: bool,
-) -> Result<Option<u64>, OutboxError> {
-    let effective = effective_changes(changes, answers)?;
-    if effective.is_empty() {
-        return Ok(None);
-    }
-    txn.open_table(META)?
-        .insert(JOURNAL_SEQ, journal.next_seq())?;
-    let frame_len = journal.append(now, &effective, sync).map_err(|error| {
-        OutboxError::Unavailable(format!("cannot write the outbox journal: {error}"))
-    })?;
-    Ok(Some(frame_len))
-}
-
-/// Commits the open transaction, if any (unless an earlier commit failed: the journal then keeps
-/// everything for the next start).
-fn finish(core: &Core, open: Option<Open>, journal: Option<&mut Journal>) {
-    if let (Some(open), Some(journal)) = (open, journal.filter(|journal| !journal.is_broken())) {
-        commit_open(core, open, journal);
-    }
-}
-
-/// [`finish`] with a durable commit whatever the journal holds (at the end: the next start then
-/// has nothing to replay).
-fn checkpoint(core: &Core, open: Option<Open>, journal: Option<&mut Journal>) {
-    if let (Some(open), Some(journal)) = (open, journal.filter(|journal| !journal.is_broken())) {
-        commit(core, open, journal, true);
-    }
-}
-
-/// Commits an open transaction and puts its new notifications in the schedule; false when the
-/// commit failed. Whatever it held that was answered stays in the journal, for the next start.
-/// The commit is durable when the journal wants a checkpoint; else it only makes the changes
-/// readable, and the journal keeps its frames until a durable commit takes them.
-fn commit_open(core: &Core, open: Open, journal: &mut Journal) -> bool {
-    let durable = journal.wants_checkpoint();
-    commit(core, open, journal, durable)
-}
-
-/// Makes what readable-only commits hold durable with an empty durable commit, so the journal can
-/// start over; a failure is handled as a failed commit of answered changes.
-fn checkpoint_idle(core: &Core, journal: &mut Journal) {
-    let committed = core
-        .db
-        .begin_write()
-        .map_err(OutboxError::from)
-        .and_then(|txn| txn.commit().map_err(OutboxError::from));
-    match committed {
-        Ok(()) => journal.checkpointed(),
-        Err(error) => commit_failed(core, journal, &error),
-    }
-}
-
-fn commit(core: &Core, mut open: Open, journal: &mut Journal, durable: bool) -> bool {
-    #[cfg(test)]
-    core.transactions.fetch_add(1, Ordering::Relaxed);
-    if !durable && let Err(error) = open.txn.set_durability(Durability::None) {
-        tracing::debug!("a commit stays durable: {error}");
-    }
-    match open.txn.commit() {
-        Ok(()) => {
-            if durable {
-                journal.checkpointed();
-            }
-            let staged = u64::try_from(open.queued.len()).unwrap_or(0);
-            if apply_effects(&mut core.schedule(), open.queued) {
-                core.wake.notify_one();
-            }
-            core.staged.fetch_sub(staged, Ordering::Relaxed);
-            true
-        }
-        Err(error) => {
-            commit_failed(core, journal, &error);
-            false
-        }
-    }
-}
-
-/// A commit holding answered changes failed: they stay in the journal for the next start, and
-/// nothing more is stored until then.
-fn commit_failed(core: &Core, journal: &mut Journal, error: &dyn std::fmt::Display) {
-    break_off(core, journal);
-    core.writable.store(false, Ordering::Relaxed);
-    tracing::error!(
-        "outbox commit failed; what was accepted is kept in the journal and restored on the \
-         next start: {error}"
-    );
-}
-
-/// Keeps the journal for the next start and says that only a restart can store anything again.
-fn break_off(core: &Core, journal: &mut Journal) {
-    journal.break_off();
-    core.restart_needed.store(true, Ordering::Relaxed);
-}
-
 /// Answers a batch that is durable, after putting its effects in the schedule.
 fn answer(core: &Core, size: usize, answers: Vec<Staged>, effects: Vec<Effect>) {
     core.writable.store(true, Ordering::Relaxed);
@@ -428,113 +331,6 @@ fn fail(core: &Core, size: usize, answers: Vec<Staged>, error: &OutboxError) {
     for answer in answers {
         answer.send(Some(error));
     }
-}
-
-/// A request's change as journal JSON; `None` for one whose change is only known once applied
-/// (retrying every dead letter is journaled as the dead letters it retried).
-fn change_json(request: &Request) -> Result<Option<Vec<u8>>, OutboxError> {
-    let change = match request {
-        Request::Enqueue {
-            route,
-            messages,
-            dedup_key,
-            dedup_window_ms,
-            ..
-        } => ChangeRef::Enqueue {
-            route: route.as_str(),
-            messages,
-            dedup_key: dedup_key.as_deref(),
-            dedup_window_ms: *dedup_window_ms,
-        },
-        Request::Settle {
-            id,
-            route,
-            settlement,
-            ..
-        } => ChangeRef::Settle {
-            id: *id,
-            route: route.as_str(),
-            settlement,
-        },
-        Request::RetryDeadLetter { id, .. } => ChangeRef::RetryDeadLetter { id: *id },
-        Request::PurgeDeadLetter { id, .. } => ChangeRef::PurgeDeadLetter { id: *id },
-        Request::RetryAllDeadLetters { .. } => return Ok(None),
-    };
-    Ok(Some(change.to_json()?))
-}
-
-/// The journal JSON of the requests that changed something, in order.
-fn effective_changes(
-    changes: Vec<Option<Vec<u8>>>,
-    answers: &[Staged],
-) -> Result<Vec<Vec<u8>>, OutboxError> {
-    let mut effective = Vec::new();
-    for (change, answer) in changes.into_iter().zip(answers) {
-        match answer {
-            Staged::Enqueued(Answer {
-                result: Ok(Enqueued::Queued(_)),
-                ..
-            })
-            | Staged::Done(Answer { result: Ok(()), .. }) => effective.extend(change),
-            Staged::Retried(Answer {
-                result: Ok(retried),
-                ..
-            }) => {
-                for id in &retried.ids {
-                    effective.push(ChangeRef::RetryDeadLetter { id: *id }.to_json()?);
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(effective)
-}
-
-/// Applies the journal frames the database does not hold yet (after a crash) in one durable
-/// transaction, then empties the journal; returns it, open for the committer.
-pub(super) fn replay_journal(
-    db: &Database,
-    data_dir: &Path,
-    limits: Limits,
-) -> Result<Journal, OutboxError> {
-    let applied = db
-        .begin_read()?
-        .open_table(META)?
-        .get(JOURNAL_SEQ)?
-        .map_or(0, |value| value.value());
-    let (mut journal, frames) = Journal::open(data_dir, applied).map_err(|error| {
-        OutboxError::Unavailable(format!("cannot read the outbox journal: {error}"))
-    })?;
-    let frames: Vec<_> = frames
-        .into_iter()
-        .filter(|frame| frame.seq > applied)
-        .collect();
-    if let Some(newest) = frames.last().map(|frame| frame.seq) {
-        // Everything journaled was accepted: the queue limit does not apply again.
-        let limits = Limits {
-            max_queue: u64::MAX,
-            ..limits
-        };
-        let txn = db.begin_write()?;
-        {
-            let mut tables = Tables::open(&txn)?;
-            let mut effects = Vec::new();
-            for frame in &frames {
-                tables.prune_dedup(frame.now)?;
-                for change in &frame.changes {
-                    tables.redo(change.clone(), frame.now, limits, &mut effects)?;
-                }
-            }
-            tables.record_journal_seq(newest)?;
-        }
-        txn.commit()?;
-        tracing::info!(
-            frames = frames.len(),
-            "restored the outbox's last changes from its journal"
-        );
-    }
-    journal.checkpointed();
-    Ok(journal)
 }
 
 /// Applies each request in turn; stops writing at the first storage error.
