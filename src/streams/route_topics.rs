@@ -30,10 +30,15 @@ use crate::routes::RouteName;
 const QUEUE: usize = 1024;
 /// How many announcements the store takes in one transaction at most.
 const BATCH: usize = 256;
+/// The least time between two of the announcing task's writes: under load announcements gather
+/// for this long (a transaction each instead of one per notification), adding at most this to
+/// when a route's readers see a notification; one after a quiet spell is written at once.
+const WRITE_GAP: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Announces what routes deliver, for their streams; cheap to clone. Announcements queue (at
-/// most [`QUEUE`]) for one task that hands the store whatever has gathered, in one transaction:
-/// at thousands of notifications a second that is a commit per batch, not per notification. The
+/// most [`QUEUE`]) for one task that hands the store whatever has gathered, in one transaction,
+/// at most one every [`WRITE_GAP`]: at thousands of notifications a second that is a commit per
+/// batch, not per notification. The
 /// task ends once every clone is dropped and the queue is empty.
 #[derive(Debug, Clone)]
 pub struct RouteAnnouncer {
@@ -47,7 +52,22 @@ impl RouteAnnouncer {
         let (queue, mut waiting) = mpsc::channel(QUEUE);
         actix_web::rt::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
+            let mut last_write: Option<tokio::time::Instant> = None;
             while waiting.recv_many(&mut batch, BATCH).await > 0 {
+                // Right after a write, what comes next waits out the gap and goes with whatever
+                // gathers meanwhile; after a quiet spell it goes at once.
+                if let Some(due) = last_write.map(|at| at + WRITE_GAP)
+                    && due > tokio::time::Instant::now()
+                {
+                    tokio::time::sleep_until(due).await;
+                    while batch.len() < BATCH {
+                        match waiting.try_recv() {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                last_write = Some(tokio::time::Instant::now());
                 let count = batch.len();
                 if let Err(error) = store.announce_routes(std::mem::take(&mut batch)).await {
                     tracing::warn!(
