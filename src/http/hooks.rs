@@ -168,38 +168,52 @@ impl Accepted<'_> {
         }
     }
 
-    /// The answer to the sender.
+    /// The answer to the sender, serialised straight from what the webhook turned into.
     fn answer(self) -> HttpResponse {
-        let Self {
-            route,
-            prepared,
-            handed,
-        } = self;
-        let (status, body) = match handed {
-            Handed::Nothing => (
-                StatusCode::OK,
-                json!({ "route": route, "queued": [], "result": prepared }),
-            ),
-            Handed::Queued(ids) => (
-                StatusCode::ACCEPTED,
-                json!({ "route": route, "queued": ids, "result": prepared }),
-            ),
-            Handed::Duplicate => (
-                StatusCode::OK,
-                json!({
-                    "route": route,
-                    "duplicate": true,
-                    "queued": [],
-                    "message": "this delivery was already accepted; nothing was sent again",
-                }),
-            ),
-            Handed::Sent(sent) => (
-                StatusCode::OK,
-                json!({ "route": route, "sent": sent, "result": prepared }),
-            ),
+        let mut body = AnswerBody {
+            duplicate: None,
+            message: None,
+            queued: Some(&[]),
+            result: Some(&self.prepared),
+            route: self.route,
+            sent: None,
+        };
+        let status = match &self.handed {
+            Handed::Nothing => StatusCode::OK,
+            Handed::Queued(ids) => {
+                body.queued = Some(ids);
+                StatusCode::ACCEPTED
+            }
+            Handed::Duplicate => {
+                body.duplicate = Some(true);
+                body.message = Some("this delivery was already accepted; nothing was sent again");
+                body.result = None;
+                StatusCode::OK
+            }
+            Handed::Sent(sent) => {
+                body.queued = None;
+                body.sent = Some(*sent);
+                StatusCode::OK
+            }
         };
         HttpResponse::build(status).json(body)
     }
+}
+
+/// The JSON answer to an accepted webhook; its keys in alphabetical order, as they always were.
+#[derive(serde::Serialize)]
+struct AnswerBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queued: Option<&'a [u64]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Prepared>,
+    route: &'a RouteName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent: Option<usize>,
 }
 
 /// `POST /hooks/{route}`: renders the payload and hands its notifications to Pushjet: through the

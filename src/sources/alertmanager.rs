@@ -282,6 +282,21 @@ mod tests {
     }
 
     #[test]
+    fn the_group_digest_stays_what_earlier_releases_stored() {
+        // SHA-256 of `[groupKey, status, sorted [fingerprint, status, startsAt, endsAt] JSON]`,
+        // computed apart from this code (Python's json.dumps, compact): a change would send a
+        // group again after an upgrade, its dedup key being new.
+        let decoded = deliver(
+            &fixture("alertmanager", "captured-firing-multi-severity.json"),
+            &options(AlertGrouping::Group, ResolvedPolicy::Send),
+        );
+        assert_eq!(
+            decoded.delivery_id.as_deref(),
+            Some("c4a03a03ef0985cc5b325acd421004dc13c3ffc01abdcab88cb11b308e34c489")
+        );
+    }
+
+    #[test]
     fn identical_bodies_share_a_dedup_key() {
         let body = fixture("alertmanager", "captured-firing-multi-severity.json");
         let options = options(AlertGrouping::Group, ResolvedPolicy::Send);

@@ -2,7 +2,7 @@
 //! splitting a group into notifications, their importance, and the group's digest. The rules are
 //! in the documentation of [`super`].
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::pushjet::Importance;
@@ -52,14 +52,15 @@ fn notification_importance(alerts: &[&Value], options: &SourceOptions) -> Option
     Some(highest.unwrap_or(options.default_importance))
 }
 
-/// The alerts of each notification, by the grouping mode.
-fn batches(alerts: &[Value], grouping: AlertGrouping) -> Vec<Vec<&Value>> {
-    let all: Vec<&Value> = alerts.iter().collect();
+/// The alerts of each notification, by the grouping mode, as positions in `alerts`: each alert
+/// is in one notification at most.
+fn batches(alerts: &[Value], grouping: AlertGrouping) -> Vec<Vec<usize>> {
+    let all: Vec<usize> = (0..alerts.len()).collect();
     let batches = match grouping {
         AlertGrouping::Group => vec![all],
         AlertGrouping::Alert => all.into_iter().map(|alert| vec![alert]).collect(),
         AlertGrouping::Status => {
-            let (firing, resolved) = all.into_iter().partition(|alert| is_firing(alert));
+            let (firing, resolved) = all.into_iter().partition(|&at| is_firing(&alerts[at]));
             vec![firing, resolved]
         }
     };
@@ -72,21 +73,19 @@ fn batches(alerts: &[Value], grouping: AlertGrouping) -> Vec<Vec<&Value>> {
 /// A digest of the group's state: group key, status, and each alert's fingerprint, status,
 /// `startsAt` and `endsAt`, in a fixed order, so that the same state always gives the same text.
 fn group_digest(group: &Map<String, Value>, alerts: &[Value]) -> String {
+    // Serialised straight from the payload's values: `null` for a missing field.
     let mut entries: Vec<String> = alerts
         .iter()
         .map(|alert| {
-            json!([
-                alert.get("fingerprint"),
-                alert.get("status"),
-                alert.get("startsAt"),
-                alert.get("endsAt"),
-            ])
-            .to_string()
+            let fields = ["fingerprint", "status", "startsAt", "endsAt"].map(|key| alert.get(key));
+            serde_json::to_string(&fields).unwrap_or_default()
         })
         .collect();
     entries.sort();
-    let material = json!([group.get("groupKey"), group.get("status"), entries]);
-    hex::encode(Sha256::digest(material.to_string().as_bytes()))
+    let material = (group.get("groupKey"), group.get("status"), entries);
+    hex::encode(Sha256::digest(
+        serde_json::to_string(&material).unwrap_or_default().as_bytes(),
+    ))
 }
 
 /// The name the notification's alerts go by: the `alertname` all of them share; for alerts
@@ -124,24 +123,22 @@ pub(crate) fn group_alert_name(payload: &Value) -> Option<String> {
     alert_name(group, &alerts.iter().collect::<Vec<_>>())
 }
 
-/// The notification's context: the group's fields, its own `alerts`, and `bridge`.
+/// The notification's context: the group's fields, its own `alerts`, and `bridge` (`firing` and
+/// `resolved` are the one copy of the alerts made here).
 fn context(
-    group: &Map<String, Value>,
-    batch: &[&Value],
-    importance: Importance,
+    mut payload: Map<String, Value>,
+    batch: Vec<Value>,
+    (importance, alertname): (Importance, Option<String>),
     source: SourceKind,
     options: &SourceOptions,
 ) -> Context {
-    let (firing, resolved): (Vec<Value>, Vec<Value>) = batch
-        .iter()
-        .map(|alert| (*alert).clone())
-        .partition(is_firing);
+    let (firing, resolved): (Vec<Value>, Vec<Value>) = batch.iter().cloned().partition(is_firing);
     let event = if firing.is_empty() {
         "resolved"
     } else {
         "firing"
     };
-    let more = group
+    let more = payload
         .get("truncatedAlerts")
         .and_then(Value::as_u64)
         .unwrap_or(0);
@@ -151,13 +148,9 @@ fn context(
     extra.insert("more".into(), more.into());
     extra.insert(
         "alertname".into(),
-        alert_name(group, batch).map_or(Value::Null, Value::from),
+        alertname.map_or(Value::Null, Value::from),
     );
-    let mut payload = group.clone();
-    payload.insert(
-        "alerts".into(),
-        Value::Array(batch.iter().map(|alert| (*alert).clone()).collect()),
-    );
+    payload.insert("alerts".into(), Value::Array(batch));
     Context::new(options, source, (event, None, importance), payload, extra)
 }
 
@@ -188,18 +181,43 @@ pub(super) fn decode_group(
     } else {
         "resolved"
     };
-    let contexts = batches(&alerts, options.grouping)
+    let delivery_id = group_digest(&group, &alerts);
+    // What each notification needs of the alerts is read first; then the alerts move into their
+    // notifications, and the group's fields into the last one (copied for the others).
+    let notifications: Vec<(Vec<usize>, (Importance, Option<String>))> =
+        batches(&alerts, options.grouping)
+            .into_iter()
+            .filter_map(|batch| {
+                let refs: Vec<&Value> = batch.iter().map(|&at| &alerts[at]).collect();
+                let importance = notification_importance(&refs, options)?;
+                let name = alert_name(&group, &refs);
+                Some((batch, (importance, name)))
+            })
+            .collect();
+    let mut alerts: Vec<Option<Value>> = alerts.into_iter().map(Some).collect();
+    let count = notifications.len();
+    let mut group = Some(group);
+    let contexts = notifications
         .into_iter()
-        .filter_map(|batch| {
-            let importance = notification_importance(&batch, options)?;
-            Some(context(&group, &batch, importance, source, options))
+        .enumerate()
+        .map(|(index, (batch, about))| {
+            let fields = if index + 1 == count {
+                group.take().unwrap_or_default()
+            } else {
+                group.clone().unwrap_or_default()
+            };
+            let batch = batch
+                .into_iter()
+                .filter_map(|at| alerts.get_mut(at).and_then(Option::take))
+                .collect();
+            context(fields, batch, about, source, options)
         })
         .collect();
     Ok(Decoded {
         source,
         event: event.to_owned(),
         action: None,
-        delivery_id: Some(group_digest(&group, &alerts)),
+        delivery_id: Some(delivery_id),
         contexts,
     })
 }
