@@ -123,12 +123,16 @@ pub(crate) fn group_alert_name(payload: &Value) -> Option<String> {
     alert_name(group, &alerts.iter().collect::<Vec<_>>())
 }
 
+/// What a notification's context says of its alerts as a whole: its importance and the name
+/// they go by.
+type About = (Importance, Option<String>);
+
 /// The notification's context: the group's fields, its own `alerts`, and `bridge` (`firing` and
 /// `resolved` are the one copy of the alerts made here).
 fn context(
     mut payload: Map<String, Value>,
     batch: Vec<Value>,
-    (importance, alertname): (Importance, Option<String>),
+    (importance, alertname): About,
     source: SourceKind,
     options: &SourceOptions,
 ) -> Context {
@@ -184,7 +188,7 @@ pub(super) fn decode_group(
     let delivery_id = group_digest(&group, &alerts);
     // What each notification needs of the alerts is read first; then the alerts move into their
     // notifications, and the group's fields into the last one (copied for the others).
-    let notifications: Vec<(Vec<usize>, (Importance, Option<String>))> =
+    let notifications: Vec<(Vec<usize>, About)> =
         batches(&alerts, options.grouping)
             .into_iter()
             .filter_map(|batch| {
