@@ -6,7 +6,8 @@
 
 use deadpool_postgres::Transaction;
 
-use super::{ENQUEUE, Shared, to_i64, to_u64, unavailable};
+use super::enqueue::ENQUEUE;
+use super::{Shared, to_i64, to_u64, unavailable};
 use crate::delivery::noise::{Admission, Admitted, Digested, Released};
 use crate::delivery::outbox::records::OutboxError;
 use crate::noise::{RouteNoise, digest};
