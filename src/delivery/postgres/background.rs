@@ -17,7 +17,7 @@ const PRUNE_LIMIT: i64 = 1000;
 /// transaction: PostgreSQL serialises the commits of transactions that notify (one lock for the
 /// notification queue, held through the commit's flush to disk), which would undo the group
 /// commit that concurrent enqueues share. Nothing depends on it arriving: it only wakes idle
-/// replicas early, which otherwise look again within [`MAX_POLL`] (this replica's dispatcher
+/// replicas early, which otherwise look again within [`super::MAX_POLL`] (this replica's dispatcher
 /// is woken at once, in process).
 pub(super) async fn announce_forever(shared: Arc<Shared>) {
     loop {

@@ -10,7 +10,7 @@ use crate::routes::RouteName;
 
 /// An enqueue in one statement: the dedup key, if any, is inserted (or an expired one renewed);
 /// when that went through (or there is no key), the notifications get ids in their order and are
-/// queued. No row back for a duplicate. (The channel is told afterwards, by [`announce_forever`].)
+/// queued. No row back for a duplicate. (The channel is told afterwards, by [`super::background::announce_forever`].)
 pub(super) const ENQUEUE: &str = "WITH fresh AS ( \
          INSERT INTO outbox_dedup (key, expires_at) SELECT $1::TEXT, $2 WHERE $1::TEXT IS NOT NULL \
          ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
