@@ -15,14 +15,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
-use pushjet_bridge::pushjet::{Device, DeviceUuid};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::common::flaky::{Fault, Flaky};
 use crate::common::postgres::TestPostgres;
 use crate::common::relay::Relay;
-use crate::common::{NoAnswer, TestApp, expect_messages, spawn_app, try_post};
+use crate::common::{NoAnswer, expect_messages, pushjet_with_services, try_post};
 use crate::support::{Process, free_port};
 
 pub(crate) const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -75,31 +74,6 @@ impl Replica {
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
-}
-
-/// A Pushjet API (the embedded one of another service) with one service per route and one
-/// device subscribed to all of them; the services' secrets, in route order.
-pub(crate) async fn pushjet_with_services(routes: usize) -> (TestApp, Vec<String>, Device) {
-    let upstream = spawn_app().await;
-    let uuid = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID");
-    let device = upstream.pushjet().device(uuid);
-    let mut secrets = Vec::new();
-    for route in 0..routes {
-        let service = upstream
-            .pushjet()
-            .create_service(&format!("route {route}"), None)
-            .await
-            .expect("a service");
-        device.subscribe(&service).await.expect("subscribed");
-        secrets.push(
-            service
-                .secret_key()
-                .expect("its secret")
-                .expose()
-                .to_owned(),
-        );
-    }
-    (upstream, secrets, device)
 }
 
 /// The variables of replicas sending routes `r0`, `r1`, … with `secrets` through `api`, sharing

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::postgres::TestPostgres;
 use crate::common::{
-    assert_no_more_messages, expect_one_message, post, spawn_app, spawn_app_with,
+    assert_no_more_messages, expect_one_message, post, pushjet_with_services, spawn_app_with,
     spawn_app_with_routes,
 };
 use crate::support::{delivery_headers, fixture, github_signature};
@@ -317,28 +317,14 @@ async fn event_with(
 
 #[actix_web::test]
 async fn two_replicas_share_one_history_and_its_live_stream() {
-    let upstream = spawn_app().await;
-    let service = upstream
-        .pushjet()
-        .create_service("history", None)
-        .await
-        .expect("a service");
-    let secret = service
-        .secret_key()
-        .expect("its secret")
-        .expose()
-        .to_owned();
-    let uuid = pushjet_bridge::pushjet::DeviceUuid::parse(&uuid::Uuid::new_v4().to_string())
-        .expect("a UUID");
-    let device = upstream.pushjet().device(uuid);
-    device.subscribe(&service).await.expect("subscribed");
+    let (upstream, secrets, device) = pushjet_with_services(1).await;
     let database = TestPostgres::shared().create_database().await;
     let api = upstream.url("/pushjet/");
     let vars = [
         ("PUSHJET_API_URL", api.as_str()),
         ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
         ("PUSHJET_BRIDGE_ROUTES", "gh"),
-        ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", secret.as_str()),
+        ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", secrets[0].as_str()),
         ("PUSHJET_BRIDGE_DATABASE_URL", database.as_str()),
         ("PUSHJET_BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN),
     ];

@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::common::postgres::TestPostgres;
-use crate::common::{expect_messages, try_post};
-use crate::failover::{DELIVERY_ID, JSON, Replica, pushjet_with_services, replica_vars};
+use crate::common::{expect_messages, pushjet_with_services, try_post};
+use crate::failover::{DELIVERY_ID, JSON, Replica, replica_vars};
 use crate::support::Process;
 
 /// The bound the replica runs with: short, so that the test is; the default is 5 s.

@@ -6,13 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use pushjet_bridge::pushjet::{DeviceUuid, Message};
+use pushjet_bridge::pushjet::Message;
 use serde_json::json;
 
 use crate::common::postgres::TestPostgres;
 use crate::common::{
     Answer, POLL_INTERVAL, RoutedApp, TestApp, assert_no_more_messages, expect_messages, post,
-    spawn_app, spawn_app_in, spawn_app_with, spawn_app_with_routes, wait_for_messages,
+    pushjet_with_services, spawn_app_in, spawn_app_with, spawn_app_with_routes, wait_for_messages,
 };
 use crate::support::fixture;
 
@@ -262,20 +262,7 @@ async fn the_same_firing_alert_collapses_and_its_resolve_goes_through_with_the_c
 
 #[actix_web::test]
 async fn two_replicas_on_one_database_send_a_digest_once() {
-    let upstream = spawn_app().await;
-    let service = upstream
-        .pushjet()
-        .create_service("noise replicas", None)
-        .await
-        .expect("a service");
-    let secret = service
-        .secret_key()
-        .expect("its secret")
-        .expose()
-        .to_owned();
-    let uuid = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID");
-    let device = upstream.pushjet().device(uuid);
-    device.subscribe(&service).await.expect("subscribed");
+    let (upstream, secrets, device) = pushjet_with_services(1).await;
 
     let database = TestPostgres::shared().create_database().await;
     let api = upstream.url("/pushjet/");
@@ -283,7 +270,7 @@ async fn two_replicas_on_one_database_send_a_digest_once() {
         ("PUSHJET_API_URL", api.as_str()),
         ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
         ("PUSHJET_BRIDGE_ROUTES", "ci"),
-        ("PUSHJET_BRIDGE_ROUTE_CI_SECRET", secret.as_str()),
+        ("PUSHJET_BRIDGE_ROUTE_CI_SECRET", secrets[0].as_str()),
         ("PUSHJET_BRIDGE_ROUTE_CI_RATE", "1/5s"),
         ("PUSHJET_BRIDGE_DATABASE_URL", database.as_str()),
     ];

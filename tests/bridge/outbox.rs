@@ -7,13 +7,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use pushjet_bridge::pushjet::{DeviceUuid, Message, SecretKey};
+use pushjet_bridge::pushjet::{Message, SecretKey};
 use serde_json::{Value, json};
 
 use crate::common::flaky::{Fault, Flaky};
 use crate::common::{
     Answer, RoutedApp, assert_no_more_messages, expect_messages, expect_one_message, post,
-    spawn_app, spawn_app_in, spawn_app_with_routes, wait_for_messages,
+    pushjet_with_services, spawn_app_in, spawn_app_with_routes, wait_for_messages,
 };
 use crate::support::{Process, fixture, free_port};
 
@@ -385,20 +385,7 @@ async fn a_sync_route_answers_after_pushjet_accepted() {
 async fn a_crash_with_notifications_pending_loses_none_and_sends_none_twice() {
     // The upstream: a real Pushjet API (an in-process service) with a subscribed device, behind a
     // faulty proxy that is down (500) while the webhooks are accepted.
-    let upstream = spawn_app().await;
-    let service = upstream
-        .pushjet()
-        .create_service("crash", None)
-        .await
-        .expect("a service");
-    let secret = service
-        .secret_key()
-        .expect("its secret")
-        .expose()
-        .to_owned();
-    let uuid = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID");
-    let device = upstream.pushjet().device(uuid);
-    device.subscribe(&service).await.expect("subscribed");
+    let (upstream, secrets, device) = pushjet_with_services(1).await;
     let flaky = Flaky::start();
     flaky.forward_to(&upstream.url("/pushjet/"));
     flaky.script(&[Fault::ServerError; 200]);
@@ -409,7 +396,7 @@ async fn a_crash_with_notifications_pending_loses_none_and_sends_none_twice() {
         ("PUSHJET_API_URL", flaky.url.as_str()),
         ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
         ("PUSHJET_BRIDGE_ROUTES", "crash"),
-        ("PUSHJET_BRIDGE_ROUTE_CRASH_SECRET", secret.as_str()),
+        ("PUSHJET_BRIDGE_ROUTE_CRASH_SECRET", secrets[0].as_str()),
         ("PUSHJET_BRIDGE_RETRY_MIN_DELAY", "200ms"),
         ("PUSHJET_BRIDGE_RETRY_MAX_DELAY", "400ms"),
     ];

@@ -4,12 +4,11 @@
 //! with `Retry-After` and not ready while it is down, nothing refused kept, delivery resuming by
 //! itself once it is back.
 
-use pushjet_bridge::pushjet::DeviceUuid;
 use serde_json::json;
 
 use crate::common::postgres::TestPostgres;
 use crate::common::{
-    TestApp, expect_messages, post, spawn_app, spawn_app_with, spawn_app_with_routes,
+    TestApp, expect_messages, post, pushjet_with_services, spawn_app_with, spawn_app_with_routes,
 };
 use crate::support::fixture;
 
@@ -17,20 +16,7 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 #[actix_web::test]
 async fn two_replicas_on_one_database_send_each_notification_once_and_in_order() {
-    let upstream = spawn_app().await;
-    let service = upstream
-        .pushjet()
-        .create_service("replicas", None)
-        .await
-        .expect("a service");
-    let secret = service
-        .secret_key()
-        .expect("its secret")
-        .expose()
-        .to_owned();
-    let uuid = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID");
-    let device = upstream.pushjet().device(uuid);
-    device.subscribe(&service).await.expect("subscribed");
+    let (upstream, secrets, device) = pushjet_with_services(1).await;
 
     let database = TestPostgres::shared().create_database().await;
     let api = upstream.url("/pushjet/");
@@ -38,7 +24,7 @@ async fn two_replicas_on_one_database_send_each_notification_once_and_in_order()
         ("PUSHJET_API_URL", api.as_str()),
         ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
         ("PUSHJET_BRIDGE_ROUTES", "gh"),
-        ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", secret.as_str()),
+        ("PUSHJET_BRIDGE_ROUTE_GH_SECRET", secrets[0].as_str()),
         ("PUSHJET_BRIDGE_DATABASE_URL", database.as_str()),
     ];
     let replicas: [TestApp; 2] = [spawn_app_with(&vars).await, spawn_app_with(&vars).await];

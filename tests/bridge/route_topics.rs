@@ -13,7 +13,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::common::postgres::TestPostgres;
-use crate::common::{REQUEST_TIMEOUT, post, spawn_app_with, spawn_app_with_routes};
+use crate::common::{
+    REQUEST_TIMEOUT, post, pushjet_with_services, spawn_app_with, spawn_app_with_routes,
+};
 
 type Body = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>>>>;
 
@@ -193,27 +195,13 @@ async fn two_replicas_route_streams_each_get_what_either_delivers() {
 
 #[actix_web::test]
 async fn a_routes_stream_gets_what_it_delivers_to_a_remote_pushjet_server() {
-    let upstream = crate::common::spawn_app().await;
-    let service = upstream
-        .pushjet()
-        .create_service("remote", None)
-        .await
-        .expect("a service");
-    let secret = service
-        .secret_key()
-        .expect("its secret")
-        .expose()
-        .to_owned();
-    let uuid = pushjet_bridge::pushjet::DeviceUuid::parse(&uuid::Uuid::new_v4().to_string())
-        .expect("a UUID");
-    let device = upstream.pushjet().device(uuid);
-    device.subscribe(&service).await.expect("subscribed");
+    let (upstream, secrets, device) = pushjet_with_services(1).await;
     let api = upstream.url("/pushjet/");
     let bridge = spawn_app_with(&[
         ("PUSHJET_API_URL", api.as_str()),
         ("PUSHJET_BRIDGE_EMBEDDED_PUSHJET", "false"),
         ("PUSHJET_BRIDGE_ROUTES", "ops"),
-        ("PUSHJET_BRIDGE_ROUTE_OPS_SECRET", secret.as_str()),
+        ("PUSHJET_BRIDGE_ROUTE_OPS_SECRET", secrets[0].as_str()),
         ("PUSHJET_BRIDGE_ROUTE_OPS_SUBSCRIBE_TOKEN", "tk_read"),
     ])
     .await;

@@ -113,6 +113,33 @@ pub async fn spawn_app_in(data_dir: &Path, extra: &[(&str, &str)]) -> TestApp {
     }
 }
 
+/// An upstream Pushjet server (the embedded API of a service of its own, on a fresh data
+/// directory) with `services` services, named `route 0`, `route 1`, …, and a fresh device
+/// subscribed to all of them; the services' secret keys, in that order. For tests whose bridge
+/// sends to a remote Pushjet (`PUSHJET_API_URL`) rather than to its embedded API.
+pub async fn pushjet_with_services(services: usize) -> (TestApp, Vec<String>, Device) {
+    let upstream = spawn_app().await;
+    let uuid = DeviceUuid::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID");
+    let device = upstream.pushjet().device(uuid);
+    let mut secrets = Vec::new();
+    for n in 0..services {
+        let service = upstream
+            .pushjet()
+            .create_service(&format!("route {n}"), None)
+            .await
+            .expect("a service");
+        device.subscribe(&service).await.expect("subscribed");
+        secrets.push(
+            service
+                .secret_key()
+                .expect("its secret")
+                .expose()
+                .to_owned(),
+        );
+    }
+    (upstream, secrets, device)
+}
+
 /// A running service whose routes deliver to a real Pushjet service on its embedded API, with a
 /// device subscribed to that service.
 pub struct RoutedApp {
