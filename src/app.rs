@@ -176,6 +176,9 @@ impl Application {
             readers: bridge.clone(),
         };
         let streams = Streams::start(hub.clone(), state, routes);
+        // From here a failed start must close the hub: the streams' tasks hold the store until it
+        // closes, and a start tried again in this process would find its file still open.
+        let mut started = CloseHubUnlessStarted(Some(hub.clone()));
         streams.close_on_stop_signals()?;
         let api_url = match &settings.pushjet.api_url {
             Some(url) => url.clone(),
@@ -307,6 +310,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %local, "listening");
+        started.0 = None;
         Ok(Self {
             port: local.port(),
             server,
@@ -369,6 +373,18 @@ async fn stop_when_restart_needed(outbox: &Outbox, server: &ServerHandle) {
     );
     // The stop is asked at once; the server's own future says when it is done.
     drop(server.stop(true));
+}
+
+/// Closes the hub when dropped while it still holds it: a start that fails after the streams'
+/// tasks were started stops them, and they let go of the store.
+struct CloseHubUnlessStarted(Option<Arc<Hub>>);
+
+impl Drop for CloseHubUnlessStarted {
+    fn drop(&mut self) {
+        if let Some(hub) = self.0.take() {
+            hub.close_all();
+        }
+    }
 }
 
 /// Reloads the configuration on every SIGHUP.

@@ -563,3 +563,34 @@ async fn json_logs_have_one_line_per_webhook_with_what_happened() {
     assert!(handled["duration_ms"].is_u64(), "{handled}");
     assert!(!text.contains(&secret), "the Pushjet secret is in the log");
 }
+
+#[actix_web::test]
+async fn a_start_that_fails_half_way_lets_go_of_the_stores_it_opened() {
+    // history.redb held open elsewhere makes the start fail after the Pushjet store was opened
+    // and the streams' tasks started; a second start in the same process must then open it all.
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let vars = || {
+        pushjet_bridge::config::Settings::from_vars(vec![
+            ("PUSHJET_BRIDGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "PUSHJET_BRIDGE_DATA_DIR".to_owned(),
+                temp.path().display().to_string(),
+            ),
+        ])
+        .expect("valid settings")
+    };
+    let held = redb::Database::create(temp.path().join("history.redb")).expect("history.redb");
+    let failed = pushjet_bridge::app::Application::build(vars()).await;
+    assert!(
+        matches!(failed, Err(pushjet_bridge::app::AppError::History(_))),
+        "the start fails on the history: {:?}",
+        failed.err()
+    );
+    drop(held);
+    // The failed start's tasks end once they run again.
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let application = pushjet_bridge::app::Application::build(vars())
+        .await
+        .expect("the second start opens every store");
+    drop(application);
+}
