@@ -310,7 +310,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(address = %local, "listening");
-        started.0 = None;
+        started.disarm();
         Ok(Self {
             port: local.port(),
             server,
@@ -378,6 +378,13 @@ async fn stop_when_restart_needed(outbox: &Outbox, server: &ServerHandle) {
 /// Closes the hub when dropped while it still holds it: a start that fails after the streams'
 /// tasks were started stops them, and they let go of the store.
 struct CloseHubUnlessStarted(Option<Arc<Hub>>);
+
+impl CloseHubUnlessStarted {
+    /// The start completed: the hub stays open.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for CloseHubUnlessStarted {
     fn drop(&mut self) {

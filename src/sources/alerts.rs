@@ -200,15 +200,14 @@ pub(super) fn decode_group(
             .collect();
     let mut alerts: Vec<Option<Value>> = alerts.into_iter().map(Some).collect();
     let count = notifications.len();
-    let mut group = Some(group);
     let contexts = notifications
         .into_iter()
         .enumerate()
         .map(|(index, (batch, about))| {
             let fields = if index + 1 == count {
-                group.take().unwrap_or_default()
+                std::mem::take(&mut group)
             } else {
-                group.clone().unwrap_or_default()
+                group.clone()
             };
             let batch = batch
                 .into_iter()
